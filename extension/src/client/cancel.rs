@@ -1,0 +1,133 @@
+//! CancelRequest mapping: each client is given a synthetic BackendKeyData, and a cancel that
+//! names it is forwarded to whichever server connection that client holds at that moment.
+//!
+//! Real backend keys never reach clients: a client that kept one could cancel another client's
+//! query after the connection changed hands.
+
+use crate::server::CancelTarget;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The registry of live client sessions by synthetic process id.
+pub struct CancelRegistry {
+    sessions: Mutex<HashMap<i32, Arc<Handle>>>,
+    next_pid: AtomicI32,
+}
+
+struct Handle {
+    secret: i32,
+    target: Mutex<Option<CancelTarget>>,
+}
+
+/// A session's entry; unregisters itself on drop.
+pub struct CancelKey {
+    pid: i32,
+    handle: Arc<Handle>,
+    registry: Arc<CancelRegistry>,
+}
+
+impl CancelRegistry {
+    pub fn new() -> Arc<CancelRegistry> {
+        Arc::new(CancelRegistry {
+            sessions: Mutex::new(HashMap::new()),
+            // Start somewhere unpredictable so keys differ across environments and restarts.
+            next_pid: AtomicI32::new(rand::random::<i32>() & 0x3fff_ffff),
+        })
+    }
+
+    /// Registers a new session and returns its key.
+    pub fn register(self: &Arc<CancelRegistry>) -> CancelKey {
+        let handle = Arc::new(Handle {
+            secret: rand::random(),
+            target: Mutex::new(None),
+        });
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = loop {
+            let pid = self.next_pid.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
+            if pid != 0 && !sessions.contains_key(&pid) {
+                break pid;
+            }
+        };
+        sessions.insert(pid, Arc::clone(&handle));
+        CancelKey {
+            pid,
+            handle,
+            registry: Arc::clone(self),
+        }
+    }
+
+    /// Where a cancel for (`pid`, `secret`) must go now, if that client holds a server connection.
+    pub fn lookup(&self, pid: i32, secret: i32) -> Option<CancelTarget> {
+        let handle = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pid)
+            .cloned()?;
+        if handle.secret != secret {
+            return None;
+        }
+        let target = *handle.target.lock().unwrap_or_else(|p| p.into_inner());
+        target
+    }
+}
+
+impl CancelKey {
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    pub fn secret(&self) -> i32 {
+        self.handle.secret
+    }
+
+    /// Records the server connection the session is linked to (`None` when unlinked).
+    pub fn set_target(&self, target: Option<CancelTarget>) {
+        *self.handle.target.lock().unwrap_or_else(|p| p.into_inner()) = target;
+    }
+}
+
+impl Drop for CancelKey {
+    fn drop(&mut self) {
+        self.registry
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.pid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(pid: i32) -> CancelTarget {
+        CancelTarget {
+            addr: "127.0.0.1:5432".parse().unwrap(),
+            pid,
+            secret: 1,
+        }
+    }
+
+    #[test]
+    fn a_cancel_reaches_only_the_linked_server_with_the_right_secret() {
+        let registry = CancelRegistry::new();
+        let a = registry.register();
+        let b = registry.register();
+        assert_ne!(a.pid(), b.pid());
+        assert_eq!(
+            registry.lookup(a.pid(), a.secret()),
+            None,
+            "unlinked: nothing to cancel"
+        );
+        a.set_target(Some(target(100)));
+        assert_eq!(registry.lookup(a.pid(), a.secret()), Some(target(100)));
+        assert_eq!(registry.lookup(a.pid(), a.secret().wrapping_add(1)), None);
+        assert_eq!(registry.lookup(b.pid(), b.secret()), None);
+        let pid = a.pid();
+        let secret = a.secret();
+        drop(a);
+        assert_eq!(registry.lookup(pid, secret), None);
+    }
+}

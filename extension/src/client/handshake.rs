@@ -1,0 +1,329 @@
+//! A client's login: the startup packet (answering SSLRequest and GSSENCRequest with 'N' and
+//! forwarding CancelRequest), the checks PostgreSQL itself would make (user, database), optional
+//! SCRAM-SHA-256 against `PGWARM_CLIENT_PASSWORD`, and the welcome: AuthenticationOk, the
+//! server's ParameterStatus set, a synthetic BackendKeyData and ReadyForQuery.
+//!
+//! No server connection is tied to a client here: the pool lends one per transaction later.
+
+use super::cancel::CancelKey;
+use super::Shared;
+use crate::protocol::scram::{ScramError, ScramServer};
+use crate::protocol::startup::{self, StartupError, StartupPacket};
+use crate::protocol::{backend, sqlstate, PgError};
+use crate::server;
+use bytes::BytesMut;
+use postgres_protocol::authentication::sasl::SCRAM_SHA_256;
+use std::io;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, info};
+
+/// A client that logged in.
+pub struct Login {
+    pub user: String,
+    pub key: CancelKey,
+}
+
+/// Runs the login. `Ok(None)` means the connection ended as it should (a cancel request, or
+/// an error already sent to the client).
+pub async fn open(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    over_limit: bool,
+) -> io::Result<Option<Login>> {
+    let (minor, params) = match read_startup(stream).await? {
+        Opening::Startup { minor, params } => (minor, params),
+        Opening::Cancel { pid, secret } => {
+            forward_cancel(shared, pid, secret).await;
+            return Ok(None);
+        }
+        Opening::Refused(error) => {
+            refuse(stream, &error).await?;
+            return Ok(None);
+        }
+    };
+
+    if over_limit {
+        let error = PgError::fatal(
+            sqlstate::TOO_MANY_CONNECTIONS,
+            format!(
+                "sorry, too many clients already (PGWARM_MAX_CLIENT_CONN={})",
+                shared.settings.max_client_conn
+            ),
+        );
+        refuse(stream, &error).await?;
+        return Ok(None);
+    }
+
+    let mut out = BytesMut::with_capacity(1024);
+    let unsupported: Vec<&str> = params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with("_pq_."))
+        .collect();
+    if minor > 0 || !unsupported.is_empty() {
+        backend::negotiate_protocol_version(&mut out, 0, &unsupported);
+    }
+
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let Some(user) = param("user").filter(|u| !u.is_empty()) else {
+        let error = PgError::fatal(
+            sqlstate::INVALID_AUTHORIZATION,
+            "no PostgreSQL user name specified in startup packet",
+        );
+        refuse(stream, &error).await?;
+        return Ok(None);
+    };
+    if param("replication").is_some_and(|r| r != "false" && r != "0" && r != "off") {
+        let error = PgError::fatal(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "pgwarm does not pool replication connections; connect to the database directly",
+        );
+        refuse(stream, &error).await?;
+        return Ok(None);
+    }
+    let database = param("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| user.clone());
+    let target_db = match shared.pool.credentials().credentials().await {
+        Ok(creds) => creds.dbname,
+        Err(e) => {
+            let error = PgError::fatal(sqlstate::CONNECTION_FAILURE, e.to_string());
+            refuse(stream, &error).await?;
+            return Ok(None);
+        }
+    };
+    if database != target_db {
+        let error = PgError::fatal(
+            sqlstate::INVALID_CATALOG_NAME,
+            format!("database \"{database}\" does not exist"),
+        )
+        .with_detail(format!("pgwarm serves the database \"{target_db}\" only."));
+        refuse(stream, &error).await?;
+        return Ok(None);
+    }
+
+    if let Some(verifier) = &shared.verifier {
+        if !authenticate(stream, &mut out, verifier, &user).await? {
+            return Ok(None);
+        }
+    }
+
+    let server_params = match shared.pool.server_params().await {
+        Ok(p) => p,
+        Err(e) => {
+            let error = super::session::pool_error(e);
+            refuse(stream, &error).await?;
+            return Ok(None);
+        }
+    };
+    let key = shared.cancels.register();
+    backend::authentication_ok(&mut out);
+    for (name, value) in server_params.iter() {
+        backend::parameter_status(&mut out, name, value);
+    }
+    backend::backend_key_data(&mut out, key.pid(), key.secret());
+    backend::ready_for_query(&mut out, b'I');
+    stream.write_all(&out).await?;
+    debug!(client = key.pid(), user = %user, "client logged in");
+    Ok(Some(Login { user, key }))
+}
+
+enum Opening {
+    Startup {
+        minor: u16,
+        params: Vec<(String, String)>,
+    },
+    Cancel {
+        pid: i32,
+        secret: i32,
+    },
+    Refused(PgError),
+}
+
+/// Reads startup packets until a StartupMessage or CancelRequest, answering encryption requests
+/// with 'N' (a client may send GSSENCRequest, then SSLRequest, then its StartupMessage).
+async fn read_startup(stream: &mut TcpStream) -> io::Result<Opening> {
+    for _ in 0..3 {
+        let len = stream.read_u32().await? as usize;
+        if let Err(e) = startup::check_len(len) {
+            return Ok(Opening::Refused(protocol_error(e)));
+        }
+        let mut body = vec![0u8; len - 4];
+        stream.read_exact(&mut body).await?;
+        match startup::parse(&body) {
+            Ok(StartupPacket::SslRequest) | Ok(StartupPacket::GssEncRequest) => {
+                stream.write_all(b"N").await?;
+            }
+            Ok(StartupPacket::Cancel { pid, secret }) => {
+                return Ok(Opening::Cancel { pid, secret })
+            }
+            Ok(StartupPacket::Startup { minor, params }) => {
+                return Ok(Opening::Startup { minor, params })
+            }
+            Err(e) => return Ok(Opening::Refused(protocol_error(e))),
+        }
+    }
+    Ok(Opening::Refused(PgError::fatal(
+        sqlstate::PROTOCOL_VIOLATION,
+        "too many encryption requests before the startup packet",
+    )))
+}
+
+fn protocol_error(e: StartupError) -> PgError {
+    PgError::fatal(sqlstate::PROTOCOL_VIOLATION, e.to_string())
+}
+
+/// Forwards a cancel to the server connection the named client holds, if any. The protocol gives
+/// the canceller no answer either way.
+async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
+    let Some(target) = shared.cancels.lookup(pid, secret) else {
+        debug!(
+            client = pid,
+            "cancel request for a client that holds no server connection"
+        );
+        return;
+    };
+    match server::send_cancel(target, shared.settings.connect_timeout).await {
+        Ok(()) => info!(
+            client = pid,
+            backend = target.pid,
+            "forwarded cancel request"
+        ),
+        Err(e) => info!(client = pid, error = %e, "could not forward cancel request"),
+    }
+}
+
+/// SCRAM-SHA-256 against the configured client password. Returns false when the client was
+/// refused (the error has been sent).
+async fn authenticate(
+    stream: &mut TcpStream,
+    out: &mut BytesMut,
+    verifier: &crate::protocol::scram::ScramVerifier,
+    user: &str,
+) -> io::Result<bool> {
+    backend::authentication_sasl(out, &[SCRAM_SHA_256]);
+    stream.write_all(out).await?;
+    out.clear();
+    let mut exchange = ScramServer::new(verifier);
+
+    let result = async {
+        let initial = read_password_message(stream).await?;
+        let (mechanism, data) = split_initial_response(&initial)
+            .ok_or(ScramError::Protocol("malformed SASLInitialResponse"))
+            .map_err(AuthFailure::Scram)?;
+        let server_first = exchange
+            .client_first(mechanism, data)
+            .map_err(AuthFailure::Scram)?;
+        let mut msg = BytesMut::new();
+        backend::authentication_sasl_continue(&mut msg, &server_first);
+        stream.write_all(&msg).await.map_err(AuthFailure::Io)?;
+        let client_final = read_password_message(stream).await?;
+        exchange
+            .client_final(&client_final)
+            .map_err(AuthFailure::Scram)
+    }
+    .await;
+
+    match result {
+        Ok(server_final) => {
+            backend::authentication_sasl_final(out, &server_final);
+            Ok(true)
+        }
+        Err(AuthFailure::Io(e)) => Err(e),
+        Err(AuthFailure::Refused(error)) => {
+            refuse(stream, &error).await?;
+            Ok(false)
+        }
+        Err(AuthFailure::Scram(ScramError::WrongPassword)) => {
+            info!(user = %user, "client password authentication failed");
+            let error = PgError::fatal(
+                sqlstate::INVALID_PASSWORD,
+                format!("password authentication failed for user \"{user}\""),
+            );
+            refuse(stream, &error).await?;
+            Ok(false)
+        }
+        Err(AuthFailure::Scram(e)) => {
+            let error = PgError::fatal(sqlstate::PROTOCOL_VIOLATION, e.to_string());
+            refuse(stream, &error).await?;
+            Ok(false)
+        }
+    }
+}
+
+enum AuthFailure {
+    Io(io::Error),
+    Scram(ScramError),
+    Refused(PgError),
+}
+
+/// Reads one 'p' message (SASLInitialResponse or SASLResponse) during authentication.
+async fn read_password_message(stream: &mut TcpStream) -> Result<Vec<u8>, AuthFailure> {
+    let tag = stream.read_u8().await.map_err(AuthFailure::Io)?;
+    let len = stream.read_u32().await.map_err(AuthFailure::Io)? as usize;
+    if tag != b'p' {
+        return Err(AuthFailure::Refused(PgError::fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("expected a SASL response, got message type 0x{tag:02x}"),
+        )));
+    }
+    if !(4..=startup::MAX_STARTUP_LEN).contains(&len) {
+        return Err(AuthFailure::Refused(PgError::fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("invalid SASL response length {len}"),
+        )));
+    }
+    let mut body = vec![0u8; len - 4];
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(AuthFailure::Io)?;
+    Ok(body)
+}
+
+/// SASLInitialResponse: mechanism name (C string), then a length-prefixed initial response.
+fn split_initial_response(body: &[u8]) -> Option<(&str, &[u8])> {
+    let nul = body.iter().position(|b| *b == 0)?;
+    let mechanism = std::str::from_utf8(&body[..nul]).ok()?;
+    let rest = &body[nul + 1..];
+    let len = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    let data = &rest[4..];
+    if len < 0 || len as usize != data.len() {
+        return None;
+    }
+    Some((mechanism, data))
+}
+
+/// Sends a FATAL to a client that is not logged in; the caller then closes the socket.
+async fn refuse(stream: &mut TcpStream, error: &PgError) -> io::Result<()> {
+    info!(code = %error.code, "refused client: {}", error.message);
+    let mut out = BytesMut::new();
+    error.encode(&mut out);
+    stream.write_all(&out).await?;
+    stream.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_a_sasl_initial_response() {
+        let mut body = b"SCRAM-SHA-256\0".to_vec();
+        body.extend_from_slice(&5i32.to_be_bytes());
+        body.extend_from_slice(b"n,,xy");
+        assert_eq!(
+            split_initial_response(&body),
+            Some(("SCRAM-SHA-256", &b"n,,xy"[..]))
+        );
+        body.push(b'z');
+        assert_eq!(split_initial_response(&body), None);
+        assert_eq!(split_initial_response(b"SCRAM"), None);
+    }
+}

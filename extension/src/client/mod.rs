@@ -1,0 +1,74 @@
+//! Client sessions: everything between a driver's socket and the pool — the login
+//! ([`handshake`]), the relay of bytes and transaction tracking ([`relay`]), the per-client event
+//! loop ([`session`]) and cancel-key mapping ([`cancel`]).
+
+pub mod cancel;
+pub mod handshake;
+pub mod relay;
+pub mod session;
+
+use crate::config::Settings;
+use crate::pool::Pool;
+use crate::protocol::scram::ScramVerifier;
+use cancel::CancelRegistry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tracing::debug;
+
+/// A client that has not finished logging in by then is dropped, so idle sockets cannot hold
+/// client slots (PostgreSQL's authentication_timeout is 60 s; Lambda handlers are quicker).
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What every session shares.
+pub struct Shared {
+    pub settings: Settings,
+    pub pool: Arc<Pool>,
+    pub cancels: Arc<CancelRegistry>,
+    /// Present when `PGWARM_CLIENT_PASSWORD` is set.
+    pub verifier: Option<ScramVerifier>,
+}
+
+impl Shared {
+    pub fn new(settings: Settings, pool: Arc<Pool>) -> Shared {
+        let verifier = settings
+            .client_password
+            .as_ref()
+            .map(|p| ScramVerifier::new(p.expose()));
+        Shared {
+            settings,
+            pool,
+            cancels: CancelRegistry::new(),
+            verifier,
+        }
+    }
+}
+
+/// Serves one client connection from login to close.
+pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, over_limit: bool) {
+    let _ = stream.set_nodelay(true);
+    let login = tokio::time::timeout(
+        LOGIN_TIMEOUT,
+        handshake::open(&mut stream, &shared, over_limit),
+    )
+    .await;
+    let login = match login {
+        Ok(Ok(Some(login))) => login,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            debug!(%peer, error = %e, "client left during login");
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "client did not finish logging in within {LOGIN_TIMEOUT:?}");
+            return;
+        }
+    };
+    let pid = login.key.pid();
+    debug!(%peer, client = pid, user = %login.user, "session starts");
+    session::Session::new(&shared, stream, login.key)
+        .run()
+        .await;
+    debug!(client = pid, "session ends");
+}

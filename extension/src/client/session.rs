@@ -1,0 +1,255 @@
+//! One logged-in client: the loop that reacts to the relay's events — borrow a server
+//! connection when the client starts a transaction, give it back when the transaction ends,
+//! replay a batch the server died before answering, enforce the idle-in-transaction timeout —
+//! and the clean-up when the client leaves (ROLLBACK, the session-mode reset query).
+
+use super::cancel::CancelKey;
+use super::relay::{Event, Relay};
+use super::Shared;
+use crate::config::PoolMode;
+use crate::pool::{Checkout, PoolError};
+use crate::protocol::{sqlstate, PgError};
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tracing::{debug, info};
+
+/// A batch is replayed at most this many times: enough for a pool full of connections that a
+/// database restart killed, not so many that a batch which itself kills backends loops.
+const MAX_REPLAYS: u32 = 3;
+
+/// How long pgwarm tries to deliver a final error to a client that is being closed.
+const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How a session ended.
+enum End {
+    ClientGone,
+    /// Send this to the client, then close it.
+    Error(PgError),
+}
+
+pub struct Session<'a> {
+    shared: &'a Shared,
+    client: TcpStream,
+    relay: Relay,
+    server: Option<Checkout>,
+    key: CancelKey,
+}
+
+/// Maps a failed checkout to what the waiting client is told.
+pub fn pool_error(e: PoolError) -> PgError {
+    match e {
+        PoolError::WaitTimeout(..) => PgError::fatal(sqlstate::QUERY_CANCELED, e.to_string())
+            .with_hint(
+                "Raise PGWARM_POOL_SIZE or PGWARM_QUERY_WAIT_TIMEOUT, or shorten transactions.",
+            ),
+        PoolError::Server(server) => server.to_client(),
+        PoolError::Closed => PgError::fatal(sqlstate::ADMIN_SHUTDOWN, e.to_string()),
+    }
+}
+
+impl<'a> Session<'a> {
+    pub fn new(shared: &'a Shared, client: TcpStream, key: CancelKey) -> Session<'a> {
+        let settings = &shared.settings;
+        Session {
+            shared,
+            client,
+            relay: Relay::new(
+                settings.pool_mode,
+                settings.max_message_size,
+                settings.idle_transaction_timeout.is_some(),
+            ),
+            server: None,
+            key,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let end = self.relay_loop().await;
+        self.finish(end).await;
+    }
+
+    async fn relay_loop(&mut self) -> End {
+        let mut replays = 0;
+        loop {
+            match self.next_event().await {
+                Event::NeedServer => match self.link().await {
+                    Ok(true) => {}
+                    Ok(false) => return End::ClientGone,
+                    Err(error) => return End::Error(error),
+                },
+                Event::Release => {
+                    self.release();
+                    replays = 0;
+                }
+                Event::ClientGone => return End::ClientGone,
+                Event::ClientProtocol(error) => return End::Error(error),
+                Event::ServerFailed { replayable, reason } => {
+                    if replayable && replays < MAX_REPLAYS {
+                        replays += 1;
+                        info!(client = self.key.pid(), %reason, "server connection failed before answering; replaying on another");
+                        self.relay.rewind();
+                        self.drop_server();
+                    } else {
+                        info!(client = self.key.pid(), %reason, "server connection failed during a transaction");
+                        self.drop_server();
+                        self.relay.unlink();
+                        return End::Error(PgError::fatal(
+                            sqlstate::CONNECTION_FAILURE,
+                            format!("server connection lost: {reason}"),
+                        ));
+                    }
+                }
+                Event::IdleInTransaction => {}
+            }
+        }
+    }
+
+    /// The relay's next event; while the client sits idle inside a transaction, the
+    /// idle-in-transaction timeout races it.
+    async fn next_event(&mut self) -> Event {
+        loop {
+            let idle_limit = self
+                .shared
+                .settings
+                .idle_transaction_timeout
+                .filter(|_| self.relay.idle_in_transaction());
+            let Session {
+                relay,
+                client,
+                server,
+                ..
+            } = self;
+            let mut server = server.as_mut().map(|s| s.stream());
+            let pump = poll_fn(|cx| relay.poll_pump(cx, client, server.as_deref_mut(), false));
+            let event = match idle_limit {
+                None => pump.await,
+                Some(limit) => tokio::select! {
+                    event = pump => event,
+                    _ = tokio::time::sleep(limit) => {
+                        if self.relay.idle_in_transaction() {
+                            return Event::ClientProtocol(idle_timeout_error(limit));
+                        }
+                        continue;
+                    }
+                },
+            };
+            if !matches!(event, Event::IdleInTransaction) {
+                return event;
+            }
+        }
+    }
+
+    /// Borrows a server connection for the client, still reading the client meanwhile so that a
+    /// client that leaves stops waiting. Ok(false): the client left.
+    async fn link(&mut self) -> Result<bool, PgError> {
+        let pool = Arc::clone(&self.shared.pool);
+        let checkout = pool.checkout();
+        tokio::pin!(checkout);
+        loop {
+            let Session { relay, client, .. } = self;
+            let pump = poll_fn(|cx| relay.poll_pump(cx, client, None, true));
+            tokio::select! {
+                biased;
+                result = &mut checkout => {
+                    let server = result.map_err(pool_error)?;
+                    self.key.set_target(Some(server.cancel_target()));
+                    debug!(client = self.key.pid(), server = server.id(), "linked");
+                    self.server = Some(server);
+                    self.relay.link();
+                    return Ok(true);
+                }
+                event = pump => match event {
+                    Event::ClientGone => return Ok(false),
+                    Event::ClientProtocol(error) => return Err(error),
+                    _ => continue,
+                },
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        self.key.set_target(None);
+        self.relay.unlink();
+        if let Some(server) = self.server.take() {
+            server.release();
+        }
+    }
+
+    fn drop_server(&mut self) {
+        self.key.set_target(None);
+        self.server = None;
+    }
+
+    /// Tells the client why it is closed (if it is), then makes the server connection clean
+    /// for the next client or closes it.
+    async fn finish(mut self, end: End) {
+        if let End::Error(error) = &end {
+            debug!(client = self.key.pid(), %error, "closing client");
+            if self.relay.queue_error(error) {
+                let _ = tokio::time::timeout(
+                    FINAL_WRITE_TIMEOUT,
+                    self.relay.flush_client(&mut self.client),
+                )
+                .await;
+            }
+        }
+        self.key.set_target(None);
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        if !self.relay.at_rest() {
+            debug!(
+                server = server.id(),
+                "client left with work in flight; closing its server connection"
+            );
+            return;
+        }
+        let settings = &self.shared.settings;
+        let status = self.relay.status();
+        let reset = (settings.pool_mode == PoolMode::Session
+            && !settings.server_reset_query.is_empty())
+        .then_some(settings.server_reset_query.as_str());
+        let clean = async {
+            if status != b'I' {
+                debug!(
+                    server = server.id(),
+                    "rolling back the transaction the client left open"
+                );
+                if server.run("ROLLBACK", "ROLLBACK").await? != b'I' {
+                    return Ok(false);
+                }
+            }
+            if let Some(query) = reset {
+                if server.run("PGWARM_SERVER_RESET_QUERY", query).await? != b'I' {
+                    return Ok(false);
+                }
+            }
+            Ok::<bool, crate::server::ServerError>(true)
+        };
+        match tokio::time::timeout(settings.connect_timeout, clean).await {
+            Ok(Ok(true)) => server.release(),
+            Ok(Ok(false)) => debug!(
+                server = server.id(),
+                "server connection not idle after clean-up; closing it"
+            ),
+            Ok(Err(e)) => {
+                info!(server = server.id(), error = %e, "clean-up failed; closing server connection")
+            }
+            Err(_) => info!(
+                server = server.id(),
+                "clean-up timed out; closing server connection"
+            ),
+        }
+    }
+}
+
+fn idle_timeout_error(limit: Duration) -> PgError {
+    PgError::fatal(
+        sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
+        format!(
+            "terminating connection due to idle-in-transaction timeout ({limit:?}, PGWARM_IDLE_TRANSACTION_TIMEOUT)"
+        ),
+    )
+}

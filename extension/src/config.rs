@@ -1,0 +1,498 @@
+//! Configuration: `PGWARM_*` environment variables turned into validated settings.
+//!
+//! Every error names the variable and the offending value (never the value of a secret), because
+//! in Lambda the message ends up in the function's Init log and nowhere else.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use thiserror::Error;
+
+/// A value that must never reach a log line; `Debug` prints asterisks.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    /// A server connection is held from a transaction's first message to its end.
+    Transaction,
+    /// A server connection is held for the client's whole session.
+    Session,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// Where the database is and who pgwarm logs in as.
+#[derive(Debug, Clone)]
+pub struct TargetSettings {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub password: Option<Secret>,
+    pub sslmode: SslMode,
+}
+
+/// Everything pgwarm needs to run, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub target: TargetSettings,
+    pub pool_mode: PoolMode,
+    pub pool_size: usize,
+    pub max_client_conn: usize,
+    pub server_check_delay: Duration,
+    pub query_wait_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// `None` when set to 0: a client may stay idle inside a transaction indefinitely.
+    pub idle_transaction_timeout: Option<Duration>,
+    pub server_lifetime: Duration,
+    /// Run when a session-mode client leaves; empty means none.
+    pub server_reset_query: String,
+    pub client_password: Option<Secret>,
+    pub max_message_size: usize,
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{variable}={value:?} is invalid: {reason}")]
+    Invalid {
+        variable: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{variable} is not set: {reason}")]
+    Missing {
+        variable: &'static str,
+        reason: &'static str,
+    },
+    #[error("{variable} is not supported yet: {reason}")]
+    Unsupported {
+        variable: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// Defaults, documented in README's configuration table.
+pub mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:5432";
+    pub const POOL_SIZE: usize = 2;
+    pub const MAX_CLIENT_CONN: usize = 1000;
+    pub const SERVER_CHECK_DELAY: &str = "10s";
+    pub const QUERY_WAIT_TIMEOUT: &str = "30s";
+    pub const CONNECT_TIMEOUT: &str = "5s";
+    pub const IDLE_TRANSACTION_TIMEOUT: &str = "0";
+    pub const SERVER_LIFETIME: &str = "1h";
+    pub const SERVER_RESET_QUERY: &str = "DISCARD ALL";
+    /// PostgreSQL's own limit for one message (PQ_LARGE_MESSAGE_LIMIT is 1 GiB - 1).
+    pub const MAX_MESSAGE_SIZE: usize = (1 << 30) - 1;
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let env = Env(&lookup);
+        let in_lambda = env.get("AWS_LAMBDA_RUNTIME_API").is_some();
+
+        if env.get("PGWARM_SECRET_ID").is_some() {
+            return Err(ConfigError::Unsupported {
+                variable: "PGWARM_SECRET_ID",
+                reason: "Secrets Manager credentials are not built yet; set PGWARM_DB_HOST, \
+                         PGWARM_DB_USER and PGWARM_DB_PASSWORD instead",
+            });
+        }
+        match env.get("PGWARM_AUTH").as_deref() {
+            None | Some("password") => {}
+            Some("secret") | Some("iam") => {
+                return Err(ConfigError::Unsupported {
+                    variable: "PGWARM_AUTH",
+                    reason: "only `password` (static PGWARM_DB_* credentials) is built yet",
+                })
+            }
+            Some(other) => {
+                return Err(invalid(
+                    "PGWARM_AUTH",
+                    other,
+                    "expected secret, password or iam",
+                ))
+            }
+        }
+
+        let host = env.required(
+            "PGWARM_DB_HOST",
+            "pgwarm needs the database host (or PGWARM_SECRET_ID, once supported)",
+        )?;
+        let user = env.required("PGWARM_DB_USER", "pgwarm needs the database user")?;
+        let dbname = env.get("PGWARM_DB_NAME").unwrap_or_else(|| user.clone());
+        let port = env.parse_or("PGWARM_DB_PORT", 5432u16, "expected a TCP port")?;
+        let sslmode = parse_sslmode(&env, &host)?;
+
+        let listen_raw = env.get("PGWARM_LISTEN").unwrap_or(defaults::LISTEN.into());
+        let listen = listen_raw.parse().map_err(|_| {
+            invalid(
+                "PGWARM_LISTEN",
+                &listen_raw,
+                "expected an address like 127.0.0.1:5432",
+            )
+        })?;
+
+        let pool_mode = match env.get("PGWARM_POOL_MODE").as_deref() {
+            None | Some("transaction") => PoolMode::Transaction,
+            Some("session") => PoolMode::Session,
+            Some(other) => {
+                return Err(invalid(
+                    "PGWARM_POOL_MODE",
+                    other,
+                    "expected transaction or session",
+                ))
+            }
+        };
+        let pool_size = env.positive("PGWARM_POOL_SIZE", defaults::POOL_SIZE)?;
+        let max_client_conn = env.positive("PGWARM_MAX_CLIENT_CONN", defaults::MAX_CLIENT_CONN)?;
+        let max_message_size =
+            env.positive("PGWARM_MAX_MESSAGE_SIZE", defaults::MAX_MESSAGE_SIZE)?;
+        if max_message_size > defaults::MAX_MESSAGE_SIZE {
+            return Err(invalid(
+                "PGWARM_MAX_MESSAGE_SIZE",
+                &max_message_size.to_string(),
+                "PostgreSQL itself accepts at most 1073741823 bytes",
+            ));
+        }
+
+        let idle_transaction_timeout = env.duration(
+            "PGWARM_IDLE_TRANSACTION_TIMEOUT",
+            defaults::IDLE_TRANSACTION_TIMEOUT,
+        )?;
+        let settings = Settings {
+            listen,
+            target: TargetSettings {
+                host,
+                port,
+                dbname,
+                user,
+                password: env.get("PGWARM_DB_PASSWORD").map(Secret),
+                sslmode,
+            },
+            pool_mode,
+            pool_size,
+            max_client_conn,
+            server_check_delay: env
+                .duration("PGWARM_SERVER_CHECK_DELAY", defaults::SERVER_CHECK_DELAY)?,
+            query_wait_timeout: env
+                .nonzero_duration("PGWARM_QUERY_WAIT_TIMEOUT", defaults::QUERY_WAIT_TIMEOUT)?,
+            connect_timeout: env
+                .nonzero_duration("PGWARM_CONNECT_TIMEOUT", defaults::CONNECT_TIMEOUT)?,
+            idle_transaction_timeout: (!idle_transaction_timeout.is_zero())
+                .then_some(idle_transaction_timeout),
+            server_lifetime: env
+                .nonzero_duration("PGWARM_SERVER_LIFETIME", defaults::SERVER_LIFETIME)?,
+            server_reset_query: env
+                .get("PGWARM_SERVER_RESET_QUERY")
+                .unwrap_or(defaults::SERVER_RESET_QUERY.into()),
+            client_password: env
+                .get("PGWARM_CLIENT_PASSWORD")
+                .filter(|p| !p.is_empty())
+                .map(Secret),
+            max_message_size,
+            log_level: env.get("PGWARM_LOG_LEVEL").unwrap_or("info".into()),
+            log_format: match env.get("PGWARM_LOG_FORMAT").as_deref() {
+                None => {
+                    if in_lambda {
+                        LogFormat::Json
+                    } else {
+                        LogFormat::Text
+                    }
+                }
+                Some("json") => LogFormat::Json,
+                Some("text") => LogFormat::Text,
+                Some(other) => {
+                    return Err(invalid("PGWARM_LOG_FORMAT", other, "expected json or text"))
+                }
+            },
+        };
+        Ok(settings)
+    }
+}
+
+/// libpq's sslmode values. TLS itself is not built yet, so only the modes that are honest without
+/// it are accepted: `disable`, and `prefer` (which, like a libpq built without SSL, connects in
+/// plain text).
+fn parse_sslmode(env: &Env<'_>, host: &str) -> Result<SslMode, ConfigError> {
+    let raw = env.get("PGWARM_SSLMODE");
+    let mode = match raw.as_deref() {
+        None if is_loopback(host) => SslMode::Prefer,
+        None => SslMode::VerifyFull,
+        Some("disable") => SslMode::Disable,
+        Some("prefer") => SslMode::Prefer,
+        Some("require") => SslMode::Require,
+        Some("verify-ca") => SslMode::VerifyCa,
+        Some("verify-full") => SslMode::VerifyFull,
+        Some(other) => {
+            return Err(invalid(
+                "PGWARM_SSLMODE",
+                other,
+                "expected disable, prefer, require, verify-ca or verify-full",
+            ))
+        }
+    };
+    match mode {
+        SslMode::Disable | SslMode::Prefer => Ok(mode),
+        _ => Err(ConfigError::Unsupported {
+            variable: "PGWARM_SSLMODE",
+            reason: "TLS to the database is not built yet (the default for a non-loopback \
+                     PGWARM_DB_HOST is verify-full); set PGWARM_SSLMODE=disable to connect \
+                     in plain text",
+        }),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+fn invalid(variable: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        variable,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Parses `500ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let unit_ms = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms).map(Duration::from_millis)
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+    }
+
+    fn required(
+        &self,
+        variable: &'static str,
+        reason: &'static str,
+    ) -> Result<String, ConfigError> {
+        match self.get(variable) {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            _ => Err(ConfigError::Missing { variable, reason }),
+        }
+    }
+
+    fn parse_or<T: std::str::FromStr>(
+        &self,
+        variable: &'static str,
+        default: T,
+        reason: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(variable) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|_| invalid(variable, &raw, reason)),
+        }
+    }
+
+    fn positive(&self, variable: &'static str, default: usize) -> Result<usize, ConfigError> {
+        let n: usize = self.parse_or(variable, default, "expected a whole number of at least 1")?;
+        if n == 0 {
+            return Err(invalid(
+                variable,
+                "0",
+                "expected a whole number of at least 1",
+            ));
+        }
+        Ok(n)
+    }
+
+    fn duration(&self, variable: &'static str, default: &str) -> Result<Duration, ConfigError> {
+        let raw = self.get(variable).unwrap_or(default.into());
+        parse_duration(&raw).ok_or_else(|| {
+            invalid(
+                variable,
+                &raw,
+                "expected a duration such as 500ms, 10s, 5m or 1h",
+            )
+        })
+    }
+
+    fn nonzero_duration(
+        &self,
+        variable: &'static str,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
+        let d = self.duration(variable, default)?;
+        if d.is_zero() {
+            return Err(invalid(variable, "0", "must be longer than zero"));
+        }
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("PGWARM_DB_HOST", "127.0.0.1"),
+        ("PGWARM_DB_USER", "app"),
+        ("PGWARM_DB_PASSWORD", "hunter2"),
+    ];
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let s = settings(&BASE).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:5432".parse().unwrap());
+        assert_eq!(s.pool_size, 2);
+        assert_eq!(s.max_client_conn, 1000);
+        assert_eq!(s.pool_mode, PoolMode::Transaction);
+        assert_eq!(s.server_check_delay, Duration::from_secs(10));
+        assert_eq!(s.target.port, 5432);
+        assert_eq!(s.target.dbname, "app");
+        assert_eq!(s.target.sslmode, SslMode::Prefer);
+        assert_eq!(s.idle_transaction_timeout, None);
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn durations_accept_units() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_duration("ten"), None);
+        assert_eq!(parse_duration("10 parsecs"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_value() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PGWARM_POOL_SIZE", "lots"));
+        let err = settings(&pairs).unwrap_err().to_string();
+        assert!(
+            err.contains("PGWARM_POOL_SIZE") && err.contains("lots"),
+            "{err}"
+        );
+
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PGWARM_QUERY_WAIT_TIMEOUT", "soon"));
+        let err = settings(&pairs).unwrap_err().to_string();
+        assert!(
+            err.contains("PGWARM_QUERY_WAIT_TIMEOUT") && err.contains("soon"),
+            "{err}"
+        );
+
+        let err = settings(&[("PGWARM_DB_USER", "app")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PGWARM_DB_HOST"), "{err}");
+
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PGWARM_POOL_MODE", "statement"));
+        assert!(settings(&pairs)
+            .unwrap_err()
+            .to_string()
+            .contains("PGWARM_POOL_MODE"));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PGWARM_CLIENT_PASSWORD", "sesame"));
+        let s = settings(&pairs).unwrap();
+        let printed = format!("{s:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("sesame"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn remote_hosts_default_to_verify_full_which_needs_tls() {
+        let err = settings(&[
+            ("PGWARM_DB_HOST", "db.example.com"),
+            ("PGWARM_DB_USER", "a"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("PGWARM_SSLMODE"), "{err}");
+        let ok = settings(&[
+            ("PGWARM_DB_HOST", "db.example.com"),
+            ("PGWARM_DB_USER", "a"),
+            ("PGWARM_SSLMODE", "disable"),
+        ])
+        .unwrap();
+        assert_eq!(ok.target.sslmode, SslMode::Disable);
+    }
+
+    #[test]
+    fn lambda_defaults_to_json_logs() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"));
+        assert_eq!(settings(&pairs).unwrap().log_format, LogFormat::Json);
+    }
+}

@@ -1,0 +1,15 @@
+//! pgwarm: a PostgreSQL wire-protocol connection pooler meant to run inside an AWS Lambda
+//! execution environment (and, the same binary, standalone).
+//!
+//! Data flows one way through the modules: [`config`] → [`credentials`] → [`protocol`] →
+//! [`server`] → [`pool`] → [`client`] → [`listener`]; `main.rs` only wires them together.
+//! `docs/ARCHITECTURE.md` follows a connection through them.
+
+pub mod client;
+pub mod config;
+pub mod credentials;
+pub mod listener;
+pub mod logging;
+pub mod pool;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,71 @@
+//! The pgwarm binary: read the settings, start logging, bind the listener, serve until
+//! SIGTERM/SIGINT, then close the server connections with Terminate.
+
+use pgwarm::client::Shared;
+use pgwarm::config::Settings;
+use pgwarm::credentials::StaticCredentials;
+use pgwarm::pool::{Pool, PoolSettings};
+use pgwarm::{listener, logging};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pgwarm: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = logging::init(&settings) {
+        eprintln!("pgwarm: configuration error: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "could not start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(settings.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(listen = %settings.listen, error = %e, "could not listen (PGWARM_LISTEN)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let credentials = Arc::new(StaticCredentials::new(&settings.target));
+    let pool = Pool::new(PoolSettings::from(&settings), credentials);
+    info!(
+        listen = %settings.listen,
+        database = %format!("{}:{}/{}", settings.target.host, settings.target.port, settings.target.dbname),
+        pool_mode = ?settings.pool_mode,
+        pool_size = settings.pool_size,
+        "pgwarm listening"
+    );
+    let shared = Arc::new(Shared::new(settings, Arc::clone(&pool)));
+    listener::run(listener, shared, stop_signal()).await;
+    pool.close();
+    ExitCode::SUCCESS
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,415 @@
+//! The pool of server connections: at most `PGWARM_POOL_SIZE` of them, handed to clients one
+//! transaction (or session) at a time.
+//!
+//! Waiting clients queue in FIFO order. A returning connection goes straight to the longest
+//! waiter; a connection that is lost hands its *slot* to that waiter instead, who then opens a new
+//! one. Idle connections are kept LIFO so the busiest stay warm and the rest can age out. Every
+//! connection leaves the pool inside a [`Checkout`], whose drop returns the slot even when a
+//! client task fails half-way, so the count can never leak.
+
+use crate::config::Settings;
+use crate::credentials::CredentialSource;
+use crate::server::{self, ServerConn, ServerError};
+use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+/// The settings the pool acts on, copied out of [`Settings`].
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub size: usize,
+    pub query_wait_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub server_check_delay: Duration,
+    pub server_lifetime: Duration,
+}
+
+impl From<&Settings> for PoolSettings {
+    fn from(s: &Settings) -> PoolSettings {
+        PoolSettings {
+            size: s.pool_size,
+            query_wait_timeout: s.query_wait_timeout,
+            connect_timeout: s.connect_timeout,
+            server_check_delay: s.server_check_delay,
+            server_lifetime: s.server_lifetime,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum PoolError {
+    #[error("waited {0:?} for a server connection (PGWARM_QUERY_WAIT_TIMEOUT); all {1} are busy")]
+    WaitTimeout(Duration, usize),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("pgwarm is shutting down")]
+    Closed,
+}
+
+/// ParameterStatus name/value pairs as a server sent them at login.
+pub type ServerParams = Arc<Vec<(String, String)>>;
+
+/// What a waiter is given.
+enum Grant {
+    Conn(ServerConn),
+    /// Permission to open a connection in a slot someone gave up.
+    Slot,
+}
+
+struct State {
+    idle: Vec<ServerConn>,
+    /// Connections that exist or are being opened: idle + checked out + connecting.
+    open: usize,
+    waiters: VecDeque<oneshot::Sender<Grant>>,
+    closed: bool,
+}
+
+pub struct Pool {
+    state: Mutex<State>,
+    settings: PoolSettings,
+    credentials: Arc<dyn CredentialSource>,
+    next_id: AtomicU64,
+    /// The ParameterStatus set of the newest login, shown to clients at their own login.
+    server_params: Mutex<Option<ServerParams>>,
+}
+
+/// Statistics for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub idle: usize,
+    pub open: usize,
+    pub waiting: usize,
+}
+
+impl Pool {
+    pub fn new(settings: PoolSettings, credentials: Arc<dyn CredentialSource>) -> Arc<Pool> {
+        Arc::new(Pool {
+            state: Mutex::new(State {
+                idle: Vec::with_capacity(settings.size),
+                open: 0,
+                waiters: VecDeque::new(),
+                closed: false,
+            }),
+            settings,
+            credentials,
+            next_id: AtomicU64::new(1),
+            server_params: Mutex::new(None),
+        })
+    }
+
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    pub fn credentials(&self) -> &Arc<dyn CredentialSource> {
+        &self.credentials
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let state = self.lock();
+        PoolStats {
+            idle: state.idle.len(),
+            open: state.open,
+            waiting: state.waiters.len(),
+        }
+    }
+
+    /// A working server connection, waiting at most `PGWARM_QUERY_WAIT_TIMEOUT` for one.
+    pub async fn checkout(self: &Arc<Pool>) -> Result<Checkout, PoolError> {
+        let deadline = Instant::now() + self.settings.query_wait_timeout;
+        let now_or_later = {
+            let mut state = self.lock();
+            if state.closed {
+                return Err(PoolError::Closed);
+            }
+            if let Some(conn) = state.idle.pop() {
+                Ok(Grant::Conn(conn))
+            } else if state.open < self.settings.size {
+                state.open += 1;
+                Ok(Grant::Slot)
+            } else {
+                let (tx, rx) = oneshot::channel();
+                state.waiters.push_back(tx);
+                Err(rx)
+            }
+        };
+        let grant = match now_or_later {
+            Ok(grant) => grant,
+            Err(rx) => self.wait(rx, deadline).await?,
+        };
+        let slot = Checkout {
+            conn: None,
+            pool: Arc::clone(self),
+            released: false,
+        };
+        match grant {
+            Grant::Conn(conn) => self.validate(slot, conn).await,
+            Grant::Slot => self.fill(slot).await,
+        }
+    }
+
+    /// The ParameterStatus values a client should see at login; opens a first server connection
+    /// if none was ever opened, as a client cannot be told the server version otherwise.
+    pub async fn server_params(self: &Arc<Pool>) -> Result<ServerParams, PoolError> {
+        if let Some(params) = self.cached_params() {
+            return Ok(params);
+        }
+        let conn = self.checkout().await?;
+        conn.release();
+        self.cached_params()
+            .ok_or(PoolError::Server(ServerError::Closed))
+    }
+
+    /// Closes idle connections with Terminate and refuses new checkouts. Checked-out connections
+    /// are closed when their clients finish.
+    pub fn close(&self) {
+        let idle = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.waiters.clear();
+            let idle = std::mem::take(&mut state.idle);
+            state.open -= idle.len();
+            idle
+        };
+        let n = idle.len();
+        for conn in idle {
+            conn.close();
+        }
+        info!(closed = n, "closed idle server connections");
+    }
+
+    fn cached_params(&self) -> Option<ServerParams> {
+        self.server_params
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn wait(
+        self: &Arc<Pool>,
+        rx: oneshot::Receiver<Grant>,
+        deadline: Instant,
+    ) -> Result<Grant, PoolError> {
+        let mut waiter = Waiter {
+            rx: Some(rx),
+            pool: self,
+        };
+        let rx = waiter.rx.as_mut().expect("receiver present until drop");
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(grant)) => {
+                waiter.rx = None;
+                Ok(grant)
+            }
+            // The sender was dropped: the pool closed.
+            Ok(Err(_)) => Err(PoolError::Closed),
+            Err(_) => Err(PoolError::WaitTimeout(
+                self.settings.query_wait_timeout,
+                self.settings.size,
+            )),
+        }
+    }
+
+    /// Checks a connection that sat idle; replaces it in the same slot if it is dead or too old.
+    async fn validate(
+        &self,
+        mut slot: Checkout,
+        mut conn: ServerConn,
+    ) -> Result<Checkout, PoolError> {
+        if conn.age() >= self.settings.server_lifetime {
+            debug!(
+                server = conn.id(),
+                "server connection reached PGWARM_SERVER_LIFETIME"
+            );
+            conn.close();
+            return self.fill(slot).await;
+        }
+        if !conn.is_quiet() {
+            info!(
+                server = conn.id(),
+                "idle server connection was closed by the database; replacing it"
+            );
+            return self.fill(slot).await;
+        }
+        if conn.idle_for() >= self.settings.server_check_delay {
+            let check =
+                tokio::time::timeout(self.settings.connect_timeout, conn.run("health check", ";"));
+            match check.await {
+                Ok(Ok(b'I')) => {}
+                Ok(Ok(status)) => {
+                    warn!(server = conn.id(), status = %(status as char), "server connection was not idle; replacing it");
+                    conn.close();
+                    return self.fill(slot).await;
+                }
+                Ok(Err(e)) => {
+                    info!(server = conn.id(), error = %e, "server connection failed its health check; replacing it");
+                    return self.fill(slot).await;
+                }
+                Err(_) => {
+                    info!(
+                        server = conn.id(),
+                        "server connection health check timed out; replacing it"
+                    );
+                    return self.fill(slot).await;
+                }
+            }
+        }
+        slot.conn = Some(conn);
+        Ok(slot)
+    }
+
+    /// Opens a new connection into a slot already counted in `open`. On failure the slot is
+    /// given back by the Checkout's drop.
+    async fn fill(&self, mut slot: Checkout) -> Result<Checkout, PoolError> {
+        let creds = self
+            .credentials
+            .credentials()
+            .await
+            .map_err(ServerError::from)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        match server::connect(&creds, "pgwarm", id, self.settings.connect_timeout).await {
+            Ok(conn) => {
+                info!(
+                    server = id,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "opened server connection"
+                );
+                *self.server_params.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Arc::new(conn.params().to_vec()));
+                slot.conn = Some(conn);
+                Ok(slot)
+            }
+            Err(e) => {
+                if matches!(e, ServerError::Rejected { .. }) {
+                    self.credentials.invalidate();
+                }
+                warn!(error = %e, "could not open a server connection");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Puts a clean connection back, or hands it to the longest waiter.
+    fn checkin(&self, mut conn: ServerConn) {
+        conn.touch();
+        if conn.age() >= self.settings.server_lifetime {
+            debug!(
+                server = conn.id(),
+                "closing server connection past PGWARM_SERVER_LIFETIME"
+            );
+            conn.close();
+            self.release_slot();
+            return;
+        }
+        let mut state = self.lock();
+        if state.closed {
+            state.open -= 1;
+            drop(state);
+            conn.close();
+            return;
+        }
+        while let Some(waiter) = state.waiters.pop_front() {
+            match waiter.send(Grant::Conn(conn)) {
+                Ok(()) => return,
+                Err(Grant::Conn(back)) => conn = back,
+                Err(Grant::Slot) => unreachable!("sent a connection"),
+            }
+        }
+        state.idle.push(conn);
+    }
+
+    /// A connection is gone: its slot goes to the longest waiter, or is freed.
+    fn release_slot(&self) {
+        let mut state = self.lock();
+        while let Some(waiter) = state.waiters.pop_front() {
+            if waiter.send(Grant::Slot).is_ok() {
+                return;
+            }
+        }
+        state.open -= 1;
+    }
+
+    fn give_back(&self, grant: Grant) {
+        match grant {
+            Grant::Conn(conn) => self.checkin(conn),
+            Grant::Slot => self.release_slot(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code path panics while holding the lock; recover the state rather than propagate.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A queued waiter; if it gives up after being granted something, the grant goes back.
+struct Waiter<'a> {
+    rx: Option<oneshot::Receiver<Grant>>,
+    pool: &'a Pool,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if let Ok(grant) = rx.try_recv() {
+                self.pool.give_back(grant);
+            }
+        }
+    }
+}
+
+/// A server connection lent to one client. [`Checkout::release`] returns it clean; dropping it
+/// any other way closes the connection and frees its slot.
+pub struct Checkout {
+    /// `None` only while a slot is being filled, or after `release`.
+    conn: Option<ServerConn>,
+    pool: Arc<Pool>,
+    released: bool,
+}
+
+impl Checkout {
+    /// Returns a connection that is idle (ReadyForQuery 'I', nothing in flight) to the pool.
+    pub fn release(mut self) {
+        self.released = true;
+        if let Some(conn) = self.conn.take() {
+            self.pool.checkin(conn);
+        }
+    }
+}
+
+impl Deref for Checkout {
+    type Target = ServerConn;
+    fn deref(&self) -> &ServerConn {
+        self.conn
+            .as_ref()
+            .expect("a Checkout handed to a client holds its connection")
+    }
+}
+
+impl DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut ServerConn {
+        self.conn
+            .as_mut()
+            .expect("a Checkout handed to a client holds its connection")
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        if let Some(conn) = self.conn.take() {
+            debug!(server = conn.id(), "closing server connection");
+            conn.close();
+        }
+        self.pool.release_slot();
+    }
+}

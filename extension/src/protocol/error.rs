@@ -1,0 +1,149 @@
+//! Errors that pgwarm itself reports to a client, in PostgreSQL's own terms.
+//!
+//! A driver can only act on what the protocol tells it, so every failure that reaches a client is
+//! an ErrorResponse with a severity and a SQLSTATE the driver already knows how to treat (a FATAL
+//! closes the session, an ERROR leaves it usable).
+
+use bytes::{BufMut, BytesMut};
+
+/// SQLSTATE codes pgwarm raises (see PostgreSQL's errcodes.txt).
+pub mod sqlstate {
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const CONNECTION_FAILURE: &str = "08006";
+    pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const INVALID_AUTHORIZATION: &str = "28000";
+    pub const INVALID_PASSWORD: &str = "28P01";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
+    pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+}
+
+/// How bad an error is; FATAL means pgwarm closes the client after sending it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Fatal,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "ERROR",
+            Severity::Fatal => "FATAL",
+        }
+    }
+}
+
+/// An ErrorResponse to send to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgError {
+    pub severity: Severity,
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl PgError {
+    pub fn fatal(code: &str, message: impl Into<String>) -> PgError {
+        PgError {
+            severity: Severity::Fatal,
+            code: code.to_owned(),
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    pub fn error(code: &str, message: impl Into<String>) -> PgError {
+        PgError {
+            severity: Severity::Error,
+            ..PgError::fatal(code, message)
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> PgError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> PgError {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Appends the ErrorResponse ('E') message to `buf`.
+    pub fn encode(&self, buf: &mut BytesMut) {
+        let start = buf.len();
+        buf.put_u8(b'E');
+        buf.put_i32(0);
+        let severity = self.severity.as_str();
+        put_field(buf, b'S', severity);
+        put_field(buf, b'V', severity);
+        put_field(buf, b'C', &self.code);
+        put_field(buf, b'M', &self.message);
+        if let Some(detail) = &self.detail {
+            put_field(buf, b'D', detail);
+        }
+        if let Some(hint) = &self.hint {
+            put_field(buf, b'H', hint);
+        }
+        buf.put_u8(0);
+        let len = (buf.len() - start - 1) as i32;
+        buf[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+    }
+}
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.severity.as_str(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+/// Fields are NUL-terminated C strings; an interior NUL would end the field early, so it is dropped.
+fn put_field(buf: &mut BytesMut, kind: u8, value: &str) {
+    buf.put_u8(kind);
+    buf.extend(value.bytes().filter(|b| *b != 0));
+    buf.put_u8(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postgres_protocol::message::backend::Message;
+
+    #[test]
+    fn encodes_an_error_response_that_a_driver_parses() {
+        let mut buf = BytesMut::new();
+        PgError::fatal(sqlstate::TOO_MANY_CONNECTIONS, "too many clients")
+            .with_hint("raise PGWARM_MAX_CLIENT_CONN")
+            .encode(&mut buf);
+        let Some(Message::ErrorResponse(body)) = Message::parse(&mut buf).unwrap() else {
+            panic!("not an ErrorResponse");
+        };
+        use fallible_iterator::FallibleIterator;
+        let fields: Vec<(u8, String)> = body
+            .fields()
+            .map(|f| {
+                Ok((
+                    f.type_(),
+                    String::from_utf8_lossy(f.value_bytes()).into_owned(),
+                ))
+            })
+            .collect()
+            .unwrap();
+        assert!(fields.contains(&(b'S', "FATAL".into())));
+        assert!(fields.contains(&(b'C', "53300".into())));
+        assert!(fields.contains(&(b'M', "too many clients".into())));
+        assert!(fields.contains(&(b'H', "raise PGWARM_MAX_CLIENT_CONN".into())));
+        assert!(buf.is_empty());
+    }
+}

@@ -1,0 +1,154 @@
+//! Message framing: the 5-byte header (type byte + length) and what a well-formed frontend message
+//! looks like.
+//!
+//! The relay never copies or re-encodes messages it does not need to understand; it only has to
+//! know where each message starts and ends. This module answers that, and rejects frames that no
+//! PostgreSQL client would send, before any byte of them reaches a server connection.
+
+use thiserror::Error;
+
+/// Type byte plus the 4-byte length (which counts itself but not the type byte).
+pub const HEADER_LEN: usize = 5;
+
+/// PostgreSQL's own cap for messages that carry no payload worth more than a few bytes
+/// (PQ_SMALL_MESSAGE_LIMIT); anything longer is garbage, not a big message.
+const SMALL_MESSAGE_LIMIT: usize = 10_000;
+
+/// A frame that breaks the protocol; the client is told why and closed.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("invalid frontend message type {}", describe_tag(*.0))]
+    UnknownType(u8),
+    #[error("invalid message length {len} for message type {}", describe_tag(*.tag))]
+    BadLength { tag: u8, len: usize },
+    #[error("unexpected password message: the client is already authenticated")]
+    UnexpectedPassword,
+    #[error("message of type {} is {len} bytes long, more than the limit of {max} bytes (PGWARM_MAX_MESSAGE_SIZE)", describe_tag(*.tag))]
+    TooLong { tag: u8, len: usize, max: usize },
+}
+
+fn describe_tag(tag: u8) -> String {
+    if tag.is_ascii_graphic() {
+        format!("'{}'", tag as char)
+    } else {
+        format!("0x{tag:02x}")
+    }
+}
+
+/// Reads a header at the start of `buf`: the type byte and the whole frame length (header included).
+#[inline]
+pub fn header(buf: &[u8]) -> Option<(u8, usize)> {
+    if buf.len() < HEADER_LEN {
+        return None;
+    }
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    Some((buf[0], len + 1))
+}
+
+/// Checks a frontend (client → server) frame header. `frame_len` includes the type byte.
+#[inline]
+pub fn check_frontend(tag: u8, frame_len: usize, max: usize) -> Result<(), FrameError> {
+    let body = frame_len.saturating_sub(HEADER_LEN);
+    if frame_len < HEADER_LEN {
+        return Err(FrameError::BadLength {
+            tag,
+            len: frame_len.saturating_sub(1),
+        });
+    }
+    match tag {
+        // Sync, Flush, Terminate, CopyDone carry nothing.
+        b'S' | b'H' | b'X' | b'c' => {
+            if body != 0 {
+                return Err(FrameError::BadLength {
+                    tag,
+                    len: frame_len - 1,
+                });
+            }
+        }
+        // Describe and Close: a kind byte and a name.
+        b'D' | b'C' => {
+            if !(2..=SMALL_MESSAGE_LIMIT).contains(&body) {
+                return Err(FrameError::BadLength {
+                    tag,
+                    len: frame_len - 1,
+                });
+            }
+        }
+        // Execute: a portal name and a row count.
+        b'E' => {
+            if !(5..=SMALL_MESSAGE_LIMIT).contains(&body) {
+                return Err(FrameError::BadLength {
+                    tag,
+                    len: frame_len - 1,
+                });
+            }
+        }
+        b'Q' | b'P' | b'B' | b'd' | b'f' | b'F' | b'p' => {}
+        other => return Err(FrameError::UnknownType(other)),
+    }
+    if frame_len - 1 > max {
+        return Err(FrameError::TooLong {
+            tag,
+            len: frame_len - 1,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Reads a backend (server → client) header's length the same way; servers are trusted for
+/// content but a nonsensical length still means the connection is broken.
+#[inline]
+pub fn check_backend(frame_len: usize) -> bool {
+    frame_len >= HEADER_LEN
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_reads_type_and_frame_length() {
+        assert_eq!(header(b"Q\0\0\0\x09SEL"), Some((b'Q', 10)));
+        assert_eq!(header(b"Q\0\0"), None);
+    }
+
+    #[test]
+    fn accepts_ordinary_frames() {
+        for (tag, len) in [
+            (b'Q', 20),
+            (b'S', 5),
+            (b'E', 10),
+            (b'd', 1 << 20),
+            (b'D', 7),
+        ] {
+            assert_eq!(check_frontend(tag, len, 1 << 30), Ok(()), "{}", tag as char);
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_types_and_bad_lengths() {
+        assert_eq!(
+            check_frontend(b'z', 5, 1000),
+            Err(FrameError::UnknownType(b'z'))
+        );
+        assert!(matches!(
+            check_frontend(b'S', 9, 1000),
+            Err(FrameError::BadLength { .. })
+        ));
+        assert!(matches!(
+            check_frontend(b'Q', 3, 1000),
+            Err(FrameError::BadLength { .. })
+        ));
+        assert!(matches!(
+            check_frontend(b'E', 6, 1000),
+            Err(FrameError::BadLength { .. })
+        ));
+        let err = check_frontend(b'Q', 2001, 1000).unwrap_err();
+        assert!(err.to_string().contains("PGWARM_MAX_MESSAGE_SIZE"), "{err}");
+        assert_eq!(
+            FrameError::UnknownType(0xff).to_string(),
+            "invalid frontend message type 0xff"
+        );
+    }
+}

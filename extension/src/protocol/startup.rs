@@ -1,0 +1,166 @@
+//! The untyped first packet of a connection: StartupMessage, SSLRequest, GSSENCRequest or
+//! CancelRequest, told apart by the code after the length.
+
+use thiserror::Error;
+
+/// PostgreSQL's cap on a startup packet (MAX_STARTUP_PACKET_LENGTH).
+pub const MAX_STARTUP_LEN: usize = 10_000;
+
+const CANCEL_REQUEST_CODE: u32 = 80_877_102;
+const SSL_REQUEST_CODE: u32 = 80_877_103;
+const GSSENC_REQUEST_CODE: u32 = 80_877_104;
+
+/// What a client opened with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StartupPacket {
+    Startup {
+        /// Protocol minor version the client asked for (3.x).
+        minor: u16,
+        params: Vec<(String, String)>,
+    },
+    SslRequest,
+    GssEncRequest,
+    Cancel {
+        pid: i32,
+        secret: i32,
+    },
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum StartupError {
+    #[error("invalid length of startup packet ({0} bytes)")]
+    BadLength(usize),
+    #[error("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0")]
+    UnsupportedProtocol { major: u16, minor: u16 },
+    #[error("invalid startup packet layout: {0}")]
+    Malformed(&'static str),
+}
+
+/// Checks the length word of a startup packet (which counts itself).
+pub fn check_len(len: usize) -> Result<(), StartupError> {
+    if (8..=MAX_STARTUP_LEN).contains(&len) {
+        Ok(())
+    } else {
+        Err(StartupError::BadLength(len))
+    }
+}
+
+/// Parses the packet body that follows the length word.
+pub fn parse(body: &[u8]) -> Result<StartupPacket, StartupError> {
+    let code = u32::from_be_bytes(
+        body.get(..4)
+            .ok_or(StartupError::Malformed("missing code"))?
+            .try_into()
+            .map_err(|_| StartupError::Malformed("missing code"))?,
+    );
+    let rest = &body[4..];
+    match code {
+        SSL_REQUEST_CODE if rest.is_empty() => Ok(StartupPacket::SslRequest),
+        GSSENC_REQUEST_CODE if rest.is_empty() => Ok(StartupPacket::GssEncRequest),
+        CANCEL_REQUEST_CODE => {
+            // Protocol 3.2 allows longer secret keys; pgwarm hands out 4-byte keys only.
+            if rest.len() != 8 {
+                return Err(StartupError::Malformed("cancel request key length"));
+            }
+            let pid = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+            let secret = i32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
+            Ok(StartupPacket::Cancel { pid, secret })
+        }
+        _ => {
+            let major = (code >> 16) as u16;
+            let minor = (code & 0xffff) as u16;
+            if major != 3 {
+                return Err(StartupError::UnsupportedProtocol { major, minor });
+            }
+            Ok(StartupPacket::Startup {
+                minor,
+                params: parse_params(rest)?,
+            })
+        }
+    }
+}
+
+/// Name/value pairs as NUL-terminated strings, ended by an empty name.
+fn parse_params(mut rest: &[u8]) -> Result<Vec<(String, String)>, StartupError> {
+    let mut params = Vec::new();
+    loop {
+        let name = take_cstr(&mut rest)?;
+        if name.is_empty() {
+            break;
+        }
+        let value = take_cstr(&mut rest)?;
+        params.push((name, value));
+    }
+    if !rest.is_empty() {
+        return Err(StartupError::Malformed("bytes after the final terminator"));
+    }
+    Ok(params)
+}
+
+fn take_cstr(rest: &mut &[u8]) -> Result<String, StartupError> {
+    let end = rest
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or(StartupError::Malformed("missing terminator"))?;
+    let s = std::str::from_utf8(&rest[..end])
+        .map_err(|_| StartupError::Malformed("parameter is not UTF-8"))?
+        .to_owned();
+    *rest = &rest[end + 1..];
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use postgres_protocol::message::frontend;
+
+    fn body_of(buf: &[u8]) -> &[u8] {
+        &buf[4..]
+    }
+
+    #[test]
+    fn parses_a_startup_message_from_a_real_encoder() {
+        let mut buf = BytesMut::new();
+        frontend::startup_message([("user", "app"), ("database", "db")], &mut buf).unwrap();
+        let packet = parse(body_of(&buf)).unwrap();
+        assert_eq!(
+            packet,
+            StartupPacket::Startup {
+                minor: 0,
+                params: vec![
+                    ("user".into(), "app".into()),
+                    ("database".into(), "db".into())
+                ]
+            }
+        );
+    }
+
+    #[test]
+    fn parses_ssl_and_cancel_requests() {
+        let mut buf = BytesMut::new();
+        frontend::ssl_request(&mut buf);
+        assert_eq!(parse(body_of(&buf)), Ok(StartupPacket::SslRequest));
+        let mut buf = BytesMut::new();
+        frontend::cancel_request(42, -7, &mut buf);
+        assert_eq!(
+            parse(body_of(&buf)),
+            Ok(StartupPacket::Cancel {
+                pid: 42,
+                secret: -7
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_codes_and_garbage() {
+        assert_eq!(
+            parse(&[0x00, 0x02, 0x00, 0x00]),
+            Err(StartupError::UnsupportedProtocol { major: 2, minor: 0 })
+        );
+        assert!(parse(&[0, 3, 0, 0, b'u', b's']).is_err());
+        assert!(parse(&[0, 3]).is_err());
+        assert_eq!(check_len(4), Err(StartupError::BadLength(4)));
+        assert!(check_len(MAX_STARTUP_LEN + 1).is_err());
+    }
+}

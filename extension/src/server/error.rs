@@ -1,0 +1,54 @@
+//! What can go wrong with a server connection, and how each failure is told to a client.
+
+use crate::credentials::CredentialError;
+use crate::protocol::{sqlstate, PgError};
+use std::io;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("could not connect to the database at {addr}: {source}")]
+    Connect { addr: String, source: io::Error },
+    #[error(
+        "timed out after {0:?} connecting and logging in to the database (PGWARM_CONNECT_TIMEOUT)"
+    )]
+    Timeout(Duration),
+    #[error("the database refused the login: {message} (SQLSTATE {code})")]
+    Rejected { code: String, message: String },
+    #[error("the database asked for a password but PGWARM_DB_PASSWORD is not set")]
+    NoPassword,
+    #[error("the database asked for an authentication method pgwarm does not support ({0})")]
+    UnsupportedAuth(String),
+    #[error("the server connection failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("the server connection closed unexpectedly")]
+    Closed,
+    #[error("unexpected message from the database: {0}")]
+    Protocol(String),
+    #[error("the database answered {message} (SQLSTATE {code}) to {what}")]
+    Query {
+        what: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+}
+
+impl ServerError {
+    /// The FATAL a waiting client gets when no server connection could be had for it. A login the
+    /// database refused keeps the database's own SQLSTATE, so drivers classify it correctly.
+    pub fn to_client(&self) -> PgError {
+        match self {
+            ServerError::Rejected { code, message } => PgError::fatal(
+                code,
+                format!("pgwarm could not log in to the database: {message}"),
+            ),
+            other => PgError::fatal(
+                sqlstate::CONNECTION_FAILURE,
+                format!("pgwarm could not reach the database: {other}"),
+            ),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! One backend connection: its socket, the identity the database gave it (BackendKeyData,
+//! ParameterStatus), and the few round trips pgwarm runs on it by itself (health check,
+//! ROLLBACK, reset query, Terminate).
+//!
+//! The relay in `client` borrows the socket directly while a client is linked; everything here
+//! runs only while no client is.
+
+mod connect;
+mod error;
+
+pub use connect::connect;
+pub use error::ServerError;
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::backend::{ErrorResponseBody, Message};
+use postgres_protocol::message::frontend;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Where and with which key a CancelRequest for this server connection must be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelTarget {
+    pub addr: SocketAddr,
+    pub pid: i32,
+    pub secret: i32,
+}
+
+/// A logged-in backend connection.
+pub struct ServerConn {
+    stream: TcpStream,
+    /// Read buffer for pgwarm's own round trips; always empty while a client is linked.
+    rbuf: BytesMut,
+    cancel: CancelTarget,
+    params: Vec<(String, String)>,
+    id: u64,
+    created: Instant,
+    last_used: Instant,
+}
+
+impl ServerConn {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn cancel_target(&self) -> CancelTarget {
+        self.cancel
+    }
+
+    /// The ParameterStatus values the database sent at login.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    pub fn age(&self) -> Duration {
+        self.created.elapsed()
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.last_used.elapsed()
+    }
+
+    pub fn touch(&mut self) {
+        self.last_used = Instant::now();
+    }
+
+    /// The socket, for the relay.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Whether an idle connection has anything to say. An idle backend is silent; if the socket is
+    /// readable it has been closed (EOF) or sent a FATAL (pg_terminate_backend, idle timeouts,
+    /// a restart). This polls once without waiting and costs nothing when the socket is quiet.
+    pub fn is_quiet(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(
+            Pin::new(&mut self.stream).poll_read(&mut cx, &mut buf),
+            Poll::Pending
+        )
+    }
+
+    /// Runs `sql` as a simple query and waits for ReadyForQuery; an ErrorResponse is an error.
+    /// Returns the transaction status that followed.
+    pub async fn run(&mut self, what: &'static str, sql: &str) -> Result<u8, ServerError> {
+        let mut out = BytesMut::new();
+        frontend::query(sql, &mut out)?;
+        self.stream.write_all(&out).await?;
+        let mut failure = None;
+        loop {
+            match self.read_message().await? {
+                Message::ReadyForQuery(body) => {
+                    return match failure {
+                        Some((code, message)) => Err(ServerError::Query {
+                            what,
+                            code,
+                            message,
+                        }),
+                        None => Ok(body.status()),
+                    }
+                }
+                Message::ErrorResponse(body) => failure = Some(error_fields(&body)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends Terminate without waiting, then drops the socket. The backend ends cleanly instead of
+    /// logging an unexpected EOF; if the socket cannot take the 5 bytes now, closing it is enough.
+    pub fn close(mut self) {
+        let mut out = BytesMut::with_capacity(5);
+        frontend::terminate(&mut out);
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = Pin::new(&mut self.stream).poll_write(&mut cx, &out);
+    }
+
+    async fn read_message(&mut self) -> Result<Message, ServerError> {
+        loop {
+            if let Some(message) =
+                Message::parse(&mut self.rbuf).map_err(|e| ServerError::Protocol(e.to_string()))?
+            {
+                return Ok(message);
+            }
+            self.rbuf.reserve(4096);
+            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(ServerError::Closed);
+            }
+        }
+    }
+
+    async fn write_buf(&mut self, out: &mut BytesMut) -> Result<(), ServerError> {
+        self.stream.write_all(out).await?;
+        out.clear();
+        Ok(())
+    }
+}
+
+/// SQLSTATE and message of an ErrorResponse, for errors and logs.
+pub(crate) fn error_fields(body: &ErrorResponseBody) -> (String, String) {
+    let mut code = String::new();
+    let mut message = String::new();
+    let mut fields = body.fields();
+    while let Ok(Some(field)) = fields.next() {
+        match field.type_() {
+            b'C' => code = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            b'M' => message = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            _ => {}
+        }
+    }
+    (code, message)
+}
+
+/// Writes a CancelRequest for `target` on a new connection, as the protocol requires.
+pub async fn send_cancel(target: CancelTarget, timeout: Duration) -> Result<(), ServerError> {
+    let work = async {
+        let mut stream =
+            TcpStream::connect(target.addr)
+                .await
+                .map_err(|source| ServerError::Connect {
+                    addr: target.addr.to_string(),
+                    source,
+                })?;
+        let mut out = BytesMut::with_capacity(16);
+        frontend::cancel_request(target.pid, target.secret, &mut out);
+        stream.write_all(&out).await?;
+        // The server closes the socket when it has read the request.
+        let mut sink = [0u8; 1];
+        let _ = stream.read(&mut sink).await;
+        Ok(())
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ServerError::Timeout(timeout))?
+}
