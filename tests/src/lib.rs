@@ -1,0 +1,27 @@
+//! Shared harness for pgwarm's end-to-end tests: real components, no mocks.
+//!
+//! - [`cluster`]: one throwaway PostgreSQL cluster per test binary (SCRAM on 127.0.0.1, a free
+//!   port), with [`PgCluster::fresh_target`] giving every test its own role and database.
+//! - [`Pgwarm`]: the real `pgwarm` binary in standalone mode, pointed at a [`Target`].
+//! - [`Pgbouncer`], [`Moto`]: real peers (PgBouncer for chaining, moto_server as Secrets Manager).
+//! - [`tool`]: external programs (psql, pgbench, pgbouncer, moto_server); a missing one is a test
+//!   failure that names the package to install, never a silent skip.
+//!
+//! Everything here may panic: it is test code, and every panic says what failed and shows the
+//! captured output or log.
+
+mod peers;
+mod pg;
+mod pooler;
+mod tools;
+
+pub use peers::{json_string, Moto, Pgbouncer};
+pub use pg::{
+    cluster, io_runtime, quote_ident, quote_literal, server_bindir, try_server_bindir, PgCluster,
+    Target,
+};
+pub use pooler::{find_pgwarm_bin, pgwarm_bin, Pgwarm, PgwarmBuilder};
+pub use tools::{
+    as_postgres, chown_postgres, free_port, is_root, output_with_timeout, package_hint, poll_until,
+    port_is_listening, random_hex, run_ok, send_signal, tool, try_tool, wait_timeout, TempDir,
+};

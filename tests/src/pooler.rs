@@ -1,0 +1,325 @@
+//! The real `pgwarm` binary, run standalone (no `AWS_LAMBDA_RUNTIME_API`) against a [`Target`].
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use crate::pg::Target;
+use crate::tools::{self, free_port, poll_until, TempDir};
+
+/// How long `spawn` waits for the listener and `run_to_exit` waits for the exit.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Path of the pgwarm binary: `$PGWARM_BIN` if set, else `<workspace>/target/debug/pgwarm`
+/// (honouring `CARGO_TARGET_DIR`). Panics with "build it with `cargo build --workspace`" if missing.
+pub fn pgwarm_bin() -> PathBuf {
+    let env = std::env::var_os("PGWARM_BIN");
+    find_pgwarm_bin(env.as_deref().map(Path::new)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The logic behind [`pgwarm_bin`], with the `PGWARM_BIN` value passed in (testable without
+/// touching the process environment). An explicit path must exist; otherwise
+/// `$CARGO_TARGET_DIR/debug/pgwarm` (relative to the workspace when relative) or
+/// `<workspace>/target/debug/pgwarm`, and as a last resort the `pgwarm` next to the running test
+/// binary's `deps/` directory (covers `--target` and `--release` layouts).
+pub fn find_pgwarm_bin(pgwarm_bin_env: Option<&Path>) -> Result<PathBuf, String> {
+    const HINT: &str = "build it with `cargo build --workspace`";
+    if let Some(p) = pgwarm_bin_env {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!("PGWARM_BIN={} does not exist: {HINT}", p.display()))
+        };
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent (the workspace)")
+        .to_path_buf();
+    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) if Path::new(&t).is_absolute() => PathBuf::from(t),
+        Some(t) => workspace.join(t),
+        None => workspace.join("target"),
+    };
+    let primary = target_dir.join("debug").join("pgwarm");
+    if primary.is_file() {
+        return Ok(primary);
+    }
+    // <target>/<profile>/deps/<test binary> -> <target>/<profile>/pgwarm
+    let beside_tests = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("pgwarm")));
+    if let Some(p) = beside_tests.filter(|p| p.is_file()) {
+        return Ok(p);
+    }
+    Err(format!(
+        "the pgwarm binary {} does not exist: {HINT}",
+        primary.display()
+    ))
+}
+
+/// A running pgwarm process (standalone mode), killed on drop. Its stdout and stderr go to a log
+/// file in a temp dir; when the owning test panics, the log is printed to stderr on drop.
+#[derive(Debug)]
+pub struct Pgwarm {
+    /// The port pgwarm listens on (from PGWARM_LISTEN).
+    pub port: u16,
+    addr: SocketAddr,
+    child: Child,
+    exit: Option<ExitStatus>,
+    log_path: PathBuf,
+    client: Target,
+    _dir: TempDir,
+}
+
+/// Environment for a pgwarm process; see [`Pgwarm::builder`].
+#[derive(Clone, Debug)]
+pub struct PgwarmBuilder {
+    db: Target,
+    /// `None` removes the variable from the child's environment.
+    env: BTreeMap<String, Option<String>>,
+}
+
+impl Pgwarm {
+    /// Env preset for the database target: PGWARM_DB_HOST=127.0.0.1, PGWARM_DB_PORT,
+    /// PGWARM_DB_NAME, PGWARM_DB_USER, PGWARM_DB_PASSWORD from `db`;
+    /// PGWARM_LISTEN=127.0.0.1:<free port>; PGWARM_LOG_LEVEL=debug; PGWARM_LOG_FORMAT=text.
+    /// The child does not inherit `AWS_LAMBDA_RUNTIME_API` nor any `PGWARM_*` variable of the
+    /// test process.
+    pub fn builder(db: &Target) -> PgwarmBuilder {
+        let mut env = BTreeMap::new();
+        let mut set = |k: &str, v: String| {
+            env.insert(k.to_string(), Some(v));
+        };
+        set("PGWARM_DB_HOST", "127.0.0.1".into());
+        set("PGWARM_DB_PORT", db.port.to_string());
+        set("PGWARM_DB_NAME", db.dbname.clone());
+        set("PGWARM_DB_USER", db.user.clone());
+        set("PGWARM_DB_PASSWORD", db.password.clone());
+        set("PGWARM_LISTEN", format!("127.0.0.1:{}", free_port()));
+        set("PGWARM_LOG_LEVEL", "debug".into());
+        set("PGWARM_LOG_FORMAT", "text".into());
+        PgwarmBuilder {
+            db: db.clone(),
+            env,
+        }
+    }
+
+    /// A target pointing at pgwarm with the database target's user, password and dbname (the
+    /// password is PGWARM_CLIENT_PASSWORD instead when the builder set it).
+    pub fn target(&self) -> Target {
+        self.client.clone()
+    }
+
+    /// Everything the process printed so far (stdout and stderr interleaved).
+    pub fn log(&self) -> String {
+        read_log(&self.log_path)
+    }
+
+    /// The log file's path.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The address pgwarm listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Send a signal by name ("TERM", "INT", "STOP", "CONT", "KILL", ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        tools::send_signal(self.pid(), signal);
+    }
+
+    /// The exit status if the process has exited (without blocking).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().expect("try_wait on pgwarm");
+        }
+        self.exit
+    }
+
+    /// Wait up to `timeout` for the process to exit by itself; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        poll_until(timeout, || self.try_wait())
+    }
+
+    /// SIGTERM, then wait up to 10 s for the exit (SIGKILL after that, and panic with the log).
+    /// Returns the exit status and the full log.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        if self.try_wait().is_none() {
+            self.signal("TERM");
+        }
+        match self.wait_exit(STARTUP_TIMEOUT) {
+            Some(status) => (status, self.log()),
+            None => panic!(
+                "pgwarm (pid {}) did not exit within {STARTUP_TIMEOUT:?} after SIGTERM\n--- pgwarm log ---\n{}",
+                self.pid(),
+                self.log()
+            ),
+        }
+    }
+
+    /// Poll the log until it contains `needle` (up to `timeout`); returns the log, or panics
+    /// showing it.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        poll_until(timeout, || Some(self.log()).filter(|l| l.contains(needle))).unwrap_or_else(|| {
+            panic!("pgwarm log did not contain {needle:?} within {timeout:?}\n--- pgwarm log ---\n{}", self.log())
+        })
+    }
+}
+
+impl Drop for Pgwarm {
+    fn drop(&mut self) {
+        if self.try_wait().is_none() {
+            // A stopped (SIGSTOP) process still dies on SIGKILL.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- pgwarm log (pid {}, {}) ---\n{}--- end of pgwarm log ---",
+                self.child.id(),
+                self.log_path.display(),
+                self.log()
+            );
+        }
+    }
+}
+
+impl PgwarmBuilder {
+    /// Set (or override) a variable of the child's environment.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.to_string(), Some(value.to_string()));
+        self
+    }
+
+    /// Remove a variable from the child's environment (preset or inherited).
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.env.insert(key.to_string(), None);
+        self
+    }
+
+    /// The value a variable will have in the child (`None` if unset/removed).
+    pub fn get_env(&self, key: &str) -> Option<&str> {
+        self.env.get(key).and_then(|v| v.as_deref())
+    }
+
+    /// Spawn and wait (up to 10 s) until the listen port accepts TCP; if the process exits first,
+    /// panic with its log.
+    pub fn spawn(self) -> Pgwarm {
+        let addr = self.listen_addr();
+        let mut pgwarm = self.start(addr);
+        let ready = poll_until(STARTUP_TIMEOUT, || {
+            if pgwarm.try_wait().is_some() {
+                return Some(false);
+            }
+            tools::port_is_listening(addr.port()).then_some(true)
+        });
+        match ready {
+            Some(true) => pgwarm,
+            Some(false) => panic!(
+                "pgwarm exited ({}) before listening on {addr}\n--- pgwarm log ---\n{}",
+                pgwarm.exit.expect("exited"),
+                pgwarm.log()
+            ),
+            None => {
+                let log = pgwarm.log();
+                drop(pgwarm);
+                panic!("pgwarm did not listen on {addr} within {STARTUP_TIMEOUT:?}\n--- pgwarm log ---\n{log}")
+            }
+        }
+    }
+
+    /// Spawn, expect the process to exit by itself within 10 s; return (exit status, log text).
+    /// Panics (with the log) if it is still running after 10 s.
+    pub fn run_to_exit(self) -> (ExitStatus, String) {
+        let addr = self.listen_addr();
+        let mut pgwarm = self.start(addr);
+        match pgwarm.wait_exit(STARTUP_TIMEOUT) {
+            Some(status) => (status, pgwarm.log()),
+            None => {
+                let log = pgwarm.log();
+                drop(pgwarm);
+                panic!("pgwarm was expected to exit by itself but still ran after {STARTUP_TIMEOUT:?}\n--- pgwarm log ---\n{log}")
+            }
+        }
+    }
+
+    /// Where the child will listen, from PGWARM_LISTEN (pgwarm's default 127.0.0.1:5432 when
+    /// removed); an unspecified IP (0.0.0.0, ::) is reached through 127.0.0.1.
+    fn listen_addr(&self) -> SocketAddr {
+        let default = "127.0.0.1:5432";
+        let listen = self.get_env("PGWARM_LISTEN").unwrap_or(default);
+        let mut addr: SocketAddr = listen
+            .parse()
+            .unwrap_or_else(|_| default.parse().expect("valid default"));
+        if addr.ip().is_unspecified() {
+            addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        addr
+    }
+
+    fn start(self, addr: SocketAddr) -> Pgwarm {
+        let bin = pgwarm_bin();
+        let dir = TempDir::new("pgwarm-run");
+        let log_path = dir.path().join("pgwarm.log");
+        let log = fs::File::create(&log_path)
+            .unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
+        let log_err = log.try_clone().expect("clone log file handle");
+
+        let mut cmd = Command::new(&bin);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PGWARM_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env_remove("AWS_LAMBDA_RUNTIME_API");
+        for (key, value) in &self.env {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(OsString::from(key)),
+            };
+        }
+        cmd.current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+
+        let client = Target {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            user: self.db.user.clone(),
+            password: self
+                .get_env("PGWARM_CLIENT_PASSWORD")
+                .unwrap_or(&self.db.password)
+                .to_string(),
+            dbname: self.db.dbname.clone(),
+        };
+        Pgwarm {
+            port: addr.port(),
+            addr,
+            child,
+            exit: None,
+            log_path,
+            client,
+            _dir: dir,
+        }
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
+}
