@@ -79,6 +79,9 @@ pub struct Settings {
     pub server_reset_query: String,
     pub client_password: Option<Secret>,
     pub max_message_size: usize,
+    /// Runtime threads: 1 runs everything on one thread, like PgBouncer, which is the cheapest
+    /// per message when the function and the database share few vCPUs.
+    pub worker_threads: usize,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -116,6 +119,7 @@ pub mod defaults {
     pub const SERVER_RESET_QUERY: &str = "DISCARD ALL";
     /// PostgreSQL's own limit for one message (PQ_LARGE_MESSAGE_LIMIT is 1 GiB - 1).
     pub const MAX_MESSAGE_SIZE: usize = (1 << 30) - 1;
+    pub const WORKER_THREADS: usize = 1;
 }
 
 impl Settings {
@@ -229,6 +233,7 @@ impl Settings {
                 .filter(|p| !p.is_empty())
                 .map(Secret),
             max_message_size,
+            worker_threads: env.positive("PGWARM_WORKER_THREADS", defaults::WORKER_THREADS)?,
             log_level: env.get("PGWARM_LOG_LEVEL").unwrap_or("info".into()),
             log_format: match env.get("PGWARM_LOG_FORMAT").as_deref() {
                 None => {
