@@ -14,6 +14,7 @@ mod peers;
 mod pg;
 mod pooler;
 mod tools;
+mod wire;
 
 pub use peers::{json_string, Moto, Pgbouncer};
 pub use pg::{
@@ -25,3 +26,4 @@ pub use tools::{
     as_postgres, chown_postgres, free_port, is_root, output_with_timeout, package_hint, poll_until,
     port_is_listening, random_hex, run_ok, send_signal, tool, try_tool, wait_timeout, TempDir,
 };
+pub use wire::{raw_message, send_cancel, sqlstate, Wire, WireError};

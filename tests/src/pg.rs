@@ -397,9 +397,15 @@ impl PgCluster {
 impl Target {
     /// libpq-style connection string for tokio-postgres: "host=.. port=.. user=.. password=.. dbname=..".
     pub fn conn_string(&self) -> String {
+        // libpq-style values in single quotes, with \ and ' escaped, so any password works.
+        let q = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
         format!(
             "host={} port={} user={} password={} dbname={}",
-            self.host, self.port, self.user, self.password, self.dbname
+            q(&self.host),
+            self.port,
+            q(&self.user),
+            q(&self.password),
+            q(&self.dbname)
         )
     }
 

@@ -273,7 +273,9 @@ impl Relay {
             if !self.linked && !waiting && self.c_scanned > self.c_sent {
                 return Poll::Ready(Event::NeedServer);
             }
-            if self.terminated && !self.linked && self.c_scanned == self.c_sent {
+            // Terminate: once everything before it reached the server, the session ends; the
+            // session's clean-up decides whether the server connection can be reused.
+            if self.terminated && self.c_scanned == self.c_sent {
                 return Poll::Ready(Event::ClientGone);
             }
             if !progress {
