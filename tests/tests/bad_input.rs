@@ -174,7 +174,7 @@ async fn an_unreachable_database_is_a_clear_error_for_the_client() {
     let mut nowhere = db.clone();
     nowhere.port = free_port();
     let pgwarm = start(&nowhere, &[("PGWARM_CONNECT_TIMEOUT", "1s")]);
-    let err = pgwarm.target().try_connect().await.err().expect("refused");
+    let err = pgwarm.target().try_connect().await.expect_err("refused");
     assert_eq!(sqlstate(&err), "08006", "{err:?}");
     assert!(format!("{err:?}").contains("could not connect"), "{err:?}");
 
@@ -182,7 +182,7 @@ async fn an_unreachable_database_is_a_clear_error_for_the_client() {
     let mut wrong = db.clone();
     wrong.password = "not-the-password".into();
     let pgwarm = start(&wrong, &[]);
-    let err = pgwarm.target().try_connect().await.err().expect("refused");
+    let err = pgwarm.target().try_connect().await.expect_err("refused");
     assert_eq!(sqlstate(&err), "28P01", "{err:?}");
     let log = pgwarm.wait_for_log("could not open a server connection", Duration::from_secs(5));
     assert!(

@@ -268,7 +268,7 @@ async fn clients_beyond_the_limit_get_53300() {
     for _ in 0..3 {
         held.push(pgwarm.target().connect().await);
     }
-    let err = pgwarm.target().try_connect().await.err().expect("refused");
+    let err = pgwarm.target().try_connect().await.expect_err("refused");
     assert_eq!(sqlstate(&err), "53300", "{err:?}");
     assert!(format!("{err:?}").contains("too many clients"), "{err:?}");
     // The held clients still work, and a freed slot is usable again.

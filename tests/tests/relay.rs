@@ -333,7 +333,7 @@ async fn another_database_name_is_refused_with_3d000() {
     let pgwarm = start(&db, &[]);
     let mut wrong = pgwarm.target();
     wrong.dbname = "not_this_one".into();
-    let err = wrong.try_connect().await.err().expect("refused");
+    let err = wrong.try_connect().await.expect_err("refused");
     assert_eq!(sqlstate(&err), "3D000", "{err}");
     assert!(format!("{err:?}").contains("not_this_one"), "{err:?}");
 }
@@ -358,7 +358,7 @@ async fn clients_authenticate_with_scram_when_a_client_password_is_set() {
 
     let mut bad = good.clone();
     bad.password = "guess".into();
-    let err = bad.try_connect().await.err().expect("refused");
+    let err = bad.try_connect().await.expect_err("refused");
     assert_eq!(sqlstate(&err), "28P01", "{err}");
     let log = pgwarm.log();
     assert!(
@@ -377,7 +377,7 @@ async fn pgwarm_logs_in_with_md5_cleartext_and_trust() {
         let rows = client.simple_query("select current_user").await.unwrap();
         assert_eq!(
             simple_values(&rows),
-            [db.user.clone()],
+            [db.user.as_str()],
             "auth method {method}"
         );
     }

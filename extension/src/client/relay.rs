@@ -122,11 +122,17 @@ impl Relay {
         self.s_body_left = 0;
     }
 
-    /// The link ends (released, failed or replaced).
-    pub fn unlink(&mut self) {
+    /// The link ends (released, failed or replaced). Server bytes not scanned yet are dropped:
+    /// they belong to that connection, never to the next. Returns whether there were any (a
+    /// server that spoke after its last ReadyForQuery is not clean enough to lend again).
+    pub fn unlink(&mut self) -> bool {
         self.linked = false;
         self.replay = false;
         self.answered = true;
+        let leftover = self.sin.len() > self.s_scanned || self.s_body_left > 0;
+        self.sin.truncate(self.s_scanned);
+        self.s_body_left = 0;
+        leftover
     }
 
     /// After a failed link whose batch was not answered: everything the server was sent and
@@ -134,8 +140,6 @@ impl Relay {
     pub fn rewind(&mut self) {
         debug_assert!(self.replay && !self.answered);
         self.c_sent = 0;
-        self.sin.truncate(self.s_scanned);
-        self.s_body_left = 0;
         self.unlink();
     }
 
@@ -601,6 +605,24 @@ mod tests {
             client(&mut r, &msg(b'Q', &[b'x'; 200])),
             Err(FrameError::TooLong { .. })
         ));
+    }
+
+    #[test]
+    fn bytes_after_the_last_ready_for_query_never_reach_the_next_link() {
+        let mut r = relay();
+        client(&mut r, &msg(b'Q', b"select 1\0")).unwrap();
+        let mut late = z(b'I');
+        late.extend_from_slice(&msg(b'A', b"\0\0\0\x01chan\0payload\0"));
+        assert!(matches!(server(&mut r, &late), Some(Event::Release)));
+        assert!(
+            r.unlink(),
+            "the notification after Z makes the connection unfit to lend"
+        );
+        assert_eq!(r.sin.len(), r.s_scanned);
+        r.link();
+        client(&mut r, &msg(b'Q', b"select 2\0")).unwrap();
+        assert!(matches!(server(&mut r, &z(b'I')), Some(Event::Release)));
+        assert!(!r.unlink());
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl<'a> Session<'a> {
                     } else {
                         info!(client = self.key.pid(), %reason, "server connection failed during a transaction");
                         self.drop_server();
-                        self.relay.unlink();
+                        let _ = self.relay.unlink();
                         return End::Error(PgError::fatal(
                             sqlstate::CONNECTION_FAILURE,
                             format!("server connection lost: {reason}"),
@@ -171,9 +171,16 @@ impl<'a> Session<'a> {
 
     fn release(&mut self) {
         self.key.set_target(None);
-        self.relay.unlink();
+        let leftover = self.relay.unlink();
         if let Some(server) = self.server.take() {
-            server.release();
+            if leftover {
+                debug!(
+                    server = server.id(),
+                    "server spoke after its last ReadyForQuery; closing it"
+                );
+            } else {
+                server.release();
+            }
         }
     }
 
