@@ -126,4 +126,12 @@ step cargo clippy --workspace --all-targets -- -D warnings
 # Also builds target/debug/pgwarm, the binary the end-to-end tests spawn.
 step cargo build --workspace --all-targets
 # --no-fail-fast: report every failing test binary, not only the first (still exits non-zero).
-step cargo test --workspace --no-fail-fast
+# cargo prints one summary per test binary, the last often a doc-test run with 0 tests; the
+# closing line sums them all so the total is what a reader (or CI) sees last.
+test_log=$(mktemp)
+rc=0
+cargo test --workspace --no-fail-fast 2>&1 | tee "$test_log" || rc=$?
+totals=$(awk '/^test result: / { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } } END { printf "%d passed, %d failed", p, f }' "$test_log")
+rm -f "$test_log"
+echo "tests: $totals"
+[ "$rc" -eq 0 ] || die "cargo test failed (exit $rc)"
