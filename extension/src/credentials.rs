@@ -4,21 +4,14 @@
 //! password itself, so sources that rotate (Secrets Manager) or expire (IAM tokens) can plug in
 //! behind the same small interface. Today there is the static source built from `PGWARM_DB_*`.
 
-use crate::config::{Secret, SslMode, TargetSettings};
+use crate::config::TargetSettings;
 use std::future::Future;
 use std::pin::Pin;
 use thiserror::Error;
 
-/// Everything needed to open one server connection.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    pub host: String,
-    pub port: u16,
-    pub dbname: String,
-    pub user: String,
-    pub password: Option<Secret>,
-    pub sslmode: SslMode,
-}
+/// Everything needed to open one server connection: the same shape as the configured target,
+/// because a source (a secret, a token) yields exactly that, possibly different each time.
+pub type Credentials = TargetSettings;
 
 #[derive(Debug, Error)]
 pub enum CredentialError {
@@ -43,14 +36,7 @@ pub struct StaticCredentials(Credentials);
 
 impl StaticCredentials {
     pub fn new(target: &TargetSettings) -> StaticCredentials {
-        StaticCredentials(Credentials {
-            host: target.host.clone(),
-            port: target.port,
-            dbname: target.dbname.clone(),
-            user: target.user.clone(),
-            password: target.password.clone(),
-            sslmode: target.sslmode,
-        })
+        StaticCredentials(target.clone())
     }
 }
 

@@ -449,6 +449,17 @@ impl Target {
         tools::output_with_timeout(&mut cmd, None, PSQL_TIMEOUT)
     }
 
+    /// psql -c that must succeed: returns trimmed stdout, panics with stderr otherwise.
+    pub fn psql_ok(&self, sql: &str) -> String {
+        let out = self.psql(sql);
+        assert!(
+            out.status.success(),
+            "psql {sql:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Like [`Target::psql`] but the SQL is a script on stdin: psql sends each statement as its own
     /// Query (needed for CREATE DATABASE next to other statements, `\` commands, ...).
     pub fn psql_stdin(&self, sql: &str) -> Output {

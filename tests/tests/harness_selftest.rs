@@ -64,13 +64,7 @@ async fn fresh_target_connects_with_scram() {
     );
 
     // psql through the same target.
-    let out = t.psql("SELECT 40 + 2");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    assert_eq!(t.psql_ok("SELECT 40 + 2"), "42");
 }
 
 #[tokio::test]

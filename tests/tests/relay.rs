@@ -51,13 +51,7 @@ async fn simple_and_extended_queries_work() {
     assert_eq!(rows[0].get::<_, String>(1), "hi!");
 
     // psql: a whole session through pgwarm.
-    let out = pgwarm.target().psql("select 41 + 1");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    assert_eq!(pgwarm.target().psql_ok("select 41 + 1"), "42");
 }
 
 #[tokio::test]
@@ -104,20 +98,12 @@ async fn copy_in_and_out_with_psql_keeps_every_byte() {
     let data = ten_megabytes();
     std::fs::write(&input, &data).unwrap();
 
-    let ok = |out: std::process::Output| {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    ok(through.psql("create table copied (n bigint primary key, line text)"));
-    ok(through.psql(&format!("\\copy copied from '{}'", input.display())));
-    ok(through.psql(&format!(
+    through.psql_ok("create table copied (n bigint primary key, line text)");
+    through.psql_ok(&format!("\\copy copied from '{}'", input.display()));
+    through.psql_ok(&format!(
         "\\copy (select * from copied order by n) to '{}'",
         output.display()
-    )));
+    ));
     let back = std::fs::read(&output).unwrap();
     assert_eq!(back.len(), data.len());
     assert!(back == data, "COPY round trip changed the bytes");
@@ -349,12 +335,7 @@ async fn clients_authenticate_with_scram_when_a_client_password_is_set() {
         simple_values(&client.simple_query("select 'in'").await.unwrap()),
         ["in"]
     );
-    let out = good.psql("select 'psql in'");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(good.psql_ok("select 'psql in'"), "psql in");
 
     let mut bad = good.clone();
     bad.password = "guess".into();
