@@ -11,7 +11,9 @@ use crate::config::Settings;
 use crate::credentials::CredentialSource;
 use crate::server::{self, ServerConn, ServerError};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -154,6 +156,15 @@ impl Pool {
         }
     }
 
+    /// Opening a connection is the cold path and its future is large (a whole login); boxing it
+    /// keeps every client task's checkout state small.
+    fn fill(
+        &self,
+        slot: Checkout,
+    ) -> Pin<Box<dyn Future<Output = Result<Checkout, PoolError>> + Send + '_>> {
+        Box::pin(self.open_into(slot))
+    }
+
     /// The ParameterStatus values a client should see at login; opens a first server connection
     /// if none was ever opened, as a client cannot be told the server version otherwise.
     pub async fn server_params(self: &Arc<Pool>) -> Result<ServerParams, PoolError> {
@@ -265,7 +276,7 @@ impl Pool {
 
     /// Opens a new connection into a slot already counted in `open`. On failure the slot is
     /// given back by the Checkout's drop.
-    async fn fill(&self, mut slot: Checkout) -> Result<Checkout, PoolError> {
+    async fn open_into(&self, mut slot: Checkout) -> Result<Checkout, PoolError> {
         let creds = self
             .credentials
             .credentials()
