@@ -23,6 +23,9 @@
 # Exits non-zero if any pgbench run failed (non-zero exit status or "aborted" in its output);
 # such runs show as FAILED in the report.
 set -euo pipefail
+SCRIPT_NAME=bench.sh
+# shellcheck source=scripts/common.sh
+source "$(dirname "$0")/common.sh"
 cd "$(dirname "$0")/.."
 
 DURATION=${BENCH_DURATION:-10}
@@ -32,12 +35,6 @@ SCALE=${BENCH_SCALE:-10}
 POOL_SIZE=4
 TARGETS=(direct pgwarm pgbouncer)
 BENCH_PASSWORD=password
-
-say() { echo "bench.sh: $*"; }
-die() {
-    echo "bench.sh: $*" >&2
-    exit 1
-}
 
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a positive integer (seconds), got '$DURATION'"
 [[ "$SCALE" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SCALE must be a positive integer, got '$SCALE'"
@@ -51,94 +48,11 @@ done
 [ -n "${CLIENTS// /}" ] || die "BENCH_CLIENTS is empty"
 [ -n "${MODES// /}" ] || die "BENCH_MODES is empty"
 
-is_root() { [ "$(id -u)" -eq 0 ]; }
-SUDO=()
-if ! is_root && command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo)
-fi
-
-# Also look where Debian puts programs that are not always on PATH (pgbouncer is in /usr/sbin).
-export PATH="$PATH:/usr/sbin:/sbin"
-
-have() { command -v "$1" >/dev/null 2>&1; }
-
-# Directory holding initdb, pg_ctl and postgres: `pg_config --bindir`, else the newest
-# /usr/lib/postgresql/*/bin.
-pg_bindir() {
-    local dir
-    if have pg_config; then
-        dir=$(pg_config --bindir 2>/dev/null || true)
-        if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then
-            echo "$dir"
-            return 0
-        fi
-    fi
-    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-    if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then
-        echo "$dir"
-        return 0
-    fi
-    return 1
-}
-
 # ---- install what is missing (apt) -------------------------------------------------------------
-apt_pkgs=()
-pg_bindir >/dev/null || apt_pkgs+=(postgresql)
-{ have psql && have pgbench; } || apt_pkgs+=(postgresql-client)
-have pgbouncer || apt_pkgs+=(pgbouncer)
-
-if [ "${#apt_pkgs[@]}" -gt 0 ]; then
-    have apt-get || die "missing ${apt_pkgs[*]} and no apt-get: install them by hand"
-    if ! is_root && [ "${#SUDO[@]}" -eq 0 ]; then
-        die "missing ${apt_pkgs[*]}; not root and no sudo: install them by hand"
-    fi
-    say "apt-get update"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    for pkg in "${apt_pkgs[@]}"; do
-        say "installing $pkg (apt)"
-    done
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${apt_pkgs[@]}" >/dev/null
-    # Debian starts a cluster on 5432 and PgBouncer on 6432 right after installing them. The
-    # benchmark uses its own servers on free ports: stop what the install just started
-    # (failures are fine: not running).
-    for pkg in "${apt_pkgs[@]}"; do
-        case "$pkg" in
-            postgresql)
-                if have pg_lsclusters; then
-                    pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
-                        "${SUDO[@]}" pg_ctlcluster "$ver" "$name" stop >/dev/null 2>&1 || true
-                    done
-                fi
-                "${SUDO[@]}" service postgresql stop >/dev/null 2>&1 || true
-                ;;
-            pgbouncer)
-                "${SUDO[@]}" service pgbouncer stop >/dev/null 2>&1 || true
-                ;;
-        esac
-    done
-    hash -r
-fi
-
-PG_BIN=$(pg_bindir) || die "no PostgreSQL server binaries (initdb): install the Debian package postgresql"
-for tool in psql pgbench pgbouncer; do
-    have "$tool" || die "$tool not found after install"
-done
-if is_root; then
-    id postgres >/dev/null 2>&1 ||
-        die "running as root but there is no 'postgres' user (initdb and PgBouncer refuse root): install the Debian package postgresql"
-fi
+install_missing postgresql postgresql-client pgbouncer
 
 # ---- build -------------------------------------------------------------------------------------
-have cargo || die "cargo not found: install Rust (https://rustup.rs)"
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-# The whole workspace at once: building one package alone re-resolves features and rebuilds
-# dozens of crates (see docs / DESIGN.md).
-say "cargo build --release --workspace"
-cargo build --release --workspace
-PGWARM_BIN="$TARGET_DIR/release/pgwarm"
-[ -x "$PGWARM_BIN" ] || die "$PGWARM_BIN was not built"
-PGWARM_BIN=$(cd "$(dirname "$PGWARM_BIN")" && pwd)/pgwarm
+cargo_build_release
 
 OUT_DIR="$TARGET_DIR/bench"
 mkdir -p "$OUT_DIR"
@@ -147,47 +61,22 @@ mkdir -p "$OUT_DIR/runs" "$OUT_DIR/logs"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 
 # ---- processes, cleanup ------------------------------------------------------------------------
-WORK=""
-PG_DATA=""
-PGWARM_PID=""
-PGBOUNCER_PID=""
 any_failed=0
 
-# Run as the `postgres` user when we are root (initdb, postgres and PgBouncer refuse root).
-as_pg() {
-    if is_root; then
-        runuser -u postgres -- "$@"
-    else
-        "$@"
-    fi
-}
-
-stop_pid() {
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+# Keep the server logs next to the report: runs before the temp dir is removed, after the
+# servers stopped (common_cleanup undoes things in reverse order).
+save_logs() {
+    local f
+    for f in "$WORK/pgwarm.log" "$WORK/pgbouncer.log" "$WORK/postgres.log"; do
+        [ -f "$f" ] && cp "$f" "$OUT_DIR/logs/" 2>/dev/null
     done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    return 0
 }
 
 cleanup() {
     local rc=$?
     set +e
-    stop_pid "$PGWARM_PID"
-    stop_pid "$PGBOUNCER_PID"
-    if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
-        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1
-    fi
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        for f in "$WORK/pgwarm.log" "$WORK/pgbouncer.log" "$WORK/postgres.log"; do
-            [ -f "$f" ] && cp "$f" "$OUT_DIR/logs/" 2>/dev/null
-        done
-        rm -rf "$WORK"
-    fi
+    common_cleanup
     if [ "$rc" -ne 0 ]; then
         echo "bench.sh: FAILED (exit $rc); pgbench outputs in $OUT_DIR/runs, server logs in $OUT_DIR/logs" >&2
     fi
@@ -197,86 +86,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# A free TCP port on 127.0.0.1, outside the kernel's ephemeral range, never the same one twice.
-GIVEN_PORTS=" "
-free_port() {
-    local p i
-    for i in $(seq 200); do
-        p=$((20000 + RANDOM % 12000))
-        case "$GIVEN_PORTS" in *" $p "*) continue ;; esac
-        if ! port_listening "$p"; then
-            GIVEN_PORTS="$GIVEN_PORTS$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free TCP port found on 127.0.0.1"
-}
-
-# Wait until `port` listens; fail with the log's tail if `pid` exits first or after 15 s.
-wait_listening() {
-    local name=$1 pid=$2 port=$3 log=$4 i
-    for i in $(seq 150); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "--- $name log ($log) ---" >&2
-            tail -n 30 "$log" >&2 || true
-            die "$name exited before listening on 127.0.0.1:$port"
-        fi
-        port_listening "$port" && return 0
-        sleep 0.1
-    done
-    echo "--- $name log ($log) ---" >&2
-    tail -n 30 "$log" >&2 || true
-    die "$name did not listen on 127.0.0.1:$port within 15 s"
-}
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgwarm-bench.XXXXXX")
-chmod 755 "$WORK"
-is_root && chown postgres: "$WORK"
+make_workdir pgwarm-bench
+common_on_exit call save_logs
 
 # ---- PostgreSQL --------------------------------------------------------------------------------
-PG_DATA="$WORK/data"
-PG_PORT=$(free_port)
-SUPER_PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-as_pg mkdir -m 700 "$PG_DATA"
-(umask 077 && echo "$SUPER_PASSWORD" >"$WORK/pwfile")
-is_root && chown postgres: "$WORK/pwfile"
-say "starting PostgreSQL ($PG_BIN) on 127.0.0.1:$PG_PORT"
-if ! as_pg "$PG_BIN/initdb" -D "$PG_DATA" --no-sync --auth=scram-sha-256 -U postgres -E UTF8 \
-    --locale=C --pwfile="$WORK/pwfile" >"$WORK/initdb.log" 2>&1; then
-    cat "$WORK/initdb.log" >&2
-    die "initdb failed (if 'postgres' cannot reach $WORK, point TMPDIR somewhere it can traverse)"
-fi
-rm -f "$WORK/pwfile"
-as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null <<EOF
+pg_start_cluster
 
-# pgwarm bench
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = ''
-max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-password_encryption = 'scram-sha-256'
-logging_collector = off
-log_min_messages = warning
-EOF
-as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null <<EOF
-# pgwarm bench: SCRAM for everyone on 127.0.0.1 only
-host all all 127.0.0.1/32 scram-sha-256
-EOF
-as_pg touch "$WORK/postgres.log"
-if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/postgres.log" -w -t 60 start >/dev/null; then
-    cat "$WORK/postgres.log" >&2
-    die "PostgreSQL did not start"
-fi
-
-PGVARS=(env PGHOST=127.0.0.1 PGSSLMODE=disable PGCONNECT_TIMEOUT=10)
-"${PGVARS[@]}" PGPASSWORD="$SUPER_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" -U postgres \
-    -d postgres >/dev/null <<EOF
+psql_super -d postgres >/dev/null <<EOF
 CREATE ROLE bench LOGIN PASSWORD '$BENCH_PASSWORD';
 CREATE DATABASE bench OWNER bench;
 EOF
@@ -288,24 +104,17 @@ if ! "${PGVARS[@]}" PGPASSWORD="$BENCH_PASSWORD" pgbench -i -q -s "$SCALE" -p "$
 fi
 
 # ---- pgwarm ------------------------------------------------------------------------------------
-PGWARM_PORT=$(free_port)
-PASSTHROUGH=$(env | grep -E '^PGWARM_' | grep -vE '^PGWARM_(LISTEN|DB_HOST|DB_PORT|DB_NAME|DB_USER|DB_PASSWORD|POOL_SIZE|LOG_LEVEL)=' |
-    sed -E 's/^([A-Z_]*PASSWORD[A-Z_]*)=.*/\1=***/' | sort | tr '\n' ' ' | sed 's/ $//' || true)
-say "starting pgwarm on 127.0.0.1:$PGWARM_PORT${PASSTHROUGH:+ (with $PASSTHROUGH)}"
-env PGWARM_LISTEN="127.0.0.1:$PGWARM_PORT" \
+pgwarm_start "$WORK/pgwarm.log" \
     PGWARM_DB_HOST=127.0.0.1 \
     PGWARM_DB_PORT="$PG_PORT" \
     PGWARM_DB_NAME=bench \
     PGWARM_DB_USER=bench \
     PGWARM_DB_PASSWORD="$BENCH_PASSWORD" \
     PGWARM_POOL_SIZE="$POOL_SIZE" \
-    PGWARM_LOG_LEVEL=warn \
-    "$PGWARM_BIN" </dev/null >"$WORK/pgwarm.log" 2>&1 &
-PGWARM_PID=$!
-wait_listening pgwarm "$PGWARM_PID" "$PGWARM_PORT" "$WORK/pgwarm.log"
+    PGWARM_LOG_LEVEL=warn
 
 # ---- PgBouncer ---------------------------------------------------------------------------------
-PGBOUNCER_PORT=$(free_port)
+free_port PGBOUNCER_PORT
 cat >"$WORK/pgbouncer.ini" <<EOF
 [databases]
 bench = host=127.0.0.1 port=$PG_PORT dbname=bench
@@ -337,6 +146,7 @@ else
     pgbouncer "$WORK/pgbouncer.ini" </dev/null >>"$WORK/pgbouncer.log" 2>&1 &
 fi
 PGBOUNCER_PID=$!
+common_on_exit pid "$PGBOUNCER_PID"
 wait_listening pgbouncer "$PGBOUNCER_PID" "$PGBOUNCER_PORT" "$WORK/pgbouncer.log"
 
 target_port() {
@@ -431,7 +241,7 @@ report="$OUT_DIR/report.txt"
     echo "pgwarm benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "commit: $commit   nproc: $(nproc)   pgwarm release binary: $bin_bytes bytes ($bin_mib MiB)"
     echo "pgbench -n -S -T $DURATION -c C -j min(C,2), scale $SCALE; $("$PG_BIN/postgres" --version); $(pgbouncer --version 2>/dev/null | head -n 1)"
-    echo "pool size $POOL_SIZE (pgwarm and PgBouncer, transaction mode); pgwarm extra env: ${PASSTHROUGH:-none}"
+    echo "pool size $POOL_SIZE (pgwarm and PgBouncer, transaction mode); pgwarm extra env: ${PGWARM_PASSTHROUGH:-none}"
     echo "load average before: $LOAD_BEFORE   after: $LOAD_AFTER"
     echo
     printf '%-9s %7s %12s %12s %14s %14s %17s\n' mode clients "direct TPS" "pgwarm TPS" "pgbouncer TPS" \

@@ -22,73 +22,23 @@ finish() {
 }
 trap finish EXIT
 
-say() { echo "test.sh: $*"; }
-die() {
-    echo "test.sh: $*" >&2
-    exit 1
-}
+SCRIPT_NAME=test.sh
+# shellcheck source=scripts/common.sh
+source scripts/common.sh
 
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "not root and no sudo: cannot install system packages"
-    SUDO=(sudo)
-fi
-
-# Also look where Debian and pip put programs that are not always on PATH.
-export PATH="$PATH:/usr/sbin:/sbin:$HOME/.local/bin"
-
-have() { command -v "$1" >/dev/null 2>&1; }
-
-have_pg_server() {
-    local bindir
-    if have pg_config; then
-        bindir=$(pg_config --bindir 2>/dev/null || true)
-        if [ -n "$bindir" ] && [ -x "$bindir/initdb" ]; then
-            return 0
-        fi
-    fi
-    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
-}
+# Also look where pip puts programs that are not always on PATH.
+export PATH="$PATH:$HOME/.local/bin"
 
 have_pip() { have python3 && python3 -m pip --version >/dev/null 2>&1; }
 
 # ---- apt ---------------------------------------------------------------------------------------
-apt_pkgs=()
-have_pg_server || apt_pkgs+=(postgresql)
-{ have psql && have pgbench; } || apt_pkgs+=(postgresql-client)
-have pgbouncer || apt_pkgs+=(pgbouncer)
+# The tests start their own clusters and PgBouncers on free ports; install_missing also stops the
+# services Debian starts on install, so nothing lingers on pgwarm's default port.
+apt_wants=(postgresql postgresql-client pgbouncer)
 if ! have moto_server && ! have_pip; then
-    apt_pkgs+=(python3-pip)
+    apt_wants+=(python3-pip)
 fi
-
-if [ "${#apt_pkgs[@]}" -gt 0 ]; then
-    have apt-get || die "missing ${apt_pkgs[*]} and no apt-get: install them by hand"
-    say "apt-get update"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    for pkg in "${apt_pkgs[@]}"; do
-        say "installing $pkg (apt)"
-    done
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${apt_pkgs[@]}" >/dev/null
-    # Debian starts a cluster on 5432 and PgBouncer on 6432 right after installing them. The
-    # tests use their own clusters on free ports, but nothing of the system's may linger on
-    # pgwarm's default port: stop what we just installed (failures are fine: not running).
-    for pkg in "${apt_pkgs[@]}"; do
-        case "$pkg" in
-            postgresql)
-                if have pg_lsclusters; then
-                    pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
-                        "${SUDO[@]}" pg_ctlcluster "$ver" "$name" stop >/dev/null 2>&1 || true
-                    done
-                fi
-                "${SUDO[@]}" service postgresql stop >/dev/null 2>&1 || true
-                ;;
-            pgbouncer)
-                "${SUDO[@]}" service pgbouncer stop >/dev/null 2>&1 || true
-                ;;
-        esac
-    done
-fi
+install_missing "${apt_wants[@]}"
 
 # ---- pip ---------------------------------------------------------------------------------------
 if ! have moto_server; then

@@ -1,0 +1,322 @@
+# shellcheck shell=bash
+# Shared pieces of scripts/demo.sh, bench.sh and test.sh: install what is missing (apt), build the
+# workspace in release, run a throwaway PostgreSQL cluster and pgwarm on free ports on 127.0.0.1,
+# and stop everything again on exit.
+#
+# Sourcing this file only defines functions and variables. A script sets SCRIPT_NAME (used by
+# say/die; defaults to the script's file name), sources this file, and installs its own traps:
+#
+#   SCRIPT_NAME=demo.sh
+#   source "$(dirname "$0")/common.sh"
+#   trap 'common_cleanup' EXIT
+#
+# Everything a function starts or creates is registered with common_on_exit, and
+# common_cleanup undoes it in reverse order (processes, then the cluster, then the temp dir).
+#
+# Variables the functions set:
+#   install_missing     PG_BIN (when postgresql is asked for)
+#   cargo_build_release TARGET_DIR, RELEASE_DIR (absolute), PGWARM_BIN (absolute)
+#   make_workdir        WORK
+#   pg_start_cluster    PG_DATA, PG_PORT, PG_SUPERPASS, PG_LOG
+#   pgwarm_start        PGWARM_PORT, PGWARM_PID, PGWARM_PASSTHROUGH
+
+SCRIPT_NAME=${SCRIPT_NAME:-${0##*/}}
+
+say() { echo "$SCRIPT_NAME: $*"; }
+die() {
+    echo "$SCRIPT_NAME: $*" >&2
+    exit 1
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# Plain psql/pgbench environment for the throwaway cluster: TCP on 127.0.0.1, no TLS (the cluster
+# has none), and a bounded connect.
+PGVARS=(env PGHOST=127.0.0.1 PGSSLMODE=disable PGCONNECT_TIMEOUT=10)
+
+# ---- cleanup registry --------------------------------------------------------------------------
+# Entries are "KIND ARG": pid PID | cluster PG_DATA | dir PATH | call FUNCTION.
+COMMON_CLEANUP=()
+
+common_on_exit() { COMMON_CLEANUP+=("$1 $2"); }
+
+# Undoes every registered entry, last registered first. Never fails: it runs from an EXIT trap.
+common_cleanup() {
+    local i entry kind arg
+    for ((i = ${#COMMON_CLEANUP[@]} - 1; i >= 0; i--)); do
+        entry=${COMMON_CLEANUP[i]}
+        kind=${entry%% *}
+        arg=${entry#* }
+        case "$kind" in
+            pid) stop_pid "$arg" ;;
+            cluster) pg_stop_cluster "$arg" ;;
+            dir) [ -d "$arg" ] && rm -rf -- "$arg" ;;
+            call) "$arg" ;;
+        esac || true
+    done
+    COMMON_CLEANUP=()
+}
+
+# ---- tools -------------------------------------------------------------------------------------
+# Directory holding initdb, pg_ctl and postgres: `pg_config --bindir`, else the newest
+# /usr/lib/postgresql/*/bin.
+pg_bindir() {
+    local dir
+    if have pg_config; then
+        dir=$(pg_config --bindir 2>/dev/null || true)
+        if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then
+            echo "$dir"
+            return 0
+        fi
+    fi
+    dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    if [ -x "$dir/initdb" ]; then
+        echo "$dir"
+        return 0
+    fi
+    return 1
+}
+
+# Installs with apt whichever of the given Debian packages is missing, one line per install, then
+# checks that their programs are there. Packages: postgresql (server: initdb, pg_ctl; sets
+# PG_BIN), postgresql-client (psql, pgbench), pgbouncer.
+install_missing() {
+    local want pkg sudo=() apt_pkgs=()
+    # Also look where Debian puts programs that are not always on PATH (pgbouncer is in /usr/sbin).
+    case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin" ;; esac
+    case ":$PATH:" in *:/sbin:*) ;; *) PATH="$PATH:/sbin" ;; esac
+    export PATH
+    if ! is_root && have sudo; then
+        sudo=(sudo)
+    fi
+
+    for want in "$@"; do
+        case "$want" in
+            postgresql) pg_bindir >/dev/null || apt_pkgs+=(postgresql) ;;
+            postgresql-client) { have psql && have pgbench; } || apt_pkgs+=(postgresql-client) ;;
+            pgbouncer) have pgbouncer || apt_pkgs+=(pgbouncer) ;;
+            python3-pip) { have python3 && python3 -m pip --version >/dev/null 2>&1; } || apt_pkgs+=(python3-pip) ;;
+            *) die "install_missing: unknown package '$want'" ;;
+        esac
+    done
+
+    if [ "${#apt_pkgs[@]}" -gt 0 ]; then
+        have apt-get || die "missing ${apt_pkgs[*]} and no apt-get: install them by hand"
+        if ! is_root && [ "${#sudo[@]}" -eq 0 ]; then
+            die "missing ${apt_pkgs[*]}; not root and no sudo: install them by hand"
+        fi
+        say "apt-get update"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        for pkg in "${apt_pkgs[@]}"; do
+            say "installing $pkg (apt)"
+        done
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${apt_pkgs[@]}" >/dev/null
+        # Debian starts a cluster on 5432 and PgBouncer on 6432 right after installing them. The
+        # scripts use their own servers on free ports: stop what the install just started
+        # (failures are fine: not running).
+        for pkg in "${apt_pkgs[@]}"; do
+            case "$pkg" in
+                postgresql)
+                    if have pg_lsclusters; then
+                        pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
+                            "${sudo[@]}" pg_ctlcluster "$ver" "$name" stop >/dev/null 2>&1 || true
+                        done
+                    fi
+                    "${sudo[@]}" service postgresql stop >/dev/null 2>&1 || true
+                    ;;
+                pgbouncer)
+                    "${sudo[@]}" service pgbouncer stop >/dev/null 2>&1 || true
+                    ;;
+            esac
+        done
+        hash -r
+    fi
+
+    for want in "$@"; do
+        case "$want" in
+            postgresql)
+                PG_BIN=$(pg_bindir) || die "no PostgreSQL server binaries (initdb): install the Debian package postgresql"
+                ;;
+            postgresql-client)
+                have psql || die "psql not found after install"
+                have pgbench || die "pgbench not found after install"
+                ;;
+            pgbouncer)
+                have pgbouncer || die "pgbouncer not found after install"
+                ;;
+        esac
+    done
+    # initdb, postgres and PgBouncer refuse to run as root; as_pg switches to 'postgres'.
+    if is_root && [[ " $* " == *" postgresql "* ]]; then
+        id postgres >/dev/null 2>&1 ||
+            die "running as root but there is no 'postgres' user (initdb and PgBouncer refuse root): install the Debian package postgresql"
+    fi
+}
+
+# Run as the `postgres` user when we are root (initdb, postgres and PgBouncer refuse root).
+as_pg() {
+    if is_root; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# ---- build -------------------------------------------------------------------------------------
+# Builds the whole workspace in release; run from the workspace root.
+cargo_build_release() {
+    have cargo || die "cargo not found: install Rust (https://rustup.rs)"
+    TARGET_DIR=${CARGO_TARGET_DIR:-target}
+    # The whole workspace at once: building one package alone re-resolves features and rebuilds
+    # dozens of crates (see docs / DESIGN.md).
+    say "cargo build --release --workspace"
+    cargo build --release --workspace
+    [ -x "$TARGET_DIR/release/pgwarm" ] || die "$TARGET_DIR/release/pgwarm was not built"
+    RELEASE_DIR=$(cd "$TARGET_DIR/release" && pwd)
+    PGWARM_BIN="$RELEASE_DIR/pgwarm"
+}
+
+# ---- processes and ports -----------------------------------------------------------------------
+# Stops a process: SIGTERM, up to 5 s to exit, then SIGKILL. A pid that is gone is fine.
+stop_pid() {
+    local pid=$1 _
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+port_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port VAR: sets VAR to a free TCP port on 127.0.0.1, outside the kernel's ephemeral range,
+# never the same one twice in this script (so two servers started back to back cannot race for
+# one port). It assigns rather than prints: a $(...) subshell would forget the ports given.
+COMMON_GIVEN_PORTS=" "
+free_port() {
+    local var=$1 p _
+    for _ in $(seq 200); do
+        p=$((20000 + RANDOM % 12000))
+        case "$COMMON_GIVEN_PORTS" in *" $p "*) continue ;; esac
+        if ! port_listening "$p"; then
+            COMMON_GIVEN_PORTS="$COMMON_GIVEN_PORTS$p "
+            printf -v "$var" '%s' "$p"
+            return 0
+        fi
+    done
+    die "no free TCP port found on 127.0.0.1"
+}
+
+# wait_listening NAME PID PORT LOG: wait until PORT listens; fail with the log's tail if PID
+# exits first or after 15 s.
+wait_listening() {
+    local name=$1 pid=$2 port=$3 log=$4 _
+    for _ in $(seq 150); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "--- $name log ($log) ---" >&2
+            tail -n 30 "$log" >&2 || true
+            die "$name exited before listening on 127.0.0.1:$port"
+        fi
+        port_listening "$port" && return 0
+        sleep 0.1
+    done
+    echo "--- $name log ($log) ---" >&2
+    tail -n 30 "$log" >&2 || true
+    die "$name did not listen on 127.0.0.1:$port within 15 s"
+}
+
+# make_workdir PREFIX: a fresh temp dir in WORK, removed on cleanup. The `postgres` user must be
+# able to reach it when we are root.
+make_workdir() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    common_on_exit dir "$WORK"
+    chmod 755 "$WORK"
+    if is_root; then chown postgres: "$WORK"; fi
+}
+
+# ---- PostgreSQL --------------------------------------------------------------------------------
+# Starts a throwaway cluster in $WORK/data: SCRAM for everyone, 127.0.0.1 only, a free port, no
+# Unix socket, durability off (nothing here needs to survive). Needs PG_BIN and WORK. Sets
+# PG_DATA, PG_PORT, PG_SUPERPASS (password of the superuser `postgres`) and PG_LOG.
+pg_start_cluster() {
+    PG_DATA="$WORK/data"
+    PG_LOG="$WORK/postgres.log"
+    free_port PG_PORT
+    PG_SUPERPASS=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    as_pg mkdir -m 700 "$PG_DATA"
+    (umask 077 && echo "$PG_SUPERPASS" >"$WORK/pwfile")
+    if is_root; then chown postgres: "$WORK/pwfile"; fi
+    say "starting PostgreSQL ($PG_BIN) on 127.0.0.1:$PG_PORT"
+    # The slow steps run in ( ) with the redirection outside: a redirection on a function call
+    # applies to this shell, so an INT/TERM trap firing meanwhile would print into the log.
+    if ! (as_pg "$PG_BIN/initdb" -D "$PG_DATA" --no-sync --auth=scram-sha-256 -U postgres -E UTF8 \
+        --locale=C --pwfile="$WORK/pwfile") >"$WORK/initdb.log" 2>&1; then
+        cat "$WORK/initdb.log" >&2
+        die "initdb failed (if 'postgres' cannot reach $WORK, point TMPDIR somewhere it can traverse)"
+    fi
+    rm -f "$WORK/pwfile"
+    as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null <<EOF
+
+# $SCRIPT_NAME: throwaway cluster
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = ''
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+password_encryption = 'scram-sha-256'
+logging_collector = off
+log_min_messages = warning
+EOF
+    as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null <<EOF
+# $SCRIPT_NAME: SCRAM for everyone on 127.0.0.1 only
+host all all 127.0.0.1/32 scram-sha-256
+EOF
+    as_pg touch "$PG_LOG"
+    common_on_exit cluster "$PG_DATA"
+    if ! (as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start) >/dev/null; then
+        cat "$PG_LOG" >&2
+        die "PostgreSQL did not start"
+    fi
+}
+
+# pg_stop_cluster [PG_DATA]: immediate stop (the cluster is thrown away anyway).
+pg_stop_cluster() {
+    local data=${1:-$PG_DATA}
+    if [ -n "$data" ] && [ -f "$data/postmaster.pid" ]; then
+        as_pg "$PG_BIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1
+    fi
+}
+
+# psql_super [PSQL ARGS...]: psql as the superuser on the throwaway cluster, stopping at the
+# first error.
+psql_super() {
+    "${PGVARS[@]}" PGPASSWORD="$PG_SUPERPASS" psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" -U postgres "$@"
+}
+
+# ---- pgwarm ------------------------------------------------------------------------------------
+# pgwarm_start LOG [PGWARM_VAR=VALUE...]: starts $PGWARM_BIN on a free port on 127.0.0.1 with the
+# given settings, its output in LOG, and waits until it listens. PGWARM_* variables of the
+# caller's environment reach pgwarm too, except the ones given here; PGWARM_PASSTHROUGH lists
+# them (passwords as ***). Sets PGWARM_PORT and PGWARM_PID.
+pgwarm_start() {
+    local log=$1 fixed=PGWARM_LISTEN setting
+    shift
+    for setting in "$@"; do
+        fixed="$fixed|${setting%%=*}"
+    done
+    free_port PGWARM_PORT
+    PGWARM_PASSTHROUGH=$(env | grep -E '^PGWARM_' | grep -vE "^($fixed)=" |
+        sed -E 's/^([A-Z_]*PASSWORD[A-Z_]*)=.*/\1=***/' | sort | tr '\n' ' ' | sed 's/ $//' || true)
+    say "starting pgwarm on 127.0.0.1:$PGWARM_PORT${PGWARM_PASSTHROUGH:+ (with $PGWARM_PASSTHROUGH)}"
+    env PGWARM_LISTEN="127.0.0.1:$PGWARM_PORT" "$@" "$PGWARM_BIN" </dev/null >"$log" 2>&1 &
+    PGWARM_PID=$!
+    common_on_exit pid "$PGWARM_PID"
+    wait_listening pgwarm "$PGWARM_PID" "$PGWARM_PORT" "$log"
+}
