@@ -45,8 +45,8 @@ pub enum Event {
     Release,
     /// The client closed its socket or sent Terminate.
     ClientGone,
-    /// The client broke the protocol; the error is for the client.
-    ClientProtocol(PgError),
+    /// The client must be closed with this error (it broke the protocol, or a timeout hit).
+    CloseClient(PgError),
     /// The server connection failed. `replayable`: nothing of the current batch was answered
     /// yet, so it can be sent again on another connection.
     ServerFailed { replayable: bool, reason: String },
@@ -237,7 +237,7 @@ impl Relay {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Event::ClientGone),
                     Poll::Ready(Ok(_)) => {
                         if let Err(e) = self.scan_client() {
-                            return Poll::Ready(Event::ClientProtocol(PgError::fatal(
+                            return Poll::Ready(Event::CloseClient(PgError::fatal(
                                 sqlstate::PROTOCOL_VIOLATION,
                                 e.to_string(),
                             )));

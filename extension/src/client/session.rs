@@ -84,7 +84,7 @@ impl<'a> Session<'a> {
                     replays = 0;
                 }
                 Event::ClientGone => return End::ClientGone,
-                Event::ClientProtocol(error) => return End::Error(error),
+                Event::CloseClient(error) => return End::Error(error),
                 Event::ServerFailed { replayable, reason } => {
                     if replayable && replays < MAX_REPLAYS {
                         replays += 1;
@@ -129,7 +129,7 @@ impl<'a> Session<'a> {
                     event = pump => event,
                     _ = tokio::time::sleep(limit) => {
                         if self.relay.idle_in_transaction() {
-                            return Event::ClientProtocol(idle_timeout_error(limit));
+                            return Event::CloseClient(idle_timeout_error(limit));
                         }
                         continue;
                     }
@@ -162,7 +162,7 @@ impl<'a> Session<'a> {
                 }
                 event = pump => match event {
                     Event::ClientGone => return Ok(false),
-                    Event::ClientProtocol(error) => return Err(error),
+                    Event::CloseClient(error) => return Err(error),
                     _ => continue,
                 },
             }
