@@ -4,30 +4,48 @@
 # On a fresh Debian/Ubuntu machine it first installs what is missing, one line per install:
 #   apt: postgresql (server), postgresql-client (psql, pgbench), pgbouncer
 # then builds the workspace in release, starts a throwaway PostgreSQL cluster, pgwarm and
-# PgBouncer on free ports on 127.0.0.1 (nothing else is touched), runs
+# PgBouncer on free ports on 127.0.0.1 (nothing else is touched), and runs
 #   pgbench -n -S -M MODE -T DURATION -c C -j min(C,2)
-# against each target, interleaved per client count (direct, pgwarm, pgbouncer for c=1, then
-# the same for c=16) so that drift hits all three alike, prints a report and writes it to
-# target/bench/report.txt (pgbench outputs and server logs go next to it). Everything it started
-# is stopped and removed on exit.
+# against each target, BENCH_ROUNDS times. Within a round, for each mode and client count, the
+# three targets run back to back, and their order rotates from round to round (direct, pgwarm,
+# pgbouncer; then pgwarm, pgbouncer, direct; then pgbouncer, direct, pgwarm; ...) so that drift
+# and position effects hit all three alike.
+#
+# Single runs are noisy on small machines, so besides the TPS it records, for pgwarm and
+# PgBouncer, the pooler's own CPU time per transaction: utime+stime of the pooler process (all
+# its threads; /proc/PID/stat fields 14 and 15, in clock ticks of `getconf CLK_TCK`) read just
+# before and just after each pgbench run, divided by pgbench's "number of transactions actually
+# processed". It includes the pooler's share of the connection setup (SCRAM) of that run.
+#
+# The report gives, per mode and client count, the median over the rounds of each target's TPS,
+# the ratios of those medians, the min-max range of the per-round pgwarm/pgbouncer ratio, and
+# the median CPU us/transaction of both poolers with their ratio. It is printed and written to
+# target/bench/report.txt; every run's figures go to target/bench/runs.tsv, pgbench outputs to
+# target/bench/runs/ and server logs to target/bench/logs/. Everything it started is stopped and
+# removed on exit.
 #
 # Environment:
-#   BENCH_DURATION  seconds per pgbench run                     (default 10)
-#   BENCH_CLIENTS   client counts, space separated              (default "1 16")
-#   BENCH_MODES     pgbench -M query modes, space separated     (default "extended")
-#   BENCH_SCALE     pgbench -i scale factor                      (default 10)
+#   BENCH_ROUNDS    rounds (each runs every target once per mode and client count) (default 3)
+#   BENCH_DURATION  seconds per pgbench run                                        (default 10)
+#   BENCH_CLIENTS   client counts, space separated                                 (default "1 16")
+#   BENCH_MODES     pgbench -M query modes, space separated                        (default "extended")
+#   BENCH_SCALE     pgbench -i scale factor                                        (default 10)
 #   PGWARM_*        passed through to pgwarm (e.g. PGWARM_WORKER_THREADS=2), except the ones the
 #                   benchmark fixes: LISTEN, DB_HOST/PORT/NAME/USER/PASSWORD, POOL_SIZE (4, the
 #                   same as PgBouncer's default_pool_size) and LOG_LEVEL (warn).
+# Runs: ROUNDS x modes x client counts x 3 targets, each DURATION s; the defaults make 18 runs of
+# 10 s, about 3.5 minutes with setup (plus the build).
 #
-# Exits non-zero if any pgbench run failed (non-zero exit status or "aborted" in its output);
-# such runs show as FAILED in the report.
+# Exits non-zero if any pgbench run failed (non-zero exit status, "aborted" in its output, or no
+# TPS/transaction count in it) or a pooler's CPU time could not be read; such runs count as
+# FAILED and the report marks the figures they belong to FAILED.
 set -euo pipefail
 SCRIPT_NAME=bench.sh
 # shellcheck source=scripts/common.sh
 source "$(dirname "$0")/common.sh"
 cd "$(dirname "$0")/.."
 
+ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION:-10}
 CLIENTS=${BENCH_CLIENTS:-1 16}
 MODES=${BENCH_MODES:-extended}
@@ -36,6 +54,7 @@ POOL_SIZE=4
 TARGETS=(direct pgwarm pgbouncer)
 BENCH_PASSWORD=password
 
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a positive integer (seconds), got '$DURATION'"
 [[ "$SCALE" =~ ^[1-9][0-9]*$ ]] || die "BENCH_SCALE must be a positive integer, got '$SCALE'"
 for c in $CLIENTS; do
@@ -166,45 +185,165 @@ for t in "${TARGETS[@]}"; do
     fi
 done
 
-# ---- runs --------------------------------------------------------------------------------------
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
-declare -A TPS
-total_runs=0
-for m in $MODES; do
-    for c in $CLIENTS; do
-        total_runs=$((total_runs + ${#TARGETS[@]}))
-    done
-done
-say "running $total_runs pgbench runs of ${DURATION}s each (load average before: $LOAD_BEFORE)"
 
+# ---- pooler CPU time ---------------------------------------------------------------------------
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+[[ "$CLK_TCK" =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
+
+# proc_stat PID: prints "COMM PPID TICKS" from /proc/PID/stat, TICKS being utime+stime (fields 14
+# and 15: the whole process, all threads). Fails if there is no such process. COMM is what sits
+# between the first "(" and the last ")", so a name holding spaces or parentheses parses too.
+proc_stat() {
+    local line comm rest f
+    read -r line 2>/dev/null <"/proc/$1/stat" || return 1
+    comm=${line#*(}
+    comm=${comm%)*}
+    rest=${line##*) }
+    read -r -a f <<<"$rest"
+    # f[0] is field 3 (state): field 4 (ppid) is f[1], fields 14 and 15 are f[11] and f[12].
+    [[ "${f[11]:-}" =~ ^[0-9]+$ && "${f[12]:-}" =~ ^[0-9]+$ ]] || return 1
+    echo "${comm// /_} ${f[1]} $((f[11] + f[12]))"
+}
+
+# real_pid NAME PID [PIDFILE]: the pid of the process named NAME (/proc/PID/comm) that PID stands
+# for: PID itself if it is NAME, else the pid in PIDFILE, else a descendant of PID (a wrapper such
+# as runuser forks rather than execs). Fails if none of them is NAME.
+real_pid() {
+    local name=$1 pid=$2 pidfile=${3:-} comm ppid _ p d
+    local -a cand=("$pid") queue=()
+    if [ -n "$pidfile" ] && [ -r "$pidfile" ]; then
+        read -r p <"$pidfile" || true
+        [[ "${p:-}" =~ ^[0-9]+$ ]] && cand+=("$p")
+    fi
+    for p in "${cand[@]}"; do
+        read -r comm _ _ < <(proc_stat "$p") || continue
+        if [ "$comm" = "$name" ]; then
+            echo "$p"
+            return 0
+        fi
+    done
+    queue=("$pid")
+    while [ "${#queue[@]}" -gt 0 ]; do
+        p=${queue[0]}
+        queue=("${queue[@]:1}")
+        for d in /proc/[0-9]*; do
+            d=${d#/proc/}
+            read -r comm ppid _ < <(proc_stat "$d") || continue
+            [ "$ppid" = "$p" ] || continue
+            if [ "$comm" = "$name" ]; then
+                echo "$d"
+                return 0
+            fi
+            queue+=("$d")
+        done
+    done
+    return 1
+}
+
+# cpu_ticks NAME PID: the process's utime+stime in clock ticks; fails if PID is gone or is no
+# longer NAME (so a recycled pid cannot be measured by mistake).
+cpu_ticks() {
+    local comm ticks
+    read -r comm _ ticks < <(proc_stat "$2") || return 1
+    [ "$comm" = "$1" ] || return 1
+    echo "$ticks"
+}
+
+# The processes to measure. PgBouncer runs under setpriv (execs) when we are root: check anyway
+# that the pid is PgBouncer itself, not a wrapper.
+declare -A POOLER_PID
+POOLER_PID[pgwarm]=$(real_pid pgwarm "$PGWARM_PID") ||
+    die "cannot find the pgwarm process (started as pid $PGWARM_PID)"
+POOLER_PID[pgbouncer]=$(real_pid pgbouncer "$PGBOUNCER_PID" "$WORK/pgbouncer.pid") ||
+    die "cannot find the pgbouncer process (started as pid $PGBOUNCER_PID)"
+say "measuring CPU of pgwarm pid ${POOLER_PID[pgwarm]}, pgbouncer pid ${POOLER_PID[pgbouncer]} (CLK_TCK $CLK_TCK)"
+
+# ---- runs --------------------------------------------------------------------------------------
+# round_order R: the targets in the order of round R (1-based), rotated by R-1.
+round_order() {
+    local r=$1 n=${#TARGETS[@]} i
+    for ((i = 0; i < n; i++)); do
+        echo "${TARGETS[(i + r - 1) % n]}"
+    done
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+# Per run, keyed "mode,clients,target,round": TPS (or FAILED) and pooler CPU us/transaction
+# (or FAILED; pooler targets only).
+declare -A TPS CPU
+n_modes=$(wc -w <<<"$MODES")
+n_clients=$(wc -w <<<"$CLIENTS")
+total_runs=$((ROUNDS * n_modes * n_clients * ${#TARGETS[@]}))
+say "running $total_runs pgbench runs of ${DURATION}s each, $ROUNDS rounds (load average before: $LOAD_BEFORE)"
+
+tsv="$OUT_DIR/runs.tsv"
+printf 'round\tposition\tmode\tclients\ttarget\ttps\ttransactions\tpooler_cpu_ticks\tpooler_cpu_us_per_txn\n' >"$tsv"
+RUNS_STARTED=$(date +%s)
 run=0
-for m in $MODES; do
-    for c in $CLIENTS; do
-        j=$((c < 2 ? c : 2))
-        for t in "${TARGETS[@]}"; do
-            run=$((run + 1))
-            out="$OUT_DIR/runs/$m-c$c-$t.txt"
-            # -T bounds the load; timeout only guards against a hung target.
-            if "${PGVARS[@]}" PGPASSWORD="$BENCH_PASSWORD" timeout --kill-after=10 $((DURATION + 60)) \
-                pgbench -n -S -M "$m" -T "$DURATION" -c "$c" -j "$j" -p "$(target_port "$t")" -U bench bench \
-                >"$out" 2>&1; then
-                rc=0
-            else
-                rc=$?
-            fi
-            tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out" | head -n 1)
-            if [ "$rc" -ne 0 ] || grep -qi aborted "$out" || [ -z "$tps" ]; then
-                any_failed=1
-                TPS[$m,$c,$t]=FAILED
-                say "[$run/$total_runs] $m c=$c $t: FAILED (exit $rc), see $out"
-                grep -iE 'error|abort|fatal' "$out" | head -n 3 | sed 's/^/    /' >&2 || true
-            else
-                TPS[$m,$c,$t]=$tps
-                say "[$run/$total_runs] $m c=$c $t: $tps tps"
-            fi
+for ((r = 1; r <= ROUNDS; r++)); do
+    mapfile -t order < <(round_order "$r")
+    for m in $MODES; do
+        for c in $CLIENTS; do
+            j=$((c < 2 ? c : 2))
+            pos=0
+            for t in "${order[@]}"; do
+                run=$((run + 1))
+                pos=$((pos + 1))
+                out="$OUT_DIR/runs/$m-c$c-$t-r$r.txt"
+                pooler_pid=${POOLER_PID[$t]:-}
+                ticks_before=
+                if [ -n "$pooler_pid" ]; then
+                    ticks_before=$(cpu_ticks "$t" "$pooler_pid") || ticks_before=
+                fi
+                # -T bounds the load; timeout only guards against a hung target.
+                if "${PGVARS[@]}" PGPASSWORD="$BENCH_PASSWORD" timeout --kill-after=10 $((DURATION + 60)) \
+                    pgbench -n -S -M "$m" -T "$DURATION" -c "$c" -j "$j" -p "$(target_port "$t")" -U bench bench \
+                    >"$out" 2>&1; then
+                    rc=0
+                else
+                    rc=$?
+                fi
+                ticks_after=
+                if [ -n "$pooler_pid" ]; then
+                    ticks_after=$(cpu_ticks "$t" "$pooler_pid") || ticks_after=
+                fi
+                tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out" | head -n 1)
+                txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -n 1)
+                key="$m,$c,$t,$r"
+                label="[$run/$total_runs] round $r/$ROUNDS $m c=$c $t"
+                if [ "$rc" -ne 0 ] || grep -qi aborted "$out" || [ -z "$tps" ] || [ -z "$txns" ] ||
+                    [ "$txns" -eq 0 ]; then
+                    any_failed=1
+                    TPS[$key]=FAILED
+                    [ -n "$pooler_pid" ] && CPU[$key]=FAILED
+                    say "$label: FAILED (exit $rc), see $out"
+                    grep -iE 'error|abort|fatal' "$out" | head -n 3 | sed 's/^/    /' >&2 || true
+                    printf '%s\t%s\t%s\t%s\t%s\tFAILED\t%s\t\t\n' "$r" "$pos" "$m" "$c" "$t" "${txns:-}" >>"$tsv"
+                    continue
+                fi
+                TPS[$key]=$tps
+                cpu_note=
+                ticks=
+                if [ -n "$pooler_pid" ]; then
+                    if [ -n "$ticks_before" ] && [ -n "$ticks_after" ]; then
+                        ticks=$((ticks_after - ticks_before))
+                        CPU[$key]=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v n="$txns" \
+                            'BEGIN { printf "%.4f", t * 1000000 / hz / n }')
+                        cpu_note=", pooler CPU ${CPU[$key]} us/txn ($ticks ticks)"
+                    else
+                        any_failed=1
+                        CPU[$key]=FAILED
+                        cpu_note=", pooler CPU FAILED (cannot read /proc/$pooler_pid/stat as $t)"
+                    fi
+                fi
+                say "$label: $tps tps$cpu_note"
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$pos" "$m" "$c" "$t" "$tps" "$txns" \
+                    "$ticks" "${CPU[$key]:-}" >>"$tsv"
+            done
         done
     done
 done
+RUNS_SECONDS=$(($(date +%s) - RUNS_STARTED))
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 # Bail out early if a server died during the runs: its log tells why.
@@ -216,16 +355,71 @@ for pair in "pgwarm:$PGWARM_PID" "pgbouncer:$PGBOUNCER_PID"; do
 done
 
 # ---- report ------------------------------------------------------------------------------------
+# figure TPS|CPU MODE,CLIENTS,TARGET,ROUND: one run's figure, FAILED if it has none.
+figure() {
+    case "$1" in
+        TPS) echo "${TPS[$2]:-FAILED}" ;;
+        CPU) echo "${CPU[$2]:-FAILED}" ;;
+    esac
+}
+
+# median VALUES...: the median of the numbers given ("-" if none).
+median() {
+    [ "$#" -gt 0 ] || {
+        echo "-"
+        return 0
+    }
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.6f", m }'
+}
+
+# summary TPS|CPU MODE CLIENTS TARGET: the median of that cell over the rounds, or "FAILED k/N" if
+# k of its N runs failed.
+summary() {
+    local r v failed=0 vals=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        v=$(figure "$1" "$2,$3,$4,$r")
+        if [ "$v" = FAILED ]; then
+            failed=$((failed + 1))
+        else
+            vals+=("$v")
+        fi
+    done
+    if [ "$failed" -gt 0 ]; then
+        echo "FAILED $failed/$ROUNDS"
+    else
+        median "${vals[@]}"
+    fi
+}
+
+# round_ratio_range TPS|CPU MODE CLIENTS NUM DEN: min-max over the rounds of NUM/DEN ("-" if no
+# round has both).
+round_ratio_range() {
+    local r a b vals=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        a=$(figure "$1" "$2,$3,$4,$r")
+        b=$(figure "$1" "$2,$3,$5,$r")
+        [ "$a" != FAILED ] && [ "$b" != FAILED ] && vals+=("$a $b")
+    done
+    [ "${#vals[@]}" -gt 0 ] || {
+        echo "-"
+        return 0
+    }
+    printf '%s\n' "${vals[@]}" | awk '$2 > 0 { x = $1 / $2; if (n == 0 || x < lo) lo = x; if (n == 0 || x > hi) hi = x; n++ }
+        END { if (n) printf "%.2f-%.2f", lo, hi; else print "-" }'
+}
+
 ratio() {
     case "$1$2" in
-        *FAILED*) echo "-" ;;
+        *FAILED* | *-*) echo "-" ;;
         *) awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }' ;;
     esac
 }
-fmt_tps() {
+# fmt NUMBER DECIMALS: the number rounded, or the FAILED/- marker as it is.
+fmt() {
     case "$1" in
-        FAILED) echo FAILED ;;
-        *) awk -v x="$1" 'BEGIN { printf "%.1f", x }' ;;
+        FAILED* | -) echo "$1" ;;
+        *) awk -v x="$1" -v d="$2" 'BEGIN { printf "%.*f", d, x }' ;;
     esac
 }
 
@@ -240,26 +434,46 @@ report="$OUT_DIR/report.txt"
 {
     echo "pgwarm benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "commit: $commit   nproc: $(nproc)   pgwarm release binary: $bin_bytes bytes ($bin_mib MiB)"
-    echo "pgbench -n -S -T $DURATION -c C -j min(C,2), scale $SCALE; $("$PG_BIN/postgres" --version); $(pgbouncer --version 2>/dev/null | head -n 1)"
+    echo "pgbench -n -S -T $DURATION -c C -j min(C,2), scale $SCALE"
+    echo "$("$PG_BIN/postgres" --version); $(pgbouncer --version 2>/dev/null | head -n 1)"
     echo "pool size $POOL_SIZE (pgwarm and PgBouncer, transaction mode); pgwarm extra env: ${PGWARM_PASSTHROUGH:-none}"
+    echo "$ROUNDS rounds of $((n_modes * n_clients * ${#TARGETS[@]})) runs; in each, per client count, the 3 targets back to back in an order"
+    echo "rotating each round ($(round_order 1 | paste -sd, -) first); $total_runs runs took ${RUNS_SECONDS}s"
     echo "load average before: $LOAD_BEFORE   after: $LOAD_AFTER"
     echo
-    printf '%-9s %7s %12s %12s %14s %14s %17s\n' mode clients "direct TPS" "pgwarm TPS" "pgbouncer TPS" \
-        pgwarm/direct pgwarm/pgbouncer
+    echo "Throughput: median TPS over the $ROUNDS rounds; ratios of the medians; range: min-max of the"
+    echo "per-round pgwarm/pgbouncer ratio"
+    printf '%-8s %7s %11s %11s %14s %14s %17s %10s\n' mode clients "direct TPS" "pgwarm TPS" \
+        "pgbouncer TPS" pgwarm/direct pgwarm/pgbouncer range
     for m in $MODES; do
         for c in $CLIENTS; do
-            d=${TPS[$m,$c,direct]}
-            w=${TPS[$m,$c,pgwarm]}
-            b=${TPS[$m,$c,pgbouncer]}
-            printf '%-9s %7s %12s %12s %14s %14s %17s\n' "$m" "$c" "$(fmt_tps "$d")" "$(fmt_tps "$w")" \
-                "$(fmt_tps "$b")" "$(ratio "$w" "$d")" "$(ratio "$w" "$b")"
+            d=$(summary TPS "$m" "$c" direct)
+            w=$(summary TPS "$m" "$c" pgwarm)
+            b=$(summary TPS "$m" "$c" pgbouncer)
+            printf '%-8s %7s %11s %11s %14s %14s %17s %10s\n' "$m" "$c" "$(fmt "$d" 1)" "$(fmt "$w" 1)" \
+                "$(fmt "$b" 1)" "$(ratio "$w" "$d")" "$(ratio "$w" "$b")" \
+                "$(round_ratio_range TPS "$m" "$c" pgwarm pgbouncer)"
+        done
+    done
+    echo
+    echo "Pooler CPU time per transaction, µs (utime+stime of the pooler process from /proc/PID/stat"
+    echo "around each run, CLK_TCK $CLK_TCK, / transactions processed): median over the $ROUNDS rounds;"
+    echo "CPU advantage = pgbouncer/pgwarm of the medians (> 1: pgwarm spends less); range: per round"
+    printf '%-8s %7s %14s %17s %14s %10s\n' mode clients "pgwarm us/txn" "pgbouncer us/txn" \
+        "CPU advantage" range
+    for m in $MODES; do
+        for c in $CLIENTS; do
+            w=$(summary CPU "$m" "$c" pgwarm)
+            b=$(summary CPU "$m" "$c" pgbouncer)
+            printf '%-8s %7s %14s %17s %14s %10s\n' "$m" "$c" "$(fmt "$w" 2)" "$(fmt "$b" 2)" \
+                "$(ratio "$b" "$w")" "$(round_ratio_range CPU "$m" "$c" pgbouncer pgwarm)"
         done
     done
 } >"$report"
 echo
 cat "$report"
 echo
-say "report written to $report"
+say "report written to $report (per-run figures in $tsv)"
 
 if [ "$any_failed" -ne 0 ]; then
     die "some runs FAILED (see $OUT_DIR/runs and $OUT_DIR/logs)"
