@@ -5,7 +5,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use crate::pg::Target;
@@ -25,17 +25,7 @@ struct LoggedChild {
 
 impl LoggedChild {
     fn spawn(name: &'static str, mut cmd: Command, dir: TempDir) -> LoggedChild {
-        let log_path = dir.path().join(format!("{name}.log"));
-        let log = fs::File::create(&log_path)
-            .unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
-        let log_err = log.try_clone().expect("clone log file handle");
-        cmd.current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
+        let (child, log_path) = crate::tools::spawn_logged(&mut cmd, dir.path(), name);
         LoggedChild {
             name,
             child,

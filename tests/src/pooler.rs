@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
 use crate::pg::Target;
@@ -106,6 +106,14 @@ impl Pgwarm {
             db: db.clone(),
             env,
         }
+    }
+
+    /// `builder(db)` plus `extra` settings, spawned: the usual start in a test.
+    pub fn start(db: &Target, extra: &[(&str, &str)]) -> Pgwarm {
+        extra
+            .iter()
+            .fold(Pgwarm::builder(db), |b, (k, v)| b.env(k, v))
+            .spawn()
     }
 
     /// A target pointing at pgwarm with the database target's user, password and dbname (the
@@ -270,10 +278,6 @@ impl PgwarmBuilder {
     fn start(self, addr: SocketAddr) -> Pgwarm {
         let bin = pgwarm_bin();
         let dir = TempDir::new("pgwarm-run");
-        let log_path = dir.path().join("pgwarm.log");
-        let log = fs::File::create(&log_path)
-            .unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
-        let log_err = log.try_clone().expect("clone log file handle");
 
         let mut cmd = Command::new(&bin);
         for (key, _) in std::env::vars_os() {
@@ -288,13 +292,7 @@ impl PgwarmBuilder {
                 None => cmd.env_remove(OsString::from(key)),
             };
         }
-        cmd.current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let (child, log_path) = crate::tools::spawn_logged(&mut cmd, dir.path(), "pgwarm");
 
         let client = Target {
             host: addr.ip().to_string(),

@@ -335,3 +335,24 @@ pub fn send_signal(pid: u32, signal: &str) {
         );
     }
 }
+
+/// Spawns `cmd` in `dir` with no stdin and stdout+stderr into `dir/<name>.log`; returns the child
+/// and the log's path. Every long-lived process of the harness starts this way.
+pub(crate) fn spawn_logged(
+    cmd: &mut Command,
+    dir: &Path,
+    name: &str,
+) -> (std::process::Child, PathBuf) {
+    let log_path = dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
+    let log_err = log.try_clone().expect("clone log file handle");
+    cmd.current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(log))
+        .stderr(std::process::Stdio::from(log_err));
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
+    (child, log_path)
+}

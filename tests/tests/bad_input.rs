@@ -6,13 +6,6 @@ use pgwarm_tests::*;
 use postgres_protocol::message::backend::Message;
 use std::time::Duration;
 
-fn start(db: &Target, extra: &[(&str, &str)]) -> Pgwarm {
-    extra
-        .iter()
-        .fold(Pgwarm::builder(db), |b, (k, v)| b.env(k, v))
-        .spawn()
-}
-
 /// A client in the middle of a transaction, to prove bad neighbours do not disturb it.
 async fn bystander(pgwarm: &Pgwarm) -> tokio_postgres::Client {
     let client = pgwarm.target().connect().await;
@@ -41,7 +34,7 @@ async fn bystander_commits(client: &tokio_postgres::Client) {
 #[tokio::test]
 async fn garbage_instead_of_a_startup_packet_is_refused() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[]);
     let calm = bystander(&pgwarm).await;
 
     let mut http = Wire::connect(pgwarm.addr());
@@ -80,7 +73,7 @@ async fn garbage_instead_of_a_startup_packet_is_refused() {
 #[tokio::test]
 async fn a_malformed_message_after_login_closes_only_that_client() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[]);
     let calm = bystander(&pgwarm).await;
 
     // An unknown message type.
@@ -122,7 +115,7 @@ async fn a_malformed_message_after_login_closes_only_that_client() {
 #[tokio::test]
 async fn a_message_over_the_configured_maximum_is_refused() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[("PGWARM_MAX_MESSAGE_SIZE", "1000")]);
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_MAX_MESSAGE_SIZE", "1000")]);
     let calm = bystander(&pgwarm).await;
     let (mut wire, _) = Wire::login(pgwarm.addr(), &db.user, &db.dbname);
     let mut sql = format!("select '{}'", "x".repeat(2000)).into_bytes();
@@ -173,7 +166,7 @@ async fn an_unreachable_database_is_a_clear_error_for_the_client() {
     let db = cluster().fresh_target();
     let mut nowhere = db.clone();
     nowhere.port = free_port();
-    let pgwarm = start(&nowhere, &[("PGWARM_CONNECT_TIMEOUT", "1s")]);
+    let pgwarm = Pgwarm::start(&nowhere, &[("PGWARM_CONNECT_TIMEOUT", "1s")]);
     let err = pgwarm.target().try_connect().await.expect_err("refused");
     assert_eq!(sqlstate(&err), "08006", "{err:?}");
     assert!(format!("{err:?}").contains("could not connect"), "{err:?}");
@@ -181,7 +174,7 @@ async fn an_unreachable_database_is_a_clear_error_for_the_client() {
     // A wrong database password keeps the database's own SQLSTATE.
     let mut wrong = db.clone();
     wrong.password = "not-the-password".into();
-    let pgwarm = start(&wrong, &[]);
+    let pgwarm = Pgwarm::start(&wrong, &[]);
     let err = pgwarm.target().try_connect().await.expect_err("refused");
     assert_eq!(sqlstate(&err), "28P01", "{err:?}");
     let log = pgwarm.wait_for_log("could not open a server connection", Duration::from_secs(5));

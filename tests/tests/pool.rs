@@ -9,13 +9,6 @@ use std::time::Duration;
 use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
-fn start(db: &Target, extra: &[(&str, &str)]) -> Pgwarm {
-    extra
-        .iter()
-        .fold(Pgwarm::builder(db), |b, (k, v)| b.env(k, v))
-        .spawn()
-}
-
 async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
     client
         .query_typed("select pg_backend_pid()", &[])
@@ -64,7 +57,7 @@ impl BackendWatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_clients_share_two_server_connections() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[("PGWARM_POOL_SIZE", "2")]);
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "2")]);
     let setup = pgwarm.target().connect().await;
     setup
         .batch_execute("create table hits (client int, n int)")
@@ -129,7 +122,7 @@ async fn two_hundred_clients_share_two_server_connections() {
 #[tokio::test]
 async fn a_client_killed_mid_transaction_leaves_no_lock_or_transaction() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[("PGWARM_POOL_SIZE", "1")]);
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "1")]);
     let target = pgwarm.target();
     let setup = target.connect().await;
     setup
@@ -190,7 +183,7 @@ async fn a_client_killed_mid_transaction_leaves_no_lock_or_transaction() {
 #[tokio::test]
 async fn a_terminated_pooled_backend_is_replaced_without_a_client_error() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[("PGWARM_POOL_SIZE", "2")]);
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "2")]);
     let client = pgwarm.target().connect().await;
     let mut pids = vec![backend_pid(&client).await];
     for round in 0..3 {
@@ -212,7 +205,7 @@ async fn a_terminated_pooled_backend_is_replaced_without_a_client_error() {
 #[tokio::test]
 async fn a_hung_idle_backend_fails_its_health_check_and_is_replaced() {
     let db = cluster().fresh_target();
-    let pgwarm = start(
+    let pgwarm = Pgwarm::start(
         &db,
         &[
             ("PGWARM_POOL_SIZE", "1"),
@@ -238,7 +231,7 @@ async fn a_hung_idle_backend_fails_its_health_check_and_is_replaced() {
 #[tokio::test]
 async fn a_client_that_waits_too_long_gets_an_error() {
     let db = cluster().fresh_target();
-    let pgwarm = start(
+    let pgwarm = Pgwarm::start(
         &db,
         &[
             ("PGWARM_POOL_SIZE", "1"),
@@ -263,7 +256,7 @@ async fn a_client_that_waits_too_long_gets_an_error() {
 #[tokio::test]
 async fn clients_beyond_the_limit_get_53300() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[("PGWARM_MAX_CLIENT_CONN", "3")]);
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_MAX_CLIENT_CONN", "3")]);
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(pgwarm.target().connect().await);
@@ -288,7 +281,7 @@ async fn clients_beyond_the_limit_get_53300() {
 #[tokio::test]
 async fn an_idle_transaction_is_ended_after_the_timeout() {
     let db = cluster().fresh_target();
-    let pgwarm = start(
+    let pgwarm = Pgwarm::start(
         &db,
         &[
             ("PGWARM_POOL_SIZE", "1"),
@@ -330,7 +323,7 @@ async fn an_idle_transaction_is_ended_after_the_timeout() {
 #[tokio::test]
 async fn server_connections_are_replaced_after_their_lifetime() {
     let db = cluster().fresh_target();
-    let pgwarm = start(
+    let pgwarm = Pgwarm::start(
         &db,
         &[
             ("PGWARM_POOL_SIZE", "1"),
@@ -351,7 +344,7 @@ async fn server_connections_are_replaced_after_their_lifetime() {
 #[tokio::test]
 async fn a_batch_sent_to_a_dying_backend_is_replayed_on_another() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[("PGWARM_POOL_SIZE", "1")]);
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "1")]);
     let client = pgwarm.target().connect().await;
     let doomed = backend_pid(&client).await;
     // Stopped, the backend cannot act on the termination yet, so the idle check finds its

@@ -9,13 +9,6 @@ use std::time::{Duration, Instant};
 use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, NoTls, SimpleQueryMessage};
 
-fn start(db: &Target, extra: &[(&str, &str)]) -> Pgwarm {
-    extra
-        .iter()
-        .fold(Pgwarm::builder(db), |b, (k, v)| b.env(k, v))
-        .spawn()
-}
-
 fn simple_values(messages: &[SimpleQueryMessage]) -> Vec<String> {
     messages
         .iter()
@@ -29,7 +22,7 @@ fn simple_values(messages: &[SimpleQueryMessage]) -> Vec<String> {
 #[tokio::test]
 async fn simple_and_extended_queries_work() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[]);
     let client = pgwarm.target().connect().await;
 
     // Several statements in one Query message.
@@ -57,7 +50,7 @@ async fn simple_and_extended_queries_work() {
 #[tokio::test]
 async fn pipelined_queries_return_in_order() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[("PGWARM_POOL_SIZE", "2")]);
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "2")]);
     let client = pgwarm.target().connect().await;
     // tokio-postgres writes all of these before reading any answer: one pipeline, many Syncs.
     let futures = (0..100i64).map(|i| {
@@ -90,7 +83,7 @@ fn ten_megabytes() -> Vec<u8> {
 #[tokio::test]
 async fn copy_in_and_out_with_psql_keeps_every_byte() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[]);
     let through = pgwarm.target();
     let dir = TempDir::new("pgwarm-copy");
     let input = dir.path().join("in.tsv");
@@ -114,7 +107,7 @@ async fn copy_in_and_out_with_the_extended_protocol_keeps_every_byte() {
     let db = cluster().fresh_target();
     // One server connection, so the driver's named COPY statements meet the connection that
     // prepared them (named statements across connections come with prepared-statement support).
-    let pgwarm = start(&db, &[("PGWARM_POOL_SIZE", "1")]);
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "1")]);
     let client = pgwarm.target().connect().await;
     client
         .batch_execute("create table copied (n bigint primary key, line text)")
@@ -153,7 +146,7 @@ async fn copy_in_and_out_with_the_extended_protocol_keeps_every_byte() {
 #[tokio::test]
 async fn a_cancel_request_stops_pg_sleep_within_a_second() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[]);
     let client = pgwarm.target().connect().await;
     let token = client.cancel_token();
     let sleeper = tokio::spawn(async move { client.simple_query("select pg_sleep(30)").await });
@@ -173,7 +166,7 @@ async fn a_cancel_request_stops_pg_sleep_within_a_second() {
 #[tokio::test]
 async fn a_cancel_for_a_client_without_a_server_connection_does_nothing() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[]);
     let (mut idle, key) = Wire::login(pgwarm.addr(), &db.user, &db.dbname);
     let other = pgwarm.target().connect().await;
     let busy =
@@ -197,7 +190,7 @@ async fn a_cancel_for_a_client_without_a_server_connection_does_nothing() {
 #[tokio::test]
 async fn an_error_inside_a_transaction_then_rollback() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[]);
     let client = pgwarm.target().connect().await;
     client
         .batch_execute("create table t (n int)")
@@ -236,7 +229,7 @@ async fn an_error_inside_a_transaction_then_rollback() {
 #[tokio::test]
 async fn session_mode_relays_notifications_and_resets_on_leave() {
     let db = cluster().fresh_target();
-    let pgwarm = start(
+    let pgwarm = Pgwarm::start(
         &db,
         &[("PGWARM_POOL_MODE", "session"), ("PGWARM_POOL_SIZE", "2")],
     );
@@ -273,7 +266,7 @@ async fn session_mode_relays_notifications_and_resets_on_leave() {
     drop(notifier);
 
     // Session state lives as long as the client; DISCARD ALL clears it for the next one.
-    let pgwarm = start(
+    let pgwarm = Pgwarm::start(
         &db,
         &[("PGWARM_POOL_MODE", "session"), ("PGWARM_POOL_SIZE", "1")],
     );
@@ -316,7 +309,7 @@ async fn session_mode_relays_notifications_and_resets_on_leave() {
 #[tokio::test]
 async fn another_database_name_is_refused_with_3d000() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[]);
     let mut wrong = pgwarm.target();
     wrong.dbname = "not_this_one".into();
     let err = wrong.try_connect().await.expect_err("refused");
@@ -327,7 +320,7 @@ async fn another_database_name_is_refused_with_3d000() {
 #[tokio::test]
 async fn clients_authenticate_with_scram_when_a_client_password_is_set() {
     let db = cluster().fresh_target();
-    let pgwarm = start(&db, &[("PGWARM_CLIENT_PASSWORD", "open sesame")]);
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_CLIENT_PASSWORD", "open sesame")]);
     let mut good = pgwarm.target();
     good.password = "open sesame".into();
     let client = good.connect().await;
@@ -353,7 +346,7 @@ async fn pgwarm_logs_in_with_md5_cleartext_and_trust() {
     for method in ["md5", "password", "trust"] {
         let db = cluster().fresh_target();
         cluster().set_auth_method(&db.user, method);
-        let pgwarm = start(&db, &[]);
+        let pgwarm = Pgwarm::start(&db, &[]);
         let client = pgwarm.target().connect().await;
         let rows = client.simple_query("select current_user").await.unwrap();
         assert_eq!(
