@@ -365,3 +365,52 @@ async fn a_batch_sent_to_a_dying_backend_is_replayed_on_another() {
     assert_ne!(pid, doomed);
     pgwarm.wait_for_log("replaying on another", Duration::from_secs(5));
 }
+
+// Multi-threaded: the test thread blocks in psql while the spawned query must keep running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_query_killed_by_an_admin_is_not_run_again() {
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "2")]);
+    let client = pgwarm.target().connect().await;
+    client
+        .batch_execute("create table runs (n int)")
+        .await
+        .unwrap();
+    let runner = tokio::spawn(async move {
+        client
+            .simple_query("insert into runs values (1); select pg_sleep(30)")
+            .await
+    });
+    let role = db.user.clone();
+    let sleeping = poll_until(Duration::from_secs(10), || {
+        let pid = cluster().psql_super(&format!(
+            "select pid from pg_stat_activity where usename = {} and query like '%pg_sleep(30)%' and state = 'active'",
+            quote_literal(&role)
+        ));
+        (!pid.is_empty()).then_some(pid)
+    })
+    .expect("the query is running");
+    cluster().psql_super(&format!("select pg_terminate_backend({sleeping})"));
+    let result = tokio::time::timeout(Duration::from_secs(5), runner)
+        .await
+        .expect("the client heard about it")
+        .unwrap();
+    assert!(result.is_err(), "the kill reached the client");
+    // Not replayed: nothing runs pg_sleep any more, and the insert happened at most once.
+    std::thread::sleep(Duration::from_millis(300));
+    let still = cluster().psql_super(&format!(
+        "select count(*) from pg_stat_activity where usename = {} and query like '%pg_sleep(30)%' and state = 'active'",
+        quote_literal(&role)
+    ));
+    assert_eq!(still, "0", "the killed query was started again");
+    let other = pgwarm.target().connect().await;
+    let n: i64 = other
+        .query_typed("select count(*) from runs", &[])
+        .await
+        .unwrap()[0]
+        .get(0);
+    assert_eq!(
+        n, 0,
+        "the killed transaction was rolled back and not repeated"
+    );
+}

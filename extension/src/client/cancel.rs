@@ -4,7 +4,7 @@
 //! Real backend keys never reach clients: a client that kept one could cancel another client's
 //! query after the connection changed hands.
 
-use crate::server::CancelTarget;
+use crate::server::{CancelInFlight, CancelTarget};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,8 +57,11 @@ impl CancelRegistry {
         }
     }
 
-    /// Where a cancel for (`pid`, `secret`) must go now, if that client holds a server connection.
-    pub fn lookup(&self, pid: i32, secret: i32) -> Option<CancelTarget> {
+    /// Where a cancel for (`pid`, `secret`) must go now, if that client holds a server
+    /// connection. The cancel counts as in flight for that connection (under the same lock that
+    /// unlinking takes, so a connection is never lent on while one is on its way) until the
+    /// guard is dropped.
+    pub fn lookup(&self, pid: i32, secret: i32) -> Option<(CancelTarget, CancelInFlight)> {
         let handle = self
             .sessions
             .lock()
@@ -68,8 +71,8 @@ impl CancelRegistry {
         if handle.secret != secret {
             return None;
         }
-        let target = *handle.target.lock().unwrap_or_else(|p| p.into_inner());
-        target
+        let target = handle.target.lock().unwrap_or_else(|p| p.into_inner());
+        target.as_ref().map(|t| (t.clone(), t.begin()))
     }
 }
 
@@ -103,11 +106,7 @@ mod tests {
     use super::*;
 
     fn target(pid: i32) -> CancelTarget {
-        CancelTarget {
-            addr: "127.0.0.1:5432".parse().unwrap(),
-            pid,
-            secret: 1,
-        }
+        CancelTarget::new("127.0.0.1:5432".parse().unwrap(), pid, 1)
     }
 
     #[test]
@@ -116,18 +115,29 @@ mod tests {
         let a = registry.register();
         let b = registry.register();
         assert_ne!(a.pid(), b.pid());
+        let find = |pid, secret| registry.lookup(pid, secret).map(|(t, _)| t);
         assert_eq!(
-            registry.lookup(a.pid(), a.secret()),
+            find(a.pid(), a.secret()),
             None,
             "unlinked: nothing to cancel"
         );
-        a.set_target(Some(target(100)));
-        assert_eq!(registry.lookup(a.pid(), a.secret()), Some(target(100)));
-        assert_eq!(registry.lookup(a.pid(), a.secret().wrapping_add(1)), None);
-        assert_eq!(registry.lookup(b.pid(), b.secret()), None);
+        let linked = target(100);
+        a.set_target(Some(linked.clone()));
+        assert_eq!(find(a.pid(), a.secret()), Some(target(100)));
+        assert_eq!(find(a.pid(), a.secret().wrapping_add(1)), None);
+        assert_eq!(find(b.pid(), b.secret()), None);
+
+        let (_, in_flight) = registry.lookup(a.pid(), a.secret()).unwrap();
+        assert_eq!(
+            linked.in_flight_count(),
+            1,
+            "the connection knows a cancel is on its way"
+        );
+        drop(in_flight);
+        assert_eq!(linked.in_flight_count(), 0);
         let pid = a.pid();
         let secret = a.secret();
         drop(a);
-        assert_eq!(registry.lookup(pid, secret), None);
+        assert!(registry.lookup(pid, secret).is_none());
     }
 }

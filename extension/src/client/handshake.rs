@@ -182,14 +182,14 @@ fn protocol_error(e: StartupError) -> PgError {
 /// Forwards a cancel to the server connection the named client holds, if any. The protocol gives
 /// the canceller no answer either way.
 async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
-    let Some(target) = shared.cancels.lookup(pid, secret) else {
+    let Some((target, _in_flight)) = shared.cancels.lookup(pid, secret) else {
         debug!(
             client = pid,
             "cancel request for a client that holds no server connection"
         );
         return;
     };
-    match server::send_cancel(target, shared.settings.connect_timeout).await {
+    match server::send_cancel(&target, shared.settings.connect_timeout).await {
         Ok(()) => info!(
             client = pid,
             backend = target.pid,

@@ -35,6 +35,9 @@ const READ_CHUNK: usize = 16 * 1024;
 const HIGH_WATER: usize = 256 * 1024;
 /// A first batch larger than this is not kept for replay; it is rare and memory matters more.
 const REPLAY_LIMIT: usize = 64 * 1024;
+/// A first answer that is an ErrorResponse is held until whole, to see whether it is a FATAL;
+/// a longer one (an error quoting a huge query) cannot be a termination notice.
+const FATAL_PEEK_LIMIT: usize = 8 * 1024;
 
 /// Why the pump stopped and needs the session to act.
 #[derive(Debug)]
@@ -85,6 +88,8 @@ pub struct Relay {
     replay: bool,
     /// The server's first message of this link was looked at.
     answered: bool,
+    /// The first answer was a FATAL, held back while waiting to see how the socket closes.
+    doomed: bool,
     /// Set by scanning; returned by the pump.
     event: Option<Event>,
 }
@@ -110,6 +115,7 @@ impl Relay {
             linked: false,
             replay: false,
             answered: true,
+            doomed: false,
             event: None,
         }
     }
@@ -119,6 +125,7 @@ impl Relay {
         self.linked = true;
         self.replay = true;
         self.answered = false;
+        self.doomed = false;
         self.s_body_left = 0;
     }
 
@@ -129,6 +136,7 @@ impl Relay {
         self.linked = false;
         self.replay = false;
         self.answered = true;
+        self.doomed = false;
         let leftover = self.sin.len() > self.s_scanned || self.s_body_left > 0;
         self.sin.truncate(self.s_scanned);
         self.s_body_left = 0;
@@ -202,7 +210,7 @@ impl Relay {
                 if self.c_sent < self.c_scanned {
                     match Pin::new(server).poll_write(cx, &self.cin[self.c_sent..self.c_scanned]) {
                         Poll::Ready(Ok(0)) => {
-                            return Poll::Ready(self.server_failed("write returned 0"))
+                            return Poll::Ready(self.server_failed("write returned 0", false))
                         }
                         Poll::Ready(Ok(n)) => {
                             self.c_sent += n;
@@ -210,7 +218,7 @@ impl Relay {
                             progress = true;
                         }
                         Poll::Ready(Err(e)) => {
-                            return Poll::Ready(self.server_failed(&e.to_string()))
+                            return Poll::Ready(self.server_failed(&e.to_string(), is_reset(&e)))
                         }
                         Poll::Pending => {}
                     }
@@ -255,16 +263,15 @@ impl Relay {
                     self.sin.reserve(READ_CHUNK);
                     match poll_read_buf(Pin::new(server), cx, &mut self.sin) {
                         Poll::Ready(Ok(0)) => {
-                            return Poll::Ready(
-                                self.server_failed("the database closed the connection"),
-                            )
+                            let reason = self.closed_reason();
+                            return Poll::Ready(self.server_failed(&reason, false));
                         }
                         Poll::Ready(Ok(_)) => {
                             self.scan_server();
                             progress = true;
                         }
                         Poll::Ready(Err(e)) => {
-                            return Poll::Ready(self.server_failed(&e.to_string()))
+                            return Poll::Ready(self.server_failed(&e.to_string(), is_reset(&e)))
                         }
                         Poll::Pending => {}
                     }
@@ -288,10 +295,28 @@ impl Relay {
         }
     }
 
-    fn server_failed(&mut self, reason: &str) -> Event {
+    /// A failed server connection. The batch may be replayed only when the connection was
+    /// *reset*: a backend that closes with our bytes still unread makes its kernel answer with
+    /// RST, so a reset before any answer means the batch was never read. A clean close (EOF),
+    /// with or without a FATAL first, means the backend may have read and run it (a DBA's
+    /// pg_terminate_backend of a running query, a procedure that committed half-way): running
+    /// it again could repeat committed work or undo a deliberate kill.
+    fn server_failed(&mut self, reason: &str, reset: bool) -> Event {
         Event::ServerFailed {
-            replayable: self.replay && !self.answered && self.s_scanned == 0,
+            replayable: reset && self.replay && !self.answered && self.s_scanned == 0,
             reason: reason.to_owned(),
+        }
+    }
+
+    /// Why the server's socket closed: the held FATAL's message if there was one.
+    fn closed_reason(&self) -> String {
+        let held = &self.sin[self.s_scanned..];
+        match framing::header(held) {
+            Some((b'E', len)) if self.doomed && held.len() >= len => format!(
+                "the database closed the connection: {}",
+                error_message(&held[HEADER_LEN..len])
+            ),
+            _ => "the database closed the connection".to_owned(),
         }
     }
 
@@ -372,14 +397,14 @@ impl Relay {
             }
             let whole = rest.len() >= frame_len;
             if !self.answered {
-                // A FATAL as the first answer means the backend died before doing anything
-                // (terminated while idle, restart, idle timeout): the batch can go elsewhere.
-                if tag == b'E' {
+                // A FATAL as the first answer is held back, not forwarded: how the socket then
+                // closes decides whether the batch can go to another connection.
+                if tag == b'E' && frame_len <= FATAL_PEEK_LIMIT {
                     if !whole {
                         return;
                     }
                     if is_fatal(&rest[HEADER_LEN..frame_len]) {
-                        self.event = Some(self.server_failed("the database ended the connection"));
+                        self.doomed = true;
                         return;
                     }
                 }
@@ -389,11 +414,23 @@ impl Relay {
             }
             match tag {
                 b'Z' => {
+                    if frame_len != HEADER_LEN + 1 {
+                        self.event = Some(Event::ServerFailed {
+                            replayable: false,
+                            reason: format!(
+                                "invalid ReadyForQuery length {frame_len} from the database"
+                            ),
+                        });
+                        return;
+                    }
                     if !whole {
                         return;
                     }
                     self.status = self.sin[self.s_scanned + HEADER_LEN];
                     self.pending.pop_front();
+                    // No server is in COPY mode at ReadyForQuery, even one whose client never
+                    // sent CopyDone (libpq gives up after a COPY error).
+                    self.copy_in = false;
                     self.s_scanned += frame_len;
                     if self.pending.is_empty() {
                         if self.mode == PoolMode::Transaction
@@ -420,6 +457,32 @@ impl Relay {
             self.s_body_left = frame_len - HEADER_LEN;
         }
     }
+}
+
+/// Connection resets: the peer closed with data unread, or was never there.
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// The 'M' field of an ErrorResponse body, for messages.
+fn error_message(body: &[u8]) -> String {
+    let mut fields = body;
+    while let Some((&kind, rest)) = fields.split_first() {
+        if kind == 0 {
+            break;
+        }
+        let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+        if kind == b'M' {
+            return String::from_utf8_lossy(&rest[..end]).into_owned();
+        }
+        fields = rest.get(end + 1..).unwrap_or(&[]);
+    }
+    String::new()
 }
 
 /// Whether an ErrorResponse body has severity FATAL or PANIC.
@@ -571,17 +634,67 @@ mod tests {
     }
 
     #[test]
-    fn a_fatal_first_answer_is_replayable() {
+    fn a_fatal_first_answer_is_held_and_only_a_reset_makes_the_batch_replayable() {
         let mut r = relay();
         client(&mut r, &msg(b'Q', b"select 1\0")).unwrap();
         let fatal = msg(b'E', b"SFATAL\0VFATAL\0C57P01\0Mterminating\0\0");
-        match server(&mut r, &fatal) {
-            Some(Event::ServerFailed { replayable, .. }) => assert!(replayable),
-            other => panic!("expected a replayable failure, got {other:?}"),
+        assert!(server(&mut r, &fatal).is_none(), "held, not forwarded");
+        assert!(r.doomed && r.s_scanned == 0);
+        assert!(r.closed_reason().contains("terminating"));
+        // A clean close: the backend may have read the batch.
+        match r.server_failed(&r.closed_reason(), false) {
+            Event::ServerFailed { replayable, .. } => assert!(!replayable),
+            other => panic!("{other:?}"),
+        }
+        // A reset: it never read it.
+        match r.server_failed("reset", true) {
+            Event::ServerFailed { replayable, .. } => assert!(replayable),
+            other => panic!("{other:?}"),
         }
         r.rewind();
         assert_eq!(r.c_sent, 0);
         assert_eq!(r.pending.len(), 1);
+        assert!(!r.doomed);
+    }
+
+    #[test]
+    fn a_huge_first_error_streams_instead_of_stalling() {
+        let mut r = relay();
+        client(&mut r, &msg(b'Q', b"select 1\0")).unwrap();
+        let mut body = b"SERROR\0VERROR\0C22P02\0M".to_vec();
+        body.extend(std::iter::repeat_n(b'x', 300_000));
+        body.extend_from_slice(b"\0\0");
+        let err = msg(b'E', &body);
+        assert!(server(&mut r, &err[..100_000]).is_none());
+        assert!(
+            r.answered,
+            "a long error is an answer, streamed without waiting for its end"
+        );
+        assert_eq!(r.s_scanned, 100_000);
+    }
+
+    #[test]
+    fn a_copy_the_client_abandoned_ends_at_ready_for_query() {
+        let mut r = relay();
+        client(&mut r, &msg(b'Q', b"copy t from stdin\0")).unwrap();
+        assert!(server(&mut r, &msg(b'G', &[0, 0, 0])).is_none());
+        client(&mut r, &msg(b'd', b"not a number\n")).unwrap();
+        // The server fails the COPY; libpq then never sends CopyDone.
+        assert!(server(&mut r, &msg(b'E', b"SERROR\0VERROR\0C22P02\0Mbad\0\0")).is_none());
+        assert!(matches!(server(&mut r, &z(b'I')), Some(Event::Release)));
+    }
+
+    #[test]
+    fn a_malformed_ready_for_query_fails_the_connection_without_panicking() {
+        let mut r = relay();
+        client(&mut r, &msg(b'Q', b"select 1\0")).unwrap();
+        assert!(matches!(
+            server(&mut r, &msg(b'Z', b"")),
+            Some(Event::ServerFailed {
+                replayable: false,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -136,6 +136,9 @@ impl Pool {
                 state.open += 1;
                 Ok(Grant::Slot)
             } else {
+                // Waiters that gave up are dropped here too, not only when a connection comes
+                // back, so a pool held for long cannot pile them up.
+                state.waiters.retain(|w| !w.is_closed());
                 let (tx, rx) = oneshot::channel();
                 state.waiters.push_back(tx);
                 Err(rx)
@@ -309,6 +312,15 @@ impl Pool {
     /// Puts a clean connection back, or hands it to the longest waiter.
     fn checkin(&self, mut conn: ServerConn) {
         conn.touch();
+        if conn.cancel_in_flight() {
+            debug!(
+                server = conn.id(),
+                "a cancel is on its way to this connection; closing it"
+            );
+            conn.close();
+            self.release_slot();
+            return;
+        }
         if conn.age() >= self.settings.server_lifetime {
             debug!(
                 server = conn.id(),
@@ -422,5 +434,79 @@ impl Drop for Checkout {
             conn.close();
         }
         self.pool.release_slot();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SslMode, TargetSettings};
+    use crate::credentials::StaticCredentials;
+
+    fn pool(size: usize, wait: Duration) -> Arc<Pool> {
+        let target = TargetSettings {
+            host: "127.0.0.1".into(),
+            port: 1,
+            dbname: "d".into(),
+            user: "u".into(),
+            password: None,
+            sslmode: SslMode::Disable,
+        };
+        Pool::new(
+            PoolSettings {
+                size,
+                query_wait_timeout: wait,
+                connect_timeout: Duration::from_secs(1),
+                server_check_delay: Duration::from_secs(10),
+                server_lifetime: Duration::from_secs(3600),
+            },
+            Arc::new(StaticCredentials::new(&target)),
+        )
+    }
+
+    #[tokio::test]
+    async fn waiters_that_timed_out_do_not_pile_up_while_the_pool_is_held() {
+        let pool = pool(1, Duration::from_millis(1));
+        // The only slot is taken (as by a client holding its connection for a session).
+        pool.lock().open = 1;
+        for _ in 0..100 {
+            let err = pool
+                .checkout()
+                .await
+                .err()
+                .expect("no connection to be had");
+            assert!(matches!(err, PoolError::WaitTimeout(..)), "{err}");
+        }
+        assert!(pool.stats().waiting <= 1, "{:?}", pool.stats());
+    }
+
+    #[tokio::test]
+    async fn a_slot_given_up_goes_to_the_longest_waiter() {
+        let pool = pool(1, Duration::from_secs(5));
+        pool.lock().open = 1;
+        let first = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move { pool.checkout().await.err().map(|e| e.to_string()) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pool.stats().waiting, 1);
+        // The holder loses its connection: its slot goes to the waiter, which tries to connect
+        // (to a closed port) and reports that, instead of waiting out its timeout.
+        pool.release_slot();
+        let outcome = tokio::time::timeout(Duration::from_secs(3), first)
+            .await
+            .expect("the waiter was served before its timeout")
+            .unwrap();
+        assert!(outcome
+            .expect("connecting to port 1 fails")
+            .contains("could not connect"));
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                idle: 0,
+                open: 0,
+                waiting: 0
+            }
+        );
     }
 }

@@ -43,11 +43,7 @@ async fn connect_inner(
     let mut conn = ServerConn {
         stream,
         rbuf: BytesMut::with_capacity(4096),
-        cancel: CancelTarget {
-            addr: peer,
-            pid: 0,
-            secret: 0,
-        },
+        cancel: CancelTarget::new(peer, 0, 0),
         params: Vec::new(),
         id,
         created: now,

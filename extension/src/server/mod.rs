@@ -17,17 +17,60 @@ use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 use postgres_protocol::message::frontend;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-/// Where and with which key a CancelRequest for this server connection must be sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where and with which key a CancelRequest for this server connection must be sent, and how
+/// many cancels are on their way to it.
+#[derive(Debug, Clone)]
 pub struct CancelTarget {
     pub addr: SocketAddr,
     pub pid: i32,
     pub secret: i32,
+    /// A connection with a cancel in flight must not be lent to another client: the cancel
+    /// could land on that client's query.
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl PartialEq for CancelTarget {
+    fn eq(&self, other: &CancelTarget) -> bool {
+        (self.addr, self.pid, self.secret) == (other.addr, other.pid, other.secret)
+    }
+}
+
+impl CancelTarget {
+    pub fn new(addr: SocketAddr, pid: i32, secret: i32) -> CancelTarget {
+        CancelTarget {
+            addr,
+            pid,
+            secret,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn in_flight_count(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Counts a cancel as under way until the returned guard is dropped.
+    pub fn begin(&self) -> CancelInFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        CancelInFlight(Arc::clone(&self.in_flight))
+    }
+}
+
+/// A cancel on its way to the database; see [`CancelTarget::begin`].
+pub struct CancelInFlight(Arc<AtomicUsize>);
+
+impl Drop for CancelInFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A logged-in backend connection.
@@ -48,7 +91,12 @@ impl ServerConn {
     }
 
     pub fn cancel_target(&self) -> CancelTarget {
-        self.cancel
+        self.cancel.clone()
+    }
+
+    /// Whether a CancelRequest for this connection is still being delivered.
+    pub fn cancel_in_flight(&self) -> bool {
+        self.cancel.in_flight.load(Ordering::SeqCst) > 0
     }
 
     /// The ParameterStatus values the database sent at login.
@@ -157,7 +205,7 @@ pub(crate) fn error_fields(body: &ErrorResponseBody) -> (String, String) {
 }
 
 /// Writes a CancelRequest for `target` on a new connection, as the protocol requires.
-pub async fn send_cancel(target: CancelTarget, timeout: Duration) -> Result<(), ServerError> {
+pub async fn send_cancel(target: &CancelTarget, timeout: Duration) -> Result<(), ServerError> {
     let work = async {
         let mut stream =
             TcpStream::connect(target.addr)
