@@ -26,4 +26,4 @@ pub use tools::{
     as_postgres, chown_postgres, free_port, is_root, output_with_timeout, package_hint, poll_until,
     port_is_listening, random_hex, run_ok, send_signal, tool, try_tool, wait_timeout, TempDir,
 };
-pub use wire::{raw_message, send_cancel, sqlstate, Wire, WireError};
+pub use wire::{error_fields as wire_error, raw_message, send_cancel, sqlstate, Wire, WireError};

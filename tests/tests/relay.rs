@@ -356,3 +356,38 @@ async fn pgwarm_logs_in_with_md5_cleartext_and_trust() {
         );
     }
 }
+
+#[test]
+fn encryption_requests_are_declined_and_the_login_continues() {
+    use postgres_protocol::message::backend::Message;
+    use std::io::Read;
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[]);
+    let mut wire = Wire::connect(pgwarm.addr());
+    // GSSENCRequest, then SSLRequest, as libpq sends them with gssencmode/sslmode=prefer.
+    for code in [80_877_104u32, 80_877_103] {
+        let mut packet = 8u32.to_be_bytes().to_vec();
+        packet.extend_from_slice(&code.to_be_bytes());
+        wire.send(&packet);
+        let mut answer = [0u8; 1];
+        wire.stream.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"N", "request {code}");
+    }
+    let mut startup = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::startup_message(
+        [("user", db.user.as_str()), ("database", db.dbname.as_str())],
+        &mut startup,
+    )
+    .unwrap();
+    wire.send(&startup);
+    loop {
+        match wire.read() {
+            Some(Message::ReadyForQuery(_)) => break,
+            Some(Message::ErrorResponse(body)) => panic!("{:?}", pgwarm_tests::wire_error(&body)),
+            Some(_) => {}
+            None => panic!("closed during login"),
+        }
+    }
+    let answer = wire.query("select 'plain text it is'");
+    assert!(answer.iter().any(|m| matches!(m, Message::DataRow(_))));
+}
