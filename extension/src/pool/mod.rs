@@ -251,8 +251,11 @@ impl Pool {
             return self.fill(slot).await;
         }
         if conn.idle_for() >= self.settings.server_check_delay {
-            let check =
-                tokio::time::timeout(self.settings.connect_timeout, conn.run("health check", ";"));
+            // Boxed: a cold path whose future would otherwise sit in every checkout's state.
+            let check = tokio::time::timeout(
+                self.settings.connect_timeout,
+                Box::pin(conn.run("health check", ";")),
+            );
             match check.await {
                 Ok(Ok(b'I')) => {}
                 Ok(Ok(status)) => {
