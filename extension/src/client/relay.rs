@@ -469,37 +469,30 @@ fn is_reset(e: &io::Error) -> bool {
     )
 }
 
-/// The 'M' field of an ErrorResponse body, for messages.
-fn error_message(body: &[u8]) -> String {
+/// The first field of an ErrorResponse body whose type is one of `kinds`.
+fn error_field<'a>(body: &'a [u8], kinds: &[u8]) -> Option<&'a [u8]> {
     let mut fields = body;
     while let Some((&kind, rest)) = fields.split_first() {
         if kind == 0 {
             break;
         }
         let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-        if kind == b'M' {
-            return String::from_utf8_lossy(&rest[..end]).into_owned();
+        if kinds.contains(&kind) {
+            return Some(&rest[..end]);
         }
         fields = rest.get(end + 1..).unwrap_or(&[]);
     }
-    String::new()
+    None
 }
 
-/// Whether an ErrorResponse body has severity FATAL or PANIC.
+/// The message ('M') of an ErrorResponse body.
+fn error_message(body: &[u8]) -> String {
+    String::from_utf8_lossy(error_field(body, b"M").unwrap_or_default()).into_owned()
+}
+
+/// Whether an ErrorResponse body has severity FATAL or PANIC ('V', or 'S' from old servers).
 fn is_fatal(body: &[u8]) -> bool {
-    let mut fields = body;
-    while let Some((&kind, rest)) = fields.split_first() {
-        if kind == 0 {
-            break;
-        }
-        let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-        let value = &rest[..end];
-        if kind == b'V' || kind == b'S' {
-            return value == b"FATAL" || value == b"PANIC";
-        }
-        fields = rest.get(end + 1..).unwrap_or(&[]);
-    }
-    false
+    matches!(error_field(body, b"VS"), Some(b"FATAL" | b"PANIC"))
 }
 
 #[cfg(test)]
