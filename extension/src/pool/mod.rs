@@ -315,20 +315,15 @@ impl Pool {
     /// Puts a clean connection back, or hands it to the longest waiter.
     fn checkin(&self, mut conn: ServerConn) {
         conn.touch();
-        if conn.cancel_in_flight() {
-            debug!(
-                server = conn.id(),
-                "a cancel is on its way to this connection; closing it"
-            );
-            conn.close();
-            self.release_slot();
-            return;
-        }
-        if conn.age() >= self.settings.server_lifetime {
-            debug!(
-                server = conn.id(),
-                "closing server connection past PGWARM_SERVER_LIFETIME"
-            );
+        let retire = if conn.cancel_in_flight() {
+            Some("a cancel is on its way to it")
+        } else if conn.age() >= self.settings.server_lifetime {
+            Some("it is past PGWARM_SERVER_LIFETIME")
+        } else {
+            None
+        };
+        if let Some(why) = retire {
+            debug!(server = conn.id(), "closing server connection: {why}");
             conn.close();
             self.release_slot();
             return;
