@@ -142,14 +142,14 @@ pub fn send_cancel(addr: SocketAddr, pid: i32, secret: i32) {
 }
 
 pub fn error_fields(body: &postgres_protocol::message::backend::ErrorResponseBody) -> WireError {
-    use postgres_protocol::message::backend::ErrorFields;
-    let mut fields: ErrorFields<'_> = body.fields();
+    use fallible_iterator::FallibleIterator;
+    let mut fields = body.fields();
     let mut e = WireError {
         severity: String::new(),
         code: String::new(),
         message: String::new(),
     };
-    while let Ok(Some(f)) = fallible_next(&mut fields) {
+    while let Ok(Some(f)) = fields.next() {
         let v = String::from_utf8_lossy(f.value_bytes()).into_owned();
         match f.type_() {
             b'S' => e.severity = v,
@@ -159,13 +159,6 @@ pub fn error_fields(body: &postgres_protocol::message::backend::ErrorResponseBod
         }
     }
     e
-}
-
-fn fallible_next<'a>(
-    fields: &mut postgres_protocol::message::backend::ErrorFields<'a>,
-) -> std::io::Result<Option<postgres_protocol::message::backend::ErrorField<'a>>> {
-    use fallible_iterator::FallibleIterator;
-    fields.next()
 }
 
 /// SQLSTATE of a tokio-postgres error, or "" when it is not a database error.
