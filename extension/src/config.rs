@@ -79,6 +79,9 @@ pub struct Settings {
     pub server_reset_query: String,
     pub client_password: Option<Secret>,
     pub max_message_size: usize,
+    /// Named prepared statements kept per server connection in transaction mode; 0 turns the
+    /// renaming off (statement names then reach the server as the client sent them).
+    pub max_prepared_statements: usize,
     /// Runtime threads: 1 runs everything on one thread, like PgBouncer, which is the cheapest
     /// per message when the function and the database share few vCPUs.
     pub worker_threads: usize,
@@ -120,6 +123,7 @@ pub mod defaults {
     /// PostgreSQL's own limit for one message (PQ_LARGE_MESSAGE_LIMIT is 1 GiB - 1).
     pub const MAX_MESSAGE_SIZE: usize = (1 << 30) - 1;
     pub const WORKER_THREADS: usize = 1;
+    pub const MAX_PREPARED_STATEMENTS: usize = 200;
 }
 
 impl Settings {
@@ -233,6 +237,11 @@ impl Settings {
                 .filter(|p| !p.is_empty())
                 .map(Secret),
             max_message_size,
+            max_prepared_statements: env.parse_or(
+                "PGWARM_MAX_PREPARED_STATEMENTS",
+                defaults::MAX_PREPARED_STATEMENTS,
+                "expected a whole number (0 turns prepared statement tracking off)",
+            )?,
             worker_threads: env.positive("PGWARM_WORKER_THREADS", defaults::WORKER_THREADS)?,
             log_level: env.get("PGWARM_LOG_LEVEL").unwrap_or("info".into()),
             log_format: match env.get("PGWARM_LOG_FORMAT").as_deref() {

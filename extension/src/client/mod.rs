@@ -6,11 +6,13 @@ pub mod cancel;
 pub mod handshake;
 pub mod relay;
 pub mod session;
+pub mod statements;
 
 use crate::config::Settings;
 use crate::pool::Pool;
 use crate::protocol::scram::ScramVerifier;
 use cancel::CancelRegistry;
+use statements::KnownStatements;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,8 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     /// Present when `PGWARM_CLIENT_PASSWORD` is set.
     pub verifier: Option<ScramVerifier>,
+    /// Statements some server connection parsed successfully.
+    pub known_statements: Arc<KnownStatements>,
 }
 
 impl Shared {
@@ -41,6 +45,7 @@ impl Shared {
             pool,
             cancels: CancelRegistry::new(),
             verifier,
+            known_statements: Arc::default(),
         }
     }
 }

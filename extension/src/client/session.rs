@@ -59,6 +59,8 @@ impl<'a> Session<'a> {
                 settings.pool_mode,
                 settings.max_message_size,
                 settings.idle_transaction_timeout.is_some(),
+                settings.max_prepared_statements,
+                Arc::clone(&shared.known_statements),
             ),
             server: None,
             key,
@@ -121,8 +123,13 @@ impl<'a> Session<'a> {
                 server,
                 ..
             } = self;
-            let mut server = server.as_mut().map(|s| s.stream());
-            let pump = poll_fn(|cx| relay.poll_pump(cx, client, server.as_deref_mut(), false));
+            let mut server = server.as_mut().map(|s| s.link_parts());
+            let pump = poll_fn(|cx| {
+                let link = server
+                    .as_mut()
+                    .map(|(stream, set)| (&mut **stream, &mut **set));
+                relay.poll_pump(cx, client, link, false)
+            });
             let event = match idle_limit {
                 None => pump.await,
                 Some(limit) => tokio::select! {

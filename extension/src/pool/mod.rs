@@ -57,7 +57,9 @@ pub enum PoolError {
 /// ParameterStatus name/value pairs as a server sent them at login.
 pub type ServerParams = Arc<Vec<(String, String)>>;
 
-/// What a waiter is given.
+/// What a waiter is given. Moved once through a oneshot, so its size does not matter more than
+/// a box per hand-off would.
+#[allow(clippy::large_enum_variant)]
 enum Grant {
     Conn(ServerConn),
     /// Permission to open a connection in a slot someone gave up.

@@ -18,6 +18,8 @@ pub mod sqlstate {
     pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+    pub const INVALID_STATEMENT_NAME: &str = "26000";
 }
 
 /// How bad an error is; FATAL means pgwarm closes the client after sending it.

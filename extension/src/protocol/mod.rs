@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod error;
 pub mod framing;
+pub mod frontend;
 pub mod scram;
 pub mod startup;
 

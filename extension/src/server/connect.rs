@@ -48,6 +48,7 @@ async fn connect_inner(
         id,
         created: now,
         last_used: now,
+        prepared: super::PreparedSet::default(),
     };
 
     let mut out = BytesMut::with_capacity(256);

@@ -7,9 +7,11 @@
 
 mod connect;
 mod error;
+pub mod prepared;
 
 pub use connect::connect;
 pub use error::ServerError;
+pub use prepared::{Digest, PreparedSet};
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -83,6 +85,8 @@ pub struct ServerConn {
     id: u64,
     created: Instant,
     last_used: Instant,
+    /// The pgwarm statements prepared on this connection (transaction mode).
+    prepared: PreparedSet,
 }
 
 impl ServerConn {
@@ -119,6 +123,12 @@ impl ServerConn {
     /// The socket, for the relay.
     pub fn stream(&mut self) -> &mut TcpStream {
         &mut self.stream
+    }
+
+    /// The socket and the set of statements prepared on it, for the relay, which rewrites
+    /// statement names as it forwards.
+    pub fn link_parts(&mut self) -> (&mut TcpStream, &mut PreparedSet) {
+        (&mut self.stream, &mut self.prepared)
     }
 
     /// Whether an idle connection has anything to say. An idle backend is silent; if the socket is

@@ -1,0 +1,258 @@
+//! Reading the client: each message header is validated, and each message the server will answer
+//! is queued as an [`Outgoing`], with what it means for the client's named statements.
+//!
+//! The client's own view of its statements changes here, in the order it sent its messages: a
+//! Parse records the name, a Close or `DEALLOCATE` drops it. Whether a server connection has the
+//! statement is a question for the translation, which may run twice for one batch (a replay).
+
+use super::expect::Kind;
+use super::Relay;
+use crate::client::statements::{deallocate_target, ClientStatements, Statement};
+use crate::protocol::framing::{self, FrameError, HEADER_LEN};
+use crate::protocol::frontend;
+use std::sync::Arc;
+
+/// A simple query up to this size is read whole, to recognise `DEALLOCATE name`.
+const INSPECT_QUERY_LIMIT: usize = 1024;
+
+/// A client message the server answers, or whose statement name pgwarm rewrites.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Stream offset of the message's first byte.
+    pub at: u64,
+    pub kind: Kind,
+    pub seq: u64,
+    pub edit: Edit,
+}
+
+/// What the translation must do with the message instead of copying it.
+#[derive(Debug, Clone)]
+pub enum Edit {
+    /// Nothing: copy it as it is.
+    None,
+    /// A Parse of a named statement (`len` bytes, replaced as a whole).
+    Parse {
+        len: usize,
+        name: Box<[u8]>,
+        statement: Arc<Statement>,
+    },
+    /// A Bind of a named statement; its first `names_end` bytes (header, portal and statement
+    /// names) are rewritten, the parameters after them are copied.
+    Bind {
+        names_end: usize,
+        portal_len: usize,
+        statement: Arc<Statement>,
+    },
+    /// A Describe of a named statement.
+    Describe {
+        len: usize,
+        statement: Arc<Statement>,
+    },
+    /// A Close of a named statement: pgwarm answers it; the server statement stays, since other
+    /// clients may share it.
+    Close {
+        len: usize,
+        name: Box<[u8]>,
+        statement: Arc<Statement>,
+    },
+    /// A Parse of a name the client already has: PostgreSQL refuses it, so pgwarm does too.
+    Duplicate { len: usize, name: Box<[u8]> },
+    /// A simple query `DEALLOCATE name` of a protocol-level statement.
+    Deallocate {
+        len: usize,
+        name: Box<[u8]>,
+        statement: Arc<Statement>,
+    },
+}
+
+impl Relay {
+    /// Whether statement names are rewritten.
+    pub(super) fn tracking(&self) -> bool {
+        self.max_prepared > 0
+    }
+
+    /// Walks new client bytes: validates each header and queues what the server will owe.
+    pub(super) fn scan_client(&mut self) -> Result<(), FrameError> {
+        loop {
+            if self.c_body_left > 0 {
+                let n = self.c_body_left.min(self.cin.len() - self.c_scanned);
+                self.c_scanned += n;
+                self.c_body_left -= n;
+                if self.c_body_left > 0 {
+                    return Ok(());
+                }
+            }
+            let available = &self.cin[self.c_scanned..];
+            let Some((tag, frame_len)) = framing::header(available) else {
+                return Ok(());
+            };
+            framing::check_frontend(tag, frame_len, self.max_message_size)?;
+            // How much of the message must be here before it can be judged.
+            let need = match tag {
+                b'P' | b'D' | b'C' => frame_len,
+                b'B' if self.tracking() => {
+                    let body = &available[HEADER_LEN..available.len().min(frame_len)];
+                    match frontend::bind_names(body) {
+                        Some((_, _, names_len)) => HEADER_LEN + names_len,
+                        // Malformed: it goes as it is and the server says what is wrong.
+                        None if available.len() >= frame_len => frame_len,
+                        None => return Ok(()),
+                    }
+                }
+                b'Q' if self.tracking() && frame_len <= INSPECT_QUERY_LIMIT => frame_len,
+                _ => HEADER_LEN,
+            };
+            if available.len() < need {
+                return Ok(());
+            }
+            let body = &available[HEADER_LEN..need];
+            self.c_seq += 1;
+            let seq = self.c_seq;
+            let tracking = self.tracking();
+            let statements = &mut self.statements;
+            let (kind, edit) = match tag {
+                b'X' => {
+                    // Terminate ends the session here; it is never forwarded, the pool keeps
+                    // the server connection.
+                    self.terminated = true;
+                    self.cin.truncate(self.c_scanned);
+                    return Ok(());
+                }
+                b'p' => return Err(FrameError::UnexpectedPassword),
+                b'Q' => {
+                    let edit = if tracking {
+                        plan_query(statements, body, need)
+                    } else {
+                        Edit::None
+                    };
+                    (Some(Kind::Query), edit)
+                }
+                b'F' => (Some(Kind::FunctionCall), Edit::None),
+                b'S' => {
+                    self.unsynced = false;
+                    // In COPY FROM STDIN the server ignores Sync.
+                    ((!self.copy_in).then_some(Kind::Sync), Edit::None)
+                }
+                b'P' | b'B' | b'D' | b'E' | b'C' => {
+                    self.unsynced = true;
+                    let edit = if tracking {
+                        plan_extended(statements, tag, body, need, seq)
+                    } else {
+                        Edit::None
+                    };
+                    let kind = match tag {
+                        b'P' => Kind::Parse,
+                        b'B' => Kind::Bind,
+                        b'D' => Kind::Describe,
+                        b'E' => Kind::Execute,
+                        _ => Kind::Close,
+                    };
+                    (Some(kind), edit)
+                }
+                b'H' => {
+                    self.unsynced = true;
+                    (None, Edit::None)
+                }
+                b'c' | b'f' => {
+                    self.copy_in = false;
+                    (None, Edit::None)
+                }
+                _ => (None, Edit::None),
+            };
+            if let Some(kind) = kind {
+                self.outgoing.push_back(Outgoing {
+                    at: self.c_base + self.c_scanned as u64,
+                    kind,
+                    seq,
+                    edit,
+                });
+            }
+            self.c_scanned += need;
+            self.c_body_left = frame_len - need;
+        }
+    }
+}
+
+/// Parse, Bind, Describe and Close of named statements (`need` bytes of the message are here;
+/// all of it, except for Bind).
+fn plan_extended(
+    statements: &mut ClientStatements,
+    tag: u8,
+    body: &[u8],
+    need: usize,
+    seq: u64,
+) -> Edit {
+    match tag {
+        b'P' => match frontend::parse_body(body) {
+            Some((&[], _)) => Edit::None,
+            Some((name, _)) if statements.contains(name) => Edit::Duplicate {
+                len: need,
+                name: name.into(),
+            },
+            Some((name, content)) => {
+                let statement = Arc::new(Statement::new(content));
+                statements.insert(name, Arc::clone(&statement), seq);
+                Edit::Parse {
+                    len: need,
+                    name: name.into(),
+                    statement,
+                }
+            }
+            None => Edit::None,
+        },
+        b'B' => match frontend::bind_names(body) {
+            Some((portal, name, _)) if !name.is_empty() => match statements.get(name) {
+                Some(statement) => Edit::Bind {
+                    names_end: need,
+                    portal_len: portal.len(),
+                    statement: Arc::clone(statement),
+                },
+                // Unknown to pgwarm: the server's "does not exist" is the right answer.
+                None => Edit::None,
+            },
+            _ => Edit::None,
+        },
+        b'D' => match frontend::target(body) {
+            Some((b'S', name)) if !name.is_empty() => match statements.get(name) {
+                Some(statement) => Edit::Describe {
+                    len: need,
+                    statement: Arc::clone(statement),
+                },
+                None => Edit::None,
+            },
+            _ => Edit::None,
+        },
+        b'C' => match frontend::target(body) {
+            Some((b'S', name)) if !name.is_empty() => match statements.remove(name) {
+                Some(statement) => Edit::Close {
+                    len: need,
+                    name: name.into(),
+                    statement,
+                },
+                // Closing what does not exist is not an error; the server says CloseComplete.
+                None => Edit::None,
+            },
+            _ => Edit::None,
+        },
+        _ => Edit::None,
+    }
+}
+
+/// A simple query that is exactly `DEALLOCATE name` of one of the client's statements.
+fn plan_query(statements: &mut ClientStatements, body: &[u8], need: usize) -> Edit {
+    let Some((sql, _)) = frontend::cstr(body) else {
+        return Edit::None;
+    };
+    let Some(name) = deallocate_target(sql) else {
+        return Edit::None;
+    };
+    match statements.remove(&name) {
+        Some(statement) => Edit::Deallocate {
+            len: need,
+            name: name.into(),
+            statement,
+        },
+        // An SQL-level PREPARE on the linked connection, or nothing: the server decides.
+        None => Edit::None,
+    }
+}

@@ -1,0 +1,255 @@
+//! Reading the server: answers are matched to the messages in `expect`, pgwarm's own answers are
+//! slipped in and the answers to its own messages taken out, and ReadyForQuery decides whether
+//! the link can be released.
+//!
+//! Messages pgwarm must act on are small (completions, ReadyForQuery, most errors) and are read
+//! whole; everything else, rows above all, streams through without being buffered.
+
+use super::expect::{Act, Expect, Kind, Undo};
+use super::{error_field, is_fatal, Event, Relay, ERROR_PEEK_LIMIT};
+use crate::config::PoolMode;
+use crate::protocol::framing::{self, HEADER_LEN};
+use crate::protocol::sqlstate;
+use crate::server::PreparedSet;
+use bytes::BytesMut;
+
+impl Relay {
+    /// Walks new server bytes.
+    pub(super) fn scan_server(&mut self, set: &mut PreparedSet) {
+        loop {
+            if self.s_body_left > 0 {
+                let n = self.s_body_left.min(self.sin.len() - self.s_scanned);
+                self.s_scanned += n;
+                self.s_body_left -= n;
+                if self.s_body_left > 0 {
+                    return;
+                }
+                self.drain_answers();
+            }
+            let rest = &self.sin[self.s_scanned..];
+            let Some((tag, frame_len)) = framing::header(rest) else {
+                return;
+            };
+            if !framing::check_backend(frame_len) {
+                self.event = Some(Event::ServerFailed {
+                    replayable: false,
+                    reason: format!("invalid message length from the database ({frame_len})"),
+                });
+                return;
+            }
+            let whole = rest.len() >= frame_len;
+            if !self.answered {
+                // A FATAL as the first answer is held back, not forwarded: how the socket then
+                // closes decides whether the batch can go to another connection.
+                if tag == b'E' && frame_len <= ERROR_PEEK_LIMIT {
+                    if !whole {
+                        return;
+                    }
+                    if is_fatal(&rest[HEADER_LEN..frame_len]) {
+                        self.doomed = true;
+                        return;
+                    }
+                }
+                self.answered = true;
+                self.replay = false;
+                self.drop_sent_client_bytes();
+            }
+            if tag == b'Z' && frame_len != HEADER_LEN + 1 {
+                self.event = Some(Event::ServerFailed {
+                    replayable: false,
+                    reason: format!("invalid ReadyForQuery length {frame_len} from the database"),
+                });
+                return;
+            }
+            // The small messages pgwarm acts on are read whole.
+            let needs_whole = match tag {
+                b'Z' | b'C' | b'1' | b'2' | b'3' | b'I' | b'n' | b's' => true,
+                b'E' => frame_len <= ERROR_PEEK_LIMIT,
+                _ => false,
+            };
+            if needs_whole && !whole {
+                return;
+            }
+            match tag {
+                b'Z' => {
+                    self.ready_for_query(frame_len);
+                    if self.event.is_some() {
+                        return;
+                    }
+                    continue;
+                }
+                b'E' => {
+                    if self.server_error(frame_len, whole, set) {
+                        continue;
+                    }
+                }
+                b'G' => {
+                    // COPY FROM STDIN: the server ignores every Sync until CopyDone/CopyFail.
+                    self.copy_in = true;
+                    let mut i = 1;
+                    while i < self.expect.len() {
+                        if self.expect[i].kind == Kind::Sync {
+                            self.expect.remove(i);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                }
+                _ => {
+                    if tag == b'C' {
+                        self.command_complete(frame_len, set);
+                    }
+                    if self.completion(tag, frame_len) {
+                        continue;
+                    }
+                }
+            }
+            if whole {
+                self.s_scanned += frame_len;
+                self.drain_answers();
+            } else {
+                self.s_scanned += HEADER_LEN;
+                self.s_body_left = frame_len - HEADER_LEN;
+            }
+        }
+    }
+
+    /// A message that may complete the front entry. Returns true when it was consumed here
+    /// (removed or replaced), false when it is to be forwarded as it is.
+    fn completion(&mut self, tag: u8, frame_len: usize) -> bool {
+        if let Some(front) = self.expect.front_mut() {
+            // The empty query sent for a DEALLOCATE: its only result is renamed; the query still
+            // ends at ReadyForQuery.
+            if let (Act::EmptyAs(replacement), b'I') = (&front.act, tag) {
+                let replacement = *replacement;
+                front.act = Act::Forward;
+                self.splice_server(frame_len, replacement);
+                return true;
+            }
+        }
+        if !self.expect.front().is_some_and(|e| e.kind.done_by(tag)) {
+            return false;
+        }
+        let Some(done) = self.expect.pop_front() else {
+            return false;
+        };
+        if let (Some(digest), b'1') = (done.created, tag) {
+            self.known.insert(digest);
+        }
+        match done.act {
+            Act::Swallow => {
+                self.splice_server(frame_len, &[]);
+                self.drain_answers();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// ReadyForQuery (whole, well-formed): the end of a Sync's or a query's answer.
+    fn ready_for_query(&mut self, frame_len: usize) {
+        self.status = self.sin[self.s_scanned + HEADER_LEN];
+        // Everything up to the Sync or query this answers is over, answered or skipped.
+        if let Some(end) = self
+            .expect
+            .iter()
+            .position(|e| matches!(e.kind, Kind::Sync | Kind::Query | Kind::FunctionCall))
+        {
+            self.expect.drain(..=end);
+        }
+        // No server is in COPY mode at ReadyForQuery, even one whose client never sent CopyDone
+        // (libpq gives up after a COPY error).
+        self.copy_in = false;
+        self.s_scanned += frame_len;
+        self.drain_answers();
+        if !self.expect.is_empty() {
+            return;
+        }
+        if self.mode == PoolMode::Transaction && self.status == b'I' && self.at_rest() {
+            self.event = Some(Event::Release);
+        } else if self.watch_idle && self.status != b'I' && self.at_rest() {
+            self.event = Some(Event::IdleInTransaction);
+        }
+    }
+
+    /// An ErrorResponse. In the extended protocol it answers the front message, and the server
+    /// then skips every message up to Sync: those entries go, and what they did is undone.
+    /// Returns true when the error was replaced by pgwarm's own (already counted as scanned).
+    fn server_error(&mut self, frame_len: usize, whole: bool, set: &mut PreparedSet) -> bool {
+        if !self.expect.front().is_some_and(|e| e.kind.extended()) {
+            // Inside a simple query, or a failing COMMIT at Sync: ReadyForQuery still follows.
+            return false;
+        }
+        let code = if whole {
+            let body = &self.sin[self.s_scanned + HEADER_LEN..self.s_scanned + frame_len];
+            error_field(body, b"C").map(<[u8]>::to_vec)
+        } else {
+            None
+        };
+        let mut replaced = false;
+        if let Some(failed) = self.expect.pop_front() {
+            if let (Act::ReplaceError(error), true) = (&failed.act, whole) {
+                let mut ours = BytesMut::new();
+                error.encode(&mut ours);
+                self.splice_server(frame_len, &ours);
+                replaced = true;
+            }
+            let code = code.as_deref();
+            if let (Some(digest), Some(c)) = (failed.uses, code) {
+                if c == sqlstate::INVALID_STATEMENT_NAME.as_bytes() {
+                    set.remove(digest);
+                }
+            }
+            let exists = code == Some(sqlstate::DUPLICATE_PREPARED_STATEMENT.as_bytes());
+            self.undo(failed, set, exists);
+        }
+        while self.expect.front().is_some_and(|e| e.kind != Kind::Sync) {
+            if let Some(skipped) = self.expect.pop_front() {
+                self.undo(skipped, set, false);
+            }
+        }
+        if replaced {
+            self.drain_answers();
+        }
+        replaced
+    }
+
+    /// Takes back what a message that failed or was skipped changed in pgwarm's books.
+    /// `exists`: the failure was "already exists", so a statement pgwarm tried to create is there.
+    fn undo(&mut self, failed: Expect, set: &mut PreparedSet, exists: bool) {
+        if let Some(digest) = failed.created {
+            if exists {
+                set.restore(digest);
+            } else {
+                set.remove(digest);
+            }
+        }
+        if let Some(digest) = failed.closed {
+            set.restore(digest);
+        }
+        match failed.undo {
+            Undo::None => {}
+            Undo::Forget(name, statement) => self.statements.forget(&name, &statement),
+            Undo::Restore(name, statement) => {
+                self.statements.restore(&name, &statement, failed.seq)
+            }
+        }
+    }
+
+    /// CommandComplete (whole): `DEALLOCATE ALL` and `DISCARD ALL` drop every statement the
+    /// connection had and every one the client had made before that command.
+    fn command_complete(&mut self, frame_len: usize, set: &mut PreparedSet) {
+        let body = &self.sin[self.s_scanned + HEADER_LEN..self.s_scanned + frame_len];
+        if body != b"DEALLOCATE ALL\0" && body != b"DISCARD ALL\0" {
+            return;
+        }
+        let (seq, clock) = self
+            .expect
+            .front()
+            .map_or((self.c_seq, set.clock()), |e| (e.seq, e.clock));
+        set.forget_before(clock);
+        if self.max_prepared > 0 {
+            self.statements.forget_before(seq);
+        }
+    }
+}

@@ -1,0 +1,660 @@
+//! Unit tests of the relay's state machine, on bytes alone (no sockets).
+
+use super::expect::Kind;
+use super::*;
+use crate::client::statements::Statement;
+use crate::protocol::framing::FrameError;
+use bytes::BufMut;
+use postgres_protocol::message::frontend;
+use std::ops::{Deref, DerefMut};
+
+/// A relay linked to an imaginary server connection: what the pump would write to the server is
+/// collected in `sent`, and the server's statements are `set`.
+struct Linked {
+    relay: Relay,
+    set: PreparedSet,
+    sent: BytesMut,
+}
+
+impl Deref for Linked {
+    type Target = Relay;
+    fn deref(&self) -> &Relay {
+        &self.relay
+    }
+}
+
+impl DerefMut for Linked {
+    fn deref_mut(&mut self) -> &mut Relay {
+        &mut self.relay
+    }
+}
+
+impl Linked {
+    /// Scans and translates client bytes and marks them written, as the pump would.
+    fn client(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
+        self.relay.cin.extend_from_slice(bytes);
+        self.relay.scan_client()?;
+        self.relay.translate(&mut self.set);
+        self.sent.extend_from_slice(&self.relay.sout);
+        self.relay.sout.clear();
+        self.relay.drop_sent_client_bytes();
+        Ok(())
+    }
+
+    fn server(&mut self, bytes: &[u8]) -> Option<Event> {
+        self.relay.sin.extend_from_slice(bytes);
+        self.relay.scan_server(&mut self.set);
+        self.relay.event.take()
+    }
+
+    /// The messages written to the server so far, as (tag, body).
+    fn take_sent(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let sent = split(&self.sent);
+        self.sent.clear();
+        sent
+    }
+
+    /// The messages ready for the client so far, as (tag, body).
+    fn take_for_client(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let scanned = self.relay.s_scanned;
+        let out = split(&self.relay.sin[..scanned]);
+        self.relay.sin.advance(scanned);
+        self.relay.s_scanned = 0;
+        out
+    }
+
+    /// A new link to another (empty) server connection.
+    fn relink(&mut self) {
+        assert!(!self.relay.unlink());
+        self.set = PreparedSet::default();
+        self.relay.link();
+    }
+}
+
+fn split(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while let Some((tag, len)) = framing::header(bytes) {
+        out.push((tag, bytes[HEADER_LEN..len].to_vec()));
+        bytes = &bytes[len..];
+    }
+    assert!(bytes.is_empty(), "a partial message");
+    out
+}
+
+fn tags(messages: &[(u8, Vec<u8>)]) -> String {
+    messages.iter().map(|(t, _)| *t as char).collect()
+}
+
+fn linked(max_prepared: usize) -> Linked {
+    let mut relay = Relay::new(
+        PoolMode::Transaction,
+        1 << 20,
+        false,
+        max_prepared,
+        Arc::default(),
+    );
+    relay.link();
+    Linked {
+        relay,
+        set: PreparedSet::default(),
+        sent: BytesMut::new(),
+    }
+}
+
+fn relay() -> Linked {
+    linked(200)
+}
+
+fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    v.put_i32(body.len() as i32 + 4);
+    v.extend_from_slice(body);
+    v
+}
+
+fn z(status: u8) -> Vec<u8> {
+    msg(b'Z', &[status])
+}
+
+#[test]
+fn a_simple_query_releases_at_ready_for_query_idle() {
+    let mut r = relay();
+    let mut q = BytesMut::new();
+    frontend::query("select 1", &mut q).unwrap();
+    r.client(&q).unwrap();
+    assert_eq!(r.expect.len(), 1);
+    assert!(r.server(&msg(b'C', b"SELECT 1\0")).is_none());
+    assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
+}
+
+#[test]
+fn a_transaction_keeps_the_link_until_it_ends() {
+    let mut r = relay();
+    r.client(&msg(b'Q', b"begin\0")).unwrap();
+    assert!(r.server(&z(b'T')).is_none());
+    r.client(&msg(b'Q', b"commit\0")).unwrap();
+    assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
+}
+
+#[test]
+fn pipelined_syncs_release_only_after_the_last() {
+    let mut r = relay();
+    let mut b = BytesMut::new();
+    for _ in 0..3 {
+        frontend::parse("", "select 1", [], &mut b).unwrap();
+        frontend::execute("", 0, &mut b).unwrap();
+        frontend::sync(&mut b);
+    }
+    r.client(&b).unwrap();
+    assert_eq!(r.expect.iter().filter(|e| e.kind == Kind::Sync).count(), 3);
+    let mut answer = msg(b'1', b"");
+    answer.extend(msg(b'C', b"SELECT 1\0"));
+    answer.extend(z(b'I'));
+    assert!(r.server(&answer).is_none());
+    assert!(r.server(&answer).is_none());
+    assert!(matches!(r.server(&answer), Some(Event::Release)));
+}
+
+#[test]
+fn flush_without_sync_keeps_the_link() {
+    let mut r = relay();
+    let mut b = BytesMut::new();
+    frontend::parse("s1", "select 1", [], &mut b).unwrap();
+    frontend::flush(&mut b);
+    r.client(&b).unwrap();
+    assert!(r.server(&msg(b'1', b"")).is_none());
+    assert!(!r.at_rest());
+}
+
+#[test]
+fn extended_copy_in_ignores_the_sync_sent_before_copy_done() {
+    // tokio-postgres: Bind, Execute, Sync, then CopyData..., CopyDone, Sync.
+    let mut r = relay();
+    let mut b = BytesMut::new();
+    frontend::execute("", 0, &mut b).unwrap();
+    frontend::sync(&mut b);
+    r.client(&b).unwrap();
+    assert!(r.server(&msg(b'2', b"")).is_none());
+    assert!(r.server(&msg(b'G', &[0, 0, 0])).is_none());
+    assert_eq!(r.expect.len(), 1, "only the Execute is owed");
+    let mut b = BytesMut::new();
+    frontend::sync(&mut b); // ignored by a server in COPY mode
+    r.client(&b).unwrap();
+    assert_eq!(r.expect.len(), 1);
+    let mut b = BytesMut::new();
+    frontend::copy_done(&mut b);
+    frontend::sync(&mut b);
+    r.client(&b).unwrap();
+    assert_eq!(r.expect.len(), 2);
+    assert!(r.server(&msg(b'C', b"COPY 1\0")).is_none());
+    assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
+}
+
+#[test]
+fn simple_copy_in_keeps_the_query_pending() {
+    let mut r = relay();
+    r.client(&msg(b'Q', b"copy t from stdin\0")).unwrap();
+    assert!(r.server(&msg(b'G', &[0, 0, 0])).is_none());
+    assert_eq!(r.expect.len(), 1);
+    r.client(&msg(b'd', b"1\n")).unwrap();
+    r.client(&msg(b'c', b"")).unwrap();
+    assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
+}
+
+#[test]
+fn large_messages_stream_through_in_pieces() {
+    let mut r = relay();
+    let row = msg(b'D', &vec![7u8; 100_000]);
+    r.client(&msg(b'Q', b"select big\0")).unwrap();
+    for chunk in row.chunks(4096) {
+        assert!(r.server(chunk).is_none());
+    }
+    assert_eq!(r.s_scanned, row.len());
+    assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
+}
+
+#[test]
+fn a_fatal_first_answer_is_held_and_only_a_reset_makes_the_batch_replayable() {
+    let mut r = relay();
+    r.client(&msg(b'Q', b"select 1\0")).unwrap();
+    let fatal = msg(b'E', b"SFATAL\0VFATAL\0C57P01\0Mterminating\0\0");
+    assert!(r.server(&fatal).is_none(), "held, not forwarded");
+    assert!(r.doomed && r.s_scanned == 0);
+    assert!(r.closed_reason().contains("terminating"));
+    // A clean close: the backend may have read the batch.
+    let reason = r.closed_reason();
+    match r.server_failed(&reason, false) {
+        Event::ServerFailed { replayable, .. } => assert!(!replayable),
+        other => panic!("{other:?}"),
+    }
+    // A reset: it never read it.
+    match r.server_failed("reset", true) {
+        Event::ServerFailed { replayable, .. } => assert!(replayable),
+        other => panic!("{other:?}"),
+    }
+    r.rewind();
+    assert_eq!((r.c_done, r.o_done), (0, 0));
+    assert_eq!(r.outgoing.len(), 1, "the query is kept to be sent again");
+    assert!(r.expect.is_empty());
+    assert!(!r.doomed);
+}
+
+#[test]
+fn a_huge_first_error_streams_instead_of_stalling() {
+    let mut r = relay();
+    r.client(&msg(b'Q', b"select 1\0")).unwrap();
+    let mut body = b"SERROR\0VERROR\0C22P02\0M".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 300_000));
+    body.extend_from_slice(b"\0\0");
+    let err = msg(b'E', &body);
+    assert!(r.server(&err[..100_000]).is_none());
+    assert!(
+        r.answered,
+        "a long error is an answer, streamed without waiting for its end"
+    );
+    assert_eq!(r.s_scanned, 100_000);
+}
+
+#[test]
+fn a_copy_the_client_abandoned_ends_at_ready_for_query() {
+    let mut r = relay();
+    r.client(&msg(b'Q', b"copy t from stdin\0")).unwrap();
+    assert!(r.server(&msg(b'G', &[0, 0, 0])).is_none());
+    r.client(&msg(b'd', b"not a number\n")).unwrap();
+    // The server fails the COPY; libpq then never sends CopyDone.
+    assert!(r
+        .server(&msg(b'E', b"SERROR\0VERROR\0C22P02\0Mbad\0\0"))
+        .is_none());
+    assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
+}
+
+#[test]
+fn a_malformed_ready_for_query_fails_the_connection_without_panicking() {
+    let mut r = relay();
+    r.client(&msg(b'Q', b"select 1\0")).unwrap();
+    assert!(matches!(
+        r.server(&msg(b'Z', b"")),
+        Some(Event::ServerFailed {
+            replayable: false,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn an_ordinary_error_is_an_answer() {
+    let mut r = relay();
+    r.client(&msg(b'Q', b"select x\0")).unwrap();
+    let err = msg(b'E', b"SERROR\0VERROR\0C42703\0Mno column\0\0");
+    assert!(r.server(&err).is_none());
+    assert!(r.answered && !r.replay);
+    assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
+}
+
+#[test]
+fn garbage_is_refused_before_it_is_forwarded() {
+    let mut r = relay();
+    let err = r.client(b"GET / HTTP/1.1\r\n").unwrap_err();
+    assert_eq!(err, FrameError::UnknownType(b'G'));
+    assert_eq!(r.c_scanned, 0);
+    let mut r = relay();
+    r.max_message_size = 100;
+    assert!(matches!(
+        r.client(&msg(b'Q', &[b'x'; 200])),
+        Err(FrameError::TooLong { .. })
+    ));
+}
+
+#[test]
+fn bytes_after_the_last_ready_for_query_never_reach_the_next_link() {
+    let mut r = relay();
+    r.client(&msg(b'Q', b"select 1\0")).unwrap();
+    let mut late = z(b'I');
+    late.extend_from_slice(&msg(b'A', b"\0\0\0\x01chan\0payload\0"));
+    assert!(matches!(r.server(&late), Some(Event::Release)));
+    assert!(
+        r.unlink(),
+        "the notification after Z makes the connection unfit to lend"
+    );
+    assert_eq!(r.sin.len(), r.s_scanned);
+    r.link();
+    r.client(&msg(b'Q', b"select 2\0")).unwrap();
+    assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
+    assert!(!r.unlink());
+}
+
+#[test]
+fn terminate_stops_the_scan() {
+    let mut r = relay();
+    let mut b = BytesMut::new();
+    frontend::terminate(&mut b);
+    r.client(&b).unwrap();
+    assert!(r.terminated);
+    assert_eq!(r.c_scanned, 0);
+}
+
+// Named prepared statements in transaction mode.
+
+fn parse(name: &str, sql: &str) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    frontend::parse(name, sql, [], &mut b).unwrap();
+    b.to_vec()
+}
+
+fn bind_execute_sync(name: &str) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    frontend::bind(
+        "",
+        name,
+        [],
+        [] as [i32; 0],
+        |_, _| Ok(postgres_protocol::IsNull::No),
+        [],
+        &mut b,
+    )
+    .map_err(|_| "bind")
+    .unwrap();
+    frontend::execute("", 0, &mut b).unwrap();
+    frontend::sync(&mut b);
+    b.to_vec()
+}
+
+fn sync() -> Vec<u8> {
+    let mut b = BytesMut::new();
+    frontend::sync(&mut b);
+    b.to_vec()
+}
+
+fn close_statement(name: &str) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    frontend::close(b'S', name, &mut b).unwrap();
+    b.to_vec()
+}
+
+/// The statement name a Parse, Bind or Describe sent to the server refers to.
+fn name_in(tag: u8, body: &[u8]) -> Vec<u8> {
+    let body = match tag {
+        b'B' => frontend_cstr_after(body),
+        b'D' | b'C' => &body[1..],
+        _ => body,
+    };
+    body[..body.iter().position(|b| *b == 0).unwrap()].to_vec()
+}
+
+fn frontend_cstr_after(body: &[u8]) -> &[u8] {
+    &body[body.iter().position(|b| *b == 0).unwrap() + 1..]
+}
+
+fn answers(tags: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for tag in tags {
+        match tag {
+            b'C' => out.extend(msg(b'C', b"SELECT 1\0")),
+            b'Z' => out.extend(z(b'I')),
+            other => out.extend(msg(*other, b"")),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_named_statement_gets_its_server_name_everywhere() {
+    let mut r = relay();
+    let mut batch = parse("s1", "select 1");
+    batch.extend(bind_execute_sync("s1"));
+    r.client(&batch).unwrap();
+    let sent = r.take_sent();
+    assert_eq!(tags(&sent), "PBES");
+    let server_name = name_in(b'P', &sent[0].1);
+    assert!(server_name.starts_with(b"pgwarm_"));
+    assert_eq!(name_in(b'B', &sent[1].1), server_name);
+    assert!(matches!(r.server(&answers(b"12CZ")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "12CZ");
+}
+
+#[test]
+fn a_statement_missing_on_the_next_connection_is_created_there_invisibly() {
+    let mut r = relay();
+    let mut batch = parse("s1", "select 1");
+    batch.extend(sync());
+    r.client(&batch).unwrap();
+    assert!(matches!(r.server(&answers(b"1Z")), Some(Event::Release)));
+    r.take_sent();
+    r.take_for_client();
+
+    r.relink();
+    r.client(&bind_execute_sync("s1")).unwrap();
+    let sent = r.take_sent();
+    assert_eq!(tags(&sent), "PBES", "a Parse is added before the Bind");
+    assert_eq!(name_in(b'P', &sent[0].1), name_in(b'B', &sent[1].1));
+    assert!(matches!(r.server(&answers(b"12CZ")), Some(Event::Release)));
+    assert_eq!(
+        tags(&r.take_for_client()),
+        "2CZ",
+        "the added Parse's answer is not the client's"
+    );
+}
+
+#[test]
+fn a_parse_the_server_already_has_is_answered_by_pgwarm_in_its_place() {
+    let mut r = relay();
+    r.client(&[parse("a", "select 1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_for_client();
+    r.take_sent();
+    // Another client name for the same SQL, after an Execute whose answer comes first.
+    r.relink();
+    r.set.insert(Statement::new(b"select 1\0\0\0").digest(), 10);
+    let batch = [bind_execute_sync("a"), parse("b", "select 1"), sync()].concat();
+    r.client(&batch).unwrap();
+    assert_eq!(tags(&r.take_sent()), "BESS", "the second Parse is not sent");
+    assert!(r.server(&answers(b"2CZ")).is_none());
+    assert!(matches!(r.server(&answers(b"Z")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "2CZ1Z");
+}
+
+#[test]
+fn close_is_answered_by_pgwarm_and_keeps_the_shared_server_statement() {
+    let mut r = relay();
+    r.client(&[parse("s1", "select 1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_for_client();
+    r.take_sent();
+    r.client(&[close_statement("s1"), sync()].concat()).unwrap();
+    assert_eq!(tags(&r.take_sent()), "S");
+    assert!(matches!(r.server(&answers(b"Z")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "3Z");
+    assert_eq!(r.set.len(), 1);
+    // The client's name is gone: the server's own "does not exist" answers its next use.
+    r.client(&bind_execute_sync("s1")).unwrap();
+    let sent = r.take_sent();
+    assert_eq!(name_in(b'B', &sent[0].1), b"s1");
+}
+
+#[test]
+fn a_full_cache_evicts_with_a_close_whose_answer_is_swallowed() {
+    let mut r = linked(1);
+    r.client(&[parse("a", "select 1"), parse("b", "select 2"), sync()].concat())
+        .unwrap();
+    let sent = r.take_sent();
+    assert_eq!(
+        tags(&sent),
+        "PCPS",
+        "statement a is closed to make room for b"
+    );
+    assert_eq!(name_in(b'C', &sent[1].1), name_in(b'P', &sent[0].1));
+    assert!(matches!(r.server(&answers(b"131Z")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "11Z");
+    assert_eq!(r.set.len(), 1);
+}
+
+#[test]
+fn an_error_skips_to_sync_and_undoes_what_the_skipped_messages_did() {
+    let mut r = relay();
+    let batch = [
+        parse("bad", "select nonsense"),
+        parse("good", "select 1"),
+        sync(),
+    ]
+    .concat();
+    r.client(&batch).unwrap();
+    assert_eq!(r.set.len(), 2);
+    let error = msg(b'E', b"SERROR\0VERROR\0C42703\0Mno\0\0");
+    assert!(r.server(&[error, z(b'I')].concat()).is_some());
+    assert_eq!(tags(&r.take_for_client()), "EZ");
+    assert!(r.set.is_empty(), "neither statement was created");
+    assert!(
+        r.statements.is_empty(),
+        "the client's names are free again, as in PostgreSQL"
+    );
+}
+
+#[test]
+fn a_duplicate_name_fails_like_postgresql() {
+    let mut r = relay();
+    r.client(&[parse("s1", "select 1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_for_client();
+    r.take_sent();
+    r.client(&[parse("s1", "select 2"), sync()].concat())
+        .unwrap();
+    let sent = r.take_sent();
+    assert_eq!(tags(&sent), "DS");
+    let not_found = msg(
+        b'E',
+        b"SERROR\0VERROR\0C26000\0Mprepared statement does not exist\0\0",
+    );
+    r.server(&[not_found, z(b'I')].concat());
+    let out = r.take_for_client();
+    assert_eq!(tags(&out), "EZ");
+    assert_eq!(error_field(&out[0].1, b"C"), Some(&b"42P05"[..]));
+    assert!(error_message(&out[0].1).contains("\"s1\" already exists"));
+}
+
+#[test]
+fn deallocate_of_a_protocol_statement_is_honoured() {
+    let mut r = relay();
+    r.client(&[parse("S1", "select 1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_for_client();
+    r.take_sent();
+    r.client(&msg(b'Q', b"DEALLOCATE \"S1\"\0")).unwrap();
+    let sent = r.take_sent();
+    assert_eq!(
+        sent,
+        vec![(b'Q', b"\0".to_vec())],
+        "an empty query in its place"
+    );
+    assert!(matches!(
+        r.server(&[msg(b'I', b""), z(b'I')].concat()),
+        Some(Event::Release)
+    ));
+    let out = r.take_for_client();
+    assert_eq!(tags(&out), "CZ");
+    assert_eq!(out[0].1, b"DEALLOCATE\0");
+    assert!(r.statements.is_empty());
+}
+
+#[test]
+fn deallocate_all_forgets_statements_made_before_it_only() {
+    let mut r = relay();
+    let batch = [
+        parse("a", "select 1"),
+        sync(),
+        msg(b'Q', b"deallocate all\0"),
+        parse("b", "select 2"),
+        sync(),
+    ]
+    .concat();
+    r.client(&batch).unwrap();
+    r.server(&answers(b"1Z"));
+    r.server(&[msg(b'C', b"DEALLOCATE ALL\0"), z(b'I')].concat());
+    assert!(matches!(r.server(&answers(b"1Z")), Some(Event::Release)));
+    assert!(!r.statements.contains(b"a") && r.statements.contains(b"b"));
+    assert_eq!(r.set.len(), 1);
+}
+
+#[test]
+fn a_replayed_batch_is_translated_again_for_the_new_connection() {
+    let mut r = relay();
+    r.client(&[parse("s1", "select 1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_for_client();
+    r.take_sent();
+    r.unlink();
+    r.link();
+    r.client(&bind_execute_sync("s1")).unwrap();
+    assert_eq!(tags(&r.take_sent()), "BES", "the first connection had it");
+    r.rewind();
+    r.set = PreparedSet::default();
+    r.link();
+    r.client(&[]).unwrap();
+    assert_eq!(tags(&r.take_sent()), "PBES", "the second one does not");
+    assert!(matches!(r.server(&answers(b"12CZ")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "2CZ");
+}
+
+#[test]
+fn without_tracking_names_pass_through() {
+    let mut r = linked(0);
+    r.client(&[parse("s1", "select 1"), bind_execute_sync("s1")].concat())
+        .unwrap();
+    let sent = r.take_sent();
+    assert_eq!(name_in(b'P', &sent[0].1), b"s1");
+    assert_eq!(name_in(b'B', &sent[1].1), b"s1");
+}
+
+#[test]
+fn several_unnamed_parses_in_one_pipeline_pass_through() {
+    let mut r = relay();
+    let batch = [
+        parse("", "select 1"),
+        bind_execute_sync("")[..].to_vec(),
+        parse("", "select 2"),
+        bind_execute_sync(""),
+    ]
+    .concat();
+    r.client(&batch).unwrap();
+    assert_eq!(tags(&r.take_sent()), "PBESPBES");
+    assert!(r.server(&answers(b"12CZ")).is_none());
+    assert!(matches!(r.server(&answers(b"12CZ")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "12CZ12CZ");
+}
+
+#[test]
+fn a_parse_of_a_known_statement_outside_a_transaction_needs_no_server() {
+    let mut r = relay();
+    r.client(&[parse("s1", "select 1"), sync()].concat())
+        .unwrap();
+    assert!(matches!(r.server(&answers(b"1Z")), Some(Event::Release)));
+    r.take_for_client();
+    r.take_sent();
+    assert!(!r.unlink());
+    // Another client (same shared knowledge) prepares the same SQL: answered here, unlinked.
+    let mut other = Relay::new(
+        PoolMode::Transaction,
+        1 << 20,
+        false,
+        200,
+        Arc::clone(&r.known),
+    );
+    other
+        .cin
+        .extend_from_slice(&[parse("mine", "select 1"), sync()].concat());
+    other.scan_client().unwrap();
+    assert!(other.answer_locally());
+    assert_eq!(other.c_done, other.c_scanned);
+    assert_eq!(split(&other.sin[..other.s_scanned]), split(&answers(b"1Z")));
+    assert!(other.statements.contains(b"mine"));
+    // An unknown statement, or anything else in the batch, needs the server.
+    other
+        .cin
+        .extend_from_slice(&[parse("new", "select 2"), sync()].concat());
+    other.scan_client().unwrap();
+    assert!(!other.answer_locally());
+}

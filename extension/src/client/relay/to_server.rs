@@ -1,0 +1,233 @@
+//! Writing the client's messages for the linked server connection.
+//!
+//! Most bytes are copied as they are. A named statement gets its server-side name; a statement
+//! this connection lacks (never prepared here, evicted, or lost with a replaced connection) is
+//! created first with a Parse pgwarm adds; a Parse of a statement the connection already has is
+//! not sent at all and pgwarm answers it. Every message sent or answered is queued in `expect`.
+
+use super::expect::{Act, Expect, Kind, Undo, CLOSE_COMPLETE, DEALLOCATE_COMPLETE, PARSE_COMPLETE};
+use super::from_client::{Edit, Outgoing};
+use super::Relay;
+use crate::client::statements::{server_name, Statement};
+use crate::protocol::framing::{self, HEADER_LEN};
+use crate::protocol::{frontend, sqlstate, PgError};
+use crate::server::PreparedSet;
+use std::sync::Arc;
+
+/// A statement name no server has (pgwarm's names are `pgwarm_` and hex): a Describe of it fails,
+/// which is how pgwarm makes the server fail in its place and skip to Sync.
+const NO_SUCH_STATEMENT: &[u8] = b"pgwarm.none";
+
+impl Relay {
+    /// Translates everything scanned and not yet translated.
+    pub(super) fn translate(&mut self, set: &mut PreparedSet) {
+        let scanned_end = self.c_base + self.c_scanned as u64;
+        while self.c_done < self.c_scanned {
+            let done_at = self.c_base + self.c_done as u64;
+            let next_at = self
+                .outgoing
+                .get(self.o_done)
+                .map_or(scanned_end, |o| o.at.min(scanned_end));
+            if next_at > done_at {
+                let to = (next_at - self.c_base) as usize;
+                self.sout.extend_from_slice(&self.cin[self.c_done..to]);
+                self.c_done = to;
+                continue;
+            }
+            // A queued message starts here. While the batch may be replayed it is kept.
+            let message = if self.replay {
+                self.o_done += 1;
+                self.outgoing[self.o_done - 1].clone()
+            } else {
+                match self.outgoing.pop_front() {
+                    Some(message) => message,
+                    None => break,
+                }
+            };
+            self.c_done += self.apply(message, set);
+        }
+        self.drain_answers();
+    }
+
+    /// Writes one queued message for `set`'s connection and queues what the server owes for it.
+    /// Returns how many of the client's bytes it replaced.
+    fn apply(&mut self, message: Outgoing, set: &mut PreparedSet) -> usize {
+        let Outgoing {
+            kind, seq, edit, ..
+        } = message;
+        // Statements created after this point survive a DEALLOCATE ALL sent here.
+        let clock = set.clock();
+        let expect = |relay: &mut Relay, act, undo| {
+            relay.expect.push_back(Expect {
+                undo,
+                seq,
+                clock,
+                ..Expect::new(kind, act)
+            })
+        };
+        match edit {
+            Edit::None => {
+                expect(self, Act::Forward, Undo::None);
+                0
+            }
+            Edit::Parse {
+                len,
+                name,
+                statement,
+            } => {
+                if set.touch(statement.digest()) {
+                    let undo = Undo::Forget(name, statement);
+                    expect(self, Act::Answer(PARSE_COMPLETE), undo);
+                } else {
+                    let undo = Undo::Forget(name, Arc::clone(&statement));
+                    self.create(set, &statement, Act::Forward, undo, seq);
+                }
+                len
+            }
+            Edit::Bind {
+                names_end,
+                portal_len,
+                statement,
+            } => {
+                self.ensure(set, &statement);
+                let start = self.c_done;
+                let frame_len = framing::header(&self.cin[start..]).map_or(names_end, |h| h.1);
+                let portal = &self.cin[start + HEADER_LEN..start + HEADER_LEN + portal_len];
+                frontend::bind_prefix(
+                    &mut self.sout,
+                    portal,
+                    statement.name(),
+                    frame_len - names_end,
+                );
+                self.push_uses(Kind::Bind, &statement, seq, set);
+                names_end
+            }
+            Edit::Describe { len, statement } => {
+                self.ensure(set, &statement);
+                frontend::statement_message(&mut self.sout, b'D', statement.name());
+                self.push_uses(Kind::Describe, &statement, seq, set);
+                len
+            }
+            Edit::Close {
+                len,
+                name,
+                statement,
+            } => {
+                expect(
+                    self,
+                    Act::Answer(CLOSE_COMPLETE),
+                    Undo::Restore(name, statement),
+                );
+                len
+            }
+            Edit::Duplicate { len, name } => {
+                frontend::statement_message(&mut self.sout, b'D', NO_SUCH_STATEMENT);
+                let error = PgError::error(
+                    sqlstate::DUPLICATE_PREPARED_STATEMENT,
+                    format!(
+                        "prepared statement \"{}\" already exists",
+                        String::from_utf8_lossy(&name)
+                    ),
+                );
+                self.expect.push_back(Expect {
+                    seq,
+                    clock: set.clock(),
+                    ..Expect::new(Kind::Describe, Act::ReplaceError(Box::new(error)))
+                });
+                len
+            }
+            Edit::Deallocate {
+                len,
+                name,
+                statement,
+            } => {
+                frontend::query(&mut self.sout, b"");
+                expect(
+                    self,
+                    Act::EmptyAs(DEALLOCATE_COMPLETE),
+                    Undo::Restore(name, statement),
+                );
+                len
+            }
+        }
+    }
+
+    /// Makes sure the linked connection has `statement` before a message that uses it.
+    fn ensure(&mut self, set: &mut PreparedSet, statement: &Arc<Statement>) {
+        if !set.touch(statement.digest()) {
+            self.create(set, statement, Act::Swallow, Undo::None, 0);
+        }
+    }
+
+    /// Sends a Parse that creates `statement`, after a Close of the statement it evicts.
+    fn create(
+        &mut self,
+        set: &mut PreparedSet,
+        statement: &Statement,
+        act: Act,
+        undo: Undo,
+        seq: u64,
+    ) {
+        if let Some(evicted) = set.insert(statement.digest(), self.max_prepared) {
+            frontend::statement_message(&mut self.sout, b'C', &server_name(evicted));
+            self.expect.push_back(Expect {
+                closed: Some(evicted),
+                seq,
+                clock: set.clock(),
+                ..Expect::new(Kind::Close, Act::Swallow)
+            });
+        }
+        self.sout.extend_from_slice(statement.parse_message());
+        self.expect.push_back(Expect {
+            undo,
+            created: Some(statement.digest()),
+            seq,
+            clock: set.clock(),
+            ..Expect::new(Kind::Parse, act)
+        });
+    }
+
+    /// Queues a client Bind or Describe of a pgwarm statement.
+    fn push_uses(&mut self, kind: Kind, statement: &Statement, seq: u64, set: &PreparedSet) {
+        self.expect.push_back(Expect {
+            uses: Some(statement.digest()),
+            seq,
+            clock: set.clock(),
+            ..Expect::new(kind, Act::Forward)
+        });
+    }
+
+    /// Sends pgwarm's own answers once every message before them was answered. They count as
+    /// an answer on this link: the batch can no longer be replayed elsewhere.
+    pub(super) fn drain_answers(&mut self) {
+        while self.s_body_left == 0 {
+            let Some(Expect {
+                act: Act::Answer(bytes),
+                ..
+            }) = self.expect.front()
+            else {
+                return;
+            };
+            let bytes = *bytes;
+            self.expect.pop_front();
+            self.splice_server(0, bytes);
+            self.answered = true;
+            self.replay = false;
+        }
+    }
+
+    /// Replaces the `remove` server bytes at `s_scanned` with `insert`, which then count as
+    /// scanned (ready for the client).
+    pub(super) fn splice_server(&mut self, remove: usize, insert: &[u8]) {
+        let at = self.s_scanned;
+        let tail = at + remove..self.sin.len();
+        let tail_len = tail.len();
+        if insert.len() > remove {
+            self.sin.resize(self.sin.len() + insert.len() - remove, 0);
+        }
+        self.sin.copy_within(tail, at + insert.len());
+        self.sin.truncate(at + insert.len() + tail_len);
+        self.sin[at..at + insert.len()].copy_from_slice(insert);
+        self.s_scanned += insert.len();
+    }
+}
