@@ -49,6 +49,9 @@ impl Relay {
                         self.doomed = true;
                         return;
                     }
+                    if self.retry_changed_result_type(frame_len, set) {
+                        continue;
+                    }
                 }
                 self.answered = true;
                 self.replay = false;
@@ -146,9 +149,66 @@ impl Relay {
         }
     }
 
+    /// "cached plan must not change result type" (0A000) as the very first answer on this link,
+    /// to a Bind of a pgwarm statement, in a batch of one Sync group: DDL changed what the
+    /// statement returns. Nothing of the batch ran (the Bind came first) and its implicit
+    /// transaction is rolled back at the Sync, so pgwarm drops the error and that Sync's
+    /// ReadyForQuery, re-creates the statement and sends the batch again.
+    ///
+    /// Only when the batch describes the result before executing it (libpq, psycopg, pgbench):
+    /// that client reads the new shape from the fresh RowDescription. A client that executes
+    /// without describing (tokio-postgres) decodes rows with the columns it cached at prepare
+    /// time, and new rows could be misread; it gets the error, as PostgreSQL intends.
+    fn retry_changed_result_type(&mut self, frame_len: usize, set: &mut PreparedSet) -> bool {
+        if self.retried || !self.replay || !self.sout.is_empty() {
+            return false;
+        }
+        let Some(&Expect {
+            kind: Kind::Bind,
+            uses: Some(digest),
+            ..
+        }) = self.expect.front()
+        else {
+            return false;
+        };
+        let body = &self.sin[self.s_scanned + HEADER_LEN..self.s_scanned + frame_len];
+        if error_field(body, b"C") != Some(sqlstate::FEATURE_NOT_SUPPORTED.as_bytes()) {
+            return false;
+        }
+        let one_group =
+            self.expect.iter().position(|e| e.kind == Kind::Sync) == Some(self.expect.len() - 1);
+        let describes_first = self
+            .expect
+            .iter()
+            .find(|e| matches!(e.kind, Kind::Describe | Kind::Execute))
+            .is_some_and(|e| e.kind == Kind::Describe);
+        if !one_group || !describes_first {
+            return false;
+        }
+        self.splice_server(frame_len, &[]);
+        self.expect.clear();
+        self.expect.push_back(Expect::new(Kind::Sync, Act::Swallow));
+        set.remove(digest);
+        self.stale.push(digest);
+        self.c_done = 0;
+        self.o_done = 0;
+        self.retried = true;
+        true
+    }
+
     /// ReadyForQuery (whole, well-formed): the end of a Sync's or a query's answer.
     fn ready_for_query(&mut self, frame_len: usize) {
         self.status = self.sin[self.s_scanned + HEADER_LEN];
+        if self
+            .expect
+            .front()
+            .is_some_and(|e| e.kind == Kind::Sync && matches!(e.act, Act::Swallow))
+        {
+            // The end of a batch pgwarm is sending again: not the client's.
+            self.expect.pop_front();
+            self.splice_server(frame_len, &[]);
+            return;
+        }
         // Everything up to the Sync or query this answers is over, answered or skipped.
         if let Some(end) = self
             .expect

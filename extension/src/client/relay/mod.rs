@@ -129,6 +129,10 @@ pub struct Relay {
     answered: bool,
     /// The first answer was a FATAL, held back while waiting to see how the socket closes.
     doomed: bool,
+    /// Statements whose plan the server refused (result type changed): closed, then created
+    /// again before the batch is sent a second time. At most one such retry per link.
+    stale: Vec<crate::server::Digest>,
+    retried: bool,
     /// Set by scanning; returned by the pump.
     event: Option<Event>,
 }
@@ -173,6 +177,8 @@ impl Relay {
             replay: false,
             answered: true,
             doomed: false,
+            stale: Vec::new(),
+            retried: false,
             event: None,
         }
     }
@@ -183,6 +189,7 @@ impl Relay {
         self.replay = true;
         self.answered = false;
         self.doomed = false;
+        self.retried = false;
         self.s_body_left = 0;
     }
 

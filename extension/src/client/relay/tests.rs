@@ -658,3 +658,58 @@ fn a_parse_of_a_known_statement_outside_a_transaction_needs_no_server() {
     other.scan_client().unwrap();
     assert!(!other.answer_locally());
 }
+
+#[test]
+fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
+    let mut r = relay();
+    r.client(&[parse("s1", "select * from t"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_for_client();
+    r.take_sent();
+    r.unlink();
+    r.link();
+    // libpq's PQexecPrepared: Bind, Describe portal, Execute, Sync.
+    let mut describe = BytesMut::new();
+    frontend::describe(b'P', "", &mut describe).unwrap();
+    let execute = bind_execute_sync("s1");
+    let bind_len = framing::header(&execute).unwrap().1;
+    let batch = [&execute[..bind_len], &describe[..], &execute[bind_len..]].concat();
+    r.client(&batch).unwrap();
+    assert_eq!(tags(&r.take_sent()), "BDES");
+    let changed = msg(
+        b'E',
+        b"SERROR\0VERROR\0C0A000\0Mcached plan must not change result type\0\0",
+    );
+    assert!(r.server(&[changed.clone(), z(b'I')].concat()).is_none());
+    assert!(
+        r.take_for_client().is_empty(),
+        "the error and its Z are dropped"
+    );
+    r.client(&[]).unwrap();
+    let sent = r.take_sent();
+    assert_eq!(tags(&sent), "CPBDES", "closed, made again, sent again");
+    assert_eq!(name_in(b'C', &sent[0].1), name_in(b'P', &sent[1].1));
+    assert!(matches!(
+        r.server(&answers(b"312nCZ")),
+        Some(Event::Release)
+    ));
+    assert_eq!(tags(&r.take_for_client()), "2nCZ");
+
+    // A second change on the same link reaches the client.
+    r.unlink();
+    r.link();
+    r.retried = true;
+    r.client(&batch).unwrap();
+    r.take_sent();
+    r.server(&[changed.clone(), z(b'I')].concat());
+    assert_eq!(tags(&r.take_for_client()), "EZ");
+
+    // So does the first, for a client that executes without describing the new shape.
+    r.unlink();
+    r.link();
+    r.client(&bind_execute_sync("s1")).unwrap();
+    r.take_sent();
+    r.server(&[changed, z(b'I')].concat());
+    assert_eq!(tags(&r.take_for_client()), "EZ");
+}

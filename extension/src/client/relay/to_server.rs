@@ -21,6 +21,11 @@ const NO_SUCH_STATEMENT: &[u8] = b"pgwarm.none";
 impl Relay {
     /// Translates everything scanned and not yet translated.
     pub(super) fn translate(&mut self, set: &mut PreparedSet) {
+        for digest in std::mem::take(&mut self.stale) {
+            frontend::statement_message(&mut self.sout, b'C', &server_name(digest));
+            self.expect
+                .push_back(Expect::new(Kind::Close, Act::Swallow));
+        }
         let scanned_end = self.c_base + self.c_scanned as u64;
         while self.c_done < self.c_scanned {
             let done_at = self.c_base + self.c_done as u64;
