@@ -10,7 +10,7 @@ use super::Shared;
 use crate::protocol::scram::{ScramError, ScramServer};
 use crate::protocol::startup::{self, StartupError, StartupPacket};
 use crate::protocol::{backend, sqlstate, PgError};
-use crate::server;
+use crate::server::{self, SessionSettings};
 use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::SCRAM_SHA_256;
 use std::io;
@@ -22,6 +22,8 @@ use tracing::{debug, info};
 pub struct Login {
     pub user: String,
     pub key: CancelKey,
+    /// What the client's startup packet asked for, applied to every server connection it uses.
+    pub settings: SessionSettings,
 }
 
 /// Runs the login. `Ok(None)` means the connection ended as it should (a cancel request, or
@@ -123,15 +125,22 @@ pub async fn open(
         }
     };
     let key = shared.cancels.register();
+    let settings = startup_settings(&params);
     backend::authentication_ok(&mut out);
+    // The client is told the values it asked for: they are what its queries will run with.
     for (name, value) in server_params.iter() {
+        let value = settings.get(name).unwrap_or(value);
         backend::parameter_status(&mut out, name, value);
     }
     backend::backend_key_data(&mut out, key.pid(), key.secret());
     backend::ready_for_query(&mut out, b'I');
     stream.write_all(&out).await?;
     debug!(client = key.pid(), user = %user, "client logged in");
-    Ok(Some(Login { user, key }))
+    Ok(Some(Login {
+        user,
+        key,
+        settings,
+    }))
 }
 
 enum Opening {
@@ -325,5 +334,108 @@ mod tests {
         body.push(b'z');
         assert_eq!(split_initial_response(&body), None);
         assert_eq!(split_initial_response(b"SCRAM"), None);
+    }
+}
+
+/// The session settings a client asked for in its startup packet: every parameter except the
+/// ones about the connection itself, plus `-c name=value` / `--name=value` from `options`.
+/// `client_encoding=UTF8` is dropped: pgwarm's server connections log in with it already.
+pub fn startup_settings(params: &[(String, String)]) -> SessionSettings {
+    let mut settings = Vec::new();
+    for (name, value) in params {
+        match name.as_str() {
+            "user" | "database" | "replication" => {}
+            "options" => settings.extend(command_line_settings(value)),
+            "client_encoding" if is_utf8(value) => {}
+            _ if name.starts_with("_pq_.") => {}
+            _ => settings.push((name.clone(), value.clone())),
+        }
+    }
+    SessionSettings::new(settings)
+}
+
+fn is_utf8(encoding: &str) -> bool {
+    let e: String = encoding
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("unicode")
+}
+
+/// `-c name=value` and `--name=value` from libpq's `options` (PGOPTIONS); a backslash escapes
+/// the next character, spaces separate words. Other switches are left out.
+fn command_line_settings(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_ascii_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let setting = if word == "-c" {
+            words.next()
+        } else {
+            word.strip_prefix("-c")
+                .or(word.strip_prefix("--"))
+                .map(str::to_owned)
+        };
+        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            out.push((name.replace('-', "_"), value.to_owned()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod startup_settings_tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn connection_parameters_are_not_settings() {
+        let s = startup_settings(&params(&[
+            ("user", "u"),
+            ("database", "d"),
+            ("client_encoding", "UTF8"),
+            ("application_name", "psql"),
+            ("TimeZone", "UTC"),
+            ("_pq_.x", "1"),
+        ]));
+        let got: Vec<_> = s.iter().collect();
+        assert_eq!(got, [("application_name", "psql"), ("timezone", "UTC")]);
+        let latin = startup_settings(&params(&[("client_encoding", "LATIN1")]));
+        assert_eq!(latin.get("client_encoding"), Some("LATIN1"));
+    }
+
+    #[test]
+    fn options_carry_settings_like_postgres_reads_them() {
+        let s = startup_settings(&params(&[(
+            "options",
+            r"-c search_path=a,b --statement-timeout=5s -csome.x=1 -c application_name=two\ words -B 10",
+        )]));
+        assert_eq!(s.get("search_path"), Some("a,b"));
+        assert_eq!(s.get("statement_timeout"), Some("5s"));
+        assert_eq!(s.get("some.x"), Some("1"));
+        assert_eq!(s.get("application_name"), Some("two words"));
+        assert_eq!(s.iter().count(), 4);
     }
 }

@@ -72,7 +72,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr,
     };
     let pid = login.key.pid();
     debug!(%peer, client = pid, user = %login.user, "session starts");
-    session::Session::new(&shared, stream, login.key)
+    session::Session::new(&shared, stream, login.key, login.settings)
         .run()
         .await;
     debug!(client = pid, "session ends");

@@ -9,6 +9,7 @@ use super::Shared;
 use crate::config::PoolMode;
 use crate::pool::{Checkout, PoolError};
 use crate::protocol::{sqlstate, PgError};
+use crate::server::{ServerError, SessionSettings};
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,10 @@ pub struct Session<'a> {
     relay: Relay,
     server: Option<Checkout>,
     key: CancelKey,
+    /// The session settings this client expects on every server connection it uses.
+    settings: SessionSettings,
+    /// Those of its startup packet: where `RESET` and `DISCARD ALL` take it back to.
+    startup: SessionSettings,
 }
 
 /// Maps a failed checkout to what the waiting client is told.
@@ -50,20 +55,27 @@ pub fn pool_error(e: PoolError) -> PgError {
 }
 
 impl<'a> Session<'a> {
-    pub fn new(shared: &'a Shared, client: TcpStream, key: CancelKey) -> Session<'a> {
-        let settings = &shared.settings;
+    pub fn new(
+        shared: &'a Shared,
+        client: TcpStream,
+        key: CancelKey,
+        settings: SessionSettings,
+    ) -> Session<'a> {
+        let config = &shared.settings;
         Session {
             shared,
             client,
             relay: Relay::new(
-                settings.pool_mode,
-                settings.max_message_size,
-                settings.idle_transaction_timeout.is_some(),
-                settings.max_prepared_statements,
+                config.pool_mode,
+                config.max_message_size,
+                config.idle_transaction_timeout.is_some(),
+                config.max_prepared_statements,
                 Arc::clone(&shared.known_statements),
             ),
             server: None,
             key,
+            startup: settings.clone(),
+            settings,
         }
     }
 
@@ -82,7 +94,7 @@ impl<'a> Session<'a> {
                     Err(error) => return End::Error(error),
                 },
                 Event::Release => {
-                    self.release();
+                    self.release().await;
                     replays = 0;
                 }
                 Event::ClientGone => return End::ClientGone,
@@ -160,7 +172,8 @@ impl<'a> Session<'a> {
             tokio::select! {
                 biased;
                 result = &mut checkout => {
-                    let server = result.map_err(pool_error)?;
+                    let mut server = result.map_err(pool_error)?;
+                    self.apply_settings(&mut server).await?;
                     self.key.set_target(Some(server.cancel_target()));
                     debug!(client = self.key.pid(), server = server.id(), "linked");
                     self.server = Some(server);
@@ -176,19 +189,69 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn release(&mut self) {
+    /// Brings a server connection's session settings to this client's, when they differ. A
+    /// value the database refuses (a startup parameter it does not know, a role since dropped)
+    /// ends the client: it cannot have the session it expects.
+    async fn apply_settings(&self, server: &mut Checkout) -> Result<(), PgError> {
+        let Some(sql) = self.settings.apply_sql(server.session_settings()) else {
+            return Ok(());
+        };
+        let timeout = self.shared.settings.connect_timeout;
+        let failed = match tokio::time::timeout(timeout, server.run("session settings", &sql)).await
+        {
+            Ok(Ok(b'I')) => {
+                server.set_session_settings(self.settings.clone());
+                return Ok(());
+            }
+            Ok(Ok(status)) => format!("unexpected transaction status {}", status as char),
+            Ok(Err(ServerError::Query { code, message, .. })) => {
+                debug!(client = self.key.pid(), %code, %message, "session settings refused");
+                return Err(PgError::fatal(&code, message));
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {timeout:?}"),
+        };
+        info!(client = self.key.pid(), server = server.id(), reason = %failed, "applying session settings failed; closing server connection");
+        Err(PgError::fatal(
+            sqlstate::CONNECTION_FAILURE,
+            format!("server connection lost while applying session settings: {failed}"),
+        ))
+    }
+
+    /// Gives the server connection back at the end of a transaction. If the client changed
+    /// settings meanwhile, they are read back first: they are the client's from now on.
+    async fn release(&mut self) {
         self.key.set_target(None);
         let leftover = self.relay.unlink();
-        if let Some(server) = self.server.take() {
-            if leftover {
-                debug!(
-                    server = server.id(),
-                    "server spoke after its last ReadyForQuery; closing it"
-                );
-            } else {
-                server.release();
+        let changed = self.relay.take_settings_changed();
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        if leftover {
+            debug!(
+                server = server.id(),
+                "server spoke after its last ReadyForQuery; closing it"
+            );
+            return;
+        }
+        if changed {
+            let timeout = self.shared.settings.connect_timeout;
+            match tokio::time::timeout(timeout, server.read_session_settings()).await {
+                Ok(Ok(read)) => self.settings = read.over(&self.startup),
+                Ok(Err(e)) => {
+                    info!(server = server.id(), error = %e, "reading session settings failed; closing server connection");
+                    return;
+                }
+                Err(_) => {
+                    info!(
+                        server = server.id(),
+                        "reading session settings timed out; closing server connection"
+                    );
+                    return;
+                }
             }
         }
+        server.release();
     }
 
     fn drop_server(&mut self) {
@@ -222,6 +285,7 @@ impl<'a> Session<'a> {
         }
         let settings = &self.shared.settings;
         let status = self.relay.status();
+        let changed = self.relay.take_settings_changed();
         let reset = (settings.pool_mode == PoolMode::Session
             && !settings.server_reset_query.is_empty())
         .then_some(settings.server_reset_query.as_str());
@@ -240,7 +304,11 @@ impl<'a> Session<'a> {
                     return Ok(false);
                 }
             }
-            Ok::<bool, crate::server::ServerError>(true)
+            // The next client compares its settings with what is in effect here.
+            if changed || reset.is_some() {
+                server.read_session_settings().await?;
+            }
+            Ok::<bool, ServerError>(true)
         };
         match tokio::time::timeout(settings.connect_timeout, clean).await {
             Ok(Ok(true)) => server.release(),

@@ -49,6 +49,7 @@ async fn connect_inner(
         created: now,
         last_used: now,
         prepared: super::PreparedSet::default(),
+        session: super::SessionSettings::default(),
     };
 
     let mut out = BytesMut::with_capacity(256);

@@ -8,10 +8,12 @@
 mod connect;
 mod error;
 pub mod prepared;
+pub mod session_settings;
 
 pub use connect::connect;
 pub use error::ServerError;
 pub use prepared::{Digest, PreparedSet};
+pub use session_settings::SessionSettings;
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -87,6 +89,8 @@ pub struct ServerConn {
     last_used: Instant,
     /// The pgwarm statements prepared on this connection (transaction mode).
     prepared: PreparedSet,
+    /// The session settings pgwarm knows are in effect here (none after login).
+    session: SessionSettings,
 }
 
 impl ServerConn {
@@ -144,9 +148,27 @@ impl ServerConn {
         )
     }
 
+    pub fn session_settings(&self) -> &SessionSettings {
+        &self.session
+    }
+
+    pub fn set_session_settings(&mut self, settings: SessionSettings) {
+        self.session = settings;
+    }
+
     /// Runs `sql` as a simple query and waits for ReadyForQuery; an ErrorResponse is an error.
     /// Returns the transaction status that followed.
     pub async fn run(&mut self, what: &'static str, sql: &str) -> Result<u8, ServerError> {
+        self.query(what, sql, |_| {}).await
+    }
+
+    /// Like [`Self::run`], handing each row's text values to `row` (NULL as None).
+    pub async fn query(
+        &mut self,
+        what: &'static str,
+        sql: &str,
+        mut row: impl FnMut(Vec<Option<String>>),
+    ) -> Result<u8, ServerError> {
         let mut out = BytesMut::new();
         frontend::query(sql, &mut out)?;
         self.stream.write_all(&out).await?;
@@ -164,9 +186,42 @@ impl ServerConn {
                     }
                 }
                 Message::ErrorResponse(body) => failure = Some(error_fields(&body)),
+                Message::DataRow(body) => {
+                    let buf = body.buffer();
+                    let values = body
+                        .ranges()
+                        .map(|r| Ok(r.map(|r| String::from_utf8_lossy(&buf[r]).into_owned())))
+                        .collect()
+                        .map_err(|e| ServerError::Protocol(e.to_string()))?;
+                    row(values);
+                }
                 _ => {}
             }
         }
+    }
+
+    /// Reads the session settings in effect and remembers them as this connection's.
+    pub async fn read_session_settings(&mut self) -> Result<SessionSettings, ServerError> {
+        let mut rows = Vec::new();
+        let status = self
+            .query(
+                "reading session settings",
+                session_settings::READ_SQL,
+                |r| {
+                    if let [Some(name), Some(value)] = &r[..] {
+                        rows.push((name.clone(), value.clone()));
+                    }
+                },
+            )
+            .await?;
+        if status != b'I' {
+            return Err(ServerError::Protocol(format!(
+                "session settings read inside a transaction (status {})",
+                status as char
+            )));
+        }
+        self.session = SessionSettings::new(rows);
+        Ok(self.session.clone())
     }
 
     /// Sends Terminate without waiting, then drops the socket. The backend ends cleanly instead of

@@ -296,10 +296,14 @@ impl Relay {
         }
     }
 
-    /// CommandComplete (whole): `DEALLOCATE ALL` and `DISCARD ALL` drop every statement the
-    /// connection had and every one the client had made before that command.
+    /// CommandComplete (whole): `SET`, `RESET` and `DISCARD ALL` change session settings;
+    /// `DEALLOCATE ALL` and `DISCARD ALL` drop every statement the connection had and every one
+    /// the client had made before that command.
     fn command_complete(&mut self, frame_len: usize, set: &mut PreparedSet) {
         let body = &self.sin[self.s_scanned + HEADER_LEN..self.s_scanned + frame_len];
+        if matches!(body, b"SET\0" | b"RESET\0" | b"DISCARD ALL\0") {
+            self.settings_changed = true;
+        }
         if body != b"DEALLOCATE ALL\0" && body != b"DISCARD ALL\0" {
             return;
         }

@@ -133,6 +133,8 @@ pub struct Relay {
     /// again before the batch is sent a second time. At most one such retry per link.
     stale: Vec<crate::server::Digest>,
     retried: bool,
+    /// A SET, RESET or DISCARD ALL completed: the session's settings must be read back.
+    settings_changed: bool,
     /// Set by scanning; returned by the pump.
     event: Option<Event>,
 }
@@ -179,6 +181,7 @@ impl Relay {
             doomed: false,
             stale: Vec::new(),
             retried: false,
+            settings_changed: false,
             event: None,
         }
     }
@@ -216,6 +219,11 @@ impl Relay {
         self.c_done = 0;
         self.o_done = 0;
         self.unlink();
+    }
+
+    /// Whether the client ran a SET, RESET or DISCARD ALL since the last call.
+    pub fn take_settings_changed(&mut self) -> bool {
+        std::mem::take(&mut self.settings_changed)
     }
 
     /// The server's last reported transaction status.

@@ -1,0 +1,140 @@
+//! Session settings (run-time parameters set for the session, PostgreSQL's `source = 'session'`)
+//! as a value pgwarm can compare, apply to a server connection and read back from one.
+//!
+//! In transaction mode a client's transactions land on any server connection, so each connection
+//! remembers which settings pgwarm left in effect on it, and before a client's transaction pgwarm
+//! applies only the difference to what that client wants. Reading them back from `pg_settings`
+//! after a client changed them, rather than parsing its SQL, gets every case right that the
+//! database decides: a SET rolled back with its transaction, SET LOCAL, RESET, DISCARD ALL.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// What a client changed during a link is read with this query.
+pub const READ_SQL: &str =
+    "select name, setting from pg_catalog.pg_settings where source = 'session' order by name";
+
+/// Settings by name. Names are kept in lower case: PostgreSQL matches them without case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionSettings(BTreeMap<String, String>);
+
+impl SessionSettings {
+    pub fn new(settings: impl IntoIterator<Item = (String, String)>) -> SessionSettings {
+        SessionSettings(
+            settings
+                .into_iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// `self` over `defaults`: what a client has after `RESET`, which returns a setting to the
+    /// client's startup value, not to the server connection's.
+    pub fn over(&self, defaults: &SessionSettings) -> SessionSettings {
+        let mut merged = defaults.0.clone();
+        merged.extend(self.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        SessionSettings(merged)
+    }
+
+    /// SQL that turns a connection whose session settings are `current` into one with `self`,
+    /// or None when they already match. The statements run as one implicit transaction, so a
+    /// value the server refuses leaves the connection as it was.
+    pub fn apply_sql(&self, current: &SessionSettings) -> Option<String> {
+        let mut sql = String::new();
+        for (name, value) in &self.0 {
+            if current.0.get(name) != Some(value) {
+                let _ = write!(
+                    sql,
+                    "select pg_catalog.set_config({}, {}, false);",
+                    literal(name),
+                    literal(value)
+                );
+            }
+        }
+        for name in current.0.keys() {
+            if !self.0.contains_key(name) {
+                let _ = write!(sql, "reset {};", identifier(name));
+            }
+        }
+        (!sql.is_empty()).then_some(sql)
+    }
+}
+
+/// A dollar-quoted literal: immune to `standard_conforming_strings`, which a client may turn off.
+fn literal(value: &str) -> String {
+    let mut tag = String::from("$pgwarm$");
+    let mut n = 0;
+    // The literal ends at the first occurrence of the tag after the opening one.
+    while format!("{value}{tag}").find(&tag) != Some(value.len()) {
+        n += 1;
+        tag = format!("$pgwarm{n}$");
+    }
+    format!("{tag}{value}{tag}")
+}
+
+fn identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> SessionSettings {
+        SessionSettings::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn only_the_difference_is_applied() {
+        let want = settings(&[("TimeZone", "UTC"), ("application_name", "a")]);
+        let have = settings(&[("timezone", "UTC"), ("search_path", "x")]);
+        let sql = want.apply_sql(&have).unwrap();
+        assert_eq!(
+            sql,
+            "select pg_catalog.set_config($pgwarm$application_name$pgwarm$, $pgwarm$a$pgwarm$, false);\
+             reset \"search_path\";"
+        );
+        assert_eq!(want.apply_sql(&want.clone()), None);
+        assert_eq!(
+            SessionSettings::default().apply_sql(&SessionSettings::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn read_settings_override_startup_ones() {
+        let startup = settings(&[("timezone", "Pacific/Auckland"), ("datestyle", "SQL")]);
+        let read = settings(&[("datestyle", "ISO"), ("search_path", "x")]);
+        let merged = read.over(&startup);
+        let merged: Vec<_> = merged.iter().collect();
+        assert_eq!(
+            merged,
+            [
+                ("datestyle", "ISO"),
+                ("search_path", "x"),
+                ("timezone", "Pacific/Auckland")
+            ]
+        );
+    }
+
+    #[test]
+    fn literals_cannot_be_escaped_from() {
+        assert_eq!(literal("it's"), "$pgwarm$it's$pgwarm$");
+        assert_eq!(literal("a$pgwarm$b"), "$pgwarm1$a$pgwarm$b$pgwarm1$");
+        // A value ending in "$pgwarm" would merge with the closing tag.
+        assert_eq!(literal("x$pgwarm"), "$pgwarm1$x$pgwarm$pgwarm1$");
+        assert_eq!(identifier("we\"ird"), "\"we\"\"ird\"");
+    }
+}
