@@ -18,12 +18,14 @@ mod wire;
 
 pub use peers::{json_string, Moto, Pgbouncer};
 pub use pg::{
-    cluster, io_runtime, quote_ident, quote_literal, server_bindir, try_server_bindir, PgCluster,
-    Target,
+    cluster, io_runtime, quote_ident, quote_literal, server_bindir, simple_rows, try_server_bindir,
+    PgCluster, Target,
 };
 pub use pooler::{find_pgwarm_bin, pgwarm_bin, Pgwarm, PgwarmBuilder};
 pub use tools::{
     as_postgres, chown_postgres, free_port, is_root, output_with_timeout, package_hint, poll_until,
     port_is_listening, random_hex, run_ok, send_signal, tool, try_tool, wait_timeout, TempDir,
 };
-pub use wire::{error_fields as wire_error, raw_message, send_cancel, sqlstate, Wire, WireError};
+pub use wire::{
+    error_fields as wire_error, raw_message, send_cancel, sqlstate, Batch, Reply, Wire, WireError,
+};

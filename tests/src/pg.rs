@@ -497,6 +497,26 @@ impl Target {
     }
 }
 
+/// Rows of `sql` sent as a simple query (so no prepared statement of its own), every column as
+/// text (NULL as ""); panics with the SQL on error.
+pub async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or_default().to_owned())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The harness's background tokio runtime (2 worker threads) that drives the connections made by
 /// [`Target::connect`]. Tests may spawn their own background I/O on it too.
 pub fn io_runtime() -> &'static tokio::runtime::Runtime {
