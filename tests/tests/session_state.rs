@@ -411,3 +411,30 @@ async fn set_values_are_replayed_exactly_and_to_no_one_else() {
         assert_eq!(theirs, untouched, "transaction {i} of another client");
     }
 }
+
+/// A startup value the database refuses ends that client with the database's own error at its
+/// first query (PostgreSQL would refuse the login), and the server connection it was applied
+/// to stays in the pool for the next client.
+#[test]
+fn a_refused_startup_value_ends_that_client_only() {
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "1")]);
+    let mut good = Wire::login(pgwarm.addr(), &db.user, &db.dbname).0;
+    let pid = |wire: &mut Wire| {
+        let replies = wire.run(&Batch::new().query("select pg_backend_pid()::text"));
+        first_row(&replies, "backend pid")[0].clone()
+    };
+    let before = pid(&mut good);
+    let params = [("TimeZone", "Nowhere/Atlantis")];
+    let mut bad = Wire::login_with(pgwarm.addr(), &db.user, &db.dbname, &params).0;
+    bad.send(&raw_message(b'Q', b"select 1\0"));
+    let error = bad.expect_error();
+    assert_eq!(error.code, "22023", "{error:?}");
+    assert!(error.message.contains("TimeZone"), "{error:?}");
+    assert!(bad.is_closed(), "the client is closed after its FATAL");
+    assert_eq!(
+        pid(&mut good),
+        before,
+        "the same server connection serves on"
+    );
+}

@@ -173,7 +173,12 @@ impl<'a> Session<'a> {
                 biased;
                 result = &mut checkout => {
                     let mut server = result.map_err(pool_error)?;
-                    self.apply_settings(&mut server).await?;
+                    if let Err((error, healthy)) = self.apply_settings(&mut server).await {
+                        if healthy {
+                            server.release();
+                        }
+                        return Err(error);
+                    }
                     self.key.set_target(Some(server.cancel_target()));
                     debug!(client = self.key.pid(), server = server.id(), "linked");
                     self.server = Some(server);
@@ -191,8 +196,9 @@ impl<'a> Session<'a> {
 
     /// Brings a server connection's session settings to this client's, when they differ. A
     /// value the database refuses (a startup parameter it does not know, a role since dropped)
-    /// ends the client: it cannot have the session it expects.
-    async fn apply_settings(&self, server: &mut Checkout) -> Result<(), PgError> {
+    /// ends the client: it cannot have the session it expects. The error comes with whether the
+    /// server connection is still fit to lend (a refusal rolls back and leaves it as it was).
+    async fn apply_settings(&self, server: &mut Checkout) -> Result<(), (PgError, bool)> {
         let Some(sql) = self.settings.apply_sql(server.session_settings()) else {
             return Ok(());
         };
@@ -206,16 +212,17 @@ impl<'a> Session<'a> {
             Ok(Ok(status)) => format!("unexpected transaction status {}", status as char),
             Ok(Err(ServerError::Query { code, message, .. })) => {
                 debug!(client = self.key.pid(), %code, %message, "session settings refused");
-                return Err(PgError::fatal(&code, message));
+                return Err((PgError::fatal(&code, message), true));
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {timeout:?}"),
         };
         info!(client = self.key.pid(), server = server.id(), reason = %failed, "applying session settings failed; closing server connection");
-        Err(PgError::fatal(
+        let error = PgError::fatal(
             sqlstate::CONNECTION_FAILURE,
             format!("server connection lost while applying session settings: {failed}"),
-        ))
+        );
+        Err((error, false))
     }
 
     /// Gives the server connection back at the end of a transaction. If the client changed

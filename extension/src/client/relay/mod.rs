@@ -202,6 +202,7 @@ impl Relay {
     pub fn unlink(&mut self) -> bool {
         self.linked = false;
         self.replay = false;
+        self.drop_sent_client_bytes();
         self.answered = true;
         self.doomed = false;
         let leftover = self.sin.len() > self.s_scanned || self.s_body_left > 0;

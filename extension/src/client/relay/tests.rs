@@ -713,3 +713,19 @@ fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
     r.server(&[changed, z(b'I')].concat());
     assert_eq!(tags(&r.take_for_client()), "EZ");
 }
+
+#[test]
+fn messages_are_translated_once_even_when_the_first_answer_is_pgwarms() {
+    let mut r = relay();
+    r.set.insert(Statement::new(b"select 1\0\0\0").digest(), 10);
+    // pgwarm answers the Parse itself, which ends replay; the server socket is not written yet.
+    r.relay
+        .cin
+        .extend_from_slice(&[parse("a", "select 1"), bind_execute_sync("a")].concat());
+    r.relay.scan_client().unwrap();
+    r.relay.translate(&mut r.set);
+    r.relay.cin.extend_from_slice(&sync());
+    r.relay.scan_client().unwrap();
+    r.relay.translate(&mut r.set);
+    assert_eq!(tags(&split(&r.relay.sout)), "BESS", "nothing is sent twice");
+}

@@ -21,6 +21,9 @@ const NO_SUCH_STATEMENT: &[u8] = b"pgwarm.none";
 impl Relay {
     /// Translates everything scanned and not yet translated.
     pub(super) fn translate(&mut self, set: &mut PreparedSet) {
+        // Messages translated while the batch could still be replayed are kept in `outgoing`;
+        // once it cannot, they must be gone before new ones are taken from the front.
+        debug_assert!(self.replay || self.o_done == 0);
         for digest in std::mem::take(&mut self.stale) {
             frontend::statement_message(&mut self.sout, b'C', &server_name(digest));
             self.expect
@@ -218,6 +221,7 @@ impl Relay {
             self.splice_server(0, bytes);
             self.answered = true;
             self.replay = false;
+            self.drop_sent_client_bytes();
         }
     }
 
