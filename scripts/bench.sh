@@ -17,28 +17,33 @@
 # before and just after each pgbench run, divided by pgbench's "number of transactions actually
 # processed". It includes the pooler's share of the connection setup (SCRAM) of that run.
 #
-# The report gives, per mode and client count, the median over the rounds of each target's TPS,
-# the ratios of those medians, the min-max range of the per-round pgwarm/pgbouncer ratio, and
-# the median CPU us/transaction of both poolers with their ratio. It is printed and written to
-# target/bench/report.txt; every run's figures go to target/bench/runs.tsv, pgbench outputs to
-# target/bench/runs/ and server logs to target/bench/logs/. Everything it started is stopped and
-# removed on exit.
+# The report has one table per mode. Per client count it gives the median over the rounds of
+# each target's TPS, the ratios of those medians with the min-max range of the per-round ratios,
+# and the median CPU us/transaction of both poolers with their ratio and its range. It is printed
+# and written to target/bench/report.txt; every run's figures go to target/bench/runs.tsv,
+# pgbench outputs to target/bench/runs/ and server logs to target/bench/logs/. Everything it
+# started is stopped and removed on exit.
 #
 # Environment:
 #   BENCH_ROUNDS    rounds (each runs every target once per mode and client count) (default 3)
 #   BENCH_DURATION  seconds per pgbench run                                        (default 10)
 #   BENCH_CLIENTS   client counts, space separated                                 (default "1 16")
-#   BENCH_MODES     pgbench -M query modes, space separated                        (default "extended")
+#   BENCH_MODES     pgbench -M query modes, space separated          (default "extended prepared")
 #   BENCH_SCALE     pgbench -i scale factor                                        (default 10)
 #   PGWARM_*        passed through to pgwarm (e.g. PGWARM_WORKER_THREADS=2), except the ones the
 #                   benchmark fixes: LISTEN, DB_HOST/PORT/NAME/USER/PASSWORD, POOL_SIZE (4, the
 #                   same as PgBouncer's default_pool_size) and LOG_LEVEL (warn).
-# Runs: ROUNDS x modes x client counts x 3 targets, each DURATION s; the defaults make 18 runs of
-# 10 s, about 3.5 minutes with setup (plus the build).
+# Runs: ROUNDS x modes x client counts x 3 targets, each DURATION s; the defaults make 36 runs of
+# 10 s, about 6.5 minutes with setup (plus the build).
 #
-# Exits non-zero if any pgbench run failed (non-zero exit status, "aborted" in its output, or no
-# TPS/transaction count in it) or a pooler's CPU time could not be read; such runs count as
-# FAILED and the report marks the figures they belong to FAILED.
+# A pgbench run succeeds only if it exits 0, has no "aborted" in its output, reports
+# "number of failed transactions: 0", prints no "pgbench: error:" line, and reports a TPS and a
+# non-zero transaction count. Any other run counts as FAILED: the report marks the figures it
+# belongs to FAILED and quotes its first error line. PgBouncer 1.18 (no max_prepared_statements
+# yet) cannot run -M prepared in transaction mode: pgbench's named statements land on server
+# connections that did not prepare them, or that another client already prepared them on. Those
+# failures are expected and reported as such; the script exits non-zero if any other run failed
+# or a pooler's CPU time could not be read.
 set -euo pipefail
 SCRIPT_NAME=bench.sh
 # shellcheck source=scripts/common.sh
@@ -48,7 +53,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION:-10}
 CLIENTS=${BENCH_CLIENTS:-1 16}
-MODES=${BENCH_MODES:-extended}
+MODES=${BENCH_MODES:-extended prepared}
 SCALE=${BENCH_SCALE:-10}
 POOL_SIZE=4
 TARGETS=(direct pgwarm pgbouncer)
@@ -267,17 +272,81 @@ round_order() {
     done
 }
 
+# fmt NUMBER DECIMALS: the number rounded, or the FAILED/- marker as it is.
+fmt() {
+    case "$1" in
+        FAILED* | -) echo "$1" ;;
+        *) awk -v x="$1" -v d="$2" 'BEGIN { printf "%.*f", d, x }' ;;
+    esac
+}
+
+# expected_failure TARGET MODE: whether TARGET failing in MODE is a known limitation rather than
+# a fault. PgBouncer 1.18 predates max_prepared_statements: in transaction mode it passes
+# pgbench's named statements (P_0, ...) through to whichever server connection the transaction
+# gets, so a client soon runs one on a connection that never prepared it ("does not exist"), or
+# prepares one that an earlier client left there ("already exists").
+expected_failure() {
+    [ "$1" = pgbouncer ] && [ "$2" = prepared ]
+}
+
+# run_failure OUT RC: why the pgbench run whose output is OUT and exit status RC failed, or
+# nothing if it succeeded. Success needs all of: exit status 0, no "aborted" in the output,
+# "number of failed transactions: 0", no "pgbench: error:" line, a TPS figure and a non-zero
+# transaction count. The error lines matter for -M prepared: pgbench 15 logs a failed PREPARE
+# ("prepared statement \"P_0\" already exists") and carries on, exiting 0 with no failed
+# transaction, its statements then running only because every client prepares the same SQL
+# under the same name.
+run_failure() {
+    local out=$1 rc=$2 failed tps txns errors reasons=()
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out" | head -n 1)
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out" | head -n 1)
+    txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -n 1)
+    case "$rc" in
+        0) ;;
+        124 | 137) reasons+=("timed out after $((DURATION + 60))s") ;;
+        *) reasons+=("exit status $rc") ;;
+    esac
+    if grep -qi aborted "$out"; then reasons+=(aborted); fi
+    errors=$(grep -c '^pgbench: error:' "$out" || true)
+    [ "$errors" -eq 0 ] || reasons+=("'pgbench: error:' x $errors")
+    if [ -z "$failed" ]; then
+        reasons+=("no failed-transaction count")
+    elif [ "$failed" -ne 0 ]; then
+        reasons+=("$failed failed transactions")
+    fi
+    [ -n "$tps" ] || reasons+=("no TPS")
+    if [ -z "$txns" ] || [ "$txns" -eq 0 ]; then reasons+=("no transactions"); fi
+    [ "${#reasons[@]}" -eq 0 ] && return 0
+    printf '%s, ' "${reasons[@]}" | sed 's/, $//'
+}
+
+# first_error OUT: pgbench's first error line in OUT, "-" if there is none.
+first_error() {
+    local line
+    line=$(grep -m 1 -iE 'error|fatal|abort' "$1" || true)
+    echo "${line:--}"
+}
+
+# first_abort OUT: the first line in OUT where pgbench gave up on a client, naming the server's
+# error. It can differ from the first error line: pgbench logs a failed PREPARE and goes on, so a
+# run can start with "already exists" and abort on "does not exist".
+first_abort() {
+    grep -m 1 'aborted in command' "$1" || true
+}
+
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
-# Per run, keyed "mode,clients,target,round": TPS (or FAILED) and pooler CPU us/transaction
-# (or FAILED; pooler targets only).
-declare -A TPS CPU
+# Per run, keyed "mode,clients,target,round": TPS (or FAILED), pooler CPU us/transaction (or
+# FAILED; pooler targets only) and, for a failed run, why, pgbench's first error line and its
+# first client abort line if that is another one.
+declare -A TPS CPU WHY ERR ABORT
+n_expected_failed=0
 n_modes=$(wc -w <<<"$MODES")
 n_clients=$(wc -w <<<"$CLIENTS")
 total_runs=$((ROUNDS * n_modes * n_clients * ${#TARGETS[@]}))
 say "running $total_runs pgbench runs of ${DURATION}s each, $ROUNDS rounds (load average before: $LOAD_BEFORE)"
 
 tsv="$OUT_DIR/runs.tsv"
-printf 'round\tposition\tmode\tclients\ttarget\ttps\ttransactions\tpooler_cpu_ticks\tpooler_cpu_us_per_txn\n' >"$tsv"
+printf 'round\tposition\tmode\tclients\ttarget\ttps\ttransactions\tpooler_cpu_ticks\tpooler_cpu_us_per_txn\tfailure\n' >"$tsv"
 RUNS_STARTED=$(date +%s)
 run=0
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -311,14 +380,29 @@ for ((r = 1; r <= ROUNDS; r++)); do
                 txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -n 1)
                 key="$m,$c,$t,$r"
                 label="[$run/$total_runs] round $r/$ROUNDS $m c=$c $t"
-                if [ "$rc" -ne 0 ] || grep -qi aborted "$out" || [ -z "$tps" ] || [ -z "$txns" ] ||
-                    [ "$txns" -eq 0 ]; then
-                    any_failed=1
+                why=$(run_failure "$out" "$rc")
+                if [ -n "$why" ]; then
+                    # A known limitation is reported like any failure but does not fail the
+                    # script: the other targets' figures are what the run is for.
+                    if expected_failure "$t" "$m"; then
+                        n_expected_failed=$((n_expected_failed + 1))
+                        why="$why; expected"
+                    else
+                        any_failed=1
+                    fi
+                    # Its TPS, if pgbench printed one, is shown but counts nowhere.
+                    [ -n "$tps" ] && why="$why; pgbench's tps $(fmt "$tps" 1), not counted"
                     TPS[$key]=FAILED
                     [ -n "$pooler_pid" ] && CPU[$key]=FAILED
-                    say "$label: FAILED (exit $rc), see $out"
-                    grep -iE 'error|abort|fatal' "$out" | head -n 3 | sed 's/^/    /' >&2 || true
-                    printf '%s\t%s\t%s\t%s\t%s\tFAILED\t%s\t\t\n' "$r" "$pos" "$m" "$c" "$t" "${txns:-}" >>"$tsv"
+                    WHY[$key]=$why
+                    ERR[$key]=$(first_error "$out")
+                    ABORT[$key]=$(first_abort "$out")
+                    [ "${ABORT[$key]}" != "${ERR[$key]}" ] || ABORT[$key]=
+                    say "$label: FAILED ($why), see $out"
+                    say "    ${ERR[$key]}"
+                    [ -z "${ABORT[$key]}" ] || say "    ${ABORT[$key]}"
+                    printf '%s\t%s\t%s\t%s\t%s\tFAILED\t%s\t\t\t%s: %s%s\n' "$r" "$pos" "$m" "$c" "$t" "${txns:-}" \
+                        "$why" "${ERR[$key]//$'\t'/ }" "${ABORT[$key]:+ | ${ABORT[$key]//$'\t'/ }}" >>"$tsv"
                     continue
                 fi
                 TPS[$key]=$tps
@@ -337,7 +421,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
                     fi
                 fi
                 say "$label: $tps tps$cpu_note"
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$pos" "$m" "$c" "$t" "$tps" "$txns" \
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n' "$r" "$pos" "$m" "$c" "$t" "$tps" "$txns" \
                     "$ticks" "${CPU[$key]:-}" >>"$tsv"
             done
         done
@@ -415,12 +499,16 @@ ratio() {
         *) awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }' ;;
     esac
 }
-# fmt NUMBER DECIMALS: the number rounded, or the FAILED/- marker as it is.
-fmt() {
-    case "$1" in
-        FAILED* | -) echo "$1" ;;
-        *) awk -v x="$1" -v d="$2" 'BEGIN { printf "%.*f", d, x }' ;;
-    esac
+# ratio_cell TPS|CPU MODE CLIENTS NUM DEN NUM_MEDIAN DEN_MEDIAN: "ratio of the medians (per-round
+# range)", or "-" when either median is missing.
+ratio_cell() {
+    local x
+    x=$(ratio "$6" "$7")
+    if [ "$x" = - ]; then
+        echo "-"
+    else
+        echo "$x ($(round_ratio_range "$1" "$2" "$3" "$4" "$5"))"
+    fi
 }
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -434,41 +522,56 @@ report="$OUT_DIR/report.txt"
 {
     echo "pgwarm benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "commit: $commit   nproc: $(nproc)   pgwarm release binary: $bin_bytes bytes ($bin_mib MiB)"
-    echo "pgbench -n -S -T $DURATION -c C -j min(C,2), scale $SCALE"
+    echo "pgbench -n -S -M MODE -T $DURATION -c C -j min(C,2), scale $SCALE; modes: $MODES"
     echo "$("$PG_BIN/postgres" --version); $(pgbouncer --version 2>/dev/null | head -n 1)"
     echo "pool size $POOL_SIZE (pgwarm and PgBouncer, transaction mode); pgwarm extra env: ${PGWARM_PASSTHROUGH:-none}"
-    echo "$ROUNDS rounds of $((n_modes * n_clients * ${#TARGETS[@]})) runs; in each, per client count, the 3 targets back to back in an order"
-    echo "rotating each round ($(round_order 1 | paste -sd, -) first); $total_runs runs took ${RUNS_SECONDS}s"
+    echo "$ROUNDS rounds of $((n_modes * n_clients * ${#TARGETS[@]})) runs; in each, per mode and client count, the 3 targets back to back in"
+    echo "an order rotating each round ($(round_order 1 | paste -sd, -) first); $total_runs runs took ${RUNS_SECONDS}s"
     echo "load average before: $LOAD_BEFORE   after: $LOAD_AFTER"
     echo
-    echo "Throughput: median TPS over the $ROUNDS rounds; ratios of the medians; range: min-max of the"
-    echo "per-round pgwarm/pgbouncer ratio"
-    printf '%-8s %7s %11s %11s %14s %14s %17s %10s\n' mode clients "direct TPS" "pgwarm TPS" \
-        "pgbouncer TPS" pgwarm/direct pgwarm/pgbouncer range
+    echo "TPS: median over the $ROUNDS rounds. Ratios: of those medians, (min-max of the per-round ratios)."
+    echo "us/txn: the pooler's CPU time per transaction in µs (utime+stime of the pooler process from"
+    echo "/proc/PID/stat around each run, CLK_TCK $CLK_TCK, / transactions processed), median over the rounds;"
+    echo "CPU pgbouncer/pgwarm > 1: pgwarm spends less. FAILED k/N: k of the N runs failed; ratios then"
+    echo "show -. Each failed run is listed below its table with pgbench's first error line (and its"
+    echo "first client abort line, if that is another one)."
     for m in $MODES; do
+        echo
+        echo "-M $m"
+        printf '%7s %11s %11s %14s  %-17s %-17s %13s %16s  %s\n' clients "direct TPS" "pgwarm TPS" \
+            "pgbouncer TPS" pgwarm/direct pgwarm/pgbouncer "pgwarm us/txn" "pgbouncer us/txn" \
+            "CPU pgbouncer/pgwarm"
         for c in $CLIENTS; do
             d=$(summary TPS "$m" "$c" direct)
             w=$(summary TPS "$m" "$c" pgwarm)
             b=$(summary TPS "$m" "$c" pgbouncer)
-            printf '%-8s %7s %11s %11s %14s %14s %17s %10s\n' "$m" "$c" "$(fmt "$d" 1)" "$(fmt "$w" 1)" \
-                "$(fmt "$b" 1)" "$(ratio "$w" "$d")" "$(ratio "$w" "$b")" \
-                "$(round_ratio_range TPS "$m" "$c" pgwarm pgbouncer)"
+            cw=$(summary CPU "$m" "$c" pgwarm)
+            cb=$(summary CPU "$m" "$c" pgbouncer)
+            printf '%7s %11s %11s %14s  %-17s %-17s %13s %16s  %s\n' "$c" "$(fmt "$d" 1)" "$(fmt "$w" 1)" \
+                "$(fmt "$b" 1)" "$(ratio_cell TPS "$m" "$c" pgwarm direct "$w" "$d")" \
+                "$(ratio_cell TPS "$m" "$c" pgwarm pgbouncer "$w" "$b")" "$(fmt "$cw" 2)" "$(fmt "$cb" 2)" \
+                "$(ratio_cell CPU "$m" "$c" pgbouncer pgwarm "$cb" "$cw")"
         done
-    done
-    echo
-    echo "Pooler CPU time per transaction, µs (utime+stime of the pooler process from /proc/PID/stat"
-    echo "around each run, CLK_TCK $CLK_TCK, / transactions processed): median over the $ROUNDS rounds;"
-    echo "CPU advantage = pgbouncer/pgwarm of the medians (> 1: pgwarm spends less); range: per round"
-    printf '%-8s %7s %14s %17s %14s %10s\n' mode clients "pgwarm us/txn" "pgbouncer us/txn" \
-        "CPU advantage" range
-    for m in $MODES; do
+        # The failed runs of this mode, each with why and pgbench's first error line.
         for c in $CLIENTS; do
-            w=$(summary CPU "$m" "$c" pgwarm)
-            b=$(summary CPU "$m" "$c" pgbouncer)
-            printf '%-8s %7s %14s %17s %14s %10s\n' "$m" "$c" "$(fmt "$w" 2)" "$(fmt "$b" 2)" \
-                "$(ratio "$b" "$w")" "$(round_ratio_range CPU "$m" "$c" pgbouncer pgwarm)"
+            for t in "${TARGETS[@]}"; do
+                for ((r = 1; r <= ROUNDS; r++)); do
+                    key="$m,$c,$t,$r"
+                    [ -n "${WHY[$key]:-}" ] || continue
+                    echo "  FAILED c=$c $t round $r: ${WHY[$key]}"
+                    echo "      ${ERR[$key]}"
+                    [ -z "${ABORT[$key]}" ] || echo "      ${ABORT[$key]}"
+                done
+            done
         done
     done
+    if [ "$n_expected_failed" -gt 0 ]; then
+        echo
+        echo "$n_expected_failed runs failed as expected: PgBouncer before 1.21 (max_prepared_statements) cannot"
+        echo "run -M prepared in transaction mode (a client's PREPARE fails with \"already exists\" where"
+        echo "another client's statement of that name sits on the server connection, or its EXECUTE with"
+        echo "\"does not exist\" where none does)."
+    fi
 } >"$report"
 echo
 cat "$report"
