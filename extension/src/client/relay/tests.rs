@@ -729,3 +729,23 @@ fn messages_are_translated_once_even_when_the_first_answer_is_pgwarms() {
     r.relay.translate(&mut r.set);
     assert_eq!(tags(&split(&r.relay.sout)), "BESS", "nothing is sent twice");
 }
+
+#[test]
+fn a_describe_on_another_connection_creates_the_statement_first() {
+    let mut r = relay();
+    r.client(&[parse("s1", "select 1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_for_client();
+    r.take_sent();
+    r.relink();
+    let mut describe = BytesMut::new();
+    frontend::describe(b'S', "s1", &mut describe).unwrap();
+    r.client(&[describe.to_vec(), sync()].concat()).unwrap();
+    let sent = r.take_sent();
+    assert_eq!(tags(&sent), "PDS");
+    assert_eq!(name_in(b'D', &sent[1].1), name_in(b'P', &sent[0].1));
+    let answer = [msg(b'1', b""), msg(b't', b"\0\0"), msg(b'n', b""), z(b'I')].concat();
+    assert!(matches!(r.server(&answer), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "tnZ");
+}
