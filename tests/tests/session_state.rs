@@ -438,3 +438,29 @@ fn a_refused_startup_value_ends_that_client_only() {
         "the same server connection serves on"
     );
 }
+
+/// `set_config(name, value, false)` as a function, the way Django sets its time zone, changes a
+/// reported setting without any SET: it too follows its client to both server connections and
+/// never reaches another client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_setting_changed_by_set_config_follows_its_client() {
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "2")]);
+    let target = pgwarm.target();
+    let (a, b) = (target.connect().await, target.connect().await);
+    let (_, tz_before, _) = settings(&b, false).await;
+    a.query_typed("select set_config('TimeZone', 'Asia/Tokyo', false)", &[])
+        .await
+        .unwrap();
+    let mut rotator = Rotator::start(&target).await;
+    let mut pids = BTreeSet::new();
+    for i in 0..6 {
+        let ((_, tz_a, pid), (_, tz_b, _)) = rotator
+            .turn(async { (settings(&a, i % 2 == 0).await, settings(&b, false).await) })
+            .await;
+        assert_eq!(tz_a, "Asia/Tokyo", "A's transaction {i}");
+        assert_eq!(tz_b, tz_before, "B's transaction {i} after A's");
+        pids.insert(pid);
+    }
+    assert_eq!(pids.len(), 2, "A ran on both server connections: {pids:?}");
+}

@@ -86,6 +86,11 @@ impl Relay {
                         continue;
                     }
                 }
+                b'S' => {
+                    // ParameterStatus: a reported setting changed, perhaps through set_config()
+                    // rather than SET (Django sets its time zone that way).
+                    self.settings_changed = true;
+                }
                 b'G' => {
                     // COPY FROM STDIN: the server ignores every Sync until CopyDone/CopyFail.
                     self.copy_in = true;

@@ -133,7 +133,8 @@ pub struct Relay {
     /// again before the batch is sent a second time. At most one such retry per link.
     stale: Vec<crate::server::Digest>,
     retried: bool,
-    /// A SET, RESET or DISCARD ALL completed: the session's settings must be read back.
+    /// A SET, RESET or DISCARD ALL completed, or the server reported a setting's new value:
+    /// the session's settings must be read back.
     settings_changed: bool,
     /// Set by scanning; returned by the pump.
     event: Option<Event>,
@@ -222,7 +223,7 @@ impl Relay {
         self.unlink();
     }
 
-    /// Whether the client ran a SET, RESET or DISCARD ALL since the last call.
+    /// Whether the client changed session settings since the last call.
     pub fn take_settings_changed(&mut self) -> bool {
         std::mem::take(&mut self.settings_changed)
     }
