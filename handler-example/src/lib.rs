@@ -3,9 +3,11 @@
 //!
 //! It is written the naive way many handlers are — a fresh connection per invocation, closed at
 //! the end — because behind pgwarm that is cheap: the connection to 127.0.0.1 costs no TCP, TLS
-//! or SCRAM to the real database. Statements are sent unnamed (`query_typed`), which works in
-//! transaction pooling today; named prepared statements across server connections come with
-//! pgwarm's prepared-statement support.
+//! or SCRAM to the real database. Statements are sent unnamed (`query_typed`): on a connection
+//! that lives for one invocation, that is one round trip per statement where `prepare` + `query`
+//! would be two. Named prepared statements (`client.prepare`, `client.query("...")`) work behind
+//! pgwarm too, across server connections; they pay off on a connection that runs a statement
+//! many times.
 
 use std::time::Instant;
 use tokio_postgres::types::Type;
