@@ -72,18 +72,26 @@ pub enum Undo {
     Restore(Box<[u8]>, Arc<Statement>),
 }
 
+/// How a message touches a pgwarm statement on the server, for the books of its `PreparedSet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touch {
+    None,
+    /// A Parse pgwarm sent: the statement is only on the server if it succeeds.
+    Creates(Digest),
+    /// A Close of an evicted statement: if it fails or is skipped, the statement is still there.
+    Closes(Digest),
+    /// A Bind or Describe of it: if the server says it does not exist (someone deallocated it
+    /// behind pgwarm's back), it is created again next time.
+    Uses(Digest),
+}
+
 #[derive(Debug)]
 pub struct Expect {
     pub kind: Kind,
     pub act: Act,
     pub undo: Undo,
-    /// A Parse pgwarm sent: the statement is only on the server if it succeeds.
-    pub created: Option<Digest>,
-    /// A Close of an evicted statement: if it fails or is skipped, the statement is still there.
-    pub closed: Option<Digest>,
-    /// A Bind or Describe of this statement: if the server says it does not exist (someone
-    /// deallocated it behind pgwarm's back), it is created again next time.
-    pub uses: Option<Digest>,
+    /// Which pgwarm statement on the server the message touches.
+    pub statement: Touch,
     /// The client message count when it was read, and the server set's clock when it was sent:
     /// `DEALLOCATE ALL` forgets statements from before it, not those pipelined after it.
     pub seq: u64,
@@ -96,9 +104,7 @@ impl Expect {
             kind,
             act,
             undo: Undo::None,
-            created: None,
-            closed: None,
-            uses: None,
+            statement: Touch::None,
             seq: 0,
             clock: 0,
         }

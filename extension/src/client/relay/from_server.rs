@@ -5,7 +5,7 @@
 //! Messages pgwarm must act on are small (completions, ReadyForQuery, most errors) and are read
 //! whole; everything else, rows above all, streams through without being buffered.
 
-use super::expect::{Act, Expect, Kind, Undo};
+use super::expect::{Act, Expect, Kind, Touch, Undo};
 use super::{error_field, is_fatal, Event, Relay, ERROR_PEEK_LIMIT};
 use crate::config::PoolMode;
 use crate::protocol::framing::{self, HEADER_LEN};
@@ -141,7 +141,7 @@ impl Relay {
         let Some(done) = self.expect.pop_front() else {
             return false;
         };
-        if let (Some(digest), b'1') = (done.created, tag) {
+        if let (Touch::Creates(digest), b'1') = (done.statement, tag) {
             self.known.insert(digest);
         }
         match done.act {
@@ -170,7 +170,7 @@ impl Relay {
         }
         let Some(&Expect {
             kind: Kind::Bind,
-            uses: Some(digest),
+            statement: Touch::Uses(digest),
             ..
         }) = self.expect.front()
         else {
@@ -260,7 +260,7 @@ impl Relay {
                 replaced = true;
             }
             let code = code.as_deref();
-            if let (Some(digest), Some(c)) = (failed.uses, code) {
+            if let (Touch::Uses(digest), Some(c)) = (failed.statement, code) {
                 if c == sqlstate::INVALID_STATEMENT_NAME.as_bytes() {
                     set.remove(digest);
                 }
@@ -282,15 +282,11 @@ impl Relay {
     /// Takes back what a message that failed or was skipped changed in pgwarm's books.
     /// `exists`: the failure was "already exists", so a statement pgwarm tried to create is there.
     fn undo(&mut self, failed: Expect, set: &mut PreparedSet, exists: bool) {
-        if let Some(digest) = failed.created {
-            if exists {
-                set.restore(digest);
-            } else {
-                set.remove(digest);
-            }
-        }
-        if let Some(digest) = failed.closed {
-            set.restore(digest);
+        match failed.statement {
+            Touch::Creates(digest) if exists => set.restore(digest),
+            Touch::Creates(digest) => set.remove(digest),
+            Touch::Closes(digest) => set.restore(digest),
+            Touch::Uses(_) | Touch::None => {}
         }
         match failed.undo {
             Undo::None => {}

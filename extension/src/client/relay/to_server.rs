@@ -5,7 +5,9 @@
 //! created first with a Parse pgwarm adds; a Parse of a statement the connection already has is
 //! not sent at all and pgwarm answers it. Every message sent or answered is queued in `expect`.
 
-use super::expect::{Act, Expect, Kind, Undo, CLOSE_COMPLETE, DEALLOCATE_COMPLETE, PARSE_COMPLETE};
+use super::expect::{
+    Act, Expect, Kind, Touch, Undo, CLOSE_COMPLETE, DEALLOCATE_COMPLETE, PARSE_COMPLETE,
+};
 use super::from_client::{Edit, Outgoing};
 use super::Relay;
 use crate::client::statements::{server_name, Statement};
@@ -179,7 +181,7 @@ impl Relay {
         if let Some(evicted) = set.insert(statement.digest(), self.max_prepared) {
             frontend::statement_message(&mut self.sout, b'C', &server_name(evicted));
             self.expect.push_back(Expect {
-                closed: Some(evicted),
+                statement: Touch::Closes(evicted),
                 seq,
                 clock: set.clock(),
                 ..Expect::new(Kind::Close, Act::Swallow)
@@ -188,7 +190,7 @@ impl Relay {
         self.sout.extend_from_slice(statement.parse_message());
         self.expect.push_back(Expect {
             undo,
-            created: Some(statement.digest()),
+            statement: Touch::Creates(statement.digest()),
             seq,
             clock: set.clock(),
             ..Expect::new(Kind::Parse, act)
@@ -198,7 +200,7 @@ impl Relay {
     /// Queues a client Bind or Describe of a pgwarm statement.
     fn push_uses(&mut self, kind: Kind, statement: &Statement, seq: u64, set: &PreparedSet) {
         self.expect.push_back(Expect {
-            uses: Some(statement.digest()),
+            statement: Touch::Uses(statement.digest()),
             seq,
             clock: set.clock(),
             ..Expect::new(kind, Act::Forward)
