@@ -50,6 +50,19 @@ pub enum SslMode {
     VerifyFull,
 }
 
+impl SslMode {
+    /// The value as PGWARM_SSLMODE spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
 /// Where the database is and who pgwarm logs in as.
 #[derive(Debug, Clone)]
 pub struct TargetSettings {
@@ -79,6 +92,8 @@ pub struct Settings {
     pub server_reset_query: String,
     pub client_password: Option<Secret>,
     pub max_message_size: usize,
+    /// CA certificates (PEM) that replace the embedded Amazon RDS bundle.
+    pub ssl_root_cert: Option<std::path::PathBuf>,
     /// Named prepared statements kept per server connection in transaction mode; 0 turns the
     /// renaming off (statement names then reach the server as the client sent them).
     pub max_prepared_statements: usize,
@@ -237,6 +252,10 @@ impl Settings {
                 .filter(|p| !p.is_empty())
                 .map(Secret),
             max_message_size,
+            ssl_root_cert: env
+                .get("PGWARM_SSLROOTCERT")
+                .filter(|p| !p.is_empty())
+                .map(std::path::PathBuf::from),
             max_prepared_statements: env.parse_or(
                 "PGWARM_MAX_PREPARED_STATEMENTS",
                 defaults::MAX_PREPARED_STATEMENTS,
@@ -263,12 +282,11 @@ impl Settings {
     }
 }
 
-/// libpq's sslmode values. TLS itself is not built yet, so only the modes that are honest without
-/// it are accepted: `disable`, and `prefer` (which, like a libpq built without SSL, connects in
-/// plain text).
+/// libpq's sslmode values; the default is verify-full, except prefer for a database on this
+/// machine (a local test cluster rarely has a certificate).
 fn parse_sslmode(env: &Env<'_>, host: &str) -> Result<SslMode, ConfigError> {
     let raw = env.get("PGWARM_SSLMODE");
-    let mode = match raw.as_deref() {
+    Ok(match raw.as_deref() {
         None if is_loopback(host) => SslMode::Prefer,
         None => SslMode::VerifyFull,
         Some("disable") => SslMode::Disable,
@@ -283,16 +301,7 @@ fn parse_sslmode(env: &Env<'_>, host: &str) -> Result<SslMode, ConfigError> {
                 "expected disable, prefer, require, verify-ca or verify-full",
             ))
         }
-    };
-    match mode {
-        SslMode::Disable | SslMode::Prefer => Ok(mode),
-        _ => Err(ConfigError::Unsupported {
-            variable: "PGWARM_SSLMODE",
-            reason: "TLS to the database is not built yet (the default for a non-loopback \
-                     PGWARM_DB_HOST is verify-full); set PGWARM_SSLMODE=disable to connect \
-                     in plain text",
-        }),
-    }
+    })
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -486,21 +495,33 @@ mod tests {
     }
 
     #[test]
-    fn remote_hosts_default_to_verify_full_which_needs_tls() {
+    fn remote_hosts_default_to_verify_full() {
+        let remote = settings(&[
+            ("PGWARM_DB_HOST", "db.example.com"),
+            ("PGWARM_DB_USER", "a"),
+        ])
+        .unwrap();
+        assert_eq!(remote.target.sslmode, SslMode::VerifyFull);
+        for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+            let s = settings(&[
+                ("PGWARM_DB_HOST", "db.example.com"),
+                ("PGWARM_DB_USER", "a"),
+                ("PGWARM_SSLMODE", mode),
+            ])
+            .unwrap();
+            assert_eq!(s.target.sslmode.as_str(), mode);
+        }
         let err = settings(&[
             ("PGWARM_DB_HOST", "db.example.com"),
             ("PGWARM_DB_USER", "a"),
+            ("PGWARM_SSLMODE", "allow"),
         ])
         .unwrap_err()
         .to_string();
-        assert!(err.contains("PGWARM_SSLMODE"), "{err}");
-        let ok = settings(&[
-            ("PGWARM_DB_HOST", "db.example.com"),
-            ("PGWARM_DB_USER", "a"),
-            ("PGWARM_SSLMODE", "disable"),
-        ])
-        .unwrap();
-        assert_eq!(ok.target.sslmode, SslMode::Disable);
+        assert!(
+            err.contains("PGWARM_SSLMODE") && err.contains("allow"),
+            "{err}"
+        );
     }
 
     #[test]

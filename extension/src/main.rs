@@ -5,6 +5,7 @@ use pgwarm::client::Shared;
 use pgwarm::config::Settings;
 use pgwarm::credentials::StaticCredentials;
 use pgwarm::pool::{Pool, PoolSettings};
+use pgwarm::server::TlsSetup;
 use pgwarm::{listener, logging};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,6 +23,13 @@ fn main() -> ExitCode {
         eprintln!("pgwarm: configuration error: {e}");
         return ExitCode::from(2);
     }
+    let tls = match TlsSetup::new(settings.target.sslmode, settings.ssl_root_cert.as_deref()) {
+        Ok(tls) => Arc::new(tls),
+        Err(e) => {
+            eprintln!("pgwarm: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -32,10 +40,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(settings))
+    runtime.block_on(serve(settings, tls))
 }
 
-async fn serve(settings: Settings) -> ExitCode {
+async fn serve(settings: Settings, tls: Arc<TlsSetup>) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(settings.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -44,12 +52,13 @@ async fn serve(settings: Settings) -> ExitCode {
         }
     };
     let credentials = Arc::new(StaticCredentials::new(&settings.target));
-    let pool = Pool::new(PoolSettings::from(&settings), credentials);
+    let pool = Pool::new(PoolSettings::from(&settings), credentials, tls);
     info!(
         listen = %settings.listen,
         database = %format!("{}:{}/{}", settings.target.host, settings.target.port, settings.target.dbname),
         pool_mode = ?settings.pool_mode,
         pool_size = settings.pool_size,
+        sslmode = settings.target.sslmode.as_str(),
         "pgwarm listening"
     );
     let shared = Arc::new(Shared::new(settings, Arc::clone(&pool)));

@@ -9,7 +9,7 @@
 
 use crate::config::Settings;
 use crate::credentials::CredentialSource;
-use crate::server::{self, ServerConn, ServerError};
+use crate::server::{self, ServerConn, ServerError, TlsSetup};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
@@ -78,6 +78,8 @@ pub struct Pool {
     state: Mutex<State>,
     settings: PoolSettings,
     credentials: Arc<dyn CredentialSource>,
+    /// How server connections are secured (`PGWARM_SSLMODE`).
+    tls: Arc<TlsSetup>,
     next_id: AtomicU64,
     /// The ParameterStatus set of the newest login, shown to clients at their own login.
     server_params: Mutex<Option<ServerParams>>,
@@ -92,7 +94,11 @@ pub struct PoolStats {
 }
 
 impl Pool {
-    pub fn new(settings: PoolSettings, credentials: Arc<dyn CredentialSource>) -> Arc<Pool> {
+    pub fn new(
+        settings: PoolSettings,
+        credentials: Arc<dyn CredentialSource>,
+        tls: Arc<TlsSetup>,
+    ) -> Arc<Pool> {
         Arc::new(Pool {
             state: Mutex::new(State {
                 idle: Vec::with_capacity(settings.size),
@@ -102,6 +108,7 @@ impl Pool {
             }),
             settings,
             credentials,
+            tls,
             next_id: AtomicU64::new(1),
             server_params: Mutex::new(None),
         })
@@ -292,11 +299,13 @@ impl Pool {
             .map_err(ServerError::from)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        match server::connect(&creds, "pgwarm", id, self.settings.connect_timeout).await {
+        let timeout = self.settings.connect_timeout;
+        match server::connect(&creds, &self.tls, "pgwarm", id, timeout).await {
             Ok(conn) => {
                 info!(
                     server = id,
                     elapsed_ms = started.elapsed().as_millis() as u64,
+                    tls = conn.is_tls(),
                     "opened server connection"
                 );
                 *self.server_params.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -461,6 +470,7 @@ mod tests {
                 server_lifetime: Duration::from_secs(3600),
             },
             Arc::new(StaticCredentials::new(&target)),
+            Arc::new(TlsSetup::new(SslMode::Disable, None).expect("plain TCP needs no set-up")),
         )
     }
 

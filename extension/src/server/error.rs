@@ -22,6 +22,8 @@ pub enum ServerError {
     UnsupportedAuth(String),
     #[error("the server connection failed: {0}")]
     Io(#[from] io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("the server connection closed unexpectedly")]
     Closed,
     #[error("unexpected message from the database: {0}")]

@@ -9,11 +9,15 @@ mod connect;
 mod error;
 pub mod prepared;
 pub mod session_settings;
+pub mod stream;
+pub mod tls;
 
 pub use connect::connect;
 pub use error::ServerError;
 pub use prepared::{Digest, PreparedSet};
 pub use session_settings::SessionSettings;
+pub use stream::ServerStream;
+pub use tls::{TlsSetup, TlsSetupError};
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -79,7 +83,7 @@ impl Drop for CancelInFlight {
 
 /// A logged-in backend connection.
 pub struct ServerConn {
-    stream: TcpStream,
+    stream: ServerStream,
     /// Read buffer for pgwarm's own round trips; always empty while a client is linked.
     rbuf: BytesMut,
     cancel: CancelTarget,
@@ -125,13 +129,18 @@ impl ServerConn {
     }
 
     /// The socket, for the relay.
-    pub fn stream(&mut self) -> &mut TcpStream {
+    pub fn stream(&mut self) -> &mut ServerStream {
         &mut self.stream
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
     }
 
     /// The socket and the set of statements prepared on it, for the relay, which rewrites
     /// statement names as it forwards.
-    pub fn link_parts(&mut self) -> (&mut TcpStream, &mut PreparedSet) {
+    pub fn link_parts(&mut self) -> (&mut ServerStream, &mut PreparedSet) {
         (&mut self.stream, &mut self.prepared)
     }
 
@@ -172,6 +181,7 @@ impl ServerConn {
         let mut out = BytesMut::new();
         frontend::query(sql, &mut out)?;
         self.stream.write_all(&out).await?;
+        self.stream.flush().await?;
         let mut failure = None;
         loop {
             match self.read_message().await? {
@@ -230,7 +240,12 @@ impl ServerConn {
         let mut out = BytesMut::with_capacity(5);
         frontend::terminate(&mut out);
         let mut cx = Context::from_waker(Waker::noop());
-        let _ = Pin::new(&mut self.stream).poll_write(&mut cx, &out);
+        let stream = Pin::new(&mut self.stream);
+        if let Poll::Ready(Ok(_)) = stream.poll_write(&mut cx, &out) {
+            // TLS: out of rustls onto the socket, then close_notify.
+            let _ = Pin::new(&mut self.stream).poll_flush(&mut cx);
+            let _ = Pin::new(&mut self.stream).poll_shutdown(&mut cx);
+        }
     }
 
     async fn read_message(&mut self) -> Result<Message, ServerError> {
@@ -249,6 +264,7 @@ impl ServerConn {
 
     async fn write_buf(&mut self, out: &mut BytesMut) -> Result<(), ServerError> {
         self.stream.write_all(out).await?;
+        self.stream.flush().await?;
         out.clear();
         Ok(())
     }

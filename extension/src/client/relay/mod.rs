@@ -33,7 +33,7 @@ use super::statements::{ClientStatements, KnownStatements};
 use crate::config::PoolMode;
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::{sqlstate, PgError};
-use crate::server::PreparedSet;
+use crate::server::{PreparedSet, ServerStream};
 use bytes::{Buf, BytesMut};
 use expect::Expect;
 use from_client::Outgoing;
@@ -76,7 +76,7 @@ pub enum Event {
 }
 
 /// The linked server connection as the pump sees it: its socket and its statements.
-pub type Link<'a> = (&'a mut TcpStream, &'a mut PreparedSet);
+pub type Link<'a> = (&'a mut ServerStream, &'a mut PreparedSet);
 
 pub struct Relay {
     mode: PoolMode,
@@ -303,6 +303,11 @@ impl Relay {
                         }
                         Poll::Pending => {}
                     }
+                }
+                // TLS keeps what the socket could not take inside rustls until flushed; for
+                // plain TCP this does nothing.
+                if let Poll::Ready(Err(e)) = Pin::new(&mut **stream).poll_flush(cx) {
+                    return Poll::Ready(self.server_failed(&e.to_string(), is_reset(&e)));
                 }
             }
 
