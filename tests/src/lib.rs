@@ -13,6 +13,7 @@
 mod peers;
 mod pg;
 mod pooler;
+mod tls;
 mod tools;
 mod wire;
 
@@ -22,6 +23,7 @@ pub use pg::{
     PgCluster, Target,
 };
 pub use pooler::{find_pgwarm_bin, pgwarm_bin, Pgwarm, PgwarmBuilder};
+pub use tls::TestCerts;
 pub use tools::{
     as_postgres, chown_postgres, free_port, is_root, output_with_timeout, package_hint, poll_until,
     port_is_listening, random_hex, run_ok, send_signal, tool, try_tool, wait_timeout, TempDir,

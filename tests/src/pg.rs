@@ -325,6 +325,27 @@ impl PgCluster {
         self.reload();
     }
 
+    /// Lets `role` in over TLS only (SCRAM) and rejects its plain-text connections, as a
+    /// `hostssl`-only database does; the server reloads.
+    pub fn require_ssl_for(&self, role: &str) {
+        let _guard = self.hba_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let hba_path = self.datadir.join("pg_hba.conf");
+        let hba = fs::read_to_string(&hba_path).expect("read pg_hba.conf");
+        let role = quote_ident(role);
+        let mut lines: Vec<String> = hba.lines().map(String::from).collect();
+        let generic = lines
+            .iter()
+            .position(|l| l.starts_with("host all all 127.0.0.1/32 "))
+            .unwrap_or(lines.len());
+        lines.insert(generic, format!("hostnossl all {role} 127.0.0.1/32 reject"));
+        lines.insert(
+            generic,
+            format!("hostssl all {role} 127.0.0.1/32 scram-sha-256"),
+        );
+        fs::write(&hba_path, lines.join("\n") + "\n").expect("write pg_hba.conf");
+        self.reload();
+    }
+
     /// `pg_reload_conf()` and wait until new backends run with the reloaded configuration
     /// (their `pg_conf_load_time()` changes once the postmaster has processed SIGHUP).
     pub fn reload(&self) {
