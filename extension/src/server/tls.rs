@@ -104,6 +104,9 @@ impl TlsSetup {
             return Ok(ServerStream::Plain(tcp));
         };
         tcp.write_all(&SSL_REQUEST).await?;
+        // Exactly one byte, from the unbuffered socket: anything an attacker slips in after the
+        // 'S' goes to the TLS parser and fails the handshake, never into the protocol stream
+        // (the flaw behind CVE-2021-23222).
         match tcp.read_u8().await? {
             b'S' => {}
             b'N' if self.mode == SslMode::Prefer => return Ok(ServerStream::Plain(tcp)),
