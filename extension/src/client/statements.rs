@@ -123,10 +123,6 @@ impl ClientStatements {
         self.map.retain(|_, e| e.seq > seq);
     }
 
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

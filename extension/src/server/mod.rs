@@ -128,11 +128,6 @@ impl ServerConn {
         self.last_used = Instant::now();
     }
 
-    /// The socket, for the relay.
-    pub fn stream(&mut self) -> &mut ServerStream {
-        &mut self.stream
-    }
-
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
         self.stream.is_tls()

@@ -5,7 +5,6 @@
 //! so writers must flush; for plain TCP a flush does nothing.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -20,13 +19,6 @@ pub enum ServerStream {
 impl ServerStream {
     pub fn is_tls(&self) -> bool {
         matches!(self, ServerStream::Tls(_))
-    }
-
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        match self {
-            ServerStream::Plain(s) => s.peer_addr(),
-            ServerStream::Tls(s) => s.get_ref().0.peer_addr(),
-        }
     }
 }
 

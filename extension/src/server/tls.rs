@@ -66,18 +66,21 @@ impl TlsSetup {
         let provider = Arc::new(crypto::ring::default_provider());
         let check_chain = matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull)
             || (mode == SslMode::Require && root_cert.is_some());
-        let verifier: Arc<dyn ServerCertVerifier> = if check_chain {
+        let chain = if check_chain {
             let roots = Arc::new(load_roots(root_cert)?);
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
                 .build()
                 .map_err(|e| rustls::Error::General(e.to_string()))?;
-            if mode == SslMode::VerifyFull {
-                webpki
-            } else {
-                Arc::new(AnyHostName(webpki))
-            }
+            Some(webpki)
         } else {
-            Arc::new(Unchecked(Arc::clone(&provider)))
+            None
+        };
+        let verifier: Arc<dyn ServerCertVerifier> = match chain {
+            Some(webpki) if mode == SslMode::VerifyFull => webpki,
+            chain => Arc::new(AnyHostName {
+                chain,
+                provider: Arc::clone(&provider),
+            }),
         };
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -88,10 +91,6 @@ impl TlsSetup {
             mode,
             connector: Some(TlsConnector::from(Arc::new(config))),
         })
-    }
-
-    pub fn mode(&self) -> SslMode {
-        self.mode
     }
 
     /// Asks the database for TLS on a fresh socket and does the handshake if it agrees.
@@ -193,9 +192,15 @@ fn describe_failure(e: &std::io::Error, host: &str, mode: SslMode) -> String {
     }
 }
 
-/// `verify-ca`: the chain must lead to a trusted CA; the name in the certificate does not matter.
+/// Every mode but `verify-full`: the name in the certificate does not matter. With `chain`
+/// (`verify-ca`, or `require` with a root certificate) it must lead to a trusted CA; without
+/// (`prefer`, `require`) nothing about it is checked, encryption against eavesdropping only, as in
+/// libpq. Either way the handshake's signatures are checked against the presented certificate.
 #[derive(Debug)]
-struct AnyHostName(Arc<WebPkiServerVerifier>);
+struct AnyHostName {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
 impl ServerCertVerifier for AnyHostName {
     fn verify_server_cert(
@@ -206,10 +211,10 @@ impl ServerCertVerifier for AnyHostName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -223,7 +228,8 @@ impl ServerCertVerifier for AnyHostName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -232,61 +238,14 @@ impl ServerCertVerifier for AnyHostName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without a root certificate: encryption against eavesdropping only, as
-/// in libpq. The handshake's signatures are still checked against the presented certificate.
-#[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
