@@ -63,6 +63,26 @@ impl SslMode {
     }
 }
 
+/// Whether clients may (or must) talk TLS to pgwarm (`PGWARM_CLIENT_TLS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTlsMode {
+    /// SSLRequest is answered 'N'.
+    Off,
+    /// TLS for clients that ask for it, plain text for the others.
+    On,
+    /// Plain-text logins are refused, as a `hostssl`-only pg_hba.conf would.
+    Require,
+}
+
+/// The certificate pgwarm presents to its clients.
+#[derive(Debug, Clone)]
+pub struct ClientTlsSettings {
+    pub mode: ClientTlsMode,
+    /// `PGWARM_CLIENT_TLS_CERT` and `PGWARM_CLIENT_TLS_KEY`; both or neither. Neither means a
+    /// self-signed certificate made at start-up, enough for `sslmode=require`.
+    pub cert_and_key: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
 /// Where the database is and who pgwarm logs in as.
 #[derive(Debug, Clone)]
 pub struct TargetSettings {
@@ -94,6 +114,7 @@ pub struct Settings {
     pub max_message_size: usize,
     /// CA certificates (PEM) that replace the embedded Amazon RDS bundle.
     pub ssl_root_cert: Option<std::path::PathBuf>,
+    pub client_tls: ClientTlsSettings,
     /// Named prepared statements kept per server connection in transaction mode; 0 turns the
     /// renaming off (statement names then reach the server as the client sent them).
     pub max_prepared_statements: usize,
@@ -256,6 +277,7 @@ impl Settings {
                 .get("PGWARM_SSLROOTCERT")
                 .filter(|p| !p.is_empty())
                 .map(std::path::PathBuf::from),
+            client_tls: parse_client_tls(&env)?,
             max_prepared_statements: env.parse_or(
                 "PGWARM_MAX_PREPARED_STATEMENTS",
                 defaults::MAX_PREPARED_STATEMENTS,
@@ -302,6 +324,46 @@ fn parse_sslmode(env: &Env<'_>, host: &str) -> Result<SslMode, ConfigError> {
             ))
         }
     })
+}
+
+fn parse_client_tls(env: &Env<'_>) -> Result<ClientTlsSettings, ConfigError> {
+    let mode = match env.get("PGWARM_CLIENT_TLS").as_deref() {
+        None | Some("on") => ClientTlsMode::On,
+        Some("off") => ClientTlsMode::Off,
+        Some("require") => ClientTlsMode::Require,
+        Some(other) => {
+            return Err(invalid(
+                "PGWARM_CLIENT_TLS",
+                other,
+                "expected on, off or require",
+            ))
+        }
+    };
+    let path = |name| {
+        env.get(name)
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    let cert_and_key = match (
+        path("PGWARM_CLIENT_TLS_CERT"),
+        path("PGWARM_CLIENT_TLS_KEY"),
+    ) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::Missing {
+                variable: "PGWARM_CLIENT_TLS_KEY",
+                reason: "PGWARM_CLIENT_TLS_CERT is set, so pgwarm needs its private key too",
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                variable: "PGWARM_CLIENT_TLS_CERT",
+                reason: "PGWARM_CLIENT_TLS_KEY is set, so pgwarm needs its certificate too",
+            })
+        }
+    };
+    Ok(ClientTlsSettings { mode, cert_and_key })
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -522,6 +584,39 @@ mod tests {
             err.contains("PGWARM_SSLMODE") && err.contains("allow"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn client_tls_needs_both_files_or_neither() {
+        let base = [("PGWARM_DB_HOST", "127.0.0.1"), ("PGWARM_DB_USER", "app")];
+        let s = settings(&base).unwrap();
+        assert_eq!(s.client_tls.mode, ClientTlsMode::On);
+        assert!(s.client_tls.cert_and_key.is_none());
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            settings(&pairs)
+        };
+        let err = with(&[("PGWARM_CLIENT_TLS_CERT", "/c.pem")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PGWARM_CLIENT_TLS_KEY"), "{err}");
+        let err = with(&[("PGWARM_CLIENT_TLS_KEY", "/k.pem")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PGWARM_CLIENT_TLS_CERT"), "{err}");
+        let err = with(&[("PGWARM_CLIENT_TLS", "yes")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PGWARM_CLIENT_TLS=\"yes\""), "{err}");
+        let both = with(&[
+            ("PGWARM_CLIENT_TLS", "require"),
+            ("PGWARM_CLIENT_TLS_CERT", "/c.pem"),
+            ("PGWARM_CLIENT_TLS_KEY", "/k.pem"),
+        ])
+        .unwrap();
+        assert_eq!(both.client_tls.mode, ClientTlsMode::Require);
+        assert!(both.client_tls.cert_and_key.is_some());
     }
 
     #[test]

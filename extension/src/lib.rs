@@ -2,7 +2,8 @@
 //! execution environment (and, the same binary, standalone).
 //!
 //! Data flows one way through the modules: [`config`] → [`credentials`] → [`protocol`] →
-//! [`server`] → [`pool`] → [`client`] → [`listener`]; `main.rs` only wires them together.
+//! [`server`] → [`pool`] → [`client`] → [`listener`]; `main.rs` only wires them together;
+//! [`stream`] is the socket type both ends share.
 //! `docs/ARCHITECTURE.md` follows a connection through them.
 
 pub mod client;
@@ -13,3 +14,4 @@ pub mod logging;
 pub mod pool;
 pub mod protocol;
 pub mod server;
+pub mod stream;

@@ -1,8 +1,9 @@
 //! The pgwarm binary: read the settings, start logging, bind the listener, serve until
 //! SIGTERM/SIGINT, then close the server connections with Terminate.
 
+use pgwarm::client::tls::ClientTls;
 use pgwarm::client::Shared;
-use pgwarm::config::Settings;
+use pgwarm::config::{ClientTlsMode, Settings};
 use pgwarm::credentials::StaticCredentials;
 use pgwarm::pool::{Pool, PoolSettings};
 use pgwarm::server::TlsSetup;
@@ -30,6 +31,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let client_tls = match settings.client_tls.mode {
+        ClientTlsMode::Off => None,
+        ClientTlsMode::On | ClientTlsMode::Require => match ClientTls::new(&settings.client_tls) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("pgwarm: configuration error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -40,10 +51,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(settings, tls))
+    runtime.block_on(serve(settings, tls, client_tls))
 }
 
-async fn serve(settings: Settings, tls: Arc<TlsSetup>) -> ExitCode {
+async fn serve(settings: Settings, tls: Arc<TlsSetup>, client_tls: Option<ClientTls>) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(settings.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -59,9 +70,16 @@ async fn serve(settings: Settings, tls: Arc<TlsSetup>) -> ExitCode {
         pool_mode = ?settings.pool_mode,
         pool_size = settings.pool_size,
         sslmode = settings.target.sslmode.as_str(),
+        client_tls = match (&client_tls, settings.client_tls.mode) {
+            (None, _) => "off",
+            (Some(tls), ClientTlsMode::Require) if tls.self_signed => "required, self-signed certificate",
+            (Some(_), ClientTlsMode::Require) => "required",
+            (Some(tls), _) if tls.self_signed => "self-signed certificate",
+            (Some(_), _) => "on",
+        },
         "pgwarm listening"
     );
-    let shared = Arc::new(Shared::new(settings, Arc::clone(&pool)));
+    let shared = Arc::new(Shared::new(settings, Arc::clone(&pool), client_tls));
     listener::run(listener, shared, stop_signal()).await;
     pool.close();
     ExitCode::SUCCESS

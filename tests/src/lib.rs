@@ -23,7 +23,9 @@ pub use pg::{
     PgCluster, Target,
 };
 pub use pooler::{find_pgwarm_bin, pgwarm_bin, Pgwarm, PgwarmBuilder};
-pub use tls::TestCerts;
+pub use tls::{
+    client_config_without_checks, tls_verifying, tls_without_checks, SeenCertificates, TestCerts,
+};
 pub use tools::{
     as_postgres, chown_postgres, free_port, is_root, output_with_timeout, package_hint, poll_until,
     port_is_listening, random_hex, run_ok, send_signal, tool, try_tool, wait_timeout, TempDir,

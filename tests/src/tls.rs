@@ -1,12 +1,20 @@
-//! TLS for the tests: a throwaway CA and a server certificate it issued (rcgen), and a cluster
-//! that serves TLS with them.
+//! TLS for the tests: a throwaway CA and a server certificate it issued (rcgen), a cluster
+//! that serves TLS with them, and tokio-postgres clients that talk TLS to pgwarm the way libpq's
+//! `sslmode=require` (no check, certificates recorded) and `verify-full` (checked against a CA)
+//! would.
 
-use crate::pg::PgCluster;
+use crate::pg::{io_runtime, PgCluster, Target};
 use crate::tools::{chown_postgres, TempDir};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{self, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// A CA (its certificate in `ca_file`) and a server certificate for `names`, signed by it.
 pub struct TestCerts {
@@ -14,6 +22,9 @@ pub struct TestCerts {
     pub ca_file: PathBuf,
     pub server_cert_pem: String,
     pub server_key_pem: String,
+    /// The same certificate and key, as files (for PGWARM_CLIENT_TLS_CERT/_KEY).
+    pub server_cert_file: PathBuf,
+    pub server_key_file: PathBuf,
 }
 
 impl TestCerts {
@@ -39,11 +50,17 @@ impl TestCerts {
         let dir = TempDir::new("pgwarm-certs");
         let ca_file = dir.path().join("ca.pem");
         fs::write(&ca_file, ca_cert.pem()).expect("write ca.pem");
+        let server_cert_file = dir.path().join("server.crt");
+        let server_key_file = dir.path().join("server.key");
+        fs::write(&server_cert_file, server_cert.pem()).expect("write server.crt");
+        fs::write(&server_key_file, server_key.serialize_pem()).expect("write server.key");
         TestCerts {
             _dir: dir,
             ca_file,
             server_cert_pem: server_cert.pem(),
             server_key_pem: server_key.serialize_pem(),
+            server_cert_file,
+            server_key_file,
         }
     }
 }
@@ -65,5 +82,143 @@ impl PgCluster {
         ));
         self.reload();
         assert_eq!(self.psql_super("SHOW ssl"), "on", "{}", self.log());
+    }
+}
+
+/// A tokio-postgres TLS connector that checks nothing about the certificate, like libpq's
+/// `sslmode=require`, and records every end-entity certificate it was shown: proof that a TLS
+/// handshake took place. `alpn` offers the `postgresql` protocol (needed for direct TLS).
+pub fn tls_without_checks(alpn: bool) -> (MakeRustlsConnect, SeenCertificates) {
+    let (config, seen) = client_config_without_checks(alpn);
+    (MakeRustlsConnect::new(config), seen)
+}
+
+/// The rustls configuration behind [`tls_without_checks`], for tests that drive TLS by hand.
+pub fn client_config_without_checks(alpn: bool) -> (ClientConfig, SeenCertificates) {
+    let seen = SeenCertificates::default();
+    let provider = Arc::new(crypto::ring::default_provider());
+    let verifier = Arc::new(Recorder {
+        seen: seen.clone(),
+        provider: Arc::clone(&provider),
+    });
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    if alpn {
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
+    }
+    (config, seen)
+}
+
+/// A tokio-postgres TLS connector that trusts only the CA in `ca_file` and checks the host
+/// name: libpq's `sslmode=verify-full`.
+pub fn tls_verifying(ca_file: &Path) -> MakeRustlsConnect {
+    let pem = fs::read(ca_file).expect("read CA file");
+    let mut roots = RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        roots.add(cert.expect("CA PEM")).expect("add CA");
+    }
+    let provider = Arc::new(crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    MakeRustlsConnect::new(config)
+}
+
+/// End-entity certificates (DER) a [`tls_without_checks`] connector was shown.
+#[derive(Clone, Default)]
+pub struct SeenCertificates(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl SeenCertificates {
+    pub fn count(&self) -> usize {
+        self.0.lock().expect("lock").len()
+    }
+
+    pub fn last(&self) -> Option<Vec<u8>> {
+        self.0.lock().expect("lock").last().cloned()
+    }
+}
+
+#[derive(Debug)]
+struct Recorder {
+    seen: SeenCertificates,
+    provider: Arc<CryptoProvider>,
+}
+
+impl std::fmt::Debug for SeenCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SeenCertificates({})", self.count())
+    }
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.seen
+            .0
+            .lock()
+            .expect("lock")
+            .push(end_entity.as_ref().to_vec());
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl Target {
+    /// Connects with tokio-postgres over `tls`; `options` is added to the connection string
+    /// (`sslmode=require`, `sslnegotiation=direct`, ...). Runs on the harness's I/O runtime,
+    /// like [`Target::try_connect`].
+    pub async fn try_connect_tls(
+        &self,
+        options: &str,
+        tls: MakeRustlsConnect,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let conn_string = format!("{} {options}", self.conn_string());
+        io_runtime()
+            .spawn(async move {
+                let (client, connection) = tokio_postgres::connect(&conn_string, tls).await?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Ok(client)
+            })
+            .await
+            .expect("tokio-postgres connect task panicked")
     }
 }

@@ -362,7 +362,8 @@ fn encryption_requests_are_declined_and_the_login_continues() {
     use postgres_protocol::message::backend::Message;
     use std::io::Read;
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[]);
+    // With client TLS off; tests/client_tls.rs covers the 'S' answer.
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_CLIENT_TLS", "off")]);
     let mut wire = Wire::connect(pgwarm.addr());
     // GSSENCRequest, then SSLRequest, as libpq sends them with gssencmode/sslmode=prefer.
     for code in [80_877_104u32, 80_877_103] {

@@ -140,6 +140,40 @@ async fn disable_against_a_role_allowed_over_tls_only_fails_clearly() {
     assert!(server_side_ssl(&client).await);
 }
 
+/// TLS on both legs, to a role the database admits over TLS only: a query runs, and a cancel
+/// (sent by the client over TLS, forwarded by pgwarm over TLS) stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_crosses_both_tls_links() {
+    tls_cluster();
+    let db = cluster().fresh_target();
+    cluster().require_ssl_for(&db.user);
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_SSLMODE", "require")]);
+    let (tls, seen) = tls_without_checks(false);
+    let client = pgwarm
+        .target()
+        .try_connect_tls("sslmode=require", tls)
+        .await
+        .expect("TLS to pgwarm");
+    assert!(server_side_ssl(&client).await);
+    assert_eq!(seen.count(), 1);
+    let token = client.cancel_token();
+    let sleeper = tokio::spawn(async move { client.simple_query("select pg_sleep(30)").await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (tls, _) = tls_without_checks(false);
+    token.cancel_query(tls).await.expect("cancel sent");
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), sleeper)
+        .await
+        .expect("the query ended")
+        .expect("task");
+    let err = result.expect_err("a cancelled query fails");
+    assert_eq!(sqlstate(&err), "57014", "{err}");
+    let log = pgwarm.wait_for_log(
+        "forwarded cancel request",
+        std::time::Duration::from_secs(5),
+    );
+    assert!(log.contains("forwarded cancel request"), "{log}");
+}
+
 /// Megabytes each way through TLS: what rustls buffers when the socket is full must still go out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_messages_cross_the_tls_link_both_ways() {

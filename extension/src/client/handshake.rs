@@ -1,16 +1,19 @@
-//! A client's login: the startup packet (answering SSLRequest and GSSENCRequest with 'N' and
-//! forwarding CancelRequest), the checks PostgreSQL itself would make (user, database), optional
+//! A client's login: the startup packet (TLS when the client asks for it or starts with a TLS
+//! handshake, 'N' to GSSENCRequest, CancelRequest forwarded), the checks PostgreSQL itself would make (user, database), optional
 //! SCRAM-SHA-256 against `PGWARM_CLIENT_PASSWORD`, and the welcome: AuthenticationOk, the
 //! server's ParameterStatus set, a synthetic BackendKeyData and ReadyForQuery.
 //!
 //! No server connection is tied to a client here: the pool lends one per transaction later.
 
 use super::cancel::CancelKey;
+use super::tls::starts_direct_tls;
 use super::Shared;
+use crate::config::ClientTlsMode;
 use crate::protocol::scram::{ScramError, ScramServer};
 use crate::protocol::startup::{self, StartupError, StartupPacket};
 use crate::protocol::{backend, sqlstate, PgError};
 use crate::server::{self, SessionSettings};
+use crate::stream::Stream;
 use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::SCRAM_SHA_256;
 use std::io;
@@ -26,24 +29,36 @@ pub struct Login {
     pub settings: SessionSettings,
 }
 
-/// Runs the login. `Ok(None)` means the connection ended as it should (a cancel request, or
-/// an error already sent to the client).
+/// Runs the login, and returns the client's socket (TLS or not) with what it logged in as.
+/// `Ok(None)` means the connection ended as it should (a cancel request, or an error already
+/// sent to the client).
 pub async fn open(
-    stream: &mut TcpStream,
+    tcp: TcpStream,
     shared: &Shared,
     over_limit: bool,
-) -> io::Result<Option<Login>> {
-    let (minor, params) = match read_startup(stream).await? {
+) -> io::Result<Option<(Stream, Login)>> {
+    let (mut stream, opening) = read_startup(tcp, shared).await?;
+    let (minor, params) = match opening {
         Opening::Startup { minor, params } => (minor, params),
         Opening::Cancel { pid, secret } => {
             forward_cancel(shared, pid, secret).await;
             return Ok(None);
         }
         Opening::Refused(error) => {
-            refuse(stream, &error).await?;
+            refuse(&mut stream, &error).await?;
             return Ok(None);
         }
     };
+
+    if shared.settings.client_tls.mode == ClientTlsMode::Require && !stream.is_tls() {
+        let error = PgError::fatal(
+            sqlstate::INVALID_AUTHORIZATION,
+            "pgwarm accepts TLS connections only (PGWARM_CLIENT_TLS=require)",
+        )
+        .with_hint("Connect with sslmode=require.");
+        refuse(&mut stream, &error).await?;
+        return Ok(None);
+    }
 
     if over_limit {
         let error = PgError::fatal(
@@ -53,7 +68,7 @@ pub async fn open(
                 shared.settings.max_client_conn
             ),
         );
-        refuse(stream, &error).await?;
+        refuse(&mut stream, &error).await?;
         return Ok(None);
     }
 
@@ -78,7 +93,7 @@ pub async fn open(
             sqlstate::INVALID_AUTHORIZATION,
             "no PostgreSQL user name specified in startup packet",
         );
-        refuse(stream, &error).await?;
+        refuse(&mut stream, &error).await?;
         return Ok(None);
     };
     if param("replication").is_some_and(|r| r != "false" && r != "0" && r != "off") {
@@ -86,7 +101,7 @@ pub async fn open(
             sqlstate::FEATURE_NOT_SUPPORTED,
             "pgwarm does not pool replication connections; connect to the database directly",
         );
-        refuse(stream, &error).await?;
+        refuse(&mut stream, &error).await?;
         return Ok(None);
     }
     let database = param("database")
@@ -96,7 +111,7 @@ pub async fn open(
         Ok(creds) => creds.dbname,
         Err(e) => {
             let error = PgError::fatal(sqlstate::CONNECTION_FAILURE, e.to_string());
-            refuse(stream, &error).await?;
+            refuse(&mut stream, &error).await?;
             return Ok(None);
         }
     };
@@ -106,12 +121,12 @@ pub async fn open(
             format!("database \"{database}\" does not exist"),
         )
         .with_detail(format!("pgwarm serves the database \"{target_db}\" only."));
-        refuse(stream, &error).await?;
+        refuse(&mut stream, &error).await?;
         return Ok(None);
     }
 
     if let Some(verifier) = &shared.verifier {
-        if !authenticate(stream, &mut out, verifier, &user).await? {
+        if !authenticate(&mut stream, &mut out, verifier, &user).await? {
             return Ok(None);
         }
     }
@@ -120,7 +135,7 @@ pub async fn open(
         Ok(p) => p,
         Err(e) => {
             let error = super::session::pool_error(e);
-            refuse(stream, &error).await?;
+            refuse(&mut stream, &error).await?;
             return Ok(None);
         }
     };
@@ -135,12 +150,13 @@ pub async fn open(
     backend::backend_key_data(&mut out, key.pid(), key.secret());
     backend::ready_for_query(&mut out, b'I');
     stream.write_all(&out).await?;
-    debug!(client = key.pid(), user = %user, "client logged in");
-    Ok(Some(Login {
+    debug!(client = key.pid(), user = %user, tls = stream.is_tls(), "client logged in");
+    let login = Login {
         user,
         key,
         settings,
-    }))
+    };
+    Ok(Some((stream, login)))
 }
 
 enum Opening {
@@ -155,33 +171,79 @@ enum Opening {
     Refused(PgError),
 }
 
-/// Reads startup packets until a StartupMessage or CancelRequest, answering encryption requests
-/// with 'N' (a client may send GSSENCRequest, then SSLRequest, then its StartupMessage).
-async fn read_startup(stream: &mut TcpStream) -> io::Result<Opening> {
-    for _ in 0..3 {
+/// Reads startup packets until a StartupMessage or CancelRequest. Encryption comes first: a
+/// TLS handshake straight away (direct TLS), or SSLRequest answered 'S' (TLS offered) or 'N';
+/// GSSENCRequest is always answered 'N'. Each may be asked once, in libpq's order.
+async fn read_startup(tcp: TcpStream, shared: &Shared) -> io::Result<(Stream, Opening)> {
+    let tls = shared.client_tls.as_ref();
+    let mut stream = match tls {
+        Some(tls) if opens_with_tls(&tcp).await? => match tls.accept_direct(tcp).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                info!(error = %e, "client's direct TLS handshake failed");
+                return Err(e);
+            }
+        },
+        _ => Stream::Plain(tcp),
+    };
+    let (mut ssl_asked, mut gss_asked) = (stream.is_tls(), false);
+    loop {
         let len = stream.read_u32().await? as usize;
         if let Err(e) = startup::check_len(len) {
-            return Ok(Opening::Refused(protocol_error(e)));
+            return Ok((stream, Opening::Refused(protocol_error(e))));
         }
         let mut body = vec![0u8; len - 4];
         stream.read_exact(&mut body).await?;
-        match startup::parse(&body) {
-            Ok(StartupPacket::SslRequest) | Ok(StartupPacket::GssEncRequest) => {
+        let packet = match startup::parse(&body) {
+            Ok(packet) => packet,
+            Err(e) => return Ok((stream, Opening::Refused(protocol_error(e)))),
+        };
+        match packet {
+            StartupPacket::SslRequest if !ssl_asked => {
+                ssl_asked = true;
+                stream = match (stream, tls) {
+                    (Stream::Plain(tcp), Some(tls)) => start_tls(tcp, tls).await?,
+                    (mut stream, _) => {
+                        stream.write_all(b"N").await?;
+                        stream
+                    }
+                };
+            }
+            StartupPacket::GssEncRequest if !gss_asked && !stream.is_tls() => {
+                gss_asked = true;
                 stream.write_all(b"N").await?;
             }
-            Ok(StartupPacket::Cancel { pid, secret }) => {
-                return Ok(Opening::Cancel { pid, secret })
+            StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
+                let error = PgError::fatal(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    "encryption was already negotiated on this connection",
+                );
+                return Ok((stream, Opening::Refused(error)));
             }
-            Ok(StartupPacket::Startup { minor, params }) => {
-                return Ok(Opening::Startup { minor, params })
+            StartupPacket::Cancel { pid, secret } => {
+                return Ok((stream, Opening::Cancel { pid, secret }))
             }
-            Err(e) => return Ok(Opening::Refused(protocol_error(e))),
+            StartupPacket::Startup { minor, params } => {
+                return Ok((stream, Opening::Startup { minor, params }))
+            }
         }
     }
-    Ok(Opening::Refused(PgError::fatal(
-        sqlstate::PROTOCOL_VIOLATION,
-        "too many encryption requests before the startup packet",
-    )))
+}
+
+/// Whether the client's first byte opens a TLS handshake; waits for it without consuming it.
+async fn opens_with_tls(tcp: &TcpStream) -> io::Result<bool> {
+    let mut first = [0u8; 1];
+    Ok(tcp.peek(&mut first).await? == 1 && starts_direct_tls(first[0]))
+}
+
+/// Answers 'S' and runs the TLS handshake. The SSLRequest was read to its last byte from the
+/// unbuffered socket, so anything a client (or an attacker on the path) sent after it goes to
+/// the TLS parser, never into the startup packet (CVE-2021-23222's lesson, from the other side).
+async fn start_tls(mut tcp: TcpStream, tls: &super::tls::ClientTls) -> io::Result<Stream> {
+    tcp.write_all(b"S").await?;
+    tls.accept(tcp).await.inspect_err(|e| {
+        info!(error = %e, "client's TLS handshake failed");
+    })
 }
 
 fn protocol_error(e: StartupError) -> PgError {
@@ -198,7 +260,7 @@ async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
         );
         return;
     };
-    match server::send_cancel(&target, shared.settings.connect_timeout).await {
+    match server::send_cancel(&target, shared.pool.tls(), shared.settings.connect_timeout).await {
         Ok(()) => info!(
             client = pid,
             backend = target.pid,
@@ -211,7 +273,7 @@ async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
 /// SCRAM-SHA-256 against the configured client password. Returns false when the client was
 /// refused (the error has been sent).
 async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     out: &mut BytesMut,
     verifier: &crate::protocol::scram::ScramVerifier,
     user: &str,
@@ -273,7 +335,7 @@ enum AuthFailure {
 }
 
 /// Reads one 'p' message (SASLInitialResponse or SASLResponse) during authentication.
-async fn read_password_message(stream: &mut TcpStream) -> Result<Vec<u8>, AuthFailure> {
+async fn read_password_message(stream: &mut Stream) -> Result<Vec<u8>, AuthFailure> {
     let tag = stream.read_u8().await.map_err(AuthFailure::Io)?;
     let len = stream.read_u32().await.map_err(AuthFailure::Io)? as usize;
     if tag != b'p' {
@@ -310,12 +372,14 @@ fn split_initial_response(body: &[u8]) -> Option<(&str, &[u8])> {
 }
 
 /// Sends a FATAL to a client that is not logged in; the caller then closes the socket.
-async fn refuse(stream: &mut TcpStream, error: &PgError) -> io::Result<()> {
+/// Over TLS it also sends close_notify, as a PostgreSQL backend does, so the client reads the
+/// error and a clean end rather than a truncated stream.
+async fn refuse(stream: &mut Stream, error: &PgError) -> io::Result<()> {
     info!(code = %error.code, "refused client: {}", error.message);
     let mut out = BytesMut::new();
     error.encode(&mut out);
     stream.write_all(&out).await?;
-    stream.flush().await
+    stream.shutdown().await
 }
 
 #[cfg(test)]

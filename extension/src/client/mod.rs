@@ -1,5 +1,5 @@
 //! Client sessions: everything between a driver's socket and the pool — the login
-//! ([`handshake`]), the relay of bytes and transaction tracking ([`relay`]), the per-client event
+//! ([`handshake`], with [`tls`] when the client asks for it), the relay of bytes and transaction tracking ([`relay`]), the per-client event
 //! loop ([`session`]) and cancel-key mapping ([`cancel`]).
 
 pub mod cancel;
@@ -7,6 +7,7 @@ pub mod handshake;
 pub mod relay;
 pub mod session;
 pub mod statements;
+pub mod tls;
 
 use crate::config::Settings;
 use crate::pool::Pool;
@@ -16,6 +17,7 @@ use statements::KnownStatements;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tls::ClientTls;
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -32,10 +34,12 @@ pub struct Shared {
     pub verifier: Option<ScramVerifier>,
     /// Statements some server connection parsed successfully.
     pub known_statements: Arc<KnownStatements>,
+    /// None when `PGWARM_CLIENT_TLS=off`.
+    pub client_tls: Option<ClientTls>,
 }
 
 impl Shared {
-    pub fn new(settings: Settings, pool: Arc<Pool>) -> Shared {
+    pub fn new(settings: Settings, pool: Arc<Pool>, client_tls: Option<ClientTls>) -> Shared {
         let verifier = settings
             .client_password
             .as_ref()
@@ -46,20 +50,18 @@ impl Shared {
             cancels: CancelRegistry::new(),
             verifier,
             known_statements: Arc::default(),
+            client_tls,
         }
     }
 }
 
 /// Serves one client connection from login to close.
-pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, over_limit: bool) {
-    let _ = stream.set_nodelay(true);
-    let login = tokio::time::timeout(
-        LOGIN_TIMEOUT,
-        handshake::open(&mut stream, &shared, over_limit),
-    )
-    .await;
-    let login = match login {
-        Ok(Ok(Some(login))) => login,
+pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, over_limit: bool) {
+    let _ = tcp.set_nodelay(true);
+    let login =
+        tokio::time::timeout(LOGIN_TIMEOUT, handshake::open(tcp, &shared, over_limit)).await;
+    let (stream, login) = match login {
+        Ok(Ok(Some(opened))) => opened,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => {
             debug!(%peer, error = %e, "client left during login");

@@ -10,10 +10,11 @@ use crate::config::PoolMode;
 use crate::pool::{Checkout, PoolError};
 use crate::protocol::{sqlstate, PgError};
 use crate::server::{ServerError, SessionSettings};
+use crate::stream::Stream;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 use tracing::{debug, info};
 
 /// A batch is replayed at most this many times: enough for a pool full of connections that a
@@ -32,7 +33,7 @@ enum End {
 
 pub struct Session<'a> {
     shared: &'a Shared,
-    client: TcpStream,
+    client: Stream,
     relay: Relay,
     server: Option<Checkout>,
     key: CancelKey,
@@ -57,7 +58,7 @@ pub fn pool_error(e: PoolError) -> PgError {
 impl<'a> Session<'a> {
     pub fn new(
         shared: &'a Shared,
-        client: TcpStream,
+        client: Stream,
         key: CancelKey,
         settings: SessionSettings,
     ) -> Session<'a> {
@@ -269,16 +270,17 @@ impl<'a> Session<'a> {
     /// Tells the client why it is closed (if it is), then makes the server connection clean
     /// for the next client or closes it.
     async fn finish(mut self, end: End) {
-        if let End::Error(error) = &end {
-            debug!(client = self.key.pid(), %error, "closing client");
-            if self.relay.queue_error(error) {
-                let _ = tokio::time::timeout(
-                    FINAL_WRITE_TIMEOUT,
-                    self.relay.flush_client(&mut self.client),
-                )
-                .await;
+        let farewell = async {
+            if let End::Error(error) = &end {
+                debug!(client = self.key.pid(), %error, "closing client");
+                if self.relay.queue_error(error) {
+                    self.relay.flush_client(&mut self.client).await?;
+                }
             }
-        }
+            // Over TLS: close_notify, as a backend sends on exit.
+            self.client.shutdown().await
+        };
+        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, farewell).await;
         self.key.set_target(None);
         let Some(mut server) = self.server.take() else {
             return;

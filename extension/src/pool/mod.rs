@@ -118,6 +118,11 @@ impl Pool {
         &self.settings
     }
 
+    /// How server connections (and cancels sent to them) are secured.
+    pub fn tls(&self) -> &TlsSetup {
+        &self.tls
+    }
+
     pub fn credentials(&self) -> &Arc<dyn CredentialSource> {
         &self.credentials
     }

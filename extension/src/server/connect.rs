@@ -42,11 +42,15 @@ async fn connect_inner(
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?;
     let stream = tls.negotiate(stream, &creds.host).await?;
+    let cancel = match stream.is_tls() {
+        true => CancelTarget::new(peer, 0, 0).with_tls_host(&creds.host),
+        false => CancelTarget::new(peer, 0, 0),
+    };
     let now = Instant::now();
     let mut conn = ServerConn {
         stream,
         rbuf: BytesMut::with_capacity(4096),
-        cancel: CancelTarget::new(peer, 0, 0),
+        cancel,
         params: Vec::new(),
         id,
         created: now,

@@ -9,16 +9,15 @@ mod connect;
 mod error;
 pub mod prepared;
 pub mod session_settings;
-pub mod stream;
 pub mod tls;
 
 pub use connect::connect;
 pub use error::ServerError;
 pub use prepared::{Digest, PreparedSet};
 pub use session_settings::SessionSettings;
-pub use stream::ServerStream;
 pub use tls::{TlsSetup, TlsSetupError};
 
+use crate::stream::Stream;
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::{ErrorResponseBody, Message};
@@ -39,6 +38,10 @@ pub struct CancelTarget {
     pub addr: SocketAddr,
     pub pid: i32,
     pub secret: i32,
+    /// The host name the connection verified its TLS certificate against, when it is encrypted:
+    /// the cancel goes encrypted too (as libpq 17 sends it), so the key never crosses the
+    /// network in clear.
+    tls_host: Option<Arc<str>>,
     /// A connection with a cancel in flight must not be lent to another client: the cancel
     /// could land on that client's query.
     in_flight: Arc<AtomicUsize>,
@@ -56,8 +59,15 @@ impl CancelTarget {
             addr,
             pid,
             secret,
+            tls_host: None,
             in_flight: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Marks the target as reached over TLS, verified for `host`.
+    pub(crate) fn with_tls_host(mut self, host: &str) -> CancelTarget {
+        self.tls_host = Some(Arc::from(host));
+        self
     }
 
     #[cfg(test)]
@@ -83,7 +93,7 @@ impl Drop for CancelInFlight {
 
 /// A logged-in backend connection.
 pub struct ServerConn {
-    stream: ServerStream,
+    stream: Stream,
     /// Read buffer for pgwarm's own round trips; always empty while a client is linked.
     rbuf: BytesMut,
     cancel: CancelTarget,
@@ -135,7 +145,7 @@ impl ServerConn {
 
     /// The socket and the set of statements prepared on it, for the relay, which rewrites
     /// statement names as it forwards.
-    pub fn link_parts(&mut self) -> (&mut ServerStream, &mut PreparedSet) {
+    pub fn link_parts(&mut self) -> (&mut Stream, &mut PreparedSet) {
         (&mut self.stream, &mut self.prepared)
     }
 
@@ -280,19 +290,28 @@ pub(crate) fn error_fields(body: &ErrorResponseBody) -> (String, String) {
     (code, message)
 }
 
-/// Writes a CancelRequest for `target` on a new connection, as the protocol requires.
-pub async fn send_cancel(target: &CancelTarget, timeout: Duration) -> Result<(), ServerError> {
+/// Writes a CancelRequest for `target` on a new connection, as the protocol requires, over TLS
+/// when the connection to cancel uses it.
+pub async fn send_cancel(
+    target: &CancelTarget,
+    tls: &TlsSetup,
+    timeout: Duration,
+) -> Result<(), ServerError> {
     let work = async {
-        let mut stream =
-            TcpStream::connect(target.addr)
-                .await
-                .map_err(|source| ServerError::Connect {
-                    addr: target.addr.to_string(),
-                    source,
-                })?;
+        let tcp = TcpStream::connect(target.addr)
+            .await
+            .map_err(|source| ServerError::Connect {
+                addr: target.addr.to_string(),
+                source,
+            })?;
+        let mut stream = match &target.tls_host {
+            Some(host) => tls.negotiate(tcp, host).await?,
+            None => Stream::Plain(tcp),
+        };
         let mut out = BytesMut::with_capacity(16);
         frontend::cancel_request(target.pid, target.secret, &mut out);
         stream.write_all(&out).await?;
+        stream.flush().await?;
         // The server closes the socket when it has read the request.
         let mut sink = [0u8; 1];
         let _ = stream.read(&mut sink).await;

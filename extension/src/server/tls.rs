@@ -11,9 +11,9 @@
 //! `PGWARM_SSLROOTCERT`. The rustls configuration is built once at start-up; every server
 //! connection then negotiates with PostgreSQL's SSLRequest before its startup packet.
 
-use super::stream::ServerStream;
 use super::ServerError;
 use crate::config::SslMode;
+use crate::stream::Stream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{self, CryptoProvider};
@@ -94,13 +94,9 @@ impl TlsSetup {
     }
 
     /// Asks the database for TLS on a fresh socket and does the handshake if it agrees.
-    pub async fn negotiate(
-        &self,
-        mut tcp: TcpStream,
-        host: &str,
-    ) -> Result<ServerStream, ServerError> {
+    pub async fn negotiate(&self, mut tcp: TcpStream, host: &str) -> Result<Stream, ServerError> {
         let Some(connector) = &self.connector else {
-            return Ok(ServerStream::Plain(tcp));
+            return Ok(Stream::Plain(tcp));
         };
         tcp.write_all(&SSL_REQUEST).await?;
         // Exactly one byte, from the unbuffered socket: anything an attacker slips in after the
@@ -108,7 +104,7 @@ impl TlsSetup {
         // (the flaw behind CVE-2021-23222).
         match tcp.read_u8().await? {
             b'S' => {}
-            b'N' if self.mode == SslMode::Prefer => return Ok(ServerStream::Plain(tcp)),
+            b'N' if self.mode == SslMode::Prefer => return Ok(Stream::Plain(tcp)),
             b'N' => {
                 return Err(ServerError::Tls(format!(
                 "the database does not accept TLS connections, and PGWARM_SSLMODE={} requires TLS",
@@ -124,7 +120,7 @@ impl TlsSetup {
         let name = ServerName::try_from(host.to_owned())
             .map_err(|_| ServerError::Tls(format!("{host:?} is not a valid TLS server name")))?;
         match connector.connect(name, tcp).await {
-            Ok(tls) => Ok(ServerStream::Tls(Box::new(tls))),
+            Ok(tls) => Ok(Stream::from(tls)),
             Err(e) => Err(ServerError::Tls(describe_failure(&e, host, self.mode))),
         }
     }

@@ -33,7 +33,8 @@ use super::statements::{ClientStatements, KnownStatements};
 use crate::config::PoolMode;
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::{sqlstate, PgError};
-use crate::server::{PreparedSet, ServerStream};
+use crate::server::PreparedSet;
+use crate::stream::Stream;
 use bytes::{Buf, BytesMut};
 use expect::Expect;
 use from_client::Outgoing;
@@ -42,8 +43,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::io::poll_read_buf;
 
 /// How much is read per call; large enough for bulk COPY, small enough to stay in cache.
@@ -76,7 +76,7 @@ pub enum Event {
 }
 
 /// The linked server connection as the pump sees it: its socket and its statements.
-pub type Link<'a> = (&'a mut ServerStream, &'a mut PreparedSet);
+pub type Link<'a> = (&'a mut Stream, &'a mut PreparedSet);
 
 pub struct Relay {
     mode: PoolMode,
@@ -263,7 +263,7 @@ impl Relay {
     }
 
     /// Writes what is queued for the client; used after the last event before closing.
-    pub async fn flush_client(&mut self, client: &mut TcpStream) -> io::Result<()> {
+    pub async fn flush_client(&mut self, client: &mut Stream) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         client.write_all(&self.sin[..self.s_scanned]).await?;
         self.sin.advance(self.s_scanned);
@@ -273,10 +273,10 @@ impl Relay {
 
     /// Moves bytes until something needs the session. `waiting` means a checkout is under way:
     /// the client is still read (its EOF matters) but no NeedServer is raised.
-    pub fn poll_pump(
+    pub fn poll_pump<C: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         cx: &mut Context<'_>,
-        client: &mut TcpStream,
+        client: &mut C,
         mut server: Option<Link<'_>>,
         waiting: bool,
     ) -> Poll<Event> {
@@ -322,6 +322,10 @@ impl Relay {
                     Poll::Ready(_) => return Poll::Ready(Event::ClientGone),
                     Poll::Pending => {}
                 }
+            }
+            // Over TLS, what the socket could not take waits inside rustls until flushed.
+            if let Poll::Ready(Err(_)) = Pin::new(&mut *client).poll_flush(cx) {
+                return Poll::Ready(Event::ClientGone);
             }
 
             // Client input. Only checked bytes waiting for the server count against the limit:

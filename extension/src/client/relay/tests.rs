@@ -749,3 +749,56 @@ fn a_describe_on_another_connection_creates_the_statement_first() {
     assert!(matches!(r.server(&answer), Some(Event::Release)));
     assert_eq!(tags(&r.take_for_client()), "tnZ");
 }
+
+/// A client socket that keeps what is written until it is flushed, as a TLS stream does when
+/// the socket under it is full; it never has anything to read.
+#[derive(Default)]
+struct HoldsUntilFlushed {
+    held: Vec<u8>,
+    delivered: Vec<u8>,
+}
+
+impl tokio::io::AsyncWrite for HoldsUntilFlushed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().held.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.delivered.append(&mut this.held);
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl tokio::io::AsyncRead for HoldsUntilFlushed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Pending
+    }
+}
+
+#[test]
+fn the_pump_flushes_what_it_wrote_to_the_client() {
+    let mut relay = linked(0).relay;
+    let error = PgError::fatal(sqlstate::ADMIN_SHUTDOWN, "bye");
+    assert!(relay.queue_error(&error));
+    let mut client = HoldsUntilFlushed::default();
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    assert!(relay
+        .poll_pump(&mut cx, &mut client, None, true)
+        .is_pending());
+    assert!(client.held.is_empty(), "nothing left waiting for a flush");
+    assert_eq!(client.delivered.first(), Some(&b'E'));
+}
