@@ -404,3 +404,32 @@ fn an_unreadable_client_key_stops_pgwarm_naming_the_variable() {
     assert_eq!(status.code(), Some(2), "{log}");
     assert!(log.contains("PGWARM_CLIENT_TLS_KEY"), "{log}");
 }
+
+/// SCRAM between client and pgwarm runs inside TLS: tokio-postgres sends the `y` channel-binding
+/// flag (it could bind, pgwarm offers no SCRAM-SHA-256-PLUS), psql sends `n` or `y` likewise,
+/// and a wrong password still fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_password_authentication_works_inside_tls() {
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_CLIENT_PASSWORD", "s3cret pass")]);
+    let (tls, seen) = tls_without_checks(false);
+    let client = pgwarm
+        .target()
+        .try_connect_tls("sslmode=require", tls)
+        .await
+        .expect("SCRAM inside TLS");
+    assert_eq!(simple_rows(&client, "select 1").await, [["1"]]);
+    assert_eq!(seen.count(), 1);
+    let psql = psql_conninfo(&pgwarm, &[("PGSSLMODE", "require")]);
+    assert!(psql.status.success(), "{}", text(&psql.stderr));
+    assert!(text(&psql.stdout).contains("SSL connection"));
+
+    let mut wrong = pgwarm.target();
+    wrong.password = "not it".into();
+    let (tls, _) = tls_without_checks(false);
+    let err = wrong
+        .try_connect_tls("sslmode=require", tls)
+        .await
+        .expect_err("a wrong password fails");
+    assert_eq!(sqlstate(&err), "28P01", "{err}");
+}

@@ -1,7 +1,10 @@
-//! A client's login: the startup packet (TLS when the client asks for it or starts with a TLS
-//! handshake, 'N' to GSSENCRequest, CancelRequest forwarded), the checks PostgreSQL itself would make (user, database), optional
-//! SCRAM-SHA-256 against `PGWARM_CLIENT_PASSWORD`, and the welcome: AuthenticationOk, the
-//! server's ParameterStatus set, a synthetic BackendKeyData and ReadyForQuery.
+//! A client's login: the startup packet (TLS when the client asks for it or opens with a TLS
+//! handshake, 'N' to GSSENCRequest, CancelRequest forwarded), the checks PostgreSQL itself would
+//! make (user, database), optional SCRAM-SHA-256 against `PGWARM_CLIENT_PASSWORD`, and the
+//! welcome: AuthenticationOk, the server's ParameterStatus set, a synthetic BackendKeyData and
+//! ReadyForQuery.
+//!
+//! Every write is flushed before the next read: over TLS, rustls may still hold it otherwise.
 //!
 //! No server connection is tied to a client here: the pool lends one per transaction later.
 
@@ -149,7 +152,7 @@ pub async fn open(
     }
     backend::backend_key_data(&mut out, key.pid(), key.secret());
     backend::ready_for_query(&mut out, b'I');
-    stream.write_all(&out).await?;
+    send(&mut stream, &out).await?;
     debug!(client = key.pid(), user = %user, tls = stream.is_tls(), "client logged in");
     let login = Login {
         user,
@@ -204,14 +207,14 @@ async fn read_startup(tcp: TcpStream, shared: &Shared) -> io::Result<(Stream, Op
                 stream = match (stream, tls) {
                     (Stream::Plain(tcp), Some(tls)) => start_tls(tcp, tls).await?,
                     (mut stream, _) => {
-                        stream.write_all(b"N").await?;
+                        send(&mut stream, b"N").await?;
                         stream
                     }
                 };
             }
             StartupPacket::GssEncRequest if !gss_asked && !stream.is_tls() => {
                 gss_asked = true;
-                stream.write_all(b"N").await?;
+                send(&mut stream, b"N").await?;
             }
             StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
                 let error = PgError::fatal(
@@ -279,7 +282,7 @@ async fn authenticate(
     user: &str,
 ) -> io::Result<bool> {
     backend::authentication_sasl(out, &[SCRAM_SHA_256]);
-    stream.write_all(out).await?;
+    send(stream, out).await?;
     out.clear();
     let mut exchange = ScramServer::new(verifier);
 
@@ -293,7 +296,7 @@ async fn authenticate(
             .map_err(AuthFailure::Scram)?;
         let mut msg = BytesMut::new();
         backend::authentication_sasl_continue(&mut msg, &server_first);
-        stream.write_all(&msg).await.map_err(AuthFailure::Io)?;
+        send(stream, &msg).await.map_err(AuthFailure::Io)?;
         let client_final = read_password_message(stream).await?;
         exchange
             .client_final(&client_final)
@@ -372,6 +375,11 @@ fn split_initial_response(body: &[u8]) -> Option<(&str, &[u8])> {
 }
 
 /// Sends a FATAL to a client that is not logged in; the caller then closes the socket.
+async fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
 /// Over TLS it also sends close_notify, as a PostgreSQL backend does, so the client reads the
 /// error and a clean end rather than a truncated stream.
 async fn refuse(stream: &mut Stream, error: &PgError) -> io::Result<()> {
