@@ -1,5 +1,6 @@
-//! The accept loop: one task per client, the `PGWARM_MAX_CLIENT_CONN` count, and the stop
-//! signal.
+//! The accept loop: one task per client, the `PGWARM_MAX_CLIENT_CONN` count, and the stop:
+//! no new clients, every session told to end, and a bounded wait for them to close their
+//! server connections.
 
 use crate::client::{self, Shared};
 use std::future::Future;
@@ -7,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 /// Counts live client connections; decrements when a client task ends, however it ends.
@@ -18,9 +20,14 @@ impl Drop for ClientSlot {
     }
 }
 
-/// Accepts clients until `stop` completes.
-pub async fn run(listener: TcpListener, shared: Arc<Shared>, stop: impl Future<Output = ()>) {
+/// Accepts clients until `stop` completes; returns the client tasks, which keep running.
+pub async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: impl Future<Output = ()>,
+) -> TaskTracker {
     let clients = Arc::new(AtomicUsize::new(0));
+    let tasks = TaskTracker::new();
     let max = shared.settings.max_client_conn;
     tokio::pin!(stop);
     loop {
@@ -38,15 +45,35 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, stop: impl Future<O
                 let active = clients.fetch_add(1, Ordering::Relaxed) + 1;
                 let slot = ClientSlot(Arc::clone(&clients));
                 let shared = Arc::clone(&shared);
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let _slot = slot;
                     client::serve(shared, stream, peer, active > max).await;
                 });
             }
             () = &mut stop => {
                 info!("stopping: no new clients are accepted");
-                return;
+                return tasks;
             }
         }
     }
+}
+
+/// Ends every session (clients get FATAL 57P01, their server connections Terminate), waits up to
+/// `budget` for them, then closes the idle server connections. Returns whether every session
+/// ended in time; those that did not are cut off when the process exits.
+pub async fn stop(shared: &Shared, sessions: TaskTracker, budget: Duration) -> bool {
+    shared.shutdown.cancel();
+    sessions.close();
+    let open = sessions.len();
+    let in_time = tokio::time::timeout(budget, sessions.wait()).await.is_ok();
+    shared.pool.close();
+    if in_time {
+        info!(sessions = open, "every client session ended");
+    } else {
+        warn!(
+            sessions = sessions.len(),
+            "client sessions still open at the shutdown deadline"
+        );
+    }
+    in_time
 }

@@ -10,7 +10,12 @@ use pgwarm::server::TlsSetup;
 use pgwarm::{listener, logging};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{error, info};
+
+/// How long sessions get to close their server connections once pgwarm is told to stop; Lambda
+/// allows extensions 2 s for SHUTDOWN, of which the runtime may take 300 ms.
+const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1000);
 
 fn main() -> ExitCode {
     let settings = match Settings::from_env() {
@@ -80,8 +85,8 @@ async fn serve(settings: Settings, tls: Arc<TlsSetup>, client_tls: Option<Client
         "pgwarm listening"
     );
     let shared = Arc::new(Shared::new(settings, Arc::clone(&pool), client_tls));
-    listener::run(listener, shared, stop_signal()).await;
-    pool.close();
+    let sessions = listener::run(listener, Arc::clone(&shared), stop_signal()).await;
+    listener::stop(&shared, sessions, SHUTDOWN_BUDGET).await;
     ExitCode::SUCCESS
 }
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tls::ClientTls;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 /// A client that has not finished logging in by then is dropped, so idle sockets cannot hold
@@ -36,6 +37,8 @@ pub struct Shared {
     pub known_statements: Arc<KnownStatements>,
     /// None when `PGWARM_CLIENT_TLS=off`.
     pub client_tls: Option<ClientTls>,
+    /// Cancelled when pgwarm stops: every session closes its client and server connection.
+    pub shutdown: CancellationToken,
 }
 
 impl Shared {
@@ -51,6 +54,7 @@ impl Shared {
             verifier,
             known_statements: Arc::default(),
             client_tls,
+            shutdown: CancellationToken::new(),
         }
     }
 }
@@ -58,8 +62,11 @@ impl Shared {
 /// Serves one client connection from login to close.
 pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, over_limit: bool) {
     let _ = tcp.set_nodelay(true);
-    let login =
-        tokio::time::timeout(LOGIN_TIMEOUT, handshake::open(tcp, &shared, over_limit)).await;
+    let opening = tokio::time::timeout(LOGIN_TIMEOUT, handshake::open(tcp, &shared, over_limit));
+    let login = tokio::select! {
+        login = opening => login,
+        () = shared.shutdown.cancelled() => return,
+    };
     let (stream, login) = match login {
         Ok(Ok(Some(opened))) => opened,
         Ok(Ok(None)) => return,

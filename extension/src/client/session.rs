@@ -9,7 +9,7 @@ use super::Shared;
 use crate::config::PoolMode;
 use crate::pool::{Checkout, PoolError};
 use crate::protocol::{sqlstate, PgError};
-use crate::server::{ServerError, SessionSettings};
+use crate::server::{self, ServerError, SessionSettings};
 use crate::stream::Stream;
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -29,6 +29,9 @@ enum End {
     ClientGone,
     /// Send this to the client, then close it.
     Error(PgError),
+    /// pgwarm is stopping: tell the client, and close the server connection at once with
+    /// Terminate (the database rolls back whatever was open) rather than clean it for reuse.
+    Shutdown,
 }
 
 pub struct Session<'a> {
@@ -81,7 +84,11 @@ impl<'a> Session<'a> {
     }
 
     pub async fn run(mut self) {
-        let end = self.relay_loop().await;
+        let shutdown = self.shared.shutdown.clone();
+        let end = tokio::select! {
+            end = self.relay_loop() => end,
+            () = shutdown.cancelled() => End::Shutdown,
+        };
         self.finish(end).await;
     }
 
@@ -270,8 +277,17 @@ impl<'a> Session<'a> {
     /// Tells the client why it is closed (if it is), then makes the server connection clean
     /// for the next client or closes it.
     async fn finish(mut self, end: End) {
+        let shutdown = PgError::fatal(
+            sqlstate::ADMIN_SHUTDOWN,
+            "terminating connection because pgwarm is shutting down",
+        );
         let farewell = async {
-            if let End::Error(error) = &end {
+            let error = match &end {
+                End::Error(error) => Some(error),
+                End::Shutdown => Some(&shutdown),
+                End::ClientGone => None,
+            };
+            if let Some(error) = error {
                 debug!(client = self.key.pid(), %error, "closing client");
                 if self.relay.queue_error(error) {
                     self.relay.flush_client(&mut self.client).await?;
@@ -285,6 +301,18 @@ impl<'a> Session<'a> {
         let Some(mut server) = self.server.take() else {
             return;
         };
+        if matches!(end, End::Shutdown) {
+            if !self.relay.at_rest() {
+                // A backend running a query reads Terminate only when the query ends: cancel it.
+                let target = server.cancel_target();
+                let timeout = self.shared.settings.connect_timeout;
+                if let Err(e) = server::send_cancel(&target, self.shared.pool.tls(), timeout).await
+                {
+                    info!(server = server.id(), error = %e, "could not cancel a running query at shutdown");
+                }
+            }
+            return;
+        }
         if !self.relay.at_rest() {
             debug!(
                 server = server.id(),
