@@ -101,6 +101,9 @@ pub struct Settings {
     pub target: TargetSettings,
     pub pool_mode: PoolMode,
     pub pool_size: usize,
+    /// Server connections opened during Lambda Init (or at start-up standalone), before the
+    /// first client asks; 0 opens none until then.
+    pub min_pool_size: usize,
     pub max_client_conn: usize,
     pub server_check_delay: Duration,
     pub query_wait_timeout: Duration,
@@ -160,6 +163,8 @@ pub mod defaults {
     pub const MAX_MESSAGE_SIZE: usize = (1 << 30) - 1;
     pub const WORKER_THREADS: usize = 1;
     pub const MAX_PREPARED_STATEMENTS: usize = 200;
+    /// The most server connections the Managed Instances default gives one environment.
+    pub const MANAGED_INSTANCES_MAX_POOL_SIZE: usize = 20;
 }
 
 impl Settings {
@@ -226,7 +231,26 @@ impl Settings {
                 ))
             }
         };
-        let pool_size = env.positive("PGWARM_POOL_SIZE", defaults::POOL_SIZE)?;
+        let managed_instances = in_lambda
+            && env.get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref()
+                == Some("lambda-managed-instances");
+        let pool_size_default = match env.get("AWS_LAMBDA_MAX_CONCURRENCY") {
+            Some(raw) if managed_instances => managed_instances_pool_size(&raw)?,
+            _ => defaults::POOL_SIZE,
+        };
+        let pool_size = env.positive("PGWARM_POOL_SIZE", pool_size_default)?;
+        let min_pool_size = env.parse_or(
+            "PGWARM_MIN_POOL_SIZE",
+            0,
+            "expected a whole number (0 opens no connection before a client needs one)",
+        )?;
+        if min_pool_size > pool_size {
+            return Err(invalid(
+                "PGWARM_MIN_POOL_SIZE",
+                &min_pool_size.to_string(),
+                &format!("cannot exceed PGWARM_POOL_SIZE ({pool_size})"),
+            ));
+        }
         let max_client_conn = env.positive("PGWARM_MAX_CLIENT_CONN", defaults::MAX_CLIENT_CONN)?;
         let max_message_size =
             env.positive("PGWARM_MAX_MESSAGE_SIZE", defaults::MAX_MESSAGE_SIZE)?;
@@ -254,6 +278,7 @@ impl Settings {
             },
             pool_mode,
             pool_size,
+            min_pool_size,
             max_client_conn,
             server_check_delay: env
                 .duration("PGWARM_SERVER_CHECK_DELAY", defaults::SERVER_CHECK_DELAY)?,
@@ -324,6 +349,24 @@ fn parse_sslmode(env: &Env<'_>, host: &str) -> Result<SslMode, ConfigError> {
             ))
         }
     })
+}
+
+/// On Lambda Managed Instances one environment serves up to `AWS_LAMBDA_MAX_CONCURRENCY`
+/// requests at once. In transaction mode a connection is held only during a transaction, so that
+/// many is an upper bound; it is capped like PgBouncer's `default_pool_size` (20) so that many
+/// environments cannot exhaust the database's `max_connections`.
+fn managed_instances_pool_size(raw: &str) -> Result<usize, ConfigError> {
+    let concurrency: usize = raw.trim().parse().map_err(|_| {
+        invalid(
+            "AWS_LAMBDA_MAX_CONCURRENCY",
+            raw,
+            "expected a whole number (set PGWARM_POOL_SIZE to override)",
+        )
+    })?;
+    Ok(concurrency.clamp(
+        defaults::POOL_SIZE,
+        defaults::MANAGED_INSTANCES_MAX_POOL_SIZE,
+    ))
 }
 
 fn parse_client_tls(env: &Env<'_>) -> Result<ClientTlsSettings, ConfigError> {
@@ -617,6 +660,58 @@ mod tests {
         .unwrap();
         assert_eq!(both.client_tls.mode, ClientTlsMode::Require);
         assert!(both.client_tls.cert_and_key.is_some());
+    }
+
+    #[test]
+    fn managed_instances_size_the_pool_from_their_concurrency() {
+        let base = [
+            ("PGWARM_DB_HOST", "db.example.com"),
+            ("PGWARM_DB_USER", "app"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            settings(&pairs)
+        };
+        let size = |c| {
+            with(&[("AWS_LAMBDA_MAX_CONCURRENCY", c)])
+                .unwrap()
+                .pool_size
+        };
+        assert_eq!(size("8"), 8);
+        assert_eq!(size("1"), 2);
+        assert_eq!(size("64"), 20);
+        let explicit = with(&[
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "64"),
+            ("PGWARM_POOL_SIZE", "5"),
+        ]);
+        assert_eq!(explicit.unwrap().pool_size, 5);
+        let err = with(&[("AWS_LAMBDA_MAX_CONCURRENCY", "many")]).unwrap_err();
+        assert!(
+            err.to_string().contains("AWS_LAMBDA_MAX_CONCURRENCY"),
+            "{err}"
+        );
+        // An on-demand environment ignores it.
+        let mut on_demand = base[..3].to_vec();
+        on_demand.push(("AWS_LAMBDA_MAX_CONCURRENCY", "64"));
+        assert_eq!(settings(&on_demand).unwrap().pool_size, 2);
+    }
+
+    #[test]
+    fn min_pool_size_stays_within_the_pool() {
+        let base = [("PGWARM_DB_HOST", "127.0.0.1"), ("PGWARM_DB_USER", "app")];
+        let mut pairs = base.to_vec();
+        pairs.push(("PGWARM_MIN_POOL_SIZE", "1"));
+        assert_eq!(settings(&pairs).unwrap().min_pool_size, 1);
+        pairs.push(("PGWARM_POOL_SIZE", "1"));
+        pairs[2] = ("PGWARM_MIN_POOL_SIZE", "3");
+        let err = settings(&pairs).unwrap_err().to_string();
+        assert!(
+            err.contains("PGWARM_MIN_POOL_SIZE") && err.contains("PGWARM_POOL_SIZE (1)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! execution environment (and, the same binary, standalone).
 //!
 //! Data flows one way through the modules: [`config`] → [`credentials`] → [`protocol`] →
-//! [`server`] → [`pool`] → [`client`] → [`listener`]; `main.rs` only wires them together;
-//! [`stream`] is the socket type both ends share.
+//! [`server`] → [`pool`] → [`client`] → [`listener`] → [`lambda`]; `main.rs` only wires them
+//! together. [`stream`] is the socket type both ends share.
 //! `docs/ARCHITECTURE.md` follows a connection through them.
 
 pub mod client;
 pub mod config;
 pub mod credentials;
+pub mod lambda;
 pub mod listener;
 pub mod logging;
 pub mod pool;

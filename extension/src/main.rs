@@ -1,70 +1,88 @@
-//! The pgwarm binary: read the settings, start logging, bind the listener, serve until
-//! SIGTERM/SIGINT, then close the server connections with Terminate.
+//! The pgwarm binary: read the settings, start logging, bind the listener, register with Lambda
+//! when running inside it, serve until SHUTDOWN (Lambda) or SIGTERM/SIGINT, then end every
+//! session and close the server connections with Terminate.
+//!
+//! A configuration error goes to stderr and, inside Lambda, to the init-error call; the exit
+//! status is then 2.
 
 use pgwarm::client::tls::ClientTls;
 use pgwarm::client::Shared;
 use pgwarm::config::{ClientTlsMode, Settings};
 use pgwarm::credentials::StaticCredentials;
+use pgwarm::lambda::{self, LambdaEnv};
 use pgwarm::pool::{Pool, PoolSettings};
 use pgwarm::server::TlsSetup;
 use pgwarm::{listener, logging};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-/// How long sessions get to close their server connections once pgwarm is told to stop; Lambda
-/// allows extensions 2 s for SHUTDOWN, of which the runtime may take 300 ms.
+/// How long sessions get to close their server connections once pgwarm is told to stop. Lambda
+/// allows 2 s after SHUTDOWN, of which the runtime may take 300 ms; this leaves room for the
+/// rest of the stop and for the process to exit.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1000);
 
+/// What is kept back from the time Lambda says is left, for exiting after the sessions end.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(300);
+
 fn main() -> ExitCode {
+    let lambda = LambdaEnv::detect();
     let settings = match Settings::from_env() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("pgwarm: configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return config_error(lambda, &e.to_string()),
     };
     if let Err(e) = logging::init(&settings) {
-        eprintln!("pgwarm: configuration error: {e}");
-        return ExitCode::from(2);
+        return config_error(lambda, &e.to_string());
     }
     let tls = match TlsSetup::new(settings.target.sslmode, settings.ssl_root_cert.as_deref()) {
         Ok(tls) => Arc::new(tls),
-        Err(e) => {
-            eprintln!("pgwarm: configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return config_error(lambda, &e.to_string()),
     };
     let client_tls = match settings.client_tls.mode {
         ClientTlsMode::Off => None,
         ClientTlsMode::On | ClientTlsMode::Require => match ClientTls::new(&settings.client_tls) {
             Ok(tls) => Some(tls),
-            Err(e) => {
-                eprintln!("pgwarm: configuration error: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return config_error(lambda, &e.to_string()),
         },
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(settings.worker_threads) {
         Ok(rt) => rt,
         Err(e) => {
             error!(error = %e, "could not start the runtime");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(settings, tls, client_tls))
+    runtime.block_on(serve(settings, tls, client_tls, lambda))
 }
 
-async fn serve(settings: Settings, tls: Arc<TlsSetup>, client_tls: Option<ClientTls>) -> ExitCode {
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
+async fn serve(
+    settings: Settings,
+    tls: Arc<TlsSetup>,
+    client_tls: Option<ClientTls>,
+    lambda: Option<LambdaEnv>,
+) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(settings.listen).await {
         Ok(l) => l,
         Err(e) => {
-            error!(listen = %settings.listen, error = %e, "could not listen (PGWARM_LISTEN)");
-            return ExitCode::FAILURE;
+            let message = format!(
+                "could not listen on {} (PGWARM_LISTEN): {e}",
+                settings.listen
+            );
+            return report_error(lambda, &message).await;
         }
     };
     let credentials = Arc::new(StaticCredentials::new(&settings.target));
@@ -84,10 +102,76 @@ async fn serve(settings: Settings, tls: Arc<TlsSetup>, client_tls: Option<Client
         },
         "pgwarm listening"
     );
+    let prefill = settings.min_pool_size;
     let shared = Arc::new(Shared::new(settings, Arc::clone(&pool), client_tls));
-    let sessions = listener::run(listener, Arc::clone(&shared), stop_signal()).await;
-    listener::stop(&shared, sessions, SHUTDOWN_BUDGET).await;
+
+    let budget = match lambda {
+        None => {
+            if prefill > 0 {
+                let opened = pool.prefill(prefill).await;
+                info!(
+                    opened,
+                    "opened server connections ahead of clients (PGWARM_MIN_POOL_SIZE)"
+                );
+            }
+            let sessions = listener::run(listener, Arc::clone(&shared), stop_signal()).await;
+            listener::stop(&shared, sessions, SHUTDOWN_BUDGET).await;
+            return ExitCode::SUCCESS;
+        }
+        Some(env) => match lambda::start(env, Arc::clone(&pool), prefill).await {
+            Ok(shutdown) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let stop = async move {
+                    tokio::select! {
+                        left = shutdown.wait() => { let _ = tx.send(left); }
+                        () = stop_signal() => {}
+                    }
+                };
+                let sessions = listener::run(listener, Arc::clone(&shared), stop).await;
+                let left = rx.await.unwrap_or(SHUTDOWN_BUDGET + SHUTDOWN_MARGIN);
+                let budget = SHUTDOWN_BUDGET.min(left.saturating_sub(SHUTDOWN_MARGIN));
+                listener::stop(&shared, sessions, budget).await;
+                budget
+            }
+            Err(e) => {
+                error!(error = %e, "could not register with Lambda");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    info!(budget_ms = budget.as_millis() as u64, "pgwarm stopped");
     ExitCode::SUCCESS
+}
+
+/// A configuration error found before the runtime exists.
+fn config_error(lambda: Option<LambdaEnv>, message: &str) -> ExitCode {
+    if lambda.is_none() {
+        eprintln!("pgwarm: configuration error: {message}");
+        return ExitCode::from(2);
+    }
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(report_error(lambda, message)),
+        Err(_) => {
+            eprintln!("pgwarm: configuration error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Says why pgwarm cannot start: on stderr (the function's log in Lambda) and, inside Lambda,
+/// through the init-error call so that Init fails with this message.
+async fn report_error(lambda: Option<LambdaEnv>, message: &str) -> ExitCode {
+    eprintln!("pgwarm: configuration error: {message}");
+    if lambda.is_some() {
+        if let Err(e) = lambda::report_init_error(message).await {
+            warn!(error = %e, "could not report the error to Lambda");
+            eprintln!("pgwarm: could not report the error to Lambda: {e}");
+        }
+    }
+    ExitCode::from(2)
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -194,6 +194,68 @@ impl Pool {
             .ok_or(PoolError::Server(ServerError::Closed))
     }
 
+    /// Opens up to `n` server connections at once and leaves them idle, so the first clients
+    /// find them ready (`PGWARM_MIN_POOL_SIZE`, during Lambda Init). Returns how many it opened.
+    pub async fn prefill(self: &Arc<Pool>, n: usize) -> usize {
+        let mut opens = tokio::task::JoinSet::new();
+        for _ in 0..n.min(self.settings.size) {
+            let pool = Arc::clone(self);
+            opens.spawn(async move { pool.checkout().await });
+        }
+        // Held until all are open, so each checkout opens a connection of its own.
+        let mut opened = Vec::new();
+        while let Some(done) = opens.join_next().await {
+            match done {
+                Ok(Ok(conn)) => opened.push(conn),
+                Ok(Err(e)) => {
+                    warn!(error = %e, "could not open a server connection ahead of clients")
+                }
+                Err(e) => warn!(error = %e, "opening a server connection ahead of clients failed"),
+            }
+        }
+        let n = opened.len();
+        for conn in opened {
+            conn.release();
+        }
+        n
+    }
+
+    /// Validates, all at once, the idle connections that sat longer than
+    /// `PGWARM_SERVER_CHECK_DELAY`, replacing the dead ones. Run when Lambda thaws the environment, so that the handler's first query, which
+    /// starts at the same moment, meets a live connection instead of paying for the check or the
+    /// replacement itself. Returns how many were checked.
+    pub async fn check_idle(self: &Arc<Pool>) -> usize {
+        let stale: Vec<ServerConn> = {
+            let mut state = self.lock();
+            let delay = self.settings.server_check_delay;
+            let (stale, fresh) = std::mem::take(&mut state.idle)
+                .into_iter()
+                .partition(|conn: &ServerConn| conn.idle_for() >= delay);
+            state.idle = fresh;
+            stale
+        };
+        let checked = stale.len();
+        let mut checks = tokio::task::JoinSet::new();
+        for conn in stale {
+            let pool = Arc::clone(self);
+            checks.spawn(async move {
+                let slot = Checkout {
+                    conn: None,
+                    pool: Arc::clone(&pool),
+                    released: false,
+                };
+                match pool.validate(slot, conn).await {
+                    Ok(checked) => checked.release(),
+                    Err(e) => {
+                        info!(error = %e, "could not replace a server connection after the thaw")
+                    }
+                }
+            });
+        }
+        while checks.join_next().await.is_some() {}
+        checked
+    }
+
     /// Closes idle connections with Terminate and refuses new checkouts. Checked-out connections
     /// are closed when their clients finish.
     pub fn close(&self) {

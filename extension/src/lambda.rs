@@ -1,0 +1,203 @@
+//! Life as an AWS Lambda external extension (when `AWS_LAMBDA_RUNTIME_API` is set), through the
+//! `lambda-extension` crate: register as `pgwarm` once the listener is bound, so the handler can
+//! connect from its first line; on INVOKE (the environment was just thawed) validate the pool's
+//! idle connections while the handler starts; on SHUTDOWN hand the deadline to `main`, which
+//! stops everything inside it. A configuration error is reported through the init-error call, so
+//! the function's Init fails with the message in its logs.
+//!
+//! On Lambda Managed Instances environments are never frozen and INVOKE may not be registered
+//! for: pgwarm registers for SHUTDOWN only.
+
+use crate::pool::Pool;
+use lambda_extension::requests::{init_error, ErrorRequest};
+use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+
+/// The name Lambda knows the extension by (and the file name in the layer, `extensions/pgwarm`).
+pub const EXTENSION_NAME: &str = "pgwarm";
+
+/// The `Lambda-Extension-Function-Error-Type` of a configuration error.
+const CONFIG_ERROR_TYPE: &str = "Extension.ConfigError";
+
+#[derive(Debug, Error)]
+#[error("Lambda Extensions API: {0}")]
+pub struct LambdaError(String);
+
+impl From<lambda_extension::Error> for LambdaError {
+    fn from(e: lambda_extension::Error) -> LambdaError {
+        LambdaError(e.to_string())
+    }
+}
+
+/// Which Lambda this is, read once at start-up.
+#[derive(Debug, Clone, Copy)]
+pub struct LambdaEnv {
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances`.
+    pub managed_instances: bool,
+}
+
+impl LambdaEnv {
+    /// `None` outside Lambda (no `AWS_LAMBDA_RUNTIME_API`): pgwarm runs standalone.
+    pub fn detect() -> Option<LambdaEnv> {
+        std::env::var_os("AWS_LAMBDA_RUNTIME_API")?;
+        let managed_instances = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref()
+            == Ok("lambda-managed-instances");
+        Some(LambdaEnv { managed_instances })
+    }
+
+    fn events(&self) -> &'static [&'static str] {
+        if self.managed_instances {
+            &["SHUTDOWN"]
+        } else {
+            &["INVOKE", "SHUTDOWN"]
+        }
+    }
+}
+
+/// Completes when Lambda sends SHUTDOWN, with the time left until its deadline.
+pub struct Shutdown(oneshot::Receiver<Duration>);
+
+impl Shutdown {
+    /// The time left before Lambda kills the process; zero if the event loop ended without one.
+    pub async fn wait(self) -> Duration {
+        self.0.await.unwrap_or_default()
+    }
+}
+
+/// Registers with the Extensions API, opens `prefill` server connections while Init is still
+/// under way (the environment is not frozen until pgwarm asks for its first event), then follows
+/// the events in a task of its own.
+pub async fn start(
+    env: LambdaEnv,
+    pool: Arc<Pool>,
+    prefill: usize,
+) -> Result<Shutdown, LambdaError> {
+    let (tx, rx) = oneshot::channel();
+    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+    let events_pool = Arc::clone(&pool);
+    let processor = service_fn(move |event: LambdaEvent| {
+        let pool = Arc::clone(&events_pool);
+        let tx = Arc::clone(&tx);
+        async move {
+            match event.next {
+                NextEvent::Invoke(invoke) => {
+                    debug!(request = %invoke.request_id, "INVOKE");
+                    // The handler is starting right now; it must not wait for this.
+                    tokio::spawn(async move {
+                        let checked = pool.check_idle().await;
+                        if checked > 0 {
+                            debug!(checked, "validated idle server connections after the thaw");
+                        }
+                    });
+                }
+                NextEvent::Shutdown(shutdown) => {
+                    let left = time_left(shutdown.deadline_ms);
+                    info!(reason = %shutdown.shutdown_reason, left_ms = left.as_millis() as u64, "SHUTDOWN");
+                    if let Some(tx) = tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        let _ = tx.send(left);
+                    }
+                }
+            }
+            // An error here would be reported to Lambda as an init error: never return one.
+            Ok::<(), lambda_extension::Error>(())
+        }
+    });
+    let registered = Extension::new()
+        .with_extension_name(EXTENSION_NAME)
+        .with_events(env.events())
+        .with_events_processor(processor)
+        .register()
+        .await?;
+    info!(
+        events = ?env.events(),
+        function = %registered.function_name,
+        "registered with the Lambda Extensions API"
+    );
+    if prefill > 0 {
+        let opened = pool.prefill(prefill).await;
+        info!(
+            opened,
+            "opened server connections during Init (PGWARM_MIN_POOL_SIZE)"
+        );
+    }
+    tokio::spawn(async move {
+        // Returns only on an error; after SHUTDOWN, main exits without waiting for it.
+        if let Err(e) = registered.run().await {
+            warn!(error = %e, "the Lambda event loop ended");
+        }
+    });
+    Ok(Shutdown(rx))
+}
+
+/// Tells Lambda that Init failed because of `message` (which names the variable and never holds
+/// a secret). The call needs a registration, so pgwarm registers first, for SHUTDOWN only.
+pub async fn report_init_error(message: &str) -> Result<(), LambdaError> {
+    let registered = Extension::new()
+        .with_extension_name(EXTENSION_NAME)
+        .with_events(&["SHUTDOWN"])
+        .register()
+        .await?;
+    let request = init_error(
+        &registered.extension_id,
+        CONFIG_ERROR_TYPE,
+        Some(ErrorRequest {
+            error_message: message,
+            error_type: CONFIG_ERROR_TYPE,
+            stack_trace: vec![],
+        }),
+    )?;
+    let client = lambda_runtime_api_client::Client::builder()
+        .build()
+        .map_err(|e| LambdaError(e.to_string()))?;
+    let response = client
+        .call(request)
+        .await
+        .map_err(|e| LambdaError(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(LambdaError(format!(
+            "init/error answered {}",
+            response.status()
+        )));
+    }
+    Ok(())
+}
+
+/// The time from now until `deadline_ms` (milliseconds since the epoch).
+fn time_left(deadline_ms: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_millis(deadline_ms).saturating_sub(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn managed_instances_register_for_shutdown_only() {
+        let on_demand = LambdaEnv {
+            managed_instances: false,
+        };
+        assert_eq!(on_demand.events(), ["INVOKE", "SHUTDOWN"]);
+        let managed = LambdaEnv {
+            managed_instances: true,
+        };
+        assert_eq!(managed.events(), ["SHUTDOWN"]);
+    }
+
+    #[test]
+    fn the_time_left_never_goes_negative() {
+        assert_eq!(time_left(0), Duration::ZERO);
+        let soon = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 60_000;
+        assert!(time_left(soon) > Duration::from_secs(50));
+    }
+}
