@@ -3,6 +3,8 @@
 //! - [`cluster`]: one throwaway PostgreSQL cluster per test binary (SCRAM on 127.0.0.1, a free
 //!   port), with [`PgCluster::fresh_target`] giving every test its own role and database.
 //! - [`Pgwarm`]: the real `pgwarm` binary in standalone mode, pointed at a [`Target`].
+//! - [`Lambda`]: lambda-simulator driving pgwarm as an extension and `handler-example` as the
+//!   function, with freeze and thaw.
 //! - [`Pgbouncer`], [`Moto`]: real peers (PgBouncer for chaining, moto_server as Secrets Manager).
 //! - [`tool`]: external programs (psql, pgbench, pgbouncer, moto_server); a missing one is a test
 //!   failure that names the package to install, never a silent skip.
@@ -10,6 +12,7 @@
 //! Everything here may panic: it is test code, and every panic says what failed and shows the
 //! captured output or log.
 
+mod lambda;
 mod peers;
 mod pg;
 mod pooler;
@@ -17,12 +20,13 @@ mod tls;
 mod tools;
 mod wire;
 
+pub use lambda::{lambda_env, InitError, InitErrorProxy, Lambda};
 pub use peers::{json_string, Moto, Pgbouncer};
 pub use pg::{
     cluster, io_runtime, quote_ident, quote_literal, server_bindir, simple_rows, try_server_bindir,
     PgCluster, Target,
 };
-pub use pooler::{find_pgwarm_bin, pgwarm_bin, Pgwarm, PgwarmBuilder};
+pub use pooler::{find_pgwarm_bin, pgwarm_bin, workspace_bin, Pgwarm, PgwarmBuilder};
 pub use tls::{
     client_config_without_checks, tls_verifying, tls_without_checks, SeenCertificates, TestCerts,
 };

@@ -22,19 +22,34 @@ pub fn pgwarm_bin() -> PathBuf {
 }
 
 /// The logic behind [`pgwarm_bin`], with the `PGWARM_BIN` value passed in (testable without
-/// touching the process environment). An explicit path must exist; otherwise
-/// `$CARGO_TARGET_DIR/debug/pgwarm` (relative to the workspace when relative) or
-/// `<workspace>/target/debug/pgwarm`, and as a last resort the `pgwarm` next to the running test
-/// binary's `deps/` directory (covers `--target` and `--release` layouts).
+/// touching the process environment). An explicit path must exist; otherwise as
+/// [`workspace_bin`] finds it.
 pub fn find_pgwarm_bin(pgwarm_bin_env: Option<&Path>) -> Result<PathBuf, String> {
-    const HINT: &str = "build it with `cargo build --workspace`";
     if let Some(p) = pgwarm_bin_env {
         return if p.is_file() {
             Ok(p.to_path_buf())
         } else {
-            Err(format!("PGWARM_BIN={} does not exist: {HINT}", p.display()))
+            Err(format!(
+                "PGWARM_BIN={} does not exist: {BUILD_HINT}",
+                p.display()
+            ))
         };
     }
+    find_workspace_bin("pgwarm")
+}
+
+const BUILD_HINT: &str = "build it with `cargo build --workspace`";
+
+/// Path of one of the workspace's binaries (`pgwarm`, `handler-example`); panics with how to
+/// build it if it is missing.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    find_workspace_bin(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `$CARGO_TARGET_DIR/debug/<name>` (relative to the workspace when relative) or
+/// `<workspace>/target/debug/<name>`, and as a last resort the one next to the running test
+/// binary's `deps/` directory (covers `--target` and `--release` layouts).
+fn find_workspace_bin(name: &str) -> Result<PathBuf, String> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ has a parent (the workspace)")
@@ -44,19 +59,19 @@ pub fn find_pgwarm_bin(pgwarm_bin_env: Option<&Path>) -> Result<PathBuf, String>
         Some(t) => workspace.join(t),
         None => workspace.join("target"),
     };
-    let primary = target_dir.join("debug").join("pgwarm");
+    let primary = target_dir.join("debug").join(name);
     if primary.is_file() {
         return Ok(primary);
     }
-    // <target>/<profile>/deps/<test binary> -> <target>/<profile>/pgwarm
+    // <target>/<profile>/deps/<test binary> -> <target>/<profile>/<name>
     let beside_tests = std::env::current_exe()
         .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("pgwarm")));
+        .and_then(|exe| Some(exe.parent()?.parent()?.join(name)));
     if let Some(p) = beside_tests.filter(|p| p.is_file()) {
         return Ok(p);
     }
     Err(format!(
-        "the pgwarm binary {} does not exist: {HINT}",
+        "the {name} binary {} does not exist: {BUILD_HINT}",
         primary.display()
     ))
 }
