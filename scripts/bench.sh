@@ -158,20 +158,7 @@ pidfile = $WORK/pgbouncer.pid
 EOF
 echo "\"bench\" \"$BENCH_PASSWORD\"" >"$WORK/userlist.txt"
 chmod 600 "$WORK/userlist.txt"
-touch "$WORK/pgbouncer.log"
-is_root && chown postgres: "$WORK/pgbouncer.ini" "$WORK/userlist.txt" "$WORK/pgbouncer.log"
-say "starting PgBouncer ($(pgbouncer --version 2>/dev/null | head -n 1)) on 127.0.0.1:$PGBOUNCER_PORT"
-# Foreground (no -d), as a background job of this script, so its errors show in the log. setpriv
-# execs PgBouncer directly, so $! is PgBouncer itself.
-if is_root; then
-    setpriv --reuid=postgres --regid=postgres --init-groups -- \
-        pgbouncer "$WORK/pgbouncer.ini" </dev/null >>"$WORK/pgbouncer.log" 2>&1 &
-else
-    pgbouncer "$WORK/pgbouncer.ini" </dev/null >>"$WORK/pgbouncer.log" 2>&1 &
-fi
-PGBOUNCER_PID=$!
-common_on_exit pid "$PGBOUNCER_PID"
-wait_listening pgbouncer "$PGBOUNCER_PID" "$PGBOUNCER_PORT" "$WORK/pgbouncer.log"
+pgbouncer_start "$PGBOUNCER_PORT" "$WORK/pgbouncer.ini" "$WORK/pgbouncer.log" "$WORK/userlist.txt"
 
 target_port() {
     case "$1" in
@@ -194,65 +181,6 @@ done
 # ---- pooler CPU time ---------------------------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 [[ "$CLK_TCK" =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
-
-# proc_stat PID: prints "COMM PPID TICKS" from /proc/PID/stat, TICKS being utime+stime (fields 14
-# and 15: the whole process, all threads). Fails if there is no such process. COMM is what sits
-# between the first "(" and the last ")", so a name holding spaces or parentheses parses too.
-proc_stat() {
-    local line comm rest f
-    read -r line 2>/dev/null <"/proc/$1/stat" || return 1
-    comm=${line#*(}
-    comm=${comm%)*}
-    rest=${line##*) }
-    read -r -a f <<<"$rest"
-    # f[0] is field 3 (state): field 4 (ppid) is f[1], fields 14 and 15 are f[11] and f[12].
-    [[ "${f[11]:-}" =~ ^[0-9]+$ && "${f[12]:-}" =~ ^[0-9]+$ ]] || return 1
-    echo "${comm// /_} ${f[1]} $((f[11] + f[12]))"
-}
-
-# real_pid NAME PID [PIDFILE]: the pid of the process named NAME (/proc/PID/comm) that PID stands
-# for: PID itself if it is NAME, else the pid in PIDFILE, else a descendant of PID (a wrapper such
-# as runuser forks rather than execs). Fails if none of them is NAME.
-real_pid() {
-    local name=$1 pid=$2 pidfile=${3:-} comm ppid _ p d
-    local -a cand=("$pid") queue=()
-    if [ -n "$pidfile" ] && [ -r "$pidfile" ]; then
-        read -r p <"$pidfile" || true
-        [[ "${p:-}" =~ ^[0-9]+$ ]] && cand+=("$p")
-    fi
-    for p in "${cand[@]}"; do
-        read -r comm _ _ < <(proc_stat "$p") || continue
-        if [ "$comm" = "$name" ]; then
-            echo "$p"
-            return 0
-        fi
-    done
-    queue=("$pid")
-    while [ "${#queue[@]}" -gt 0 ]; do
-        p=${queue[0]}
-        queue=("${queue[@]:1}")
-        for d in /proc/[0-9]*; do
-            d=${d#/proc/}
-            read -r comm ppid _ < <(proc_stat "$d") || continue
-            [ "$ppid" = "$p" ] || continue
-            if [ "$comm" = "$name" ]; then
-                echo "$d"
-                return 0
-            fi
-            queue+=("$d")
-        done
-    done
-    return 1
-}
-
-# cpu_ticks NAME PID: the process's utime+stime in clock ticks; fails if PID is gone or is no
-# longer NAME (so a recycled pid cannot be measured by mistake).
-cpu_ticks() {
-    local comm ticks
-    read -r comm _ ticks < <(proc_stat "$2") || return 1
-    [ "$comm" = "$1" ] || return 1
-    echo "$ticks"
-}
 
 # The processes to measure. PgBouncer runs under setpriv (execs) when we are root: check anyway
 # that the pid is PgBouncer itself, not a wrapper.
@@ -445,16 +373,6 @@ figure() {
         TPS) echo "${TPS[$2]:-FAILED}" ;;
         CPU) echo "${CPU[$2]:-FAILED}" ;;
     esac
-}
-
-# median VALUES...: the median of the numbers given ("-" if none).
-median() {
-    [ "$#" -gt 0 ] || {
-        echo "-"
-        return 0
-    }
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.6f", m }'
 }
 
 # summary TPS|CPU MODE CLIENTS TARGET: the median of that cell over the rounds, or "FAILED k/N" if

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Shared pieces of scripts/demo.sh, bench.sh and test.sh: install what is missing (apt), build the
-# workspace in release, run a throwaway PostgreSQL cluster and pgwarm on free ports on 127.0.0.1,
-# and stop everything again on exit.
+# Shared pieces of scripts/demo.sh, bench.sh, bench-connect.sh and test.sh: install what is
+# missing (apt), build the workspace in release, run a throwaway PostgreSQL cluster, pgwarm and
+# PgBouncer on free ports on 127.0.0.1, read a process's CPU time, and stop everything again on
+# exit.
 #
 # Sourcing this file only defines functions and variables. A script sets SCRIPT_NAME (used by
 # say/die; defaults to the script's file name), sources this file, and installs its own traps:
@@ -19,6 +20,7 @@
 #   make_workdir        WORK
 #   pg_start_cluster    PG_DATA, PG_PORT, PG_SUPERPASS, PG_LOG
 #   pgwarm_start        PGWARM_PORT, PGWARM_PID, PGWARM_PASSTHROUGH
+#   pgbouncer_start     PGBOUNCER_PID
 
 SCRIPT_NAME=${SCRIPT_NAME:-${0##*/}}
 
@@ -80,7 +82,7 @@ pg_bindir() {
 
 # Installs with apt whichever of the given Debian packages is missing, one line per install, then
 # checks that their programs are there. Packages: postgresql (server: initdb, pg_ctl; sets
-# PG_BIN), postgresql-client (psql, pgbench), pgbouncer.
+# PG_BIN), postgresql-client (psql, pgbench), pgbouncer, openssl (the CLI), python3-pip.
 install_missing() {
     local want pkg sudo=() apt_pkgs=()
     # Also look where Debian puts programs that are not always on PATH (pgbouncer is in /usr/sbin).
@@ -96,6 +98,7 @@ install_missing() {
             postgresql) pg_bindir >/dev/null || apt_pkgs+=(postgresql) ;;
             postgresql-client) { have psql && have pgbench; } || apt_pkgs+=(postgresql-client) ;;
             pgbouncer) have pgbouncer || apt_pkgs+=(pgbouncer) ;;
+            openssl) have openssl || apt_pkgs+=(openssl) ;;
             python3-pip) { have python3 && python3 -m pip --version >/dev/null 2>&1; } || apt_pkgs+=(python3-pip) ;;
             *) die "install_missing: unknown package '$want'" ;;
         esac
@@ -145,6 +148,9 @@ install_missing() {
                 ;;
             pgbouncer)
                 have pgbouncer || die "pgbouncer not found after install"
+                ;;
+            openssl)
+                have openssl || die "openssl not found after install"
                 ;;
         esac
     done
@@ -319,4 +325,99 @@ pgwarm_start() {
     PGWARM_PID=$!
     common_on_exit pid "$PGWARM_PID"
     wait_listening pgwarm "$PGWARM_PID" "$PGWARM_PORT" "$log"
+}
+
+# ---- PgBouncer ---------------------------------------------------------------------------------
+# pgbouncer_start PORT INI LOG [FILE...]: starts PgBouncer with INI (which listens on
+# 127.0.0.1:PORT and logs to LOG) and waits until it listens. It runs in the foreground (no -d) as
+# a background job of this script, so its errors show in LOG, and as `postgres` when we are root
+# (PgBouncer refuses root): INI, LOG and the FILEs it reads (auth_file, TLS key and certificate)
+# are handed to that user. Sets PGBOUNCER_PID: setpriv execs PgBouncer directly, so it is
+# PgBouncer itself.
+pgbouncer_start() {
+    local port=$1 ini=$2 log=$3
+    shift 3
+    touch "$log"
+    if is_root; then chown postgres: "$ini" "$log" "$@"; fi
+    say "starting PgBouncer ($(pgbouncer --version 2>/dev/null | head -n 1)) on 127.0.0.1:$port"
+    if is_root; then
+        setpriv --reuid=postgres --regid=postgres --init-groups -- \
+            pgbouncer "$ini" </dev/null >>"$log" 2>&1 &
+    else
+        pgbouncer "$ini" </dev/null >>"$log" 2>&1 &
+    fi
+    PGBOUNCER_PID=$!
+    common_on_exit pid "$PGBOUNCER_PID"
+    wait_listening pgbouncer "$PGBOUNCER_PID" "$port" "$log"
+}
+
+# ---- process CPU time --------------------------------------------------------------------------
+# proc_stat PID: prints "COMM PPID TICKS" from /proc/PID/stat, TICKS being utime+stime (fields 14
+# and 15: the whole process, all threads). Fails if there is no such process. COMM is what sits
+# between the first "(" and the last ")", so a name holding spaces or parentheses parses too.
+proc_stat() {
+    local line comm rest f
+    read -r line 2>/dev/null <"/proc/$1/stat" || return 1
+    comm=${line#*(}
+    comm=${comm%)*}
+    rest=${line##*) }
+    read -r -a f <<<"$rest"
+    # f[0] is field 3 (state): field 4 (ppid) is f[1], fields 14 and 15 are f[11] and f[12].
+    [[ "${f[11]:-}" =~ ^[0-9]+$ && "${f[12]:-}" =~ ^[0-9]+$ ]] || return 1
+    echo "${comm// /_} ${f[1]} $((f[11] + f[12]))"
+}
+
+# real_pid NAME PID [PIDFILE]: the pid of the process named NAME (/proc/PID/comm) that PID stands
+# for: PID itself if it is NAME, else the pid in PIDFILE, else a descendant of PID (a wrapper such
+# as runuser forks rather than execs). Fails if none of them is NAME.
+real_pid() {
+    local name=$1 pid=$2 pidfile=${3:-} comm ppid _ p d
+    local -a cand=("$pid") queue=()
+    if [ -n "$pidfile" ] && [ -r "$pidfile" ]; then
+        read -r p <"$pidfile" || true
+        [[ "${p:-}" =~ ^[0-9]+$ ]] && cand+=("$p")
+    fi
+    for p in "${cand[@]}"; do
+        read -r comm _ _ < <(proc_stat "$p") || continue
+        if [ "$comm" = "$name" ]; then
+            echo "$p"
+            return 0
+        fi
+    done
+    queue=("$pid")
+    while [ "${#queue[@]}" -gt 0 ]; do
+        p=${queue[0]}
+        queue=("${queue[@]:1}")
+        for d in /proc/[0-9]*; do
+            d=${d#/proc/}
+            read -r comm ppid _ < <(proc_stat "$d") || continue
+            [ "$ppid" = "$p" ] || continue
+            if [ "$comm" = "$name" ]; then
+                echo "$d"
+                return 0
+            fi
+            queue+=("$d")
+        done
+    done
+    return 1
+}
+
+# cpu_ticks NAME PID: the process's utime+stime in clock ticks; fails if PID is gone or is no
+# longer NAME (so a recycled pid cannot be measured by mistake).
+cpu_ticks() {
+    local comm ticks
+    read -r comm _ ticks < <(proc_stat "$2") || return 1
+    [ "$comm" = "$1" ] || return 1
+    echo "$ticks"
+}
+
+# ---- figures -----------------------------------------------------------------------------------
+# median VALUES...: the median of the numbers given ("-" if none).
+median() {
+    [ "$#" -gt 0 ] || {
+        echo "-"
+        return 0
+    }
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.6f", m }'
 }

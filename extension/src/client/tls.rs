@@ -75,6 +75,11 @@ impl ClientTls {
             .with_single_cert(chain, key)
             .map_err(ClientTlsError::Mismatch)?;
         config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+        // No resumption, as in PostgreSQL (which turns tickets and its session cache off): libpq
+        // never resumes, so tickets would be two records and a key derivation per login for
+        // nothing.
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(ClientTls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             self_signed,
