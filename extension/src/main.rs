@@ -7,8 +7,8 @@
 
 use pgwarm::client::tls::ClientTls;
 use pgwarm::client::Shared;
-use pgwarm::config::{ClientTlsMode, Settings};
-use pgwarm::credentials::StaticCredentials;
+use pgwarm::config::{ClientTlsMode, CredentialSettings, Settings};
+use pgwarm::credentials::{CredentialSource, SecretCredentials, StaticCredentials};
 use pgwarm::lambda::{self, LambdaEnv};
 use pgwarm::pool::{Pool, PoolSettings};
 use pgwarm::server::TlsSetup;
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     if let Err(e) = logging::init(&settings) {
         return config_error(lambda, &e.to_string());
     }
-    let tls = match TlsSetup::new(settings.target.sslmode, settings.ssl_root_cert.as_deref()) {
+    let tls = match TlsSetup::new(settings.sslmode, settings.ssl_root_cert.as_deref()) {
         Ok(tls) => Arc::new(tls),
         Err(e) => return config_error(lambda, &e.to_string()),
     };
@@ -85,14 +85,17 @@ async fn serve(
             return report_error(lambda, &message).await;
         }
     };
-    let credentials = Arc::new(StaticCredentials::new(&settings.target));
+    let credentials: Arc<dyn CredentialSource> = match &settings.credentials {
+        CredentialSettings::Static(target) => Arc::new(StaticCredentials::new(target)),
+        CredentialSettings::Secret(secret) => Arc::new(SecretCredentials::new(secret.clone())),
+    };
     let pool = Pool::new(PoolSettings::from(&settings), credentials, tls);
     info!(
         listen = %settings.listen,
-        database = %format!("{}:{}/{}", settings.target.host, settings.target.port, settings.target.dbname),
+        database = %settings.credentials.describe(),
         pool_mode = ?settings.pool_mode,
         pool_size = settings.pool_size,
-        sslmode = settings.target.sslmode.as_str(),
+        sslmode = settings.sslmode.as_str(),
         client_tls = match (&client_tls, settings.client_tls.mode) {
             (None, _) => "off",
             (Some(tls), ClientTlsMode::Require) if tls.self_signed => "required, self-signed certificate",

@@ -8,7 +8,7 @@
 //! client task fails half-way, so the count can never leak.
 
 use crate::config::Settings;
-use crate::credentials::CredentialSource;
+use crate::credentials::{CredentialSource, Credentials};
 use crate::server::{self, ServerConn, ServerError, TlsSetup};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -357,17 +357,46 @@ impl Pool {
     }
 
     /// Opens a new connection into a slot already counted in `open`. On failure the slot is
-    /// given back by the Checkout's drop.
+    /// given back by the Checkout's drop. A refused login (28P01, 28000) is retried once with
+    /// whatever the credential source offers instead (a rotated secret), so a rotation costs no
+    /// failed client.
     async fn open_into(&self, mut slot: Checkout) -> Result<Checkout, PoolError> {
         let creds = self
             .credentials
             .credentials()
             .await
             .map_err(ServerError::from)?;
+        let error = match self.connect(&creds).await {
+            Ok(conn) => {
+                slot.conn = Some(conn);
+                return Ok(slot);
+            }
+            Err(e) => e,
+        };
+        if matches!(error, ServerError::Rejected { .. }) {
+            let instead = match self.credentials.after_rejection(&creds).await {
+                Ok(instead) => instead,
+                Err(e) => {
+                    warn!(error = %e, "could not look for new credentials after a refused login");
+                    Vec::new()
+                }
+            };
+            for creds in instead {
+                if let Ok(conn) = self.connect(&creds).await {
+                    slot.conn = Some(conn);
+                    return Ok(slot);
+                }
+            }
+        }
+        Err(error.into())
+    }
+
+    /// One login, logged either way.
+    async fn connect(&self, creds: &Credentials) -> Result<ServerConn, ServerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let timeout = self.settings.connect_timeout;
-        match server::connect(&creds, &self.tls, "pgwarm", id, timeout).await {
+        match server::connect(creds, &self.tls, "pgwarm", id, timeout).await {
             Ok(conn) => {
                 info!(
                     server = id,
@@ -377,15 +406,11 @@ impl Pool {
                 );
                 *self.server_params.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some(Arc::new(conn.params().to_vec()));
-                slot.conn = Some(conn);
-                Ok(slot)
+                Ok(conn)
             }
             Err(e) => {
-                if matches!(e, ServerError::Rejected { .. }) {
-                    self.credentials.invalidate();
-                }
                 warn!(error = %e, "could not open a server connection");
-                Err(e.into())
+                Err(e)
             }
         }
     }
@@ -526,7 +551,6 @@ mod tests {
             dbname: "d".into(),
             user: "u".into(),
             password: None,
-            sslmode: SslMode::Disable,
         };
         Pool::new(
             PoolSettings {

@@ -3,6 +3,10 @@
 //! Every error names the variable and the offending value (never the value of a secret), because
 //! in Lambda the message ends up in the function's Init log and nowhere else.
 
+mod credentials;
+
+pub use credentials::{CredentialSettings, DbOverrides, SecretSettings, TargetSettings};
+
 use std::net::SocketAddr;
 use std::time::Duration;
 use thiserror::Error;
@@ -83,22 +87,14 @@ pub struct ClientTlsSettings {
     pub cert_and_key: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
-/// Where the database is and who pgwarm logs in as.
-#[derive(Debug, Clone)]
-pub struct TargetSettings {
-    pub host: String,
-    pub port: u16,
-    pub dbname: String,
-    pub user: String,
-    pub password: Option<Secret>,
-    pub sslmode: SslMode,
-}
-
 /// Everything pgwarm needs to run, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub target: TargetSettings,
+    /// Where the database login comes from.
+    pub credentials: CredentialSettings,
+    /// TLS to the database (`PGWARM_SSLMODE`).
+    pub sslmode: SslMode,
     pub pool_mode: PoolMode,
     pub pool_size: usize,
     /// Server connections opened during Lambda Init (or at start-up standalone), before the
@@ -163,6 +159,8 @@ pub mod defaults {
     pub const MAX_MESSAGE_SIZE: usize = (1 << 30) - 1;
     pub const WORKER_THREADS: usize = 1;
     pub const MAX_PREPARED_STATEMENTS: usize = 200;
+    pub const SECRET_TTL: &str = "300s";
+    pub const SECRETS_TIMEOUT: &str = "5s";
     /// The most server connections the Managed Instances default gives one environment.
     pub const MANAGED_INSTANCES_MAX_POOL_SIZE: usize = 20;
 }
@@ -178,38 +176,8 @@ impl Settings {
         let env = Env(&lookup);
         let in_lambda = env.get("AWS_LAMBDA_RUNTIME_API").is_some();
 
-        if env.get("PGWARM_SECRET_ID").is_some() {
-            return Err(ConfigError::Unsupported {
-                variable: "PGWARM_SECRET_ID",
-                reason: "Secrets Manager credentials are not built yet; set PGWARM_DB_HOST, \
-                         PGWARM_DB_USER and PGWARM_DB_PASSWORD instead",
-            });
-        }
-        match env.get("PGWARM_AUTH").as_deref() {
-            None | Some("password") => {}
-            Some("secret") | Some("iam") => {
-                return Err(ConfigError::Unsupported {
-                    variable: "PGWARM_AUTH",
-                    reason: "only `password` (static PGWARM_DB_* credentials) is built yet",
-                })
-            }
-            Some(other) => {
-                return Err(invalid(
-                    "PGWARM_AUTH",
-                    other,
-                    "expected secret, password or iam",
-                ))
-            }
-        }
-
-        let host = env.required(
-            "PGWARM_DB_HOST",
-            "pgwarm needs the database host (or PGWARM_SECRET_ID, once supported)",
-        )?;
-        let user = env.required("PGWARM_DB_USER", "pgwarm needs the database user")?;
-        let dbname = env.get("PGWARM_DB_NAME").unwrap_or_else(|| user.clone());
-        let port = env.parse_or("PGWARM_DB_PORT", 5432u16, "expected a TCP port")?;
-        let sslmode = parse_sslmode(&env, &host)?;
+        let credentials = credentials::parse(&env)?;
+        let sslmode = parse_sslmode(&env, credentials.known_host())?;
 
         let listen_raw = env.get("PGWARM_LISTEN").unwrap_or(defaults::LISTEN.into());
         let listen = listen_raw.parse().map_err(|_| {
@@ -268,14 +236,8 @@ impl Settings {
         )?;
         let settings = Settings {
             listen,
-            target: TargetSettings {
-                host,
-                port,
-                dbname,
-                user,
-                password: env.get("PGWARM_DB_PASSWORD").map(Secret),
-                sslmode,
-            },
+            credentials,
+            sslmode,
             pool_mode,
             pool_size,
             min_pool_size,
@@ -330,11 +292,12 @@ impl Settings {
 }
 
 /// libpq's sslmode values; the default is verify-full, except prefer for a database on this
-/// machine (a local test cluster rarely has a certificate).
-fn parse_sslmode(env: &Env<'_>, host: &str) -> Result<SslMode, ConfigError> {
+/// machine (a local test cluster rarely has a certificate). A host known only from a secret
+/// gets verify-full.
+fn parse_sslmode(env: &Env<'_>, host: Option<&str>) -> Result<SslMode, ConfigError> {
     let raw = env.get("PGWARM_SSLMODE");
     Ok(match raw.as_deref() {
-        None if is_loopback(host) => SslMode::Prefer,
+        None if host.is_some_and(is_loopback) => SslMode::Prefer,
         None => SslMode::VerifyFull,
         Some("disable") => SslMode::Disable,
         Some("prefer") => SslMode::Prefer,
@@ -448,17 +411,6 @@ impl Env<'_> {
         (self.0)(name)
     }
 
-    fn required(
-        &self,
-        variable: &'static str,
-        reason: &'static str,
-    ) -> Result<String, ConfigError> {
-        match self.get(variable) {
-            Some(v) if !v.trim().is_empty() => Ok(v),
-            _ => Err(ConfigError::Missing { variable, reason }),
-        }
-    }
-
     fn parse_or<T: std::str::FromStr>(
         &self,
         variable: &'static str,
@@ -537,9 +489,12 @@ mod tests {
         assert_eq!(s.max_client_conn, 1000);
         assert_eq!(s.pool_mode, PoolMode::Transaction);
         assert_eq!(s.server_check_delay, Duration::from_secs(10));
-        assert_eq!(s.target.port, 5432);
-        assert_eq!(s.target.dbname, "app");
-        assert_eq!(s.target.sslmode, SslMode::Prefer);
+        let CredentialSettings::Static(target) = &s.credentials else {
+            panic!("PGWARM_DB_* alone is a static login");
+        };
+        assert_eq!(target.port, 5432);
+        assert_eq!(target.dbname, "app");
+        assert_eq!(s.sslmode, SslMode::Prefer);
         assert_eq!(s.idle_transaction_timeout, None);
         assert_eq!(s.log_format, LogFormat::Text);
     }
@@ -606,7 +561,7 @@ mod tests {
             ("PGWARM_DB_USER", "a"),
         ])
         .unwrap();
-        assert_eq!(remote.target.sslmode, SslMode::VerifyFull);
+        assert_eq!(remote.sslmode, SslMode::VerifyFull);
         for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
             let s = settings(&[
                 ("PGWARM_DB_HOST", "db.example.com"),
@@ -614,7 +569,7 @@ mod tests {
                 ("PGWARM_SSLMODE", mode),
             ])
             .unwrap();
-            assert_eq!(s.target.sslmode.as_str(), mode);
+            assert_eq!(s.sslmode.as_str(), mode);
         }
         let err = settings(&[
             ("PGWARM_DB_HOST", "db.example.com"),
@@ -712,6 +667,38 @@ mod tests {
             err.contains("PGWARM_MIN_POOL_SIZE") && err.contains("PGWARM_POOL_SIZE (1)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_secret_id_is_a_login_of_its_own_with_db_variables_as_overrides() {
+        let s = settings(&[("PGWARM_SECRET_ID", "prod/db"), ("PGWARM_DB_PORT", "6432")]).unwrap();
+        let CredentialSettings::Secret(secret) = &s.credentials else {
+            panic!("PGWARM_SECRET_ID makes a secret login");
+        };
+        assert_eq!(secret.secret_id, "prod/db");
+        assert_eq!(secret.overrides.port, Some(6432));
+        assert_eq!(secret.overrides.host, None);
+        assert_eq!(secret.ttl, Duration::from_secs(300));
+        assert_eq!(secret.timeout, Duration::from_secs(5));
+        // The host is only known from the secret: RDS, so verify-full.
+        assert_eq!(s.sslmode, SslMode::VerifyFull);
+        assert_eq!(s.credentials.describe(), "secret prod/db");
+
+        let err = settings(&[("PGWARM_AUTH", "secret")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PGWARM_SECRET_ID"), "{err}");
+        let err = settings(&[("PGWARM_SECRET_ID", "x"), ("PGWARM_SECRET_TTL", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PGWARM_SECRET_TTL"), "{err}");
+        let mut static_login = BASE.to_vec();
+        static_login.push(("PGWARM_AUTH", "password"));
+        static_login.push(("PGWARM_SECRET_ID", "ignored"));
+        assert!(matches!(
+            settings(&static_login).unwrap().credentials,
+            CredentialSettings::Static(_)
+        ));
     }
 
     #[test]

@@ -1,0 +1,63 @@
+//! Where the database login comes from.
+//!
+//! The pool asks a [`CredentialSource`] every time it opens a server connection, never caching a
+//! password itself, so sources that rotate (Secrets Manager) or expire (IAM tokens) plug in
+//! behind the same small interface: the static source built from `PGWARM_DB_*`, and
+//! [`SecretCredentials`], which reads an RDS secret.
+
+mod rds_secret;
+mod secret;
+
+pub use rds_secret::SecretFormatError;
+pub use secret::SecretCredentials;
+
+use crate::config::TargetSettings;
+use std::future::Future;
+use std::pin::Pin;
+use thiserror::Error;
+
+/// Everything needed to open one server connection: the same shape as a static target, because
+/// a source (a secret, a token) yields exactly that, possibly different each time.
+pub type Credentials = TargetSettings;
+
+#[derive(Debug, Error)]
+pub enum CredentialError {
+    #[error("credentials are unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type CredentialFuture<'a, T = Credentials> =
+    Pin<Box<dyn Future<Output = Result<T, CredentialError>> + Send + 'a>>;
+
+/// A source of database logins.
+pub trait CredentialSource: Send + Sync + 'static {
+    /// The login to use for the next server connection.
+    fn credentials(&self) -> CredentialFuture<'_>;
+
+    /// The database refused `rejected` (28P01, 28000): other logins worth one more try, best
+    /// first, or none. A rotating source looks again at once, so that a password rotated under
+    /// a running pool costs no failed client.
+    fn after_rejection<'a>(
+        &'a self,
+        rejected: &'a Credentials,
+    ) -> CredentialFuture<'a, Vec<Credentials>> {
+        let _ = rejected;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// Credentials fixed at start-up from `PGWARM_DB_*`.
+pub struct StaticCredentials(Credentials);
+
+impl StaticCredentials {
+    pub fn new(target: &TargetSettings) -> StaticCredentials {
+        StaticCredentials(target.clone())
+    }
+}
+
+impl CredentialSource for StaticCredentials {
+    fn credentials(&self) -> CredentialFuture<'_> {
+        let creds = self.0.clone();
+        Box::pin(async move { Ok(creds) })
+    }
+}
