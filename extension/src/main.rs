@@ -8,7 +8,7 @@
 use pgwarm::client::tls::ClientTls;
 use pgwarm::client::Shared;
 use pgwarm::config::{ClientTlsMode, CredentialSettings, Settings};
-use pgwarm::credentials::{CredentialSource, SecretCredentials, StaticCredentials};
+use pgwarm::credentials::{CredentialSource, IamCredentials, SecretCredentials, StaticCredentials};
 use pgwarm::lambda::{self, LambdaEnv};
 use pgwarm::pool::{Pool, PoolSettings};
 use pgwarm::server::TlsSetup;
@@ -88,6 +88,9 @@ async fn serve(
     let credentials: Arc<dyn CredentialSource> = match &settings.credentials {
         CredentialSettings::Static(target) => Arc::new(StaticCredentials::new(target)),
         CredentialSettings::Secret(secret) => Arc::new(SecretCredentials::new(secret.clone())),
+        CredentialSettings::Iam { target, timeout } => {
+            Arc::new(IamCredentials::new(target.clone(), *timeout))
+        }
     };
     let pool = Pool::new(PoolSettings::from(&settings), credentials, tls);
     info!(

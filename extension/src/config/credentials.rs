@@ -43,13 +43,21 @@ pub enum CredentialSettings {
     Static(TargetSettings),
     /// `PGWARM_AUTH=secret`: the login is read from Secrets Manager.
     Secret(SecretSettings),
+    /// `PGWARM_AUTH=iam`: `PGWARM_DB_*` without a password; an RDS auth token is made for each
+    /// login. `timeout` bounds getting the AWS credentials (`PGWARM_SECRETS_TIMEOUT`).
+    Iam {
+        target: TargetSettings,
+        timeout: Duration,
+    },
 }
 
 impl CredentialSettings {
     /// The database host when it is known before any secret is read.
     pub fn known_host(&self) -> Option<&str> {
         match self {
-            CredentialSettings::Static(target) => Some(&target.host),
+            CredentialSettings::Static(target) | CredentialSettings::Iam { target, .. } => {
+                Some(&target.host)
+            }
             CredentialSettings::Secret(secret) => secret.overrides.host.as_deref(),
         }
     }
@@ -58,6 +66,9 @@ impl CredentialSettings {
     pub fn describe(&self) -> String {
         match self {
             CredentialSettings::Static(t) => format!("{}:{}/{}", t.host, t.port, t.dbname),
+            CredentialSettings::Iam { target: t, .. } => {
+                format!("{}:{}/{} (IAM authentication)", t.host, t.port, t.dbname)
+            }
             CredentialSettings::Secret(s) => format!("secret {}", s.secret_id),
         }
     }
@@ -90,32 +101,45 @@ pub(super) fn parse(env: &Env<'_>) -> Result<CredentialSettings, ConfigError> {
             variable: "PGWARM_SECRET_ID",
             reason: "PGWARM_AUTH=secret reads the login from a Secrets Manager secret",
         }),
-        (None | Some("password"), _) => {
-            let missing = |variable, reason| ConfigError::Missing { variable, reason };
-            let host = overrides.host.clone().ok_or(missing(
-                "PGWARM_DB_HOST",
-                "pgwarm needs the database host, or PGWARM_SECRET_ID",
-            ))?;
-            let user = overrides.user.clone().ok_or(missing(
-                "PGWARM_DB_USER",
-                "pgwarm needs the database user, or PGWARM_SECRET_ID",
-            ))?;
-            Ok(CredentialSettings::Static(TargetSettings {
-                host,
-                port: overrides.port.unwrap_or(5432),
-                dbname: overrides.dbname.clone().unwrap_or_else(|| user.clone()),
-                user,
-                password: overrides.password,
-            }))
+        (None | Some("password"), _) => Ok(CredentialSettings::Static(whole_login(overrides)?)),
+        (Some("iam"), _) => {
+            if overrides.password.is_some() {
+                return Err(invalid(
+                    "PGWARM_DB_PASSWORD",
+                    "(set)",
+                    "PGWARM_AUTH=iam logs in with an RDS auth token, not a password; unset it",
+                ));
+            }
+            Ok(CredentialSettings::Iam {
+                target: whole_login(overrides)?,
+                timeout: env
+                    .nonzero_duration("PGWARM_SECRETS_TIMEOUT", defaults::SECRETS_TIMEOUT)?,
+            })
         }
-        (Some("iam"), _) => Err(ConfigError::Unsupported {
-            variable: "PGWARM_AUTH",
-            reason: "IAM authentication is not built yet; use `secret` or `password`",
-        }),
         (Some(other), _) => Err(invalid(
             "PGWARM_AUTH",
             other,
             "expected secret, password or iam",
         )),
     }
+}
+
+/// The login `PGWARM_DB_*` give on their own: host and user are required.
+fn whole_login(overrides: DbOverrides) -> Result<TargetSettings, ConfigError> {
+    let missing = |variable, reason| ConfigError::Missing { variable, reason };
+    let host = overrides.host.ok_or(missing(
+        "PGWARM_DB_HOST",
+        "pgwarm needs the database host, or PGWARM_SECRET_ID",
+    ))?;
+    let user = overrides.user.ok_or(missing(
+        "PGWARM_DB_USER",
+        "pgwarm needs the database user, or PGWARM_SECRET_ID",
+    ))?;
+    Ok(TargetSettings {
+        host,
+        port: overrides.port.unwrap_or(5432),
+        dbname: overrides.dbname.unwrap_or_else(|| user.clone()),
+        user,
+        password: overrides.password,
+    })
 }

@@ -177,7 +177,24 @@ impl Settings {
         let in_lambda = env.get("AWS_LAMBDA_RUNTIME_API").is_some();
 
         let credentials = credentials::parse(&env)?;
-        let sslmode = parse_sslmode(&env, credentials.known_host())?;
+        let mut sslmode = parse_sslmode(&env, credentials.known_host())?;
+        if matches!(credentials, CredentialSettings::Iam { .. })
+            && matches!(sslmode, SslMode::Disable | SslMode::Prefer)
+        {
+            // RDS takes an auth token over TLS only: a mode that may send it in clear is refused,
+            // and the loopback default becomes require.
+            match env.get("PGWARM_SSLMODE") {
+                Some(raw) => {
+                    return Err(invalid(
+                        "PGWARM_SSLMODE",
+                        &raw,
+                        "PGWARM_AUTH=iam sends an auth token, which RDS accepts over TLS only: \
+                         use require, verify-ca or verify-full",
+                    ))
+                }
+                None => sslmode = SslMode::Require,
+            }
+        }
 
         let listen_raw = env.get("PGWARM_LISTEN").unwrap_or(defaults::LISTEN.into());
         let listen = listen_raw.parse().map_err(|_| {
@@ -699,6 +716,45 @@ mod tests {
             settings(&static_login).unwrap().credentials,
             CredentialSettings::Static(_)
         ));
+    }
+
+    #[test]
+    fn iam_needs_host_user_and_tls_and_no_password() {
+        let iam = [
+            ("PGWARM_AUTH", "iam"),
+            ("PGWARM_DB_HOST", "db.example.com"),
+            ("PGWARM_DB_USER", "app"),
+        ];
+        let s = settings(&iam).unwrap();
+        assert!(matches!(s.credentials, CredentialSettings::Iam { .. }));
+        assert_eq!(s.sslmode, SslMode::VerifyFull);
+        let local = settings(&[
+            ("PGWARM_AUTH", "iam"),
+            ("PGWARM_DB_HOST", "127.0.0.1"),
+            ("PGWARM_DB_USER", "app"),
+        ])
+        .unwrap();
+        assert_eq!(
+            local.sslmode,
+            SslMode::Require,
+            "never prefer: no token in clear"
+        );
+        let mut plain = iam.to_vec();
+        plain.push(("PGWARM_SSLMODE", "disable"));
+        let err = settings(&plain).unwrap_err().to_string();
+        assert!(
+            err.contains("PGWARM_SSLMODE") && err.contains("TLS only"),
+            "{err}"
+        );
+        let mut with_password = iam.to_vec();
+        with_password.push(("PGWARM_DB_PASSWORD", "hunter2"));
+        let err = settings(&with_password).unwrap_err().to_string();
+        assert!(
+            err.contains("PGWARM_DB_PASSWORD") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = settings(&iam[..2]).unwrap_err().to_string();
+        assert!(err.contains("PGWARM_DB_USER"), "{err}");
     }
 
     #[test]

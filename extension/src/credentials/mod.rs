@@ -2,12 +2,15 @@
 //!
 //! The pool asks a [`CredentialSource`] every time it opens a server connection, never caching a
 //! password itself, so sources that rotate (Secrets Manager) or expire (IAM tokens) plug in
-//! behind the same small interface: the static source built from `PGWARM_DB_*`, and
-//! [`SecretCredentials`], which reads an RDS secret.
+//! behind the same small interface: the static source built from `PGWARM_DB_*`,
+//! [`SecretCredentials`], which reads an RDS secret, and [`IamCredentials`], which signs RDS auth
+//! tokens.
 
+mod iam;
 mod rds_secret;
 mod secret;
 
+pub use iam::{auth_token, IamCredentials, SigningKeys};
 pub use rds_secret::SecretFormatError;
 pub use secret::SecretCredentials;
 

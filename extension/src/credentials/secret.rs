@@ -188,16 +188,20 @@ impl CredentialSource for SecretCredentials {
     }
 }
 
-/// An SDK client on rustls with ring (the TLS stack pgwarm already carries), configured from the
-/// environment like any AWS SDK: AWS_REGION, the function's credentials, AWS_ENDPOINT_URL.
-async fn new_client() -> Client {
+/// The AWS SDK's configuration, on rustls with ring (the TLS stack pgwarm already carries), read
+/// from the environment like any AWS SDK's: AWS_REGION, the function's credentials,
+/// AWS_ENDPOINT_URL.
+pub(super) async fn sdk_config() -> aws_types::SdkConfig {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
         .load()
-        .await;
-    Client::new(&config)
+        .await
+}
+
+async fn new_client() -> Client {
+    Client::new(&sdk_config().await)
 }
