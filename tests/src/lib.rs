@@ -23,8 +23,8 @@ mod wire;
 pub use lambda::{lambda_env, InitError, InitErrorProxy, Lambda};
 pub use peers::{json_string, Moto, Pgbouncer};
 pub use pg::{
-    cluster, io_runtime, quote_ident, quote_literal, server_bindir, simple_rows, try_server_bindir,
-    PgCluster, Target,
+    cluster, exchange_large_messages, io_runtime, quote_ident, quote_literal, server_bindir,
+    simple_rows, try_server_bindir, PgCluster, Target,
 };
 pub use pooler::{find_pgwarm_bin, pgwarm_bin, workspace_bin, Pgwarm, PgwarmBuilder};
 pub use tls::{

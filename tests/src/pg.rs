@@ -518,6 +518,26 @@ impl Target {
     }
 }
 
+/// 8 MB to the server as a parameter and 8 MB back as a result, three times, checked: what a
+/// TLS stream holds back when the socket is full must still go out, both ways.
+pub async fn exchange_large_messages(client: &tokio_postgres::Client) {
+    let big = "x".repeat(8 << 20);
+    for _ in 0..3 {
+        let row = client
+            .query_one("select length($1::text), md5($1::text)", &[&big])
+            .await
+            .expect("8 MB parameter");
+        assert_eq!(row.get::<_, i32>(0), 8 << 20);
+        let back: String = client
+            .query_one("select repeat('y', 8 << 20)", &[])
+            .await
+            .expect("8 MB result")
+            .get(0);
+        assert_eq!(back.len(), 8 << 20);
+        assert!(back.bytes().all(|b| b == b'y'));
+    }
+}
+
 /// Rows of `sql` sent as a simple query (so no prepared statement of its own), every column as
 /// text (NULL as ""); panics with the SQL on error.
 pub async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {

@@ -22,6 +22,19 @@ fn psql_conninfo(pgwarm: &Pgwarm, env: &[(&str, &str)]) -> std::process::Output 
     output_with_timeout(&mut cmd, None, Duration::from_secs(30))
 }
 
+/// pgwarm presenting `certs`' server certificate to its clients.
+fn pgwarm_presenting(db: &Target, certs: &TestCerts) -> Pgwarm {
+    let cert = certs.server_cert_file.display().to_string();
+    let key = certs.server_key_file.display().to_string();
+    Pgwarm::start(
+        db,
+        &[
+            ("PGWARM_CLIENT_TLS_CERT", &cert),
+            ("PGWARM_CLIENT_TLS_KEY", &key),
+        ],
+    )
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -76,19 +89,7 @@ fn verify_full_works_with_a_configured_certificate_and_not_with_the_self_signed_
     let certs = TestCerts::new(&["localhost", "127.0.0.1"]);
     let ca = certs.ca_file.display().to_string();
     let db = cluster().fresh_target();
-    let configured = Pgwarm::start(
-        &db,
-        &[
-            (
-                "PGWARM_CLIENT_TLS_CERT",
-                &certs.server_cert_file.display().to_string(),
-            ),
-            (
-                "PGWARM_CLIENT_TLS_KEY",
-                &certs.server_key_file.display().to_string(),
-            ),
-        ],
-    );
+    let configured = pgwarm_presenting(&db, &certs);
     let verify_full = [("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca.as_str())];
     let ok = psql_conninfo(&configured, &verify_full);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
@@ -107,19 +108,7 @@ fn verify_full_works_with_a_configured_certificate_and_not_with_the_self_signed_
 async fn tokio_postgres_verify_full_checks_the_configured_certificate() {
     let certs = TestCerts::new(&["127.0.0.1"]);
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(
-        &db,
-        &[
-            (
-                "PGWARM_CLIENT_TLS_CERT",
-                &certs.server_cert_file.display().to_string(),
-            ),
-            (
-                "PGWARM_CLIENT_TLS_KEY",
-                &certs.server_key_file.display().to_string(),
-            ),
-        ],
-    );
+    let pgwarm = pgwarm_presenting(&db, &certs);
     let client = pgwarm
         .target()
         .try_connect_tls("sslmode=require", tls_verifying(&certs.ca_file))
@@ -207,21 +196,7 @@ async fn large_messages_cross_the_client_tls_link_both_ways() {
         .try_connect_tls("sslmode=require", tls)
         .await
         .expect("connect");
-    let big = "x".repeat(8 << 20);
-    for _ in 0..3 {
-        let row = client
-            .query_one("select length($1::text), md5($1::text)", &[&big])
-            .await
-            .expect("8 MB parameter");
-        assert_eq!(row.get::<_, i32>(0), 8 << 20);
-        let back: String = client
-            .query_one("select repeat('y', 8 << 20)", &[])
-            .await
-            .expect("8 MB result")
-            .get(0);
-        assert_eq!(back.len(), 8 << 20);
-        assert!(back.bytes().all(|b| b == b'y'));
-    }
+    exchange_large_messages(&client).await;
 }
 
 /// A client that reads slowly: the socket stays full, so the last bytes of the answer wait inside

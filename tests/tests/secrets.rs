@@ -164,6 +164,10 @@ async fn run_clients_through_a_rotation(pending: bool) {
         "the secret changed; retrying the login with it"
     };
     assert!(log.contains(expected), "{log}");
+    // Concurrent refusals of the same password share one look: the first read, then AWSCURRENT
+    // again, and AWSPENDING when the rotation is still pending.
+    let reads = secret_reads(&pgwarm);
+    assert_eq!(reads, if pending { 3 } else { 2 }, "{log}");
     assert!(!log.contains(&new_password) && !log.contains(&db.password));
 }
 
