@@ -26,6 +26,10 @@ const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1000);
 /// What is kept back from the time Lambda says is left, for exiting after the sessions end.
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(300);
 
+/// The least the sessions get, even when the deadline is (said to be) already past, as with
+/// `cargo lambda watch`: enough for their Terminates to go out.
+const SHUTDOWN_FLOOR: Duration = Duration::from_millis(100);
+
 fn main() -> ExitCode {
     let lambda = LambdaEnv::detect();
     let settings = match Settings::from_env() {
@@ -135,7 +139,9 @@ async fn serve(
                 };
                 let sessions = listener::run(listener, Arc::clone(&shared), stop).await;
                 let left = rx.await.unwrap_or(SHUTDOWN_BUDGET + SHUTDOWN_MARGIN);
-                let budget = SHUTDOWN_BUDGET.min(left.saturating_sub(SHUTDOWN_MARGIN));
+                let budget = SHUTDOWN_BUDGET
+                    .min(left.saturating_sub(SHUTDOWN_MARGIN))
+                    .max(SHUTDOWN_FLOOR);
                 listener::stop(&shared, sessions, budget).await;
                 budget
             }
