@@ -16,10 +16,12 @@
 #
 # Variables the functions set:
 #   install_missing     PG_BIN (when postgresql is asked for)
-#   cargo_build_release TARGET_DIR, RELEASE_DIR (absolute), PGWARM_BIN (absolute)
+#   cargo_build_release TARGET_DIR, RELEASE_DIR (absolute), PGWARM_BIN (absolute); RELEASE_DIR
+#                       also holds handler-example and lambda-run (the tests crate's Lambda driver)
 #   make_workdir        WORK
 #   pg_start_cluster    PG_DATA, PG_PORT, PG_SUPERPASS, PG_LOG
 #   pgwarm_start        PGWARM_PORT, PGWARM_PID, PGWARM_PASSTHROUGH
+#   pgwarm_passthrough  PGWARM_PASSTHROUGH
 #   pgbouncer_start     PGBOUNCER_PID
 
 SCRIPT_NAME=${SCRIPT_NAME:-${0##*/}}
@@ -245,6 +247,50 @@ make_workdir() {
     if is_root; then chown postgres: "$WORK"; fi
 }
 
+# ---- pip ---------------------------------------------------------------------------------------
+# pip_install_missing COMMAND SPEC: installs the PyPI package SPEC (pip, --user when not root) if
+# COMMAND is not on PATH, and says so. Needs python3 with pip (install_missing python3-pip).
+pip_install_missing() {
+    local command=$1 spec=$2 out
+    have "$command" && return 0
+    say "installing $spec (pip)"
+    export PATH="$PATH:$HOME/.local/bin"
+    if ! out=$(python3 -m pip install --quiet "$spec" 2>&1); then
+        if grep -q externally-managed <<<"$out"; then
+            python3 -m pip install --quiet --break-system-packages "$spec"
+        else
+            echo "$out" >&2
+            die "pip install '$spec' failed"
+        fi
+    fi
+    hash -r
+    have "$command" || die "$command is still not on PATH after pip install '$spec'"
+}
+
+# moto_start: starts moto_server (the Secrets Manager emulator) on a free port on 127.0.0.1 and
+# exports what an AWS SDK needs to reach it (AWS_ENDPOINT_URL, dummy keys, AWS_REGION). Needs
+# WORK. Sets MOTO_PORT.
+moto_start() {
+    free_port MOTO_PORT
+    say "starting moto_server (Secrets Manager emulator) on 127.0.0.1:$MOTO_PORT"
+    moto_server -H 127.0.0.1 -p "$MOTO_PORT" </dev/null >"$WORK/moto.log" 2>&1 &
+    local pid=$!
+    common_on_exit pid "$pid"
+    wait_listening moto_server "$pid" "$MOTO_PORT" "$WORK/moto.log"
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_ACCESS_KEY_ID=testing \
+        AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+}
+
+# moto_create_secret NAME JSON: CreateSecret on the emulator (boto3 comes with moto).
+moto_create_secret() {
+    python3 - "$1" "$2" <<'PY'
+import os, sys, boto3
+client = boto3.client("secretsmanager", region_name=os.environ["AWS_REGION"],
+                      endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+client.create_secret(Name=sys.argv[1], SecretString=sys.argv[2])
+PY
+}
+
 # ---- PostgreSQL --------------------------------------------------------------------------------
 # Starts a throwaway cluster in $WORK/data: SCRAM for everyone, 127.0.0.1 only, a free port, no
 # Unix socket, durability off (nothing here needs to survive). Needs PG_BIN and WORK. Sets
@@ -307,19 +353,27 @@ psql_super() {
 }
 
 # ---- pgwarm ------------------------------------------------------------------------------------
-# pgwarm_start LOG [PGWARM_VAR=VALUE...]: starts $PGWARM_BIN on a free port on 127.0.0.1 with the
-# given settings, its output in LOG, and waits until it listens. PGWARM_* variables of the
-# caller's environment reach pgwarm too, except the ones given here; PGWARM_PASSTHROUGH lists
-# them (passwords as ***). Sets PGWARM_PORT and PGWARM_PID.
-pgwarm_start() {
-    local log=$1 fixed=PGWARM_LISTEN setting
-    shift
+# pgwarm_passthrough [PGWARM_VAR=VALUE...]: sets PGWARM_PASSTHROUGH to the PGWARM_* variables of
+# the caller's environment that the given settings (and PGWARM_LISTEN) do not override, as
+# "NAME=VALUE ..." with passwords as ***: what reaches pgwarm from the caller.
+pgwarm_passthrough() {
+    local fixed=PGWARM_LISTEN setting
     for setting in "$@"; do
         fixed="$fixed|${setting%%=*}"
     done
-    free_port PGWARM_PORT
     PGWARM_PASSTHROUGH=$(env | grep -E '^PGWARM_' | grep -vE "^($fixed)=" |
         sed -E 's/^([A-Z_]*PASSWORD[A-Z_]*)=.*/\1=***/' | sort | tr '\n' ' ' | sed 's/ $//' || true)
+}
+
+# pgwarm_start LOG [PGWARM_VAR=VALUE...]: starts $PGWARM_BIN on a free port on 127.0.0.1 with the
+# given settings, its output in LOG, and waits until it listens. PGWARM_* variables of the
+# caller's environment reach pgwarm too, except the ones given here (see pgwarm_passthrough).
+# Sets PGWARM_PORT, PGWARM_PID and PGWARM_PASSTHROUGH.
+pgwarm_start() {
+    local log=$1
+    shift
+    free_port PGWARM_PORT
+    pgwarm_passthrough "$@"
     say "starting pgwarm on 127.0.0.1:$PGWARM_PORT${PGWARM_PASSTHROUGH:+ (with $PGWARM_PASSTHROUGH)}"
     env PGWARM_LISTEN="127.0.0.1:$PGWARM_PORT" "$@" "$PGWARM_BIN" </dev/null >"$log" 2>&1 &
     PGWARM_PID=$!

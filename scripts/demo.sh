@@ -1,24 +1,40 @@
 #!/usr/bin/env bash
-# The demo: a real PostgreSQL, pgwarm in front of it, and the example handler, with a report.
+# The demo: a local Lambda-like run. A real PostgreSQL, lambda-simulator playing Lambda, pgwarm
+# as the extension and the example handler as the function, with a printed report.
 #
 # On a fresh Debian/Ubuntu machine with Rust it first installs what is missing, one line per
-# install (apt: postgresql, postgresql-client), then
-#   1. builds the workspace in release;
+# install (apt: postgresql, postgresql-client, python3-pip; pip: moto[server]), then
+#   1. builds the workspace in release: pgwarm, handler-example, and lambda-run, the tests
+#      crate's driver around lambda-simulator (tests/src/bin/lambda-run.rs);
 #   2. starts a throwaway PostgreSQL cluster on a free port on 127.0.0.1, with role `app`
-#      (random password) and database `app`;
-#   3. starts pgwarm standalone on a free port on 127.0.0.1 (pool size 2, log level info);
-#   4. runs target/release/handler-example N through pgwarm: N invocations, each on a fresh
-#      connection (connect, record a visit, count, close), one JSON line each;
-#   5. counts the server connections the database saw, stops pgwarm with SIGTERM and checks
-#      that it left no backend behind;
-#   6. runs the same handler straight against PostgreSQL for comparison;
+#      (random password) and database `app`, and moto_server with the secret `demo/app-db`
+#      holding that login;
+#   3. times pgwarm's start-up as an extension: exec to listening and exec to registered,
+#      DEMO_STARTUP_RUNS times, each under a fresh simulator;
+#   4. runs lambda-run with pgwarm: the simulator, pgwarm registered as an extension (pool size
+#      2), then handler-example as the function's runtime, connecting to pgwarm without a
+#      password. N invocations, each on a fresh connection (connect, record a visit, count,
+#      close), each timed from the event to the result; the environment is frozen (SIGSTOP)
+#      between invocations and thawed (SIGCONT) for the next;
+#   5. the thaw check: while the environment is frozen, the database terminates every backend
+#      of `app`; the invocation after the thaw must not notice;
+#   6. SHUTDOWN: pgwarm must exit within Lambda's 2 s and leave no backend behind;
+#   7. runs the same handler in the simulator without pgwarm, connecting straight to
+#      PostgreSQL (a SCRAM login each time), for comparison;
 # and prints a report. Everything it started is stopped and removed on exit.
+# pgwarm's login comes from a Secrets Manager secret (RDS's JSON) served by moto_server, the
+# emulator pgwarm's real AWS SDK reaches through AWS_ENDPOINT_URL; the handler never sees the
+# database password.
 #
 # Environment:
-#   DEMO_INVOCATIONS         handler invocations through pgwarm          (default 50)
-#   DEMO_DIRECT_INVOCATIONS  handler invocations straight to PostgreSQL  (default 20)
+#   DEMO_INVOCATIONS         invocations through pgwarm                  (default 50)
+#   DEMO_DIRECT_INVOCATIONS  invocations straight to PostgreSQL          (default 50)
+#   DEMO_FREEZE              on|off: freeze between invocations; off skips the thaw check
+#                                                                        (default on)
+#   DEMO_STARTUP_RUNS        pgwarm starts timed in step 3; 0 skips them  (default 10)
 #   PGWARM_*                 passed through to pgwarm, except the ones the demo fixes: LISTEN,
-#                            DB_HOST/PORT/NAME/USER/PASSWORD, POOL_SIZE (2), LOG_LEVEL (info).
+#                            SECRET_ID, SSLMODE (prefer), POOL_SIZE (2), LOG_LEVEL (info, and
+#                            debug for client logins). PGWARM_LOG_FORMAT defaults to text.
 #
 # Exits non-zero if any invocation or any check failed; the report marks those lines FAILED.
 set -euo pipefail
@@ -28,11 +44,15 @@ source "$(dirname "$0")/common.sh"
 cd "$(dirname "$0")/.."
 
 INVOCATIONS=${DEMO_INVOCATIONS:-50}
-DIRECT_INVOCATIONS=${DEMO_DIRECT_INVOCATIONS:-20}
+DIRECT_INVOCATIONS=${DEMO_DIRECT_INVOCATIONS:-50}
+FREEZE=${DEMO_FREEZE:-on}
+STARTUP_RUNS=${DEMO_STARTUP_RUNS:-10}
 POOL_SIZE=2
 [[ "$INVOCATIONS" =~ ^[1-9][0-9]*$ ]] || die "DEMO_INVOCATIONS must be a positive integer, got '$INVOCATIONS'"
 [[ "$DIRECT_INVOCATIONS" =~ ^[1-9][0-9]*$ ]] ||
     die "DEMO_DIRECT_INVOCATIONS must be a positive integer, got '$DIRECT_INVOCATIONS'"
+[[ "$FREEZE" =~ ^(on|off)$ ]] || die "DEMO_FREEZE must be on or off, got '$FREEZE'"
+[[ "$STARTUP_RUNS" =~ ^[0-9]+$ ]] || die "DEMO_STARTUP_RUNS must be a number, got '$STARTUP_RUNS'"
 
 now_ms() { date +%s%3N; }
 STARTED_MS=$(now_ms)
@@ -58,23 +78,35 @@ app_backends() {
     pg_value postgres "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'" || echo -1
 }
 
-# run_handler NAME URL N: runs the handler N times; JSON lines in $WORK/NAME.out, errors in
-# $WORK/NAME.err. Sets HANDLER_RC and HANDLER_MS (wall time of the whole run).
-run_handler() {
-    local name=$1 url=$2 n=$3 t0
-    t0=$(now_ms)
-    # timeout only guards against a hung connection; the runs take well under a second.
-    if DATABASE_URL=$url timeout --kill-after=5 120 "$HANDLER_BIN" "$n" \
-        >"$WORK/$name.out" 2>"$WORK/$name.err"; then
-        HANDLER_RC=0
+# lambda_run NAME [VAR=VALUE...] [ARGS...]: runs lambda-run with the variables set and ARGS; its
+# lines in $WORK/NAME.tsv, its stderr in $WORK/NAME.err. Sets RUN_RC. The timeout only guards
+# against a hang (it signals the whole process group, so pgwarm and the handler go too); a run
+# takes a few seconds. TMPDIR=$WORK: the temporary directories of a run that failed half-way go
+# with $WORK.
+lambda_run() {
+    local name=$1 vars=()
+    shift
+    while [ "$#" -gt 0 ] && [[ "$1" == [A-Z]*=* ]]; do
+        vars+=("$1")
+        shift
+    done
+    if timeout --kill-after=5 300 env TMPDIR="$WORK" "${vars[@]}" "$LAMBDA_RUN" "$@" \
+        >"$WORK/$name.tsv" 2>"$WORK/$name.err"; then
+        RUN_RC=0
     else
-        HANDLER_RC=$?
+        RUN_RC=$?
     fi
-    HANDLER_MS=$(($(now_ms) - t0))
 }
 
-# db_ms values of a handler run, one a line, from line FROM on.
-db_ms_values() { sed -n "$2,\$s/.*\"db_ms\":\([0-9.]*\).*/\1/p" "$1"; }
+# field FILE KIND COLUMN [FROM]: column COLUMN of FILE's KIND lines that are ok, from the line
+# whose second field is FROM on (the invocation number; default 1).
+field() {
+    awk -F'\t' -v kind="$2" -v col="$3" -v from="${4:-1}" \
+        '$1 == kind && $3 == "ok" && $2 >= from { print $col }' "$1"
+}
+
+# count FILE KIND STATUS: how many KIND lines of FILE have STATUS (ok or failed).
+count() { awk -F'\t' -v kind="$2" -v st="$3" '$1 == kind && $3 == st { n++ } END { print n + 0 }' "$1"; }
 
 # "median p95" (nearest rank) of the numbers on stdin, or "- -" when there are none.
 median_p95() {
@@ -83,30 +115,60 @@ median_p95() {
             if (NR == 0) { print "- -"; exit }
             m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
             k = int(0.95 * NR); if (k < 0.95 * NR) k++
-            printf "%.3f %.3f\n", m, v[k]
+            printf "%.2f %.2f\n", m, v[k]
         }'
+}
+
+# "median min max" of the numbers on stdin, or "- - -".
+median_min_max() {
+    sort -n | awk '{ v[NR] = $1 }
+        END {
+            if (NR == 0) { print "- - -"; exit }
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "%.1f %.1f %.1f\n", m, v[1], v[NR]
+        }'
+}
+
+# ratio A B: A / B to one decimal, or "-" when either is missing or B is 0.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "-" || b == "-" || b <= 0) print "-"; else printf "%.1f\n", a / b }'
 }
 
 # Report lines: a label and a value; check LABEL VALUE PASSED adds ok/FAILED (PASSED is 1 or 0,
 # usually from $(( ... ))).
 FAILED_CHECKS=()
-row() { printf '  %-44s %s\n' "$1" "$2"; }
+row() { printf '  %-46s %s\n' "$1" "$2"; }
 check() {
     if [ "$3" = 1 ]; then
-        printf '  %-44s %-36s ok\n' "$1" "$2"
+        printf '  %-46s %-40s ok\n' "$1" "$2"
     else
-        printf '  %-44s %-36s FAILED\n' "$1" "$2"
+        printf '  %-46s %-40s FAILED\n' "$1" "$2"
         FAILED_CHECKS+=("$1")
     fi
 }
 
+# Shows the head of a run's stderr when there is something in it.
+show_errors() {
+    if [ -s "$WORK/$1.err" ]; then
+        echo "--- lambda-run errors ($1) ---" >&2
+        head -n 20 "$WORK/$1.err" >&2
+    fi
+}
+
 # ---- set up ------------------------------------------------------------------------------------
-install_missing postgresql postgresql-client
+apt_wants=(postgresql postgresql-client)
+have moto_server || { have python3 && python3 -m pip --version >/dev/null 2>&1; } || apt_wants+=(python3-pip)
+install_missing "${apt_wants[@]}"
+pip_install_missing moto_server 'moto[server]'
 build_t0=$(now_ms)
 cargo_build_release
 BUILD_MS=$(($(now_ms) - build_t0))
 HANDLER_BIN="$RELEASE_DIR/handler-example"
-[ -x "$HANDLER_BIN" ] || die "$HANDLER_BIN was not built"
+LAMBDA_RUN="$RELEASE_DIR/lambda-run"
+for bin in "$HANDLER_BIN" "$LAMBDA_RUN"; do
+    [ -x "$bin" ] || die "$bin was not built"
+done
 
 make_workdir pgwarm-demo
 pg_start_cluster
@@ -116,123 +178,150 @@ CREATE ROLE app LOGIN PASSWORD '$APP_PASSWORD';
 CREATE DATABASE app OWNER app;
 EOF
 say "created role app (random password) and database app"
+moto_start
+moto_create_secret demo/app-db "{\"username\": \"app\", \"password\": \"$APP_PASSWORD\", \"engine\": \"postgres\", \"host\": \"127.0.0.1\", \"port\": $PG_PORT, \"dbname\": \"app\"}"
+say "created the secret demo/app-db (RDS's JSON) in moto_server"
 
+# pgwarm's settings; PGWARM_* of the caller's environment reach it too (lambda-run passes them).
+free_port PGWARM_PORT
+PGWARM_SETTINGS=(
+    PGWARM_LISTEN="127.0.0.1:$PGWARM_PORT"
+    PGWARM_SECRET_ID=demo/app-db
+    # The secret's host is this machine, whose cluster has no certificate.
+    PGWARM_SSLMODE=prefer
+    PGWARM_POOL_SIZE="$POOL_SIZE"
+    # Client logins are logged at debug level: they are what the report counts.
+    PGWARM_LOG_LEVEL="info,pgwarm::client::handshake=debug"
+    PGWARM_LOG_FORMAT="${PGWARM_LOG_FORMAT:-text}"
+)
+pgwarm_passthrough "${PGWARM_SETTINGS[@]}"
 PGWARM_LOG="$WORK/pgwarm.log"
-pgwarm_start "$PGWARM_LOG" \
-    PGWARM_DB_HOST=127.0.0.1 \
-    PGWARM_DB_PORT="$PG_PORT" \
-    PGWARM_DB_NAME=app \
-    PGWARM_DB_USER=app \
-    PGWARM_DB_PASSWORD="$APP_PASSWORD" \
-    PGWARM_POOL_SIZE="$POOL_SIZE" \
-    PGWARM_LOG_LEVEL=info
+SUPERUSER_URL="postgres://postgres:$PG_SUPERPASS@127.0.0.1:$PG_PORT/postgres"
 
-# ---- through pgwarm ----------------------------------------------------------------------------
-say "running handler-example $INVOCATIONS through pgwarm"
-# No password: the handler talks to pgwarm, and only pgwarm logs in to the database.
-run_handler pgwarm "postgres://app@127.0.0.1:$PGWARM_PORT/app" "$INVOCATIONS"
-POOLED_RC=$HANDLER_RC
-POOLED_MS=$HANDLER_MS
-POOLED_OK=$(grep -c '"visits":' "$WORK/pgwarm.out" || true)
-# The handler stops at its first failure, so that one counts as run, too.
-POOLED_RUN=$((POOLED_OK + (POOLED_RC != 0 && POOLED_OK < INVOCATIONS ? 1 : 0)))
-LAST_VISITS=$(tail -n 1 "$WORK/pgwarm.out" | sed -n 's/.*"visits":\([0-9]*\).*/\1/p')
-LAST_VISITS=${LAST_VISITS:-0}
-FIRST_MS=$(db_ms_values "$WORK/pgwarm.out" 1 | head -n 1)
-read -r POOLED_MEDIAN POOLED_P95 < <(db_ms_values "$WORK/pgwarm.out" 2 | median_p95)
-
-# What the database saw, right after the run and before anything else connects as app.
-VISITS=$(pg_value app "SELECT count(*) FROM visits" 2>/dev/null || echo -1)
-BACKENDS_AFTER_RUN=$(app_backends)
-OPENED=$(grep -c 'opened server connection' "$PGWARM_LOG" || true)
-
-# ---- stop pgwarm -------------------------------------------------------------------------------
-say "stopping pgwarm (SIGTERM)"
-stop_t0=$(now_ms)
-kill -TERM "$PGWARM_PID" 2>/dev/null || true # already gone: the exit status below says why
-# Poll rather than `wait`, so that a pgwarm that ignores SIGTERM cannot hang the demo.
-for _ in $(seq 2000); do
-    kill -0 "$PGWARM_PID" 2>/dev/null || break
-    sleep 0.005
-done
-if kill -0 "$PGWARM_PID" 2>/dev/null; then
-    STOP_TEXT="still running after 10 s (killed)"
-    STOP_OK=0
-    kill -9 "$PGWARM_PID" 2>/dev/null || true
-    wait "$PGWARM_PID" 2>/dev/null || true
-else
-    STOP_MS=$(($(now_ms) - stop_t0))
-    if wait "$PGWARM_PID"; then stop_rc=0; else stop_rc=$?; fi
-    STOP_TEXT="exit status $stop_rc after $STOP_MS ms"
-    STOP_OK=$((stop_rc == 0))
+# ---- start-up ----------------------------------------------------------------------------------
+if [ "$STARTUP_RUNS" -gt 0 ]; then
+    say "starting pgwarm $STARTUP_RUNS times as an extension, timing exec to listening and to registered"
+    lambda_run startup "${PGWARM_SETTINGS[@]}" --startup-runs "$STARTUP_RUNS" --pgwarm "$PGWARM_BIN"
+    STARTUP_RC=$RUN_RC
+    show_errors startup
+    STARTUP_DONE=$(grep -c '^startup' "$WORK/startup.tsv" || true)
+    read -r LISTEN_MED LISTEN_MIN LISTEN_MAX < <(cut -f3 "$WORK/startup.tsv" | median_min_max)
+    read -r REG_MED REG_MIN REG_MAX < <(cut -f4 "$WORK/startup.tsv" | median_min_max)
 fi
 
-# pgwarm sent Terminate on its server connections; their backends go away just after.
+# ---- through pgwarm ----------------------------------------------------------------------------
+THAW_ARGS=()
+[ "$FREEZE" = on ] && THAW_ARGS=(--thaw-check)
+say "lambda-run: pgwarm as the extension, handler-example as the function, $INVOCATIONS invocations (freeze $FREEZE)"
+# No password for the handler: it talks to pgwarm, and only pgwarm logs in to the database.
+run_t0=$(now_ms)
+lambda_run pgwarm "${PGWARM_SETTINGS[@]}" DATABASE_URL="postgres://app@127.0.0.1:$PGWARM_PORT/app" \
+    SUPERUSER_URL="$SUPERUSER_URL" THAW_ROLE=app --pgwarm "$PGWARM_BIN" --handler "$HANDLER_BIN" \
+    --invocations "$INVOCATIONS" --freeze "$FREEZE" "${THAW_ARGS[@]}" --pgwarm-log "$PGWARM_LOG"
+POOLED_RC=$RUN_RC
+POOLED_MS=$(($(now_ms) - run_t0))
+show_errors pgwarm
+POOLED_OK=$(count "$WORK/pgwarm.tsv" invocation ok)
+POOLED_FAILED=$(count "$WORK/pgwarm.tsv" invocation failed)
+POOLED_VISITS=$(field "$WORK/pgwarm.tsv" invocation 6 | tail -n 1)
+FIRST_DB=$(field "$WORK/pgwarm.tsv" invocation 5 | head -n 1)
+FIRST_WALL=$(field "$WORK/pgwarm.tsv" invocation 4 | head -n 1)
+read -r POOLED_DB_MED POOLED_DB_P95 < <(field "$WORK/pgwarm.tsv" invocation 5 2 | median_p95)
+read -r POOLED_WALL_MED POOLED_WALL_P95 < <(field "$WORK/pgwarm.tsv" invocation 4 2 | median_p95)
+IFS=$'\t' read -r _ THAW_TERMINATED THAW_STATUS THAW_WALL THAW_DB _ < <(grep '^thaw_check' "$WORK/pgwarm.tsv") || true
+IFS=$'\t' read -r _ SHUTDOWN_MS SHUTDOWN_STATUS < <(grep '^shutdown' "$WORK/pgwarm.tsv") || true
+
+# What pgwarm logged: server connections it opened, the dead ones it replaced, client logins.
+log_count() {
+    if [ -f "$PGWARM_LOG" ]; then grep -c "$1" "$PGWARM_LOG" || true; else echo 0; fi
+}
+OPENED=$(log_count 'opened server connection')
+REPLACED=$(log_count 'closed by the database; replacing it')
+CLIENTS=$(log_count 'client logged in')
+SECRET_READS=$(log_count 'read the secret')
+# One client connection per invocation, the thaw check's included.
+CLIENTS_EXPECTED=$INVOCATIONS
+[ "$FREEZE" = off ] || CLIENTS_EXPECTED=$((INVOCATIONS + 1))
+
+# pgwarm sent Terminate on its server connections before exiting; the backends go just after.
 gone_t0=$(now_ms)
 for _ in $(seq 20); do
-    BACKENDS_AFTER_STOP=$(app_backends)
-    [ "$BACKENDS_AFTER_STOP" = 0 ] && break
+    BACKENDS_AFTER=$(app_backends)
+    [ "$BACKENDS_AFTER" = 0 ] && break
     sleep 0.1
 done
 GONE_MS=$(($(now_ms) - gone_t0))
 
 # ---- straight to PostgreSQL --------------------------------------------------------------------
-say "running handler-example $DIRECT_INVOCATIONS straight to PostgreSQL (SCRAM login each time)"
-run_handler direct "postgres://app:$APP_PASSWORD@127.0.0.1:$PG_PORT/app" "$DIRECT_INVOCATIONS"
-DIRECT_RC=$HANDLER_RC
-DIRECT_OK=$(grep -c '"visits":' "$WORK/direct.out" || true)
-read -r DIRECT_MEDIAN DIRECT_P95 < <(db_ms_values "$WORK/direct.out" 1 | median_p95)
-# The headline: how much cheaper a fresh connection is through pgwarm than straight to PostgreSQL.
-SPEEDUP=$(awk -v d="$DIRECT_MEDIAN" -v p="$POOLED_MEDIAN" 'BEGIN {
-    if (d == "-" || p == "-" || p <= 0) print "no comparison: a run has no timings to compare"
-    else if (d >= p) printf "connect+query+close is %.1f× faster through pgwarm (median direct / median pgwarm)", d / p
-    else printf "connect+query+close is %.1f× slower through pgwarm (median pgwarm / median direct)", p / d
-}')
+say "lambda-run: handler-example alone, straight to PostgreSQL (a SCRAM login each time), $DIRECT_INVOCATIONS invocations"
+lambda_run direct DATABASE_URL="postgres://app:$APP_PASSWORD@127.0.0.1:$PG_PORT/app" --handler "$HANDLER_BIN" --invocations "$DIRECT_INVOCATIONS" --freeze "$FREEZE"
+DIRECT_RC=$RUN_RC
+show_errors direct
+DIRECT_OK=$(count "$WORK/direct.tsv" invocation ok)
+DIRECT_VISITS=$(field "$WORK/direct.tsv" invocation 6 | tail -n 1)
+read -r DIRECT_DB_MED DIRECT_DB_P95 < <(field "$WORK/direct.tsv" invocation 5 2 | median_p95)
+read -r DIRECT_WALL_MED DIRECT_WALL_P95 < <(field "$WORK/direct.tsv" invocation 4 2 | median_p95)
+
+VISITS=$(pg_value app "SELECT count(*) FROM visits" 2>/dev/null || echo -1)
+VISITS_EXPECTED=$((CLIENTS_EXPECTED + DIRECT_INVOCATIONS))
 
 # ---- report ------------------------------------------------------------------------------------
-for name in pgwarm direct; do
-    if [ -s "$WORK/$name.err" ]; then
-        echo "--- handler errors ($name) ---" >&2
-        head -n 5 "$WORK/$name.err" >&2
-    fi
-done
-
 echo
 echo "pgwarm demo, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "$("$PG_BIN/postgres" --version) on 127.0.0.1:$PG_PORT (throwaway cluster)"
-echo "pgwarm on 127.0.0.1:$PGWARM_PORT, ${PGWARM_POOL_MODE:-transaction} mode, PGWARM_POOL_SIZE=$POOL_SIZE${PGWARM_PASSTHROUGH:+, with $PGWARM_PASSTHROUGH}"
+if [ "$FREEZE" = on ]; then
+    echo "lambda-simulator 0.2 plays Lambda, freezing the environment between invocations (SIGSTOP, then SIGCONT with the next event)"
+else
+    echo "lambda-simulator 0.2 plays Lambda, without freezing (DEMO_FREEZE=off)"
+fi
+echo "pgwarm as the extension on 127.0.0.1:$PGWARM_PORT, ${PGWARM_POOL_MODE:-transaction} mode, PGWARM_POOL_SIZE=$POOL_SIZE${PGWARM_PASSTHROUGH:+, with $PGWARM_PASSTHROUGH}"
+echo "its login: the secret demo/app-db, read from moto_server (Secrets Manager emulator) on 127.0.0.1:$MOTO_PORT"
+if [ "$STARTUP_RUNS" -gt 0 ]; then
+    echo
+    echo "pgwarm start-up as an extension ($STARTUP_RUNS starts, each under a fresh simulator)"
+    check "starts that listened, registered and exited" "$STARTUP_DONE of $STARTUP_RUNS" \
+        $((STARTUP_RC == 0 && STARTUP_DONE == STARTUP_RUNS))
+    row "exec to listening" "median $LISTEN_MED ms (min $LISTEN_MIN, max $LISTEN_MAX)"
+    row "exec to registered" "median $REG_MED ms (min $REG_MIN, max $REG_MAX)"
+fi
 echo
 echo "The example handler through pgwarm ($INVOCATIONS invocations, a fresh connection each; ${POOLED_MS} ms in all)"
-check "invocations run / succeeded" "$POOLED_RUN / $POOLED_OK" \
+check "invocations succeeded" "$POOLED_OK of $INVOCATIONS ($POOLED_FAILED failed)" \
     $((POOLED_RC == 0 && POOLED_OK == INVOCATIONS))
-VISITS_TEXT=$VISITS
-[ "$VISITS" -ge 0 ] || VISITS_TEXT="none (no visits table)"
-check "visits counted at the end" "$VISITS_TEXT" \
-    $((VISITS == INVOCATIONS && LAST_VISITS == INVOCATIONS))
-row "db_ms, first invocation (pool still empty)" "${FIRST_MS:--} ms"
-if [ "$INVOCATIONS" -gt 1 ]; then
-    row "db_ms, invocations 2..$INVOCATIONS" "median $POOLED_MEDIAN ms, p95 $POOLED_P95 ms"
-fi
+check "visits counted by the last invocation" "${POOLED_VISITS:-none}" \
+    $((${POOLED_VISITS:-0} == INVOCATIONS))
+check "server connections pgwarm opened" "$OPENED for $CLIENTS client connections" \
+    $((OPENED - REPLACED >= 1 && OPENED - REPLACED <= POOL_SIZE && CLIENTS == CLIENTS_EXPECTED))
+check "reads of the secret (Secrets Manager)" "$SECRET_READS for $CLIENTS client connections" \
+    $((SECRET_READS == 1))
+row "first invocation (pool still empty)" "db_ms ${FIRST_DB:--}, wall ${FIRST_WALL:--} ms"
+row "db_ms, invocations 2..$INVOCATIONS" "median $POOLED_DB_MED ms, p95 $POOLED_DB_P95 ms"
+row "invocation wall time, 2..$INVOCATIONS" "median $POOLED_WALL_MED ms, p95 $POOLED_WALL_P95 ms"
 echo
 echo "The same handler straight to PostgreSQL ($DIRECT_INVOCATIONS invocations, a SCRAM login each)"
 check "invocations succeeded" "$DIRECT_OK of $DIRECT_INVOCATIONS" \
     $((DIRECT_RC == 0 && DIRECT_OK == DIRECT_INVOCATIONS))
-row "db_ms" "median $DIRECT_MEDIAN ms, p95 $DIRECT_P95 ms"
-echo "  => $SPEEDUP"
+row "db_ms, invocations 2..$DIRECT_INVOCATIONS" "median $DIRECT_DB_MED ms, p95 $DIRECT_DB_P95 ms"
+row "invocation wall time, 2..$DIRECT_INVOCATIONS" "median $DIRECT_WALL_MED ms, p95 $DIRECT_WALL_P95 ms"
+row "direct / pgwarm, medians" \
+    "db_ms $(ratio "$DIRECT_DB_MED" "$POOLED_DB_MED")×, wall $(ratio "$DIRECT_WALL_MED" "$POOLED_WALL_MED")×"
+check "visits in the table (both runs)" "$VISITS (last invocation counted ${DIRECT_VISITS:-none})" \
+    $((VISITS == VISITS_EXPECTED && ${DIRECT_VISITS:-0} == VISITS_EXPECTED))
 echo
-echo "Server connections the database saw during the pgwarm run"
-check "backends of role app right after the run" "$BACKENDS_AFTER_RUN (pool size $POOL_SIZE)" \
-    $((BACKENDS_AFTER_RUN >= 1 && BACKENDS_AFTER_RUN <= POOL_SIZE))
-check "server connections pgwarm opened in total" "$OPENED (for $POOLED_OK client connections)" \
-    $((OPENED >= 1 && OPENED <= POOL_SIZE))
-echo
-echo "Stopping pgwarm with SIGTERM"
-check "pgwarm stopped" "$STOP_TEXT" "$STOP_OK"
-check "backends of role app afterwards" "$BACKENDS_AFTER_STOP (seen within $GONE_MS ms)" \
-    $((BACKENDS_AFTER_STOP == 0))
-echo
-echo "Not yet in this demo: the Lambda simulator (Extensions API lifecycle) and the Secrets Manager"
-echo "emulator are not built yet; pgwarm runs standalone here."
+if [ "$FREEZE" = on ]; then
+    echo "Frozen, the database terminates every backend of app; then thaw and invoke"
+    check "backends terminated while frozen" "${THAW_TERMINATED:--}" $((${THAW_TERMINATED:-0} >= 1))
+    check "the invocation after the thaw" \
+        "${THAW_STATUS:-not run}${THAW_DB:+, db_ms $THAW_DB, wall $THAW_WALL ms}" \
+        "$([ "${THAW_STATUS:-}" = ok ] && echo 1 || echo 0)"
+    row "dead server connections pgwarm replaced" "$REPLACED (among the $OPENED it opened)"
+    echo
+fi
+echo "SHUTDOWN"
+check "pgwarm exited, within Lambda's 2000 ms" "status ${SHUTDOWN_STATUS:-unknown} after ${SHUTDOWN_MS:--} ms" \
+    "$([ "${SHUTDOWN_STATUS:-}" = 0 ] && [ "${SHUTDOWN_MS:--}" != - ] && echo 1 || echo 0)"
+check "backends of role app afterwards" "$BACKENDS_AFTER (seen within $GONE_MS ms)" \
+    $((BACKENDS_AFTER == 0))
 echo
 TOTAL_S=$(awk -v ms="$(($(now_ms) - STARTED_MS))" 'BEGIN { printf "%.1f", ms / 1000 }')
 if [ "${#FAILED_CHECKS[@]}" -gt 0 ]; then

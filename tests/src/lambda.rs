@@ -1,33 +1,44 @@
 //! A simulated Lambda execution environment: `lambda-simulator`'s Runtime and Extensions API,
 //! the real `pgwarm` registered as an extension, and the real `handler-example` as the function's
-//! runtime. In freeze mode both processes get SIGSTOP after each invocation and SIGCONT before
+//! runtime. In freeze mode the processes get SIGSTOP after each invocation and SIGCONT before
 //! the next, as Lambda freezes an idle environment.
 //!
+//! Tests start it with [`Lambda::start`] (pgwarm for a test database, binaries from the
+//! workspace); the `lambda-run` driver behind `scripts/demo.sh` with [`Lambda::start_with`]
+//! (explicit binaries and environment, or no pgwarm at all for a handler that connects
+//! directly), so that both run the same lifecycle code.
+//!
 //! Where lambda-simulator 0.2 falls short, this wraps it through its public API only:
-//! - its wait helpers can miss a wake-up, so invocations are awaited by polling their state;
+//! - its wait helpers can miss a wake-up, so an invocation is awaited in short waits, reading
+//!   its state again after each;
 //! - it can report "frozen" before every SIGSTOP was sent, and thaw only inside `enqueue`, so
-//!   [`Lambda::wait_frozen`] also waits until the kernel shows both processes stopped;
+//!   [`Lambda::wait_frozen`] also waits until the kernel shows every process stopped;
+//! - it refuses registrations after the runtime's first `/next`, so pgwarm must have registered
+//!   before the handler starts ([`Lambda::start_with`] waits for that);
 //! - it does not serve `/extension/init/error`, so [`InitErrorProxy`] stands in front of it,
 //!   records that call and forwards everything else.
 
 use crate::pg::Target;
-use crate::pooler::{workspace_bin, Pgwarm};
-use crate::tools::TempDir;
-use lambda_simulator::{FreezeMode, InvocationState, InvocationStatus, Simulator};
+use crate::pooler::{workspace_bin, Pgwarm, PgwarmBuilder};
+use crate::tools::{process_state, TempDir};
+use lambda_simulator::{FreezeMode, InvocationState, Simulator, SimulatorError};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long an invocation, a registration or a freeze may take before the test fails.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long one wait on the simulator's invocation helper lasts before the state is read again.
+const COMPLETION_RECHECK: Duration = Duration::from_millis(2);
+
 pub struct Lambda {
     pub sim: Simulator,
-    pub pgwarm: Pgwarm,
+    pgwarm: Option<Pgwarm>,
     handler: Option<Handler>,
     freeze: bool,
 }
@@ -52,31 +63,47 @@ impl Drop for Handler {
     }
 }
 
+/// A simulator for one execution environment; `freeze` freezes it between invocations.
+pub async fn simulator(freeze: bool) -> Simulator {
+    Simulator::builder()
+        .function_name("pgwarm-test")
+        .freeze_mode(if freeze {
+            FreezeMode::Process
+        } else {
+            FreezeMode::None
+        })
+        .shutdown_timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .expect("lambda-simulator starts")
+}
+
+/// `pgwarm` with the simulator's Lambda environment added, where the builder sets nothing itself
+/// (so a test can still choose, say, `AWS_LAMBDA_INITIALIZATION_TYPE`).
+pub fn in_lambda(mut pgwarm: PgwarmBuilder, sim: &Simulator) -> PgwarmBuilder {
+    for (k, v) in lambda_env(sim) {
+        pgwarm = pgwarm.env_default(&k, &v);
+    }
+    pgwarm
+}
+
 impl Lambda {
     /// A simulator, and pgwarm (for `db`, with `env` on top) registered with it. `freeze`
     /// freezes the environment between invocations.
     pub async fn start(db: &Target, env: &[(&str, &str)], freeze: bool) -> Lambda {
-        let sim = Simulator::builder()
-            .function_name("pgwarm-test")
-            .freeze_mode(if freeze {
-                FreezeMode::Process
-            } else {
-                FreezeMode::None
-            })
-            .shutdown_timeout(Duration::from_secs(2))
-            .build()
-            .await
-            .expect("lambda-simulator starts");
-        let mut builder = Pgwarm::builder(db);
-        for (k, v) in lambda_env(&sim) {
-            builder = builder.env(&k, &v);
-        }
-        for (k, v) in env {
-            builder = builder.env(k, v);
-        }
-        let pgwarm = builder.spawn();
-        if freeze {
-            sim.register_freeze_pid(pgwarm.pid());
+        let pgwarm = env
+            .iter()
+            .fold(Pgwarm::builder(db), |b, (k, v)| b.env(k, v));
+        Lambda::start_with(Some(pgwarm), freeze).await
+    }
+
+    /// A simulator and, when given, pgwarm spawned from `pgwarm` in its Lambda environment and
+    /// registered with it.
+    pub async fn start_with(pgwarm: Option<PgwarmBuilder>, freeze: bool) -> Lambda {
+        let sim = simulator(freeze).await;
+        let pgwarm = pgwarm.map(|b| in_lambda(b, &sim).spawn());
+        if let (true, Some(p)) = (freeze, &pgwarm) {
+            sim.register_freeze_pid(p.pid());
         }
         let lambda = Lambda {
             sim,
@@ -84,37 +111,50 @@ impl Lambda {
             handler: None,
             freeze,
         };
-        // The runtime must not start before pgwarm registered: the simulator refuses
-        // registrations after the runtime's first /next.
-        lambda
-            .sim
-            .wait_for(
-                || async { lambda.sim.extension_count().await == 1 },
-                STEP_TIMEOUT,
-            )
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "pgwarm did not register: {e:?}\n--- pgwarm log ---\n{}",
-                    lambda.pgwarm.log()
+        if let Some(pgwarm) = &lambda.pgwarm {
+            lambda
+                .sim
+                .wait_for(
+                    || async { lambda.sim.extension_count().await == 1 },
+                    STEP_TIMEOUT,
                 )
-            });
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "pgwarm did not register: {e:?}\n--- pgwarm log ---\n{}",
+                        pgwarm.log()
+                    )
+                });
+        }
         lambda
     }
 
-    /// Starts `handler-example` as the function's runtime, connecting to `database_url`.
+    /// The pgwarm process; panics if this environment runs without it.
+    pub fn pgwarm(&self) -> &Pgwarm {
+        self.pgwarm
+            .as_ref()
+            .expect("this environment was started without pgwarm")
+    }
+
+    /// Starts the workspace's `handler-example` as the function's runtime, connecting to
+    /// `database_url`.
     pub fn start_handler(&mut self, database_url: &str) {
+        self.start_handler_bin(&workspace_bin("handler-example"), database_url);
+    }
+
+    /// Starts `bin` as the function's runtime, with `DATABASE_URL=database_url`.
+    pub fn start_handler_bin(&mut self, bin: &Path, database_url: &str) {
         let dir = TempDir::new("pgwarm-handler");
         let log = dir.path().join("handler.log");
         let file = fs::File::create(&log).expect("handler log");
-        let child = Command::new(workspace_bin("handler-example"))
+        let child = Command::new(bin)
             .envs(lambda_env(&self.sim))
             .env("DATABASE_URL", database_url)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .spawn()
-            .expect("spawn handler-example");
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         if self.freeze {
             self.sim.register_freeze_pid(child.id());
         }
@@ -125,59 +165,67 @@ impl Lambda {
         });
     }
 
+    /// What the handler printed so far.
+    pub fn handler_log(&self) -> String {
+        self.handler
+            .as_ref()
+            .and_then(|h| fs::read_to_string(&h.log).ok())
+            .unwrap_or_default()
+    }
+
     /// Invokes the function with `payload` and waits for the result (and, in freeze mode, for
     /// the environment to be frozen again).
     pub async fn invoke(&self, payload: Value) -> InvocationState {
+        self.invoke_timed(payload).await.0
+    }
+
+    /// [`Lambda::invoke`], also returning the time from enqueueing the event (which thaws the
+    /// environment) to the invocation's result.
+    pub async fn invoke_timed(&self, payload: Value) -> (InvocationState, Duration) {
+        let sent = Instant::now();
         let id = self.sim.enqueue_payload(payload).await;
-        let done = self
-            .sim
-            .wait_for(
-                || async {
-                    matches!(
-                        self.sim.get_invocation_state(&id).await.map(|s| s.status),
-                        Some(
-                            InvocationStatus::Success
-                                | InvocationStatus::Error
-                                | InvocationStatus::Timeout
-                        )
-                    )
-                },
-                STEP_TIMEOUT,
-            )
-            .await;
-        if let Err(e) = done {
-            panic!(
-                "invocation {id} did not complete: {e:?}\n--- pgwarm log ---\n{}",
-                self.pgwarm.log()
-            );
-        }
-        let state = self
-            .sim
-            .get_invocation_state(&id)
-            .await
-            .expect("a known invocation");
+        let deadline = sent + STEP_TIMEOUT;
+        let state = loop {
+            match self
+                .sim
+                .wait_for_invocation_complete(&id, COMPLETION_RECHECK)
+                .await
+            {
+                Ok(state) => break state,
+                Err(SimulatorError::Timeout(_)) if Instant::now() < deadline => {}
+                Err(e) => panic!(
+                    "invocation {id} did not complete: {e:?}\n--- pgwarm log ---\n{}\n--- handler log ---\n{}",
+                    self.pgwarm.as_ref().map(Pgwarm::log).unwrap_or_default(),
+                    self.handler_log()
+                ),
+            }
+        };
+        let took = sent.elapsed();
         if self.freeze {
             self.wait_frozen().await;
         }
-        state
+        (state, took)
     }
 
     /// Waits until the simulator froze the environment and the kernel shows pgwarm and the
     /// handler stopped.
     pub async fn wait_frozen(&self) {
-        let mut pids = vec![self.pgwarm.pid()];
+        let mut pids: Vec<u32> = self.pgwarm.iter().map(Pgwarm::pid).collect();
         pids.extend(self.handler.as_ref().map(|h| h.child.id()));
         self.sim
             .wait_for(
-                || async { self.sim.is_frozen() && pids.iter().all(|p| is_stopped(*p)) },
+                || async {
+                    self.sim.is_frozen() && pids.iter().all(|p| process_state(*p) == Some('T'))
+                },
                 STEP_TIMEOUT,
             )
             .await
             .expect("the environment froze");
     }
 
-    /// Sends SHUTDOWN (thawing the environment first) and returns pgwarm, still running or not.
-    pub async fn shutdown(self) -> Pgwarm {
+    /// Sends SHUTDOWN (thawing the environment first), stops the handler, and returns pgwarm,
+    /// still running or not.
+    pub async fn shutdown(self) -> Option<Pgwarm> {
         let Lambda {
             sim,
             pgwarm,
@@ -210,18 +258,6 @@ pub fn lambda_env(sim: &Simulator) -> HashMap<String, String> {
         .into_iter()
         .filter(|(k, _)| k.starts_with("AWS_"))
         .collect()
-}
-
-/// Whether the process is stopped (state T in /proc/PID/stat).
-fn is_stopped(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // The state follows the command name, which is in parentheses.
-            let after = s.rsplit_once(')')?.1;
-            after.split_whitespace().next().map(|state| state == "T")
-        })
-        .unwrap_or(false)
 }
 
 /// An init-error call pgwarm made.

@@ -4,7 +4,8 @@
 //!   port), with [`PgCluster::fresh_target`] giving every test its own role and database.
 //! - [`Pgwarm`]: the real `pgwarm` binary in standalone mode, pointed at a [`Target`].
 //! - [`Lambda`]: lambda-simulator driving pgwarm as an extension and `handler-example` as the
-//!   function, with freeze and thaw.
+//!   function, with freeze and thaw; the `lambda-run` binary (`src/bin/lambda-run.rs`) uses it
+//!   for `scripts/demo.sh`.
 //! - [`Pgbouncer`], [`Moto`]: real peers (PgBouncer for chaining, moto_server as Secrets Manager).
 //! - [`tool`]: external programs (psql, pgbench, pgbouncer, moto_server); a missing one is a test
 //!   failure that names the package to install, never a silent skip.
@@ -20,7 +21,7 @@ mod tls;
 mod tools;
 mod wire;
 
-pub use lambda::{lambda_env, InitError, InitErrorProxy, Lambda};
+pub use lambda::{in_lambda, lambda_env, simulator, InitError, InitErrorProxy, Lambda};
 pub use peers::{json_string, Moto, Pgbouncer};
 pub use pg::{
     cluster, exchange_large_messages, io_runtime, quote_ident, quote_literal, server_bindir,
@@ -32,7 +33,8 @@ pub use tls::{
 };
 pub use tools::{
     as_postgres, chown_postgres, free_port, is_root, output_with_timeout, package_hint, poll_until,
-    port_is_listening, random_hex, run_ok, send_signal, tool, try_tool, wait_timeout, TempDir,
+    port_is_listening, process_state, random_hex, run_ok, send_signal, tool, try_tool,
+    wait_timeout, TempDir,
 };
 pub use wire::{
     error_fields as wire_error, raw_message, send_cancel, sqlstate, Batch, Reply, Wire, WireError,

@@ -1,4 +1,6 @@
-//! The real `pgwarm` binary, run standalone (no `AWS_LAMBDA_RUNTIME_API`) against a [`Target`].
+//! The real `pgwarm` binary as a child process: standalone (no `AWS_LAMBDA_RUNTIME_API`) against
+//! a test's [`Target`], or, through [`Pgwarm::builder_for`], any pgwarm binary with exactly the
+//! environment its caller gives (the `lambda-run` driver, which also adds the Lambda environment).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -6,7 +8,7 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::pg::Target;
 use crate::tools::{self, free_port, poll_until, TempDir};
@@ -84,6 +86,7 @@ pub struct Pgwarm {
     pub port: u16,
     addr: SocketAddr,
     child: Child,
+    started: Instant,
     exit: Option<ExitStatus>,
     log_path: PathBuf,
     client: Target,
@@ -93,7 +96,8 @@ pub struct Pgwarm {
 /// Environment for a pgwarm process; see [`Pgwarm::builder`].
 #[derive(Clone, Debug)]
 pub struct PgwarmBuilder {
-    db: Target,
+    /// The binary; `None` is [`pgwarm_bin`].
+    bin: Option<PathBuf>,
     /// `None` removes the variable from the child's environment.
     env: BTreeMap<String, Option<String>>,
 }
@@ -117,9 +121,15 @@ impl Pgwarm {
         set("PGWARM_LISTEN", format!("127.0.0.1:{}", free_port()));
         set("PGWARM_LOG_LEVEL", "debug".into());
         set("PGWARM_LOG_FORMAT", "text".into());
+        PgwarmBuilder { bin: None, env }
+    }
+
+    /// No presets: `bin` with only the variables set on the builder (like [`Pgwarm::builder`],
+    /// the child inherits no `PGWARM_*` variable nor `AWS_LAMBDA_RUNTIME_API`).
+    pub fn builder_for(bin: &Path) -> PgwarmBuilder {
         PgwarmBuilder {
-            db: db.clone(),
-            env,
+            bin: Some(bin.to_path_buf()),
+            env: BTreeMap::new(),
         }
     }
 
@@ -131,8 +141,9 @@ impl Pgwarm {
             .spawn()
     }
 
-    /// A target pointing at pgwarm with the database target's user, password and dbname (the
-    /// password is PGWARM_CLIENT_PASSWORD instead when the builder set it).
+    /// A target pointing at pgwarm with the user, password and dbname of PGWARM_DB_USER,
+    /// PGWARM_DB_PASSWORD and PGWARM_DB_NAME (the password is PGWARM_CLIENT_PASSWORD instead when
+    /// the builder set it).
     pub fn target(&self) -> Target {
         self.client.clone()
     }
@@ -149,6 +160,11 @@ impl Pgwarm {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// When the process was spawned.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// The address pgwarm listens on.
@@ -230,6 +246,14 @@ impl PgwarmBuilder {
         self
     }
 
+    /// Set a variable unless the builder already sets or removes it.
+    pub fn env_default(mut self, key: &str, value: &str) -> Self {
+        self.env
+            .entry(key.to_string())
+            .or_insert_with(|| Some(value.to_string()));
+        self
+    }
+
     /// The value a variable will have in the child (`None` if unset/removed).
     pub fn get_env(&self, key: &str) -> Option<&str> {
         self.env.get(key).and_then(|v| v.as_deref())
@@ -259,6 +283,12 @@ impl PgwarmBuilder {
                 panic!("pgwarm did not listen on {addr} within {STARTUP_TIMEOUT:?}\n--- pgwarm log ---\n{log}")
             }
         }
+    }
+
+    /// Spawn without waiting for anything (for a caller that times the start-up itself).
+    pub fn spawn_nowait(self) -> Pgwarm {
+        let addr = self.listen_addr();
+        self.start(addr)
     }
 
     /// Spawn, expect the process to exit by itself within 10 s; return (exit status, log text).
@@ -291,7 +321,7 @@ impl PgwarmBuilder {
     }
 
     fn start(self, addr: SocketAddr) -> Pgwarm {
-        let bin = pgwarm_bin();
+        let bin = self.bin.clone().unwrap_or_else(pgwarm_bin);
         let dir = TempDir::new("pgwarm-run");
 
         let mut cmd = Command::new(&bin);
@@ -307,22 +337,27 @@ impl PgwarmBuilder {
                 None => cmd.env_remove(OsString::from(key)),
             };
         }
+        let started = Instant::now();
         let (child, log_path) = crate::tools::spawn_logged(&mut cmd, dir.path(), "pgwarm");
 
+        let user = self.get_env("PGWARM_DB_USER").unwrap_or_default();
         let client = Target {
             host: addr.ip().to_string(),
             port: addr.port(),
-            user: self.db.user.clone(),
+            user: user.to_string(),
             password: self
                 .get_env("PGWARM_CLIENT_PASSWORD")
-                .unwrap_or(&self.db.password)
+                .or(self.get_env("PGWARM_DB_PASSWORD"))
+                .unwrap_or_default()
                 .to_string(),
-            dbname: self.db.dbname.clone(),
+            // pgwarm's own default: the database named after the user.
+            dbname: self.get_env("PGWARM_DB_NAME").unwrap_or(user).to_string(),
         };
         Pgwarm {
             port: addr.port(),
             addr,
             child,
+            started,
             exit: None,
             log_path,
             client,

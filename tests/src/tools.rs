@@ -356,3 +356,11 @@ pub(crate) fn spawn_logged(
         .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
     (child, log_path)
 }
+
+/// The state letter of a process from /proc/PID/stat (`R`, `S`, `T` stopped, `Z` exited but not
+/// yet reaped, ...), or `None` when there is no such process.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the command name, which is in parentheses and may hold anything.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}

@@ -16,7 +16,7 @@ async fn a_hundred_invocations_use_a_couple_of_server_connections() {
     let db = cluster().fresh_target();
     let mut lambda = Lambda::start(&db, &[("PGWARM_POOL_SIZE", "2")], true).await;
     assert_eq!(lambda.registered_events().await, ["INVOKE", "SHUTDOWN"]);
-    lambda.start_handler(&lambda.pgwarm.target().conn_string());
+    lambda.start_handler(&lambda.pgwarm().target().conn_string());
     for i in 1..=100i64 {
         let state = lambda.invoke(json!({ "source": "test" })).await;
         assert!(state.error.is_none(), "invocation {i}: {:?}", state.error);
@@ -24,7 +24,7 @@ async fn a_hundred_invocations_use_a_couple_of_server_connections() {
         assert_eq!(payload["visits"], json!(i), "{payload}");
         assert!(payload["db_ms"].as_f64().is_some(), "{payload}");
     }
-    let log = lambda.pgwarm.log();
+    let log = lambda.pgwarm().log();
     assert_eq!(
         count(&log, "client logged in"),
         100,
@@ -50,7 +50,7 @@ async fn a_thaw_after_the_database_dropped_every_backend_goes_unnoticed() {
         true,
     )
     .await;
-    lambda.start_handler(&lambda.pgwarm.target().conn_string());
+    lambda.start_handler(&lambda.pgwarm().target().conn_string());
     let first = lambda.invoke(json!({})).await;
     assert!(first.error.is_none(), "{:?}", first.error);
 
@@ -67,7 +67,7 @@ async fn a_thaw_after_the_database_dropped_every_backend_goes_unnoticed() {
         assert!(state.error.is_none(), "{:?}", state.error);
         assert!(state.response.is_some());
     }
-    let log = lambda.pgwarm.log();
+    let log = lambda.pgwarm().log();
     assert!(
         log.contains("validated idle server connections after the thaw")
             && log.contains("idle server connection was closed by the database; replacing it"),
@@ -79,13 +79,13 @@ async fn a_thaw_after_the_database_dropped_every_backend_goes_unnoticed() {
 async fn shutdown_ends_pgwarm_within_two_seconds_and_leaves_no_backend() {
     let db = cluster().fresh_target();
     let mut lambda = Lambda::start(&db, &[("PGWARM_POOL_SIZE", "2")], true).await;
-    lambda.start_handler(&lambda.pgwarm.target().conn_string());
+    lambda.start_handler(&lambda.pgwarm().target().conn_string());
     for _ in 0..3 {
         assert!(lambda.invoke(json!({})).await.error.is_none());
     }
     assert!(cluster().backends_for(&db.user) >= 1);
     let sent = Instant::now();
-    let mut pgwarm = lambda.shutdown().await;
+    let mut pgwarm = lambda.shutdown().await.expect("pgwarm ran");
     let status = pgwarm.wait_exit(Duration::from_secs(2));
     let took = sent.elapsed();
     assert!(
@@ -118,14 +118,14 @@ async fn managed_instances_register_for_shutdown_only_and_serve_many_clients() {
     .await;
     assert_eq!(lambda.registered_events().await, ["SHUTDOWN"]);
     assert!(
-        lambda.pgwarm.log().contains("pool_size=8"),
+        lambda.pgwarm().log().contains("pool_size=8"),
         "{}",
-        lambda.pgwarm.log()
+        lambda.pgwarm().log()
     );
 
     let mut clients = Vec::new();
     for c in 0..50i32 {
-        let target = lambda.pgwarm.target();
+        let target = lambda.pgwarm().target();
         clients.push(tokio::spawn(async move {
             let client = target.connect().await;
             for i in 0..20i32 {
@@ -145,7 +145,7 @@ async fn managed_instances_register_for_shutdown_only_and_serve_many_clients() {
             .expect("client task");
     }
     assert!(cluster().backends_for(&db.user) <= 8);
-    let mut pgwarm = lambda.shutdown().await;
+    let mut pgwarm = lambda.shutdown().await.expect("pgwarm ran");
     assert!(pgwarm.wait_exit(Duration::from_secs(2)).is_some());
 }
 
