@@ -122,9 +122,12 @@ impl SecretCredentials {
                 self.keep(pending.clone(), RETRY_AFTER_FAILURE.min(self.settings.ttl));
                 Ok(vec![pending])
             }
+            // No pending version (read() says None) is the usual case outside a rotation.
             Ok(_) => Ok(Vec::new()),
-            // No pending version is the usual case outside a rotation.
-            Err(_) => Ok(Vec::new()),
+            Err(e) => {
+                warn!(error = %e, "could not look for a pending version of the secret");
+                Ok(Vec::new())
+            }
         }
     }
 
