@@ -189,8 +189,13 @@ async fn a_terminated_pooled_backend_is_replaced_without_a_client_error() {
     for round in 0..3 {
         let killed = cluster().terminate_backends_for(&db.user);
         assert!(killed >= 1, "round {round}: nothing to terminate");
-        // No sleep: the query may meet the dying backend before or after its FATAL arrives;
-        // both must be invisible to the client.
+        // Wait for the backends to be gone: one told to terminate just after it read a query
+        // fails that query, as it would on a direct connection (pgwarm cannot know whether it
+        // ran). A backend that died while idle is what pgwarm must hide.
+        assert_eq!(
+            cluster().wait_for_backends(&db.user, 0, Duration::from_secs(5)),
+            0
+        );
         pids.push(backend_pid(&client).await);
     }
     pids.dedup();

@@ -133,6 +133,12 @@ async fn a_prepared_statement_survives_the_termination_of_every_pooled_backend()
     for round in 0..3i32 {
         let killed = cluster().terminate_backends_for(&db.user);
         assert!(killed >= 1, "round {round}: nothing to terminate");
+        // Gone before the next query: a backend terminated just after reading it would fail
+        // that query, as on a direct connection (see tests/pool.rs).
+        assert_eq!(
+            cluster().wait_for_backends(&db.user, 0, Duration::from_secs(5)),
+            0
+        );
         let row = client
             .query_one(&stmt, &[&round])
             .await

@@ -242,12 +242,20 @@ async fn pgwarm_serves_from_its_copy_when_secrets_manager_goes_away() {
     );
     drop(moto);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // New server logins need the (stale) secret: the pool's connections are ended.
-    cluster().terminate_backends_for(&db.user);
+    // New server logins need the (stale) secret: the pool's connections are ended, and gone
+    // before the next query (see tests/pool.rs for why).
+    let end_backends = || {
+        cluster().terminate_backends_for(&db.user);
+        assert_eq!(
+            cluster().wait_for_backends(&db.user, 0, Duration::from_secs(5)),
+            0
+        );
+    };
+    end_backends();
     for _ in 0..3 {
         let client = target.connect().await;
         assert_eq!(simple_rows(&client, "select 2").await, [["2"]]);
-        cluster().terminate_backends_for(&db.user);
+        end_backends();
     }
     let log = pgwarm.log();
     assert!(
