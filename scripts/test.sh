@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Run every check of the workspace: formatting, clippy, build, and all tests (unit + end-to-end
-# against a real PostgreSQL, PgBouncer and moto_server).
+# Run every check of the workspace: formatting, clippy, shellcheck, the SAM template's linters,
+# build, all tests (unit + end-to-end against a real PostgreSQL, PgBouncer and moto_server), and
+# the deployment path: the Lambda layer for x86_64 and arm64, run from its zip, and `sam build` of
+# template.yaml (no Docker) with its artifacts checked.
 #
 # On a fresh Debian/Ubuntu machine it first installs what is missing, one line per install:
-#   apt:   postgresql (server), postgresql-client (psql, pgbench), pgbouncer
-#   pip:   moto[server] (moto_server, the Secrets Manager emulator)
-#   cargo: rustfmt, clippy (rustup components)
-# When everything is already there it installs nothing and goes straight to the checks.
+#   apt:    postgresql (server), postgresql-client (psql, pgbench), pgbouncer, shellcheck, make,
+#           zip, unzip, binutils (readelf), qemu-user (runs the arm64 pgwarm on x86_64)
+#   pip:    moto[server] (moto_server, the Secrets Manager emulator), aws-sam-cli (sam),
+#           cfn-lint, cargo-lambda with ziglang (cross-compiles the layer and the function)
+#   rustup: rustfmt, clippy; the targets x86_64- and aarch64-unknown-linux-musl (the layer) and
+#           aarch64-unknown-linux-gnu (the arm64 function that sam build makes)
+# When everything is already there it installs nothing and goes straight to the checks. A tool
+# that is missing and cannot be installed stops the run with a message saying what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +31,8 @@ trap finish EXIT
 SCRIPT_NAME=test.sh
 # shellcheck source=scripts/common.sh
 source scripts/common.sh
+# shellcheck source=scripts/layer-common.sh
+source scripts/layer-common.sh
 
 # Also look where pip puts programs that are not always on PATH.
 export PATH="$PATH:$HOME/.local/bin"
@@ -35,10 +43,16 @@ have_pip() { have python3 && python3 -m pip --version >/dev/null 2>&1; }
 # The tests start their own clusters and PgBouncers on free ports; install_missing also stops the
 # services Debian starts on install, so nothing lingers on pgwarm's default port.
 apt_wants=(postgresql postgresql-client pgbouncer)
-if ! have moto_server && ! have_pip; then
+if ! { have moto_server && have sam && have cfn-lint && have cargo-lambda; } && ! have_pip; then
     apt_wants+=(python3-pip)
 fi
 install_missing "${apt_wants[@]}"
+apt_install_commands shellcheck=shellcheck make=make zip=zip unzip=unzip readelf=binutils
+if [ "$(host_arch)" = x86_64 ]; then
+    apt_install_commands qemu-aarch64=qemu-user
+else
+    apt_install_commands qemu-x86_64=qemu-user
+fi
 
 # ---- pip ---------------------------------------------------------------------------------------
 if ! have moto_server; then
@@ -54,6 +68,11 @@ if ! have moto_server; then
     hash -r
     have moto_server || die "moto_server is still not on PATH after pip install"
 fi
+pip_install_missing sam aws-sam-cli
+pip_install_missing cfn-lint cfn-lint
+install_cargo_lambda
+# SAM CLI: no usage reports (this machine may have no route to them).
+export SAM_CLI_TELEMETRY=0
 
 # ---- cargo -------------------------------------------------------------------------------------
 have cargo || die "cargo not found: install Rust (https://rustup.rs)"
@@ -65,14 +84,32 @@ if ! cargo clippy --version >/dev/null 2>&1; then
     say "installing clippy (rustup)"
     rustup component add clippy
 fi
+for arch in "${LAYER_ARCHES[@]}"; do
+    add_rust_target "$(rust_target "$arch")"
+done
+# sam build's rust-cargolambda builder makes the arm64 function for aarch64-unknown-linux-gnu.
+add_rust_target aarch64-unknown-linux-gnu
 
 # ---- checks ------------------------------------------------------------------------------------
 step() {
     echo "==> $*"
     "$@"
 }
+# described_step WHAT COMMAND...: says what the step checks, runs it, and prints its time.
+described_step() {
+    local what=$1 t0
+    shift
+    echo "==> $what: $*"
+    t0=$(date +%s)
+    "$@"
+    echo "    ($(($(date +%s) - t0))s)"
+}
 step cargo fmt --all -- --check
 step cargo clippy --workspace --all-targets -- -D warnings
+described_step "every shell script passes shellcheck" shellcheck -x scripts/*.sh
+described_step "template.yaml passes cfn-lint" cfn-lint template.yaml
+described_step "template.yaml passes SAM's validation and its lint" \
+    sam validate --lint --template-file template.yaml
 # Also builds target/debug/pgwarm, the binary the end-to-end tests spawn.
 step cargo build --workspace --all-targets
 # --no-fail-fast: report every failing test binary, not only the first (still exits non-zero).
@@ -85,3 +122,68 @@ totals=$(awk '/^test result: / { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passe
 rm -f "$test_log"
 echo "tests: $totals"
 [ "$rc" -eq 0 ] || die "cargo test failed (exit $rc)"
+
+# ---- deployment: the layer and sam build --------------------------------------------------------
+described_step "release build of the layer for x86_64 and arm64 (static musl, cargo lambda + zig)" \
+    scripts/build-layer.sh all
+for arch in "${LAYER_ARCHES[@]}"; do
+    described_step "the $arch layer zip: layout, mode 755, ELF for $arch, static; its pgwarm relays a query" \
+        scripts/check-layer.sh --run "$arch" "target/layer/pgwarm-$arch.zip"
+done
+# check-layer.sh itself: it must refuse a layer Lambda could not run. Variants of the x86_64 layer:
+# no execute bit, another path, an extra file, and the whole zip checked as the other architecture.
+refuses_bad_layers() {
+    local dir bin variant arch zip
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/bad-layers.XXXXXX")
+    bin=target/layer/x86_64/extensions/pgwarm
+    mkdir -p "$dir/no-exec/extensions" "$dir/elsewhere/bin" "$dir/extra/extensions"
+    install -m 644 "$bin" "$dir/no-exec/extensions/pgwarm"
+    install -m 755 "$bin" "$dir/elsewhere/bin/pgwarm"
+    install -m 755 "$bin" "$dir/extra/extensions/pgwarm"
+    echo extra >"$dir/extra/README"
+    for variant in no-exec elsewhere extra; do
+        (cd "$dir/$variant" && zip -q -r "../$variant.zip" .)
+    done
+    for variant in "x86_64 $dir/no-exec.zip" "x86_64 $dir/elsewhere.zip" "x86_64 $dir/extra.zip" \
+        "arm64 target/layer/pgwarm-x86_64.zip"; do
+        read -r arch zip <<<"$variant"
+        if scripts/check-layer.sh "$arch" "$zip" >"$dir/out" 2>&1; then
+            rm -rf "$dir"
+            die "check-layer.sh accepted a bad layer: $arch $zip"
+        fi
+        echo "    refused: $(tail -n 1 "$dir/out")"
+    done
+    rm -rf "$dir"
+}
+described_step "check-layer.sh refuses bad layers" refuses_bad_layers
+# sam build resolves template.yaml with its defaults (Architecture x86_64), then arm64: both layer
+# resources each time (make -> build-layer.sh, warm by now) and the function for that
+# architecture (rust-cargolambda). Output under target/sam, not .aws-sam.
+for arch in "${LAYER_ARCHES[@]}"; do
+    described_step "sam build of template.yaml for $arch, without Docker" \
+        sam build --template-file template.yaml --build-dir "target/sam/build-$arch" \
+        --cache-dir target/sam/cache --parameter-overrides "Architecture=$arch"
+    described_step "sam build's $arch function: ELF for $arch, glibc <= 2.34" \
+        scripts/check-layer.sh "$arch" "target/sam/build-$arch/HandlerFunction/bootstrap"
+done
+# The layers as sam build left them, then zipped the way sam package/deploy zips them (SAM's own
+# function, from the Python package that provides `sam`), so the mode that reaches Lambda is the
+# one checked.
+sam_zip() {
+    python3 -c 'import sys
+try:
+    from samcli.lib.package.utils import make_zip_with_lambda_permissions
+except ImportError as e:
+    sys.exit(f"python3 cannot import SAM CLI ({e}): pip install aws-sam-cli")
+make_zip_with_lambda_permissions(sys.argv[1], sys.argv[2])' "$1" "$2"
+}
+for arch in "${LAYER_ARCHES[@]}"; do
+    case "$arch" in
+        x86_64) logical_id=PgwarmLayerX8664 ;;
+        arm64) logical_id=PgwarmLayerArm64 ;;
+    esac
+    built=target/sam/build-$arch/$logical_id
+    described_step "zip sam build's $arch layer as sam deploy does" sam_zip "target/sam/$logical_id-packaged" "$built"
+    described_step "sam build's $arch layer, as built and as SAM zipped it" \
+        scripts/check-layer.sh "$arch" "$built" "target/sam/$logical_id-packaged.zip"
+done
