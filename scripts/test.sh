@@ -55,19 +55,7 @@ else
 fi
 
 # ---- pip ---------------------------------------------------------------------------------------
-if ! have moto_server; then
-    say "installing moto[server] (pip)"
-    if ! out=$(python3 -m pip install --quiet 'moto[server]' 2>&1); then
-        if grep -q externally-managed <<<"$out"; then
-            python3 -m pip install --quiet --break-system-packages 'moto[server]'
-        else
-            echo "$out" >&2
-            die "pip install 'moto[server]' failed"
-        fi
-    fi
-    hash -r
-    have moto_server || die "moto_server is still not on PATH after pip install"
-fi
+pip_install_missing moto_server 'moto[server]'
 pip_install_missing sam aws-sam-cli
 pip_install_missing cfn-lint cfn-lint
 install_cargo_lambda
