@@ -35,6 +35,16 @@ fn pgwarm_presenting(db: &Target, certs: &TestCerts) -> Pgwarm {
     )
 }
 
+/// A tokio-postgres client of `pgwarm` with `sslmode=require`.
+async fn tls_client(pgwarm: &Pgwarm) -> tokio_postgres::Client {
+    let (tls, _) = tls_without_checks(false);
+    pgwarm
+        .target()
+        .try_connect_tls("sslmode=require", tls)
+        .await
+        .expect("connect with sslmode=require")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -190,12 +200,7 @@ async fn direct_tls_connects_when_the_client_offers_the_postgresql_alpn() {
 async fn large_messages_cross_the_client_tls_link_both_ways() {
     let db = cluster().fresh_target();
     let pgwarm = Pgwarm::start(&db, &[]);
-    let (tls, _) = tls_without_checks(false);
-    let client = pgwarm
-        .target()
-        .try_connect_tls("sslmode=require", tls)
-        .await
-        .expect("connect");
+    let client = tls_client(&pgwarm).await;
     exchange_large_messages(&client).await;
 }
 
@@ -319,12 +324,7 @@ async fn many_tls_clients_share_the_pool() {
 async fn a_cancel_sent_over_tls_stops_the_query() {
     let db = cluster().fresh_target();
     let pgwarm = Pgwarm::start(&db, &[]);
-    let (tls, _) = tls_without_checks(false);
-    let client = pgwarm
-        .target()
-        .try_connect_tls("sslmode=require", tls)
-        .await
-        .expect("connect");
+    let client = tls_client(&pgwarm).await;
     let token = client.cancel_token();
     let sleeper = tokio::spawn(async move { client.simple_query("select pg_sleep(30)").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
