@@ -112,40 +112,9 @@ install_missing postgresql postgresql-client pgbouncer openssl
 # ---- build -------------------------------------------------------------------------------------
 cargo_build_release
 
-OUT_DIR="$TARGET_DIR/bench"
-mkdir -p "$OUT_DIR"
-rm -rf "$OUT_DIR/connect-runs" "$OUT_DIR/connect-logs"
-mkdir -p "$OUT_DIR/connect-runs" "$OUT_DIR/connect-logs"
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
-
-# ---- processes, cleanup ------------------------------------------------------------------------
+# ---- output folders, clean-up, work dir -------------------------------------------------------
+bench_start "connect-" pgwarm-bench-connect
 any_failed=0
-
-# Keep the server logs next to the report: runs before the temp dir is removed, after the
-# servers stopped (common_cleanup undoes things in reverse order).
-save_logs() {
-    local f
-    for f in "$WORK/pgwarm.log" "$WORK/pgbouncer.log" "$WORK/postgres.log"; do
-        [ -f "$f" ] && cp "$f" "$OUT_DIR/connect-logs/" 2>/dev/null
-    done
-    return 0
-}
-
-cleanup() {
-    local rc=$?
-    set +e
-    common_cleanup
-    if [ "$rc" -ne 0 ]; then
-        echo "bench-connect.sh: FAILED (exit $rc); pgbench outputs in $OUT_DIR/connect-runs, server logs in $OUT_DIR/connect-logs" >&2
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-make_workdir pgwarm-bench-connect
-common_on_exit call save_logs
 
 # make_cert NAME: a self-signed P-256 certificate for CN=localhost, valid 2 days, in
 # $WORK/NAME.crt with its key in $WORK/NAME.key (mode 600; owned by `postgres` when we are root,
@@ -288,17 +257,7 @@ for t in direct pgwarm pgbouncer; do
 done
 
 # ---- pooler CPU time ---------------------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-[[ "$CLK_TCK" =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
-
-# The processes to measure. PgBouncer runs under setpriv (execs) when we are root: check anyway
-# that the pid is PgBouncer itself, not a wrapper.
-declare -A POOLER_PID
-POOLER_PID[pgwarm]=$(real_pid pgwarm "$PGWARM_PID") ||
-    die "cannot find the pgwarm process (started as pid $PGWARM_PID)"
-POOLER_PID[pgbouncer]=$(real_pid pgbouncer "$PGBOUNCER_PID" "$WORK/pgbouncer.pid") ||
-    die "cannot find the pgbouncer process (started as pid $PGBOUNCER_PID)"
-say "measuring CPU of pgwarm pid ${POOLER_PID[pgwarm]}, pgbouncer pid ${POOLER_PID[pgbouncer]} (CLK_TCK $CLK_TCK)"
+bench_pooler_pids
 
 # ---- runs --------------------------------------------------------------------------------------
 # round_order R: the cases in the order of round R (1-based), rotated by R-1 targets (2 cases).
@@ -309,13 +268,6 @@ round_order() {
     done
 }
 
-# fmt NUMBER DECIMALS: the number rounded, or the FAILED/- marker as it is.
-fmt() {
-    case "$1" in
-        FAILED* | -) echo "$1" ;;
-        *) awk -v x="$1" -v d="$2" 'BEGIN { printf "%.*f", d, x }' ;;
-    esac
-}
 
 # pgbench_figure OUT NAME: one figure of pgbench's summary in OUT: tps, latency (average, ms),
 # connect (average connection time, ms), txns (transactions processed) or failed (failed
@@ -388,7 +340,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         pos=$((pos + 1))
         t=$(case_target "$c")
         mode=$(case_sslmode "$c")
-        out="$OUT_DIR/connect-runs/$c-r$r.txt"
+        out="$RUNS_DIR/$c-r$r.txt"
         pooler_pid=${POOLER_PID[$t]:-}
         ticks_before=
         if [ -n "$pooler_pid" ]; then
@@ -464,7 +416,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 for pair in "pgwarm:$PGWARM_PID" "pgbouncer:$PGBOUNCER_PID"; do
     kill -0 "${pair#*:}" 2>/dev/null || {
         any_failed=1
-        say "${pair%%:*} is no longer running at the end of the runs (log in $OUT_DIR/connect-logs)"
+        say "${pair%%:*} is no longer running at the end of the runs (log in $LOGS_DIR)"
     }
 done
 
@@ -597,5 +549,5 @@ echo
 say "report written to $report (per-run figures in $tsv)"
 
 if [ "$any_failed" -ne 0 ]; then
-    die "some runs FAILED or a measurement is missing (see $OUT_DIR/connect-runs and $OUT_DIR/connect-logs)"
+    die "some runs FAILED or a measurement is missing (see $RUNS_DIR and $LOGS_DIR)"
 fi

@@ -78,40 +78,9 @@ install_missing postgresql postgresql-client pgbouncer
 # ---- build -------------------------------------------------------------------------------------
 cargo_build_release
 
-OUT_DIR="$TARGET_DIR/bench"
-mkdir -p "$OUT_DIR"
-rm -rf "$OUT_DIR/runs" "$OUT_DIR/logs"
-mkdir -p "$OUT_DIR/runs" "$OUT_DIR/logs"
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
-
-# ---- processes, cleanup ------------------------------------------------------------------------
+# ---- output folders, clean-up, work dir -------------------------------------------------------
+bench_start "" pgwarm-bench
 any_failed=0
-
-# Keep the server logs next to the report: runs before the temp dir is removed, after the
-# servers stopped (common_cleanup undoes things in reverse order).
-save_logs() {
-    local f
-    for f in "$WORK/pgwarm.log" "$WORK/pgbouncer.log" "$WORK/postgres.log"; do
-        [ -f "$f" ] && cp "$f" "$OUT_DIR/logs/" 2>/dev/null
-    done
-    return 0
-}
-
-cleanup() {
-    local rc=$?
-    set +e
-    common_cleanup
-    if [ "$rc" -ne 0 ]; then
-        echo "bench.sh: FAILED (exit $rc); pgbench outputs in $OUT_DIR/runs, server logs in $OUT_DIR/logs" >&2
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-make_workdir pgwarm-bench
-common_on_exit call save_logs
 
 # ---- PostgreSQL --------------------------------------------------------------------------------
 pg_start_cluster
@@ -179,17 +148,7 @@ done
 
 
 # ---- pooler CPU time ---------------------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-[[ "$CLK_TCK" =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
-
-# The processes to measure. PgBouncer runs under setpriv (execs) when we are root: check anyway
-# that the pid is PgBouncer itself, not a wrapper.
-declare -A POOLER_PID
-POOLER_PID[pgwarm]=$(real_pid pgwarm "$PGWARM_PID") ||
-    die "cannot find the pgwarm process (started as pid $PGWARM_PID)"
-POOLER_PID[pgbouncer]=$(real_pid pgbouncer "$PGBOUNCER_PID" "$WORK/pgbouncer.pid") ||
-    die "cannot find the pgbouncer process (started as pid $PGBOUNCER_PID)"
-say "measuring CPU of pgwarm pid ${POOLER_PID[pgwarm]}, pgbouncer pid ${POOLER_PID[pgbouncer]} (CLK_TCK $CLK_TCK)"
+bench_pooler_pids
 
 # ---- runs --------------------------------------------------------------------------------------
 # round_order R: the targets in the order of round R (1-based), rotated by R-1.
@@ -200,13 +159,6 @@ round_order() {
     done
 }
 
-# fmt NUMBER DECIMALS: the number rounded, or the FAILED/- marker as it is.
-fmt() {
-    case "$1" in
-        FAILED* | -) echo "$1" ;;
-        *) awk -v x="$1" -v d="$2" 'BEGIN { printf "%.*f", d, x }' ;;
-    esac
-}
 
 # expected_failure TARGET MODE: whether TARGET failing in MODE is a known limitation rather than
 # a fault. PgBouncer 1.18 predates max_prepared_statements: in transaction mode it passes
@@ -286,7 +238,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
             for t in "${order[@]}"; do
                 run=$((run + 1))
                 pos=$((pos + 1))
-                out="$OUT_DIR/runs/$m-c$c-$t-r$r.txt"
+                out="$RUNS_DIR/$m-c$c-$t-r$r.txt"
                 pooler_pid=${POOLER_PID[$t]:-}
                 ticks_before=
                 if [ -n "$pooler_pid" ]; then
@@ -362,7 +314,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 for pair in "pgwarm:$PGWARM_PID" "pgbouncer:$PGBOUNCER_PID"; do
     kill -0 "${pair#*:}" 2>/dev/null || {
         any_failed=1
-        say "${pair%%:*} is no longer running at the end of the runs (log in $OUT_DIR/logs)"
+        say "${pair%%:*} is no longer running at the end of the runs (log in $LOGS_DIR)"
     }
 done
 
@@ -497,5 +449,5 @@ echo
 say "report written to $report (per-run figures in $tsv)"
 
 if [ "$any_failed" -ne 0 ]; then
-    die "some runs FAILED (see $OUT_DIR/runs and $OUT_DIR/logs)"
+    die "some runs FAILED (see $RUNS_DIR and $LOGS_DIR)"
 fi

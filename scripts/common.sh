@@ -23,6 +23,8 @@
 #   pgwarm_start        PGWARM_PORT, PGWARM_PID, PGWARM_PASSTHROUGH
 #   pgwarm_passthrough  PGWARM_PASSTHROUGH
 #   pgbouncer_start     PGBOUNCER_PID
+#   bench_start         OUT_DIR, RUNS_DIR, LOGS_DIR, WORK (and the EXIT/INT/TERM traps)
+#   bench_pooler_pids   CLK_TCK, POOLER_PID[pgwarm], POOLER_PID[pgbouncer]
 
 SCRIPT_NAME=${SCRIPT_NAME:-${0##*/}}
 
@@ -474,4 +476,63 @@ median() {
     }
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
         END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.6f", m }'
+}
+
+# ---- benchmarks (bench.sh, bench-connect.sh) -----------------------------------------------------
+# bench_start PREFIX WORKNAME: the benchmark's output folders under $TARGET_DIR/bench,
+# ${PREFIX}runs (pgbench outputs) and ${PREFIX}logs (the servers' logs, copied there on exit,
+# after the servers stopped), emptied first; the traps; and the work dir `WORKNAME.XXXXXX`.
+# Sets OUT_DIR, RUNS_DIR, LOGS_DIR (absolute) and WORK.
+bench_start() {
+    mkdir -p "$TARGET_DIR/bench"
+    OUT_DIR=$(cd "$TARGET_DIR/bench" && pwd)
+    RUNS_DIR="$OUT_DIR/${1}runs"
+    LOGS_DIR="$OUT_DIR/${1}logs"
+    rm -rf "$RUNS_DIR" "$LOGS_DIR"
+    mkdir -p "$RUNS_DIR" "$LOGS_DIR"
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    make_workdir "$2"
+    common_on_exit call bench_save_logs
+}
+
+bench_save_logs() {
+    local f
+    for f in "$WORK/pgwarm.log" "$WORK/pgbouncer.log" "$WORK/postgres.log"; do
+        [ -f "$f" ] && cp "$f" "$LOGS_DIR/" 2>/dev/null
+    done
+    return 0
+}
+
+bench_cleanup() {
+    local rc=$?
+    set +e
+    common_cleanup
+    if [ "$rc" -ne 0 ]; then
+        echo "$SCRIPT_NAME: FAILED (exit $rc); pgbench outputs in $RUNS_DIR, server logs in $LOGS_DIR" >&2
+    fi
+    exit "$rc"
+}
+
+# bench_pooler_pids: the pooler processes whose CPU time a benchmark reads, and the clock tick.
+# PgBouncer runs under setpriv (which execs) when we are root: check anyway that the pid is
+# PgBouncer itself, not a wrapper. Needs PGWARM_PID, PGBOUNCER_PID and WORK.
+bench_pooler_pids() {
+    CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+    [[ "$CLK_TCK" =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
+    declare -gA POOLER_PID
+    POOLER_PID[pgwarm]=$(real_pid pgwarm "$PGWARM_PID") ||
+        die "cannot find the pgwarm process (started as pid $PGWARM_PID)"
+    POOLER_PID[pgbouncer]=$(real_pid pgbouncer "$PGBOUNCER_PID" "$WORK/pgbouncer.pid") ||
+        die "cannot find the pgbouncer process (started as pid $PGBOUNCER_PID)"
+    say "measuring CPU of pgwarm pid ${POOLER_PID[pgwarm]}, pgbouncer pid ${POOLER_PID[pgbouncer]} (CLK_TCK $CLK_TCK)"
+}
+
+# fmt NUMBER DECIMALS: the number rounded, or a FAILED/- marker as it is.
+fmt() {
+    case "$1" in
+        FAILED* | -) echo "$1" ;;
+        *) awk -v x="$1" -v d="$2" 'BEGIN { printf "%.*f", d, x }' ;;
+    esac
 }
