@@ -213,14 +213,6 @@ fi
 (umask 077 && echo "\"bench\" \"$secret\"" >"$WORK/userlist.txt")
 pgbouncer_start "$PGBOUNCER_PORT" "$WORK/pgbouncer.ini" "$WORK/pgbouncer.log" "$WORK/userlist.txt"
 
-target_port() {
-    case "$1" in
-        direct) echo "$PG_PORT" ;;
-        pgwarm) echo "$PGWARM_PORT" ;;
-        pgbouncer) echo "$PGBOUNCER_PORT" ;;
-    esac
-}
-
 # One query through each case before measuring: a broken path fails here, clearly. It also opens
 # the poolers' first server connections.
 for c in "${CASES[@]}"; do
@@ -268,7 +260,6 @@ round_order() {
     done
 }
 
-
 # pgbench_figure OUT NAME: one figure of pgbench's summary in OUT: tps, latency (average, ms),
 # connect (average connection time, ms), txns (transactions processed) or failed (failed
 # transactions). Nothing if it is not there.
@@ -309,13 +300,6 @@ run_failure() {
     if [ -z "$f" ] || [ "$f" -eq 0 ]; then reasons+=("no transactions"); fi
     [ "${#reasons[@]}" -eq 0 ] && return 0
     printf '%s, ' "${reasons[@]}" | sed 's/, $//'
-}
-
-# first_error OUT: pgbench's first error line in OUT, "-" if there is none.
-first_error() {
-    local line
-    line=$(grep -m 1 -iE 'error|fatal|abort' "$1" || true)
-    echo "${line:--}"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")

@@ -129,14 +129,6 @@ echo "\"bench\" \"$BENCH_PASSWORD\"" >"$WORK/userlist.txt"
 chmod 600 "$WORK/userlist.txt"
 pgbouncer_start "$PGBOUNCER_PORT" "$WORK/pgbouncer.ini" "$WORK/pgbouncer.log" "$WORK/userlist.txt"
 
-target_port() {
-    case "$1" in
-        direct) echo "$PG_PORT" ;;
-        pgwarm) echo "$PGWARM_PORT" ;;
-        pgbouncer) echo "$PGBOUNCER_PORT" ;;
-    esac
-}
-
 # One query through each target before measuring: a broken path fails here, clearly.
 for t in "${TARGETS[@]}"; do
     if ! out=$("${PGVARS[@]}" PGPASSWORD="$BENCH_PASSWORD" psql -X -At -p "$(target_port "$t")" -U bench \
@@ -145,7 +137,6 @@ for t in "${TARGETS[@]}"; do
         die "sanity query through $t (port $(target_port "$t")) failed"
     fi
 done
-
 
 # ---- pooler CPU time ---------------------------------------------------------------------------
 bench_pooler_pids
@@ -158,7 +149,6 @@ round_order() {
         echo "${TARGETS[(i + r - 1) % n]}"
     done
 }
-
 
 # expected_failure TARGET MODE: whether TARGET failing in MODE is a known limitation rather than
 # a fault. PgBouncer 1.18 predates max_prepared_statements: in transaction mode it passes
@@ -198,13 +188,6 @@ run_failure() {
     if [ -z "$txns" ] || [ "$txns" -eq 0 ]; then reasons+=("no transactions"); fi
     [ "${#reasons[@]}" -eq 0 ] && return 0
     printf '%s, ' "${reasons[@]}" | sed 's/, $//'
-}
-
-# first_error OUT: pgbench's first error line in OUT, "-" if there is none.
-first_error() {
-    local line
-    line=$(grep -m 1 -iE 'error|fatal|abort' "$1" || true)
-    echo "${line:--}"
 }
 
 # first_abort OUT: the first line in OUT where pgbench gave up on a client, naming the server's

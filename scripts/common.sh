@@ -529,6 +529,22 @@ bench_pooler_pids() {
     say "measuring CPU of pgwarm pid ${POOLER_PID[pgwarm]}, pgbouncer pid ${POOLER_PID[pgbouncer]} (CLK_TCK $CLK_TCK)"
 }
 
+# target_port TARGET: the port of direct (PostgreSQL), pgwarm or pgbouncer.
+target_port() {
+    case "$1" in
+        direct) echo "$PG_PORT" ;;
+        pgwarm) echo "$PGWARM_PORT" ;;
+        pgbouncer) echo "$PGBOUNCER_PORT" ;;
+    esac
+}
+
+# first_error OUT: pgbench's first error line in OUT, "-" if there is none.
+first_error() {
+    local line
+    line=$(grep -m 1 -iE 'error|fatal|abort' "$1" || true)
+    echo "${line:--}"
+}
+
 # fmt NUMBER DECIMALS: the number rounded, or a FAILED/- marker as it is.
 fmt() {
     case "$1" in
