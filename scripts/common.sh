@@ -253,8 +253,25 @@ make_workdir() {
 # pip_install_missing COMMAND SPEC: installs the PyPI package SPEC (pip, --user when not root) if
 # COMMAND is not on PATH, and says so. Needs python3 with pip (install_missing python3-pip).
 pip_install_missing() {
-    local command=$1 spec=$2 out
+    local command=$1 spec=$2
     have "$command" && return 0
+    pip_install "$spec"
+    hash -r
+    have "$command" || die "$command is still not on PATH after pip install '$spec'"
+}
+
+# pip_install_module MODULE SPEC: installs the PyPI package SPEC if python3 cannot import MODULE.
+pip_install_module() {
+    local module=$1 spec=$2
+    python3 -c "import $module" >/dev/null 2>&1 && return 0
+    pip_install "$spec"
+    python3 -c "import $module" || die "python3 still cannot import $module after pip install '$spec'"
+}
+
+# pip_install SPEC: says so, then installs the PyPI package SPEC (pip; past a Debian
+# "externally managed" refusal).
+pip_install() {
+    local spec=$1 out
     say "installing $spec (pip)"
     export PATH="$PATH:$HOME/.local/bin"
     if ! out=$(python3 -m pip install --quiet "$spec" 2>&1); then
@@ -265,8 +282,6 @@ pip_install_missing() {
             die "pip install '$spec' failed"
         fi
     fi
-    hash -r
-    have "$command" || die "$command is still not on PATH after pip install '$spec'"
 }
 
 # moto_start: starts moto_server (the Secrets Manager emulator) on a free port on 127.0.0.1 and

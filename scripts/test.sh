@@ -8,7 +8,8 @@
 #   apt:    postgresql (server), postgresql-client (psql, pgbench), pgbouncer, shellcheck, make,
 #           zip, unzip, binutils (readelf), qemu-user (runs the arm64 pgwarm on x86_64)
 #   pip:    moto[server] (moto_server, the Secrets Manager emulator), aws-sam-cli (sam),
-#           cfn-lint, cargo-lambda with ziglang (cross-compiles the layer and the function)
+#           cfn-lint, cargo-lambda with ziglang (cross-compiles the layer and the function),
+#           psycopg[binary] (a real driver for the fidelity tests)
 #   rustup: rustfmt, clippy; the targets x86_64- and aarch64-unknown-linux-musl (the layer) and
 #           aarch64-unknown-linux-gnu (the arm64 function that sam build makes)
 # When everything is already there it installs nothing and goes straight to the checks. A tool
@@ -43,7 +44,8 @@ have_pip() { have python3 && python3 -m pip --version >/dev/null 2>&1; }
 # The tests start their own clusters and PgBouncers on free ports; install_missing also stops the
 # services Debian starts on install, so nothing lingers on pgwarm's default port.
 apt_wants=(postgresql postgresql-client pgbouncer)
-if ! { have moto_server && have sam && have cfn-lint && have cargo-lambda; } && ! have_pip; then
+if ! { have moto_server && have sam && have cfn-lint && have cargo-lambda &&
+    python3 -c 'import psycopg' 2>/dev/null; } && ! have_pip; then
     apt_wants+=(python3-pip)
 fi
 install_missing "${apt_wants[@]}"
@@ -58,6 +60,8 @@ fi
 pip_install_missing moto_server 'moto[server]'
 pip_install_missing sam aws-sam-cli
 pip_install_missing cfn-lint cfn-lint
+# psycopg 3 with its own libpq (17+, whose cancel API speaks TLS): the fidelity tests' driver.
+pip_install_module psycopg 'psycopg[binary]'
 install_cargo_lambda
 # SAM CLI: no usage reports (this machine may have no route to them).
 export SAM_CLI_TELEMETRY=0

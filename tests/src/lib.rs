@@ -7,6 +7,7 @@
 //!   function, with freeze and thaw; the `lambda-run` binary (`src/bin/lambda-run.rs`) uses it
 //!   for `scripts/demo.sh`.
 //! - [`Pgbouncer`], [`Moto`]: real peers (PgBouncer for chaining, moto_server as Secrets Manager).
+//! - [`run_python_case`]: psycopg scripts under `tests/py`, a real driver as the client.
 //! - [`tool`]: external programs (psql, pgbench, pgbouncer, moto_server); a missing one is a test
 //!   failure that names the package to install, never a silent skip.
 //!
@@ -17,6 +18,7 @@ mod lambda;
 mod peers;
 mod pg;
 mod pooler;
+mod python;
 mod tls;
 mod tools;
 mod wire;
@@ -28,6 +30,7 @@ pub use pg::{
     simple_rows, try_server_bindir, PgCluster, Target,
 };
 pub use pooler::{find_pgwarm_bin, pgwarm_bin, workspace_bin, Pgwarm, PgwarmBuilder};
+pub use python::run_python_case;
 pub use tls::{
     client_config_without_checks, tls_verifying, tls_without_checks, SeenCertificates, TestCerts,
 };

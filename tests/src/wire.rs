@@ -51,12 +51,7 @@ impl Wire {
         params: &[(&str, &str)],
     ) -> (Wire, (i32, i32), Vec<(String, String)>) {
         let mut wire = Wire::connect(addr);
-        let mut out = BytesMut::new();
-        let all = [("user", user), ("database", database)]
-            .into_iter()
-            .chain(params.iter().copied());
-        frontend::startup_message(all, &mut out).expect("encode startup");
-        wire.send(&out);
+        wire.send_startup(user, database, params);
         let mut key = (0, 0);
         let mut statuses = Vec::new();
         loop {
@@ -74,6 +69,16 @@ impl Wire {
                 None => panic!("connection closed during login"),
             }
         }
+    }
+
+    /// Sends a StartupMessage for `user` and `database` with `params`, reading nothing.
+    pub fn send_startup(&mut self, user: &str, database: &str, params: &[(&str, &str)]) {
+        let mut out = BytesMut::new();
+        let all = [("user", user), ("database", database)]
+            .into_iter()
+            .chain(params.iter().copied());
+        frontend::startup_message(all, &mut out).expect("encode startup");
+        self.send(&out);
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
