@@ -673,3 +673,45 @@ async fn session_mode_keeps_prepared_statements_working() {
         }
     }
 }
+
+/// A statement whose parameter type the server inferred, prepared while a type existed that
+/// ROLLBACK TO SAVEPOINT then removed, lingers on the server connection. Another client's
+/// first Parse of the same SQL, after the type was made again, must mean the type as it is now
+/// (directly it would), not fail with "cache lookup failed for type" (XX000) on the old
+/// statement; and a typed statement that failed a Bind is parsed anew before its next use.
+#[test]
+fn a_parse_of_untyped_parameters_is_never_matched_to_a_statement_from_another_catalog() {
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "1")]);
+    let make_type = "create type mood as enum ('happy', 'sad'); create table tm(m mood)";
+    let insert = "insert into tm values ($1)";
+    let mut a = login(&pgwarm);
+    let setup = Batch::new()
+        .query(&format!("begin; savepoint s; {make_type}"))
+        .parse("s1", insert)
+        .sync()
+        .query("rollback to savepoint s; commit")
+        .query(make_type);
+    let replies = a.run(&setup);
+    assert!(Reply::codes(&replies).is_empty(), "setup: {replies:?}");
+    for client in ["b", "c"] {
+        let mut wire = login(&pgwarm);
+        let replies = wire.run(
+            &Batch::prepare("mine", insert)
+                .bind("mine", &[Some("happy")])
+                .execute()
+                .sync(),
+        );
+        assert_eq!(
+            Reply::codes(&replies),
+            Vec::<String>::new(),
+            "client {client}: {replies:?}"
+        );
+    }
+    expect_values(
+        &mut a,
+        &Batch::new().query("select count(*)::text from tm"),
+        &["2"],
+        "both inserts landed",
+    );
+}

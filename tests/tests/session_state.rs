@@ -412,9 +412,9 @@ async fn set_values_are_replayed_exactly_and_to_no_one_else() {
     }
 }
 
-/// A startup value the database refuses ends that client with the database's own error at its
-/// first query (PostgreSQL would refuse the login), and the server connection it was applied
-/// to stays in the pool for the next client.
+/// A startup value the database refuses ends that client at login with the database's own
+/// FATAL, as PostgreSQL refuses the login, and the server connection that checked it stays in
+/// the pool for the next client.
 #[test]
 fn a_refused_startup_value_ends_that_client_only() {
     let db = cluster().fresh_target();
@@ -426,10 +426,11 @@ fn a_refused_startup_value_ends_that_client_only() {
     };
     let before = pid(&mut good);
     let params = [("TimeZone", "Nowhere/Atlantis")];
-    let mut bad = Wire::login_with(pgwarm.addr(), &db.user, &db.dbname, &params).0;
-    bad.send(&raw_message(b'Q', b"select 1\0"));
+    let mut bad = Wire::connect(pgwarm.addr());
+    bad.send_startup(&db.user, &db.dbname, &params);
     let error = bad.expect_error();
     assert_eq!(error.code, "22023", "{error:?}");
+    assert_eq!(error.severity, "FATAL", "{error:?}");
     assert!(error.message.contains("TimeZone"), "{error:?}");
     assert!(bad.is_closed(), "the client is closed after its FATAL");
     assert_eq!(

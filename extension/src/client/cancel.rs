@@ -32,22 +32,33 @@ impl CancelRegistry {
         Arc::new(CancelRegistry {
             sessions: Mutex::new(HashMap::new()),
             // Start somewhere unpredictable so keys differ across environments and restarts.
-            next_pid: AtomicI32::new(rand::random::<i32>() & 0x3fff_ffff),
+            next_pid: AtomicI32::new((rand::random::<i32>() & 0x3fff_ffff) | (1 << 22)),
         })
     }
 
-    /// Registers a new session and returns its key.
+    /// Registers a new session under a synthetic pid and returns its key.
     pub fn register(self: &Arc<CancelRegistry>) -> CancelKey {
+        self.register_as(None)
+    }
+
+    /// Registers a new session under `pid` (a real backend's, in session mode) when no other
+    /// session has it, else under a synthetic one. Synthetic pids are at or above 2^22, Linux's
+    /// highest `pid_max`, so they never collide with a real backend's.
+    pub fn register_as(self: &Arc<CancelRegistry>, pid: Option<i32>) -> CancelKey {
+        const SYNTHETIC_FLOOR: i32 = 1 << 22;
         let handle = Arc::new(Handle {
             secret: rand::random(),
             target: Mutex::new(None),
         });
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = loop {
-            let pid = self.next_pid.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
-            if pid != 0 && !sessions.contains_key(&pid) {
-                break pid;
-            }
+        let pid = match pid {
+            Some(pid) if pid > 0 && !sessions.contains_key(&pid) => pid,
+            _ => loop {
+                let pid = self.next_pid.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
+                if pid >= SYNTHETIC_FLOOR && !sessions.contains_key(&pid) {
+                    break pid;
+                }
+            },
         };
         sessions.insert(pid, Arc::clone(&handle));
         CancelKey {
@@ -139,5 +150,17 @@ mod tests {
         let secret = a.secret();
         drop(a);
         assert!(registry.lookup(pid, secret).is_none());
+    }
+
+    #[test]
+    fn a_real_pid_is_used_once_and_synthetic_ones_never_look_real() {
+        let registry = CancelRegistry::new();
+        let real = registry.register_as(Some(4242));
+        assert_eq!(real.pid(), 4242);
+        let again = registry.register_as(Some(4242));
+        assert_ne!(again.pid(), 4242, "taken: a synthetic pid instead");
+        for _ in 0..100 {
+            assert!(registry.register().pid() >= 1 << 22);
+        }
     }
 }

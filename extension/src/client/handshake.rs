@@ -11,7 +11,8 @@
 use super::cancel::CancelKey;
 use super::tls::starts_direct_tls;
 use super::Shared;
-use crate::config::ClientTlsMode;
+use crate::config::{ClientTlsMode, PoolMode};
+use crate::pool::Checkout;
 use crate::protocol::scram::{ScramError, ScramServer};
 use crate::protocol::startup::{self, StartupError, StartupPacket};
 use crate::protocol::{backend, sqlstate, PgError};
@@ -28,8 +29,11 @@ use tracing::{debug, info};
 pub struct Login {
     pub user: String,
     pub key: CancelKey,
-    /// What the client's startup packet asked for, applied to every server connection it uses.
+    /// What the client's startup packet asked for, in the database's spelling, applied to every
+    /// server connection it uses.
     pub settings: SessionSettings,
+    /// Session mode: the client's server connection, taken at login.
+    pub server: Option<Checkout>,
 }
 
 /// Runs the login, and returns the client's socket (TLS or not) with what it logged in as.
@@ -45,6 +49,9 @@ pub async fn open(
         Opening::Startup { minor, params } => (minor, params),
         Opening::Cancel { pid, secret } => {
             forward_cancel(shared, pid, secret).await;
+            // A cancel gets no answer, but over TLS the end must be a close_notify, as from the
+            // postmaster: OpenSSL 3 reports a bare EOF as an error, and the driver raises.
+            stream.shutdown().await?;
             return Ok(None);
         }
         Opening::Refused(error) => {
@@ -142,10 +149,36 @@ pub async fn open(
             return Ok(None);
         }
     };
-    let key = shared.cancels.register();
-    let settings = startup_settings(&params);
+    let settings = match shared
+        .checked_settings
+        .check(&shared.pool, startup_settings(&params))
+        .await
+    {
+        Ok(settings) => settings,
+        Err(error) => {
+            refuse(&mut stream, &error).await?;
+            return Ok(None);
+        }
+    };
+    // In session mode the client owns one backend for its life: it is taken now, so the pid
+    // the client is told is that backend's (pg_backend_pid(), pg_terminate_backend(), a
+    // notification's sender all agree). The cancel secret stays pgwarm's own.
+    let server = match shared.settings.pool_mode {
+        PoolMode::Session => match shared.pool.checkout().await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                refuse(&mut stream, &super::session::pool_error(e)).await?;
+                return Ok(None);
+            }
+        },
+        PoolMode::Transaction => None,
+    };
+    let key = shared
+        .cancels
+        .register_as(server.as_ref().map(|s| s.cancel_target().pid));
     backend::authentication_ok(&mut out);
-    // The client is told the values it asked for: they are what its queries will run with.
+    // The client is told the values it asked for, as the database spells them: they are what
+    // its queries will run with.
     for (name, value) in server_params.iter() {
         let value = settings.get(name).unwrap_or(value);
         backend::parameter_status(&mut out, name, value);
@@ -158,6 +191,7 @@ pub async fn open(
         user,
         key,
         settings,
+        server,
     };
     Ok(Some((stream, login)))
 }
@@ -409,10 +443,11 @@ mod tests {
     }
 }
 
-/// The session settings a client asked for in its startup packet: every parameter except the
-/// ones about the connection itself, plus `-c name=value` / `--name=value` from `options`.
-/// `client_encoding=UTF8` is dropped: pgwarm's server connections log in with it already.
-pub fn startup_settings(params: &[(String, String)]) -> SessionSettings {
+/// The session settings a client asked for in its startup packet, spelled as it spelled them:
+/// every parameter except the ones about the connection itself, plus `-c name=value` /
+/// `--name=value` from `options`. `client_encoding=UTF8` is dropped: pgwarm's server
+/// connections log in with it already.
+pub fn startup_settings(params: &[(String, String)]) -> Vec<(String, String)> {
     let mut settings = Vec::new();
     for (name, value) in params {
         match name.as_str() {
@@ -423,7 +458,7 @@ pub fn startup_settings(params: &[(String, String)]) -> SessionSettings {
             _ => settings.push((name.clone(), value.clone())),
         }
     }
-    SessionSettings::new(settings)
+    settings
 }
 
 fn is_utf8(encoding: &str) -> bool {
@@ -475,6 +510,10 @@ fn command_line_settings(options: &str) -> Vec<(String, String)> {
 mod startup_settings_tests {
     use super::*;
 
+    fn settings(params: &[(String, String)]) -> SessionSettings {
+        SessionSettings::new(startup_settings(params))
+    }
+
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
@@ -484,7 +523,7 @@ mod startup_settings_tests {
 
     #[test]
     fn connection_parameters_are_not_settings() {
-        let s = startup_settings(&params(&[
+        let s = settings(&params(&[
             ("user", "u"),
             ("database", "d"),
             ("client_encoding", "UTF8"),
@@ -494,13 +533,13 @@ mod startup_settings_tests {
         ]));
         let got: Vec<_> = s.iter().collect();
         assert_eq!(got, [("application_name", "psql"), ("timezone", "UTC")]);
-        let latin = startup_settings(&params(&[("client_encoding", "LATIN1")]));
+        let latin = settings(&params(&[("client_encoding", "LATIN1")]));
         assert_eq!(latin.get("client_encoding"), Some("LATIN1"));
     }
 
     #[test]
     fn options_carry_settings_like_postgres_reads_them() {
-        let s = startup_settings(&params(&[(
+        let s = settings(&params(&[(
             "options",
             r"-c search_path=a,b --statement-timeout=5s -csome.x=1 -c application_name=two\ words -B 10",
         )]));

@@ -4,6 +4,7 @@
 
 pub mod cancel;
 pub mod handshake;
+pub mod login_settings;
 pub mod relay;
 pub mod session;
 pub mod statements;
@@ -13,6 +14,7 @@ use crate::config::Settings;
 use crate::pool::Pool;
 use crate::protocol::scram::ScramVerifier;
 use cancel::CancelRegistry;
+use login_settings::CheckedSettings;
 use statements::KnownStatements;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub struct Shared {
     pub verifier: Option<ScramVerifier>,
     /// Statements some server connection parsed successfully.
     pub known_statements: Arc<KnownStatements>,
+    /// Startup settings the database accepted, in its spelling.
+    pub checked_settings: CheckedSettings,
     /// None when `PGWARM_CLIENT_TLS=off`.
     pub client_tls: Option<ClientTls>,
     /// Cancelled when pgwarm stops: every session closes its client and server connection.
@@ -53,6 +57,7 @@ impl Shared {
             cancels: CancelRegistry::new(),
             verifier,
             known_statements: Arc::default(),
+            checked_settings: CheckedSettings::default(),
             client_tls,
             shutdown: CancellationToken::new(),
         }
@@ -82,7 +87,7 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, over_l
     let pid = login.key.pid();
     debug!(%peer, client = pid, user = %login.user, "session starts");
     session::Session::new(&shared, stream, login.key, login.settings)
-        .run()
+        .run(login.server)
         .await;
     debug!(client = pid, "session ends");
 }

@@ -5,6 +5,7 @@
 
 use super::cancel::CancelKey;
 use super::relay::{Event, Relay};
+use super::statements::Resolution;
 use super::Shared;
 use crate::config::PoolMode;
 use crate::pool::{Checkout, PoolError};
@@ -66,16 +67,19 @@ impl<'a> Session<'a> {
         settings: SessionSettings,
     ) -> Session<'a> {
         let config = &shared.settings;
+        let mut relay = Relay::new(
+            config.pool_mode,
+            config.max_message_size,
+            config.idle_transaction_timeout.is_some(),
+            config.max_prepared_statements,
+            Arc::clone(&shared.known_statements),
+            key.pid(),
+        );
+        relay.set_resolution(Resolution::of(&settings));
         Session {
             shared,
             client,
-            relay: Relay::new(
-                config.pool_mode,
-                config.max_message_size,
-                config.idle_transaction_timeout.is_some(),
-                config.max_prepared_statements,
-                Arc::clone(&shared.known_statements),
-            ),
+            relay,
             server: None,
             key,
             startup: settings.clone(),
@@ -83,10 +87,19 @@ impl<'a> Session<'a> {
         }
     }
 
-    pub async fn run(mut self) {
+    /// Runs the session to its end. `server`: the connection taken at login (session mode),
+    /// linked for the client's whole life.
+    pub async fn run(mut self, server: Option<Checkout>) {
         let shutdown = self.shared.shutdown.clone();
         let end = tokio::select! {
-            end = self.relay_loop() => end,
+            end = async {
+                if let Some(server) = server {
+                    if let Err(error) = self.attach(server).await {
+                        return End::Error(error);
+                    }
+                }
+                self.relay_loop().await
+            } => end,
             () = shutdown.cancelled() => End::Shutdown,
         };
         self.finish(end).await;
@@ -180,17 +193,7 @@ impl<'a> Session<'a> {
             tokio::select! {
                 biased;
                 result = &mut checkout => {
-                    let mut server = result.map_err(pool_error)?;
-                    if let Err((error, healthy)) = self.apply_settings(&mut server).await {
-                        if healthy {
-                            server.release();
-                        }
-                        return Err(error);
-                    }
-                    self.key.set_target(Some(server.cancel_target()));
-                    debug!(client = self.key.pid(), server = server.id(), "linked");
-                    self.server = Some(server);
-                    self.relay.link();
+                    self.attach(result.map_err(pool_error)?).await?;
                     return Ok(true);
                 }
                 event = pump => match event {
@@ -200,6 +203,22 @@ impl<'a> Session<'a> {
                 },
             }
         }
+    }
+
+    /// Links a server connection to the client, with the client's session settings.
+    async fn attach(&mut self, mut server: Checkout) -> Result<(), PgError> {
+        if let Err((error, healthy)) = self.apply_settings(&mut server).await {
+            if healthy {
+                server.release();
+            }
+            return Err(error);
+        }
+        let target = server.cancel_target();
+        debug!(client = self.key.pid(), server = server.id(), "linked");
+        self.relay.link(target.pid);
+        self.key.set_target(Some(target));
+        self.server = Some(server);
+        Ok(())
     }
 
     /// Brings a server connection's session settings to this client's, when they differ. A
@@ -252,7 +271,10 @@ impl<'a> Session<'a> {
         if changed {
             let timeout = self.shared.settings.connect_timeout;
             match tokio::time::timeout(timeout, server.read_session_settings()).await {
-                Ok(Ok(read)) => self.settings = read.over(&self.startup),
+                Ok(Ok(read)) => {
+                    self.settings = read.over(&self.startup);
+                    self.relay.set_resolution(Resolution::of(&self.settings));
+                }
                 Ok(Err(e)) => {
                     info!(server = server.id(), error = %e, "reading session settings failed; closing server connection");
                     return;

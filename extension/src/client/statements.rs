@@ -3,20 +3,51 @@
 //! In transaction mode the client's next transaction may run on another server connection, one
 //! opened after a failover, or one whose cache evicted the statement. So pgwarm keeps each
 //! statement itself: the client's name maps to a [`Statement`], whose server-side name is derived
-//! from its content (query text and parameter types). Two clients that prepare the same SQL
-//! therefore share one statement on each server connection, and a statement can be created again
-//! anywhere from the Parse message kept here.
+//! from what decides its meaning: the query text, the declared parameter types, and the settings
+//! that resolve names in it ([`Resolution`]). Two clients that prepare the same SQL in the same
+//! schema therefore share one statement on each server connection, and a statement can be created
+//! again anywhere from the Parse message kept here.
+//!
+//! A parameter whose type the client leaves to the server (OID 0, or not listed) is the one
+//! thing PostgreSQL decides once, at Parse, and never again: a later search_path, a dropped or
+//! altered type, leaves an old statement's parameter types as they were. So a client's own Parse
+//! of such a statement is always parsed anew on the server, replacing the shared one there, as it
+//! would be on a connection of its own.
 
 use crate::protocol::frontend;
-use crate::server::Digest;
+use crate::server::{Digest, SessionSettings};
 use bytes::BytesMut;
 use sha2::{Digest as _, Sha256};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Server-side names are `pgwarm_` and 32 hex digits: unique per content, and short enough for
 /// PostgreSQL's 63-byte identifiers.
 pub const SERVER_NAME_LEN: usize = 7 + 32;
+
+/// The session settings that decide what the names in a query refer to. PostgreSQL re-analyses
+/// a statement when they change, but parameter types it inferred stay, so statements prepared
+/// under different ones are different statements.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution(Box<[u8]>);
+
+impl Resolution {
+    const SETTINGS: [&'static str; 3] = ["search_path", "role", "session_authorization"];
+
+    pub fn of(settings: &SessionSettings) -> Resolution {
+        let mut key = Vec::new();
+        for name in Self::SETTINGS {
+            if let Some(value) = settings.get(name) {
+                key.extend_from_slice(name.as_bytes());
+                key.push(b'=');
+                key.extend_from_slice(value.as_bytes());
+                key.push(0);
+            }
+        }
+        Resolution(key.into_boxed_slice())
+    }
+}
 
 /// One statement's identity on servers and how to create it there.
 #[derive(Debug)]
@@ -25,22 +56,35 @@ pub struct Statement {
     name: [u8; SERVER_NAME_LEN],
     /// The Parse message that creates it on a server under `name`.
     parse: Box<[u8]>,
+    /// The server infers some parameter type, and this client's Parse has not been sent to a
+    /// server yet (pgwarm answered it): its first use parses it anew rather than take the
+    /// shared statement.
+    fresh: AtomicBool,
+    infers_types: bool,
 }
 
 impl Statement {
-    /// From the part of a client's Parse body after the statement name (query, parameter types).
-    pub fn new(content: &[u8]) -> Statement {
-        let hash = Sha256::digest(content);
+    /// From the part of a client's Parse body after the statement name (query, parameter types),
+    /// prepared under `resolution`.
+    pub fn new(resolution: &Resolution, content: &[u8]) -> Statement {
+        let mut hasher = Sha256::new();
+        hasher.update((resolution.0.len() as u32).to_be_bytes());
+        hasher.update(&resolution.0);
+        hasher.update(content);
+        let hash = hasher.finalize();
         let mut first = [0u8; 16];
         first.copy_from_slice(&hash[..16]);
         let digest = u128::from_be_bytes(first);
         let name = server_name(digest);
         let mut parse = BytesMut::with_capacity(content.len() + SERVER_NAME_LEN + 6);
         frontend::parse(&mut parse, &name, content);
+        let infers_types = infers_parameter_types(content);
         Statement {
             digest,
             name,
             parse: parse.to_vec().into_boxed_slice(),
+            fresh: AtomicBool::new(infers_types),
+            infers_types,
         }
     }
 
@@ -55,6 +99,54 @@ impl Statement {
     pub fn parse_message(&self) -> &[u8] {
         &self.parse
     }
+
+    /// Whether the server decides some parameter type: a client's own Parse of it must reach the
+    /// server.
+    pub fn infers_types(&self) -> bool {
+        self.infers_types
+    }
+
+    /// Whether the next use must parse it anew; true once, until [`Self::sent`].
+    pub fn is_fresh(&self) -> bool {
+        self.fresh.load(Ordering::Relaxed)
+    }
+
+    /// A Parse of this client's statement went to the server.
+    pub fn sent(&self) {
+        self.fresh.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Whether a Parse body (query, parameter types) leaves a parameter's type to the server: a
+/// declared OID of 0, or a `$n` beyond the declared ones. `$n` is looked for in the whole text,
+/// string literals included, which can only err towards "infers".
+fn infers_parameter_types(content: &[u8]) -> bool {
+    let Some((query, types)) = frontend::cstr(content) else {
+        return true;
+    };
+    let declared: Vec<u32> = match types.split_first_chunk::<2>() {
+        Some((count, oids)) => oids
+            .chunks_exact(4)
+            .take(usize::from(u16::from_be_bytes(*count)))
+            .map(|oid| u32::from_be_bytes([oid[0], oid[1], oid[2], oid[3]]))
+            .collect(),
+        None => Vec::new(),
+    };
+    if declared.contains(&0) {
+        return true;
+    }
+    let mut highest = 0usize;
+    let mut rest = query;
+    while let Some(at) = rest.iter().position(|b| *b == b'$') {
+        rest = &rest[at + 1..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let n = rest[..digits]
+            .iter()
+            .fold(0usize, |n, d| (n * 10 + usize::from(d - b'0')).min(1 << 20));
+        highest = highest.max(n);
+        rest = &rest[digits..];
+    }
+    highest > declared.len()
 }
 
 /// The server-side name of the statement with `digest`.
@@ -153,6 +245,13 @@ impl KnownStatements {
     pub fn contains(&self, digest: Digest) -> bool {
         self.0.lock().is_ok_and(|set| set.contains(&digest))
     }
+
+    /// A Parse of it failed: it no longer parses, so pgwarm stops answering for it.
+    pub fn remove(&self, digest: Digest) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(&digest);
+        }
+    }
 }
 
 /// The statement a simple query `DEALLOCATE [PREPARE] name` releases, with SQL's identifier
@@ -219,9 +318,9 @@ mod tests {
 
     #[test]
     fn the_same_content_gets_the_same_server_name() {
-        let a = Statement::new(b"select $1\0\0\x01\0\0\0\x17");
-        let b = Statement::new(b"select $1\0\0\x01\0\0\0\x17");
-        let c = Statement::new(b"select $1\0\0\x01\0\0\0\x14");
+        let a = Statement::new(&Resolution::default(), b"select $1\0\0\x01\0\0\0\x17");
+        let b = Statement::new(&Resolution::default(), b"select $1\0\0\x01\0\0\0\x17");
+        let c = Statement::new(&Resolution::default(), b"select $1\0\0\x01\0\0\0\x14");
         assert_eq!(a.name(), b.name());
         assert_ne!(
             a.name(),
@@ -233,8 +332,48 @@ mod tests {
     }
 
     #[test]
+    fn name_resolution_settings_are_part_of_the_identity() {
+        let settings = |path: &str| {
+            SessionSettings::new([
+                ("search_path".to_owned(), path.to_owned()),
+                ("application_name".to_owned(), "x".to_owned()),
+            ])
+        };
+        let query = b"insert into t(c) values ($1)\0\0\0";
+        let a = Statement::new(&Resolution::of(&settings("sa")), query);
+        let b = Statement::new(&Resolution::of(&settings("sb")), query);
+        let a2 = Statement::new(&Resolution::of(&settings("sa")), query);
+        assert_ne!(a.name(), b.name());
+        assert_eq!(a.name(), a2.name());
+        let other_app = SessionSettings::new([("search_path".to_owned(), "sa".to_owned())]);
+        assert_eq!(
+            Resolution::of(&other_app),
+            Resolution::of(&settings("sa")),
+            "settings that resolve no names do not split statements"
+        );
+    }
+
+    #[test]
+    fn parameter_types_left_to_the_server_are_noticed() {
+        let infers = |content: &[u8]| infers_parameter_types(content);
+        assert!(infers(b"select $1\0\0\0"), "no types declared");
+        assert!(infers(b"select $1\0\0\x01\0\0\0\0"), "OID 0");
+        assert!(infers(b"select $1, $2\0\0\x01\0\0\0\x17"), "$2 undeclared");
+        assert!(!infers(b"select $1\0\0\x01\0\0\0\x17"));
+        assert!(!infers(b"select 1\0\0\0"));
+        assert!(!infers(b"select '$'\0\0\0"));
+        assert!(infers(b"select '$99999999999999999999'\0\0\0"));
+        assert!(infers(b"no terminator"));
+        let s = Statement::new(&Resolution::default(), b"select $1\0\0\0");
+        assert!(s.is_fresh() && s.infers_types());
+        s.sent();
+        assert!(!s.is_fresh() && s.infers_types());
+        assert!(!Statement::new(&Resolution::default(), b"select 1\0\0\0").is_fresh());
+    }
+
+    #[test]
     fn the_parse_message_creates_it_under_its_server_name() {
-        let s = Statement::new(b"select 1\0\0\0");
+        let s = Statement::new(&Resolution::default(), b"select 1\0\0\0");
         let mut expected = BytesMut::new();
         frontend::parse(&mut expected, s.name(), b"select 1\0\0\0");
         assert_eq!(s.parse_message(), &expected[..]);
@@ -243,8 +382,8 @@ mod tests {
     #[test]
     fn forget_and_restore_are_exact() {
         let mut c = ClientStatements::default();
-        let s1 = Arc::new(Statement::new(b"select 1\0\0\0"));
-        let s2 = Arc::new(Statement::new(b"select 2\0\0\0"));
+        let s1 = Arc::new(Statement::new(&Resolution::default(), b"select 1\0\0\0"));
+        let s2 = Arc::new(Statement::new(&Resolution::default(), b"select 2\0\0\0"));
         c.insert(b"a", Arc::clone(&s1), 1);
         c.forget(b"a", &s2);
         assert!(

@@ -13,7 +13,7 @@ pub mod tls;
 
 pub use connect::connect;
 pub use error::ServerError;
-pub use prepared::{Digest, PreparedSet};
+pub use prepared::{Digest, PreparedSet, Presence};
 pub use session_settings::SessionSettings;
 pub use tls::{TlsSetup, TlsSetupError};
 

@@ -17,6 +17,18 @@ struct Slot {
     inserted: u64,
     /// Clock value of the last use, for eviction.
     used: u64,
+    /// It failed a client's Bind or Describe, or its plan changed result type: it is closed and
+    /// parsed anew before its next use.
+    stale: bool,
+}
+
+/// Whether a statement is on the connection, as far as pgwarm knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Absent,
+    Present,
+    /// There, but to be parsed anew (Close, then Parse) before it is used.
+    Stale,
 }
 
 #[derive(Debug, Default)]
@@ -27,19 +39,30 @@ pub struct PreparedSet {
 
 impl PreparedSet {
     /// Whether the statement exists here; a hit counts as a use.
-    pub fn touch(&mut self, digest: Digest) -> bool {
+    pub fn touch(&mut self, digest: Digest) -> Presence {
         self.clock += 1;
         match self.slots.get_mut(&digest) {
             Some(slot) => {
                 slot.used = self.clock;
-                true
+                if slot.stale {
+                    Presence::Stale
+                } else {
+                    Presence::Present
+                }
             }
-            None => false,
+            None => Presence::Absent,
         }
     }
 
-    /// Records a statement being created, evicting the least recently used one when `capacity`
-    /// is reached. Returns the evicted statement, which the caller must Close on the server.
+    /// Marks a statement to be parsed anew before its next use.
+    pub fn condemn(&mut self, digest: Digest) {
+        if let Some(slot) = self.slots.get_mut(&digest) {
+            slot.stale = true;
+        }
+    }
+
+    /// Records a statement being created (or parsed anew), evicting the least recently used one
+    /// when `capacity` is reached. Returns the evicted statement, which the caller must Close on the server.
     pub fn insert(&mut self, digest: Digest, capacity: usize) -> Option<Digest> {
         self.clock += 1;
         let mut evicted = None;
@@ -60,6 +83,7 @@ impl PreparedSet {
             Slot {
                 inserted: now,
                 used: now,
+                stale: false,
             },
         );
         evicted
@@ -73,6 +97,7 @@ impl PreparedSet {
         self.slots.entry(digest).or_insert(Slot {
             inserted: now,
             used: now,
+            stale: false,
         });
     }
 
@@ -108,9 +133,11 @@ mod tests {
         let mut set = PreparedSet::default();
         assert_eq!(set.insert(1, 2), None);
         assert_eq!(set.insert(2, 2), None);
-        assert!(set.touch(1));
+        assert_eq!(set.touch(1), Presence::Present);
         assert_eq!(set.insert(3, 2), Some(2));
-        assert!(set.touch(1) && set.touch(3) && !set.touch(2));
+        assert_eq!(set.touch(1), Presence::Present);
+        assert_eq!(set.touch(3), Presence::Present);
+        assert_eq!(set.touch(2), Presence::Absent);
         assert_eq!(set.len(), 2);
     }
 
@@ -130,7 +157,19 @@ mod tests {
         set.insert(2, 10);
         set.touch(1);
         set.forget_before(at);
-        assert!(!set.touch(1));
-        assert!(set.touch(2));
+        assert_eq!(set.touch(1), Presence::Absent);
+        assert_eq!(set.touch(2), Presence::Present);
+    }
+
+    #[test]
+    fn a_condemned_statement_is_stale_until_created_again() {
+        let mut set = PreparedSet::default();
+        set.condemn(1);
+        assert_eq!(set.touch(1), Presence::Absent, "nothing to condemn");
+        set.insert(1, 10);
+        set.condemn(1);
+        assert_eq!(set.touch(1), Presence::Stale);
+        assert_eq!(set.insert(1, 10), None);
+        assert_eq!(set.touch(1), Presence::Present);
     }
 }

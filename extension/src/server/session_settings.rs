@@ -69,7 +69,7 @@ impl SessionSettings {
 }
 
 /// A dollar-quoted literal: immune to `standard_conforming_strings`, which a client may turn off.
-fn literal(value: &str) -> String {
+pub(crate) fn literal(value: &str) -> String {
     let mut tag = String::from("$pgwarm$");
     let mut n = 0;
     // The literal ends at the first occurrence of the tag after the opening one.

@@ -78,6 +78,9 @@ pub enum Touch {
     None,
     /// A Parse pgwarm sent: the statement is only on the server if it succeeds.
     Creates(Digest),
+    /// A Parse pgwarm sent right after a Close of the same statement, to parse it anew: if it
+    /// fails the statement is gone; if both were skipped, the old one is still there.
+    Recreates(Digest),
     /// A Close of an evicted statement: if it fails or is skipped, the statement is still there.
     Closes(Digest),
     /// A Bind or Describe of it: if the server says it does not exist (someone deallocated it

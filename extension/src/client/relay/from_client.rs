@@ -7,7 +7,7 @@
 
 use super::expect::Kind;
 use super::Relay;
-use crate::client::statements::{deallocate_target, ClientStatements, Statement};
+use crate::client::statements::{deallocate_target, ClientStatements, Resolution, Statement};
 use crate::protocol::framing::{self, FrameError, HEADER_LEN};
 use crate::protocol::frontend;
 use std::sync::Arc;
@@ -110,6 +110,7 @@ impl Relay {
             let seq = self.c_seq;
             let tracking = self.tracking();
             let statements = &mut self.statements;
+            let resolution = &self.resolution;
             let (kind, edit) = match tag {
                 b'X' => {
                     // Terminate ends the session here; it is never forwarded, the pool keeps
@@ -136,7 +137,7 @@ impl Relay {
                 b'P' | b'B' | b'D' | b'E' | b'C' => {
                     self.unsynced = true;
                     let edit = if tracking {
-                        plan_extended(statements, tag, body, need, seq)
+                        plan_extended(statements, resolution, tag, body, need, seq)
                     } else {
                         Edit::None
                     };
@@ -177,6 +178,7 @@ impl Relay {
 /// all of it, except for Bind).
 fn plan_extended(
     statements: &mut ClientStatements,
+    resolution: &Resolution,
     tag: u8,
     body: &[u8],
     need: usize,
@@ -190,7 +192,7 @@ fn plan_extended(
                 name: name.into(),
             },
             Some((name, content)) => {
-                let statement = Arc::new(Statement::new(content));
+                let statement = Arc::new(Statement::new(resolution, content));
                 statements.insert(name, Arc::clone(&statement), seq);
                 Edit::Parse {
                     len: need,

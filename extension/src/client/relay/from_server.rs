@@ -13,6 +13,17 @@ use crate::protocol::sqlstate;
 use crate::server::PreparedSet;
 use bytes::BytesMut;
 
+/// How a message that changed pgwarm's books ended without succeeding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The server answered it with an error.
+    Failed,
+    /// The error was "already exists": a statement pgwarm tried to create is there.
+    Exists,
+    /// An earlier message failed and the server skipped this one.
+    Skipped,
+}
+
 impl Relay {
     /// Walks new server bytes.
     pub(super) fn scan_server(&mut self, set: &mut PreparedSet) {
@@ -66,7 +77,7 @@ impl Relay {
             }
             // The small messages pgwarm acts on are read whole.
             let needs_whole = match tag {
-                b'Z' | b'C' | b'1' | b'2' | b'3' | b'I' | b'n' | b's' => true,
+                b'Z' | b'C' | b'1' | b'2' | b'3' | b'I' | b'n' | b's' | b'A' => true,
                 b'E' => frame_len <= ERROR_PEEK_LIMIT,
                 _ => false,
             };
@@ -86,6 +97,7 @@ impl Relay {
                         continue;
                     }
                 }
+                b'A' => self.own_notification(frame_len),
                 b'S' => {
                     // ParameterStatus: a reported setting changed, perhaps through set_config()
                     // rather than SET (Django sets its time zone that way).
@@ -141,7 +153,7 @@ impl Relay {
         let Some(done) = self.expect.pop_front() else {
             return false;
         };
-        if let (Touch::Creates(digest), b'1') = (done.statement, tag) {
+        if let (Touch::Creates(digest) | Touch::Recreates(digest), b'1') = (done.statement, tag) {
             self.known.insert(digest);
         }
         match done.act {
@@ -158,7 +170,7 @@ impl Relay {
     /// to a Bind of a pgwarm statement, in a batch of one Sync group: DDL changed what the
     /// statement returns. Nothing of the batch ran (the Bind came first) and its implicit
     /// transaction is rolled back at the Sync, so pgwarm drops the error and that Sync's
-    /// ReadyForQuery, re-creates the statement and sends the batch again.
+    /// ReadyForQuery, parses the statement anew and sends the batch again.
     ///
     /// Only when the batch describes the result before executing it (libpq, psycopg, pgbench):
     /// that client reads the new shape from the fresh RowDescription. A client that executes
@@ -193,8 +205,7 @@ impl Relay {
         self.splice_server(frame_len, &[]);
         self.expect.clear();
         self.expect.push_back(Expect::new(Kind::Sync, Act::Swallow));
-        set.remove(digest);
-        self.stale.push(digest);
+        set.condemn(digest);
         self.c_done = 0;
         self.o_done = 0;
         self.retried = true;
@@ -260,17 +271,27 @@ impl Relay {
                 replaced = true;
             }
             let code = code.as_deref();
-            if let (Touch::Uses(digest), Some(c)) = (failed.statement, code) {
-                if c == sqlstate::INVALID_STATEMENT_NAME.as_bytes() {
+            if let Touch::Uses(digest) = failed.statement {
+                if code == Some(sqlstate::INVALID_STATEMENT_NAME.as_bytes()) {
+                    // Deallocated behind pgwarm's back: created again next time.
                     set.remove(digest);
+                } else {
+                    // A shared statement that failed a Bind or Describe may be what failed it
+                    // (parameter types inferred under another schema, a type since dropped):
+                    // it is parsed anew before its next use.
+                    set.condemn(digest);
                 }
             }
-            let exists = code == Some(sqlstate::DUPLICATE_PREPARED_STATEMENT.as_bytes());
-            self.undo(failed, set, exists);
+            let outcome = if code == Some(sqlstate::DUPLICATE_PREPARED_STATEMENT.as_bytes()) {
+                Outcome::Exists
+            } else {
+                Outcome::Failed
+            };
+            self.undo(failed, set, outcome);
         }
         while self.expect.front().is_some_and(|e| e.kind != Kind::Sync) {
             if let Some(skipped) = self.expect.pop_front() {
-                self.undo(skipped, set, false);
+                self.undo(skipped, set, Outcome::Skipped);
             }
         }
         if replaced {
@@ -280,13 +301,24 @@ impl Relay {
     }
 
     /// Takes back what a message that failed or was skipped changed in pgwarm's books.
-    /// `exists`: the failure was "already exists", so a statement pgwarm tried to create is there.
-    fn undo(&mut self, failed: Expect, set: &mut PreparedSet, exists: bool) {
-        match failed.statement {
-            Touch::Creates(digest) if exists => set.restore(digest),
-            Touch::Creates(digest) => set.remove(digest),
-            Touch::Closes(digest) => set.restore(digest),
-            Touch::Uses(_) | Touch::None => {}
+    fn undo(&mut self, failed: Expect, set: &mut PreparedSet, outcome: Outcome) {
+        match (failed.statement, outcome) {
+            (Touch::Creates(digest), Outcome::Exists) => set.restore(digest),
+            (Touch::Creates(digest) | Touch::Recreates(digest), Outcome::Failed) => {
+                // It does not parse (now): nothing is left on the server, and pgwarm no longer
+                // answers a client's Parse of it in the server's place.
+                set.remove(digest);
+                self.known.remove(digest);
+            }
+            (Touch::Creates(digest), _) => set.remove(digest),
+            // The Close before it was skipped too: the old statement is still there, and still
+            // to be parsed anew.
+            (Touch::Recreates(digest), _) => {
+                set.restore(digest);
+                set.condemn(digest);
+            }
+            (Touch::Closes(digest), _) => set.restore(digest),
+            (Touch::Uses(_) | Touch::None, _) => {}
         }
         match failed.undo {
             Undo::None => {}
@@ -294,6 +326,23 @@ impl Relay {
             Undo::Restore(name, statement) => {
                 self.statements.restore(&name, &statement, failed.seq)
             }
+        }
+    }
+
+    /// NotificationResponse (whole): one from the client's own backend carries the pid the
+    /// client was told, so "is this my own NOTIFY?" gets the answer it gets directly.
+    fn own_notification(&mut self, frame_len: usize) {
+        let at = self.s_scanned + HEADER_LEN;
+        let Some(pid) = self
+            .sin
+            .get(at..at + 4)
+            .filter(|_| frame_len >= HEADER_LEN + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        else {
+            return;
+        };
+        if Some(i32::from_be_bytes(pid)) == self.backend_pid {
+            self.sin[at..at + 4].copy_from_slice(&self.client_pid.to_be_bytes());
         }
     }
 

@@ -29,7 +29,7 @@ mod local;
 mod tests;
 mod to_server;
 
-use super::statements::{ClientStatements, KnownStatements};
+use super::statements::{ClientStatements, KnownStatements, Resolution};
 use crate::config::PoolMode;
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::{sqlstate, PgError};
@@ -108,6 +108,12 @@ pub struct Relay {
     statements: ClientStatements,
     /// Statements known to parse, shared by all sessions.
     known: Arc<KnownStatements>,
+    /// The client's name-resolution settings, part of every statement it prepares.
+    resolution: Resolution,
+    /// The pid the client was told, and that of the linked backend: a notification the client's
+    /// own backend sends carries the one the client knows, as it would directly.
+    client_pid: i32,
+    backend_pid: Option<i32>,
 
     /// Translated bytes not yet written to the server.
     sout: BytesMut,
@@ -129,9 +135,8 @@ pub struct Relay {
     answered: bool,
     /// The first answer was a FATAL, held back while waiting to see how the socket closes.
     doomed: bool,
-    /// Statements whose plan the server refused (result type changed): closed, then created
-    /// again before the batch is sent a second time. At most one such retry per link.
-    stale: Vec<crate::server::Digest>,
+    /// A batch was sent again after its statement's plan changed result type: at most once per
+    /// link.
     retried: bool,
     /// A SET, RESET or DISCARD ALL completed, or the server reported a setting's new value:
     /// the session's settings must be read back.
@@ -147,6 +152,7 @@ impl Relay {
         watch_idle: bool,
         max_prepared: usize,
         known: Arc<KnownStatements>,
+        client_pid: i32,
     ) -> Relay {
         Relay {
             mode,
@@ -168,6 +174,9 @@ impl Relay {
             o_done: 0,
             statements: ClientStatements::default(),
             known,
+            resolution: Resolution::default(),
+            client_pid,
+            backend_pid: None,
             sout: BytesMut::new(),
             sin: BytesMut::with_capacity(READ_CHUNK),
             s_scanned: 0,
@@ -180,7 +189,6 @@ impl Relay {
             replay: false,
             answered: true,
             doomed: false,
-            stale: Vec::new(),
             retried: false,
             settings_changed: false,
             event: None,
@@ -188,8 +196,9 @@ impl Relay {
     }
 
     /// A server connection was linked: the next bytes it sends answer this client.
-    pub fn link(&mut self) {
+    pub fn link(&mut self, backend_pid: i32) {
         self.linked = true;
+        self.backend_pid = Some(backend_pid);
         self.replay = true;
         self.answered = false;
         self.doomed = false;
@@ -202,6 +211,7 @@ impl Relay {
     /// server that spoke after its last ReadyForQuery is not clean enough to lend again).
     pub fn unlink(&mut self) -> bool {
         self.linked = false;
+        self.backend_pid = None;
         self.replay = false;
         self.drop_sent_client_bytes();
         self.answered = true;
@@ -221,6 +231,12 @@ impl Relay {
         self.c_done = 0;
         self.o_done = 0;
         self.unlink();
+    }
+
+    /// The client's session settings changed: statements it prepares from now on are resolved
+    /// under the new ones.
+    pub fn set_resolution(&mut self, resolution: Resolution) {
+        self.resolution = resolution;
     }
 
     /// Whether the client changed session settings since the last call.

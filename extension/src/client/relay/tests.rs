@@ -2,11 +2,14 @@
 
 use super::expect::Kind;
 use super::*;
-use crate::client::statements::Statement;
+use crate::client::statements::{Resolution, Statement};
 use crate::protocol::framing::FrameError;
 use bytes::BufMut;
 use postgres_protocol::message::frontend;
 use std::ops::{Deref, DerefMut};
+
+const CLIENT_PID: i32 = 1 << 23;
+const BACKEND_PID: i32 = 4242;
 
 /// A relay linked to an imaginary server connection: what the pump would write to the server is
 /// collected in `sent`, and the server's statements are `set`.
@@ -67,7 +70,7 @@ impl Linked {
     fn relink(&mut self) {
         assert!(!self.relay.unlink());
         self.set = PreparedSet::default();
-        self.relay.link();
+        self.relay.link(BACKEND_PID);
     }
 }
 
@@ -92,8 +95,9 @@ fn linked(max_prepared: usize) -> Linked {
         false,
         max_prepared,
         Arc::default(),
+        CLIENT_PID,
     );
-    relay.link();
+    relay.link(BACKEND_PID);
     Linked {
         relay,
         set: PreparedSet::default(),
@@ -317,7 +321,7 @@ fn bytes_after_the_last_ready_for_query_never_reach_the_next_link() {
         "the notification after Z makes the connection unfit to lend"
     );
     assert_eq!(r.sin.len(), r.s_scanned);
-    r.link();
+    r.link(BACKEND_PID);
     r.client(&msg(b'Q', b"select 2\0")).unwrap();
     assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
     assert!(!r.unlink());
@@ -445,7 +449,10 @@ fn a_parse_the_server_already_has_is_answered_by_pgwarm_in_its_place() {
     r.take_sent();
     // Another client name for the same SQL, after an Execute whose answer comes first.
     r.relink();
-    r.set.insert(Statement::new(b"select 1\0\0\0").digest(), 10);
+    r.set.insert(
+        Statement::new(&Resolution::default(), b"select 1\0\0\0").digest(),
+        10,
+    );
     let batch = [bind_execute_sync("a"), parse("b", "select 1"), sync()].concat();
     r.client(&batch).unwrap();
     assert_eq!(tags(&r.take_sent()), "BESS", "the second Parse is not sent");
@@ -509,6 +516,55 @@ fn an_error_skips_to_sync_and_undoes_what_the_skipped_messages_did() {
         r.statements.is_empty(),
         "the client's names are free again, as in PostgreSQL"
     );
+}
+
+#[test]
+fn a_statement_that_failed_a_bind_is_parsed_anew_before_its_next_use() {
+    let mut r = relay();
+    r.client(&[parse("s1", "select 1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_sent();
+    r.client(&bind_execute_sync("s1")).unwrap();
+    assert_eq!(tags(&r.take_sent()), "BES");
+    let error = msg(
+        b'E',
+        b"SERROR\0VERROR\0CXX000\0Mcache lookup failed for type 1\0\0",
+    );
+    assert!(r.server(&[error, z(b'I')].concat()).is_some());
+    r.take_for_client();
+    r.client(&bind_execute_sync("s1")).unwrap();
+    assert_eq!(
+        tags(&r.take_sent()),
+        "CPBES",
+        "closed and parsed anew, not used as it was"
+    );
+    assert!(matches!(r.server(&answers(b"312CZ")), Some(Event::Release)));
+    assert_eq!(
+        tags(&r.take_for_client()),
+        "2CZ",
+        "pgwarm's own answers are not the client's"
+    );
+    r.client(&bind_execute_sync("s1")).unwrap();
+    assert_eq!(tags(&r.take_sent()), "BES", "healthy again");
+}
+
+#[test]
+fn a_clients_parse_of_inferred_parameter_types_always_reaches_the_server() {
+    let mut r = relay();
+    r.client(&[parse("a", "select $1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_sent();
+    r.take_for_client();
+    // Another client name, the same SQL: the server infers $1's type again, as it would on a
+    // connection of this client's own.
+    r.client(&[parse("b", "select $1"), sync()].concat())
+        .unwrap();
+    assert_eq!(tags(&r.take_sent()), "CPS");
+    assert!(matches!(r.server(&answers(b"31Z")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "1Z");
+    assert_eq!(r.set.len(), 1);
 }
 
 #[test]
@@ -587,12 +643,12 @@ fn a_replayed_batch_is_translated_again_for_the_new_connection() {
     r.take_for_client();
     r.take_sent();
     r.unlink();
-    r.link();
+    r.link(BACKEND_PID);
     r.client(&bind_execute_sync("s1")).unwrap();
     assert_eq!(tags(&r.take_sent()), "BES", "the first connection had it");
     r.rewind();
     r.set = PreparedSet::default();
-    r.link();
+    r.link(BACKEND_PID);
     r.client(&[]).unwrap();
     assert_eq!(tags(&r.take_sent()), "PBES", "the second one does not");
     assert!(matches!(r.server(&answers(b"12CZ")), Some(Event::Release)));
@@ -642,6 +698,7 @@ fn a_parse_of_a_known_statement_outside_a_transaction_needs_no_server() {
         false,
         200,
         Arc::clone(&r.known),
+        CLIENT_PID,
     );
     other
         .cin
@@ -668,7 +725,7 @@ fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
     r.take_for_client();
     r.take_sent();
     r.unlink();
-    r.link();
+    r.link(BACKEND_PID);
     // libpq's PQexecPrepared: Bind, Describe portal, Execute, Sync.
     let mut describe = BytesMut::new();
     frontend::describe(b'P', "", &mut describe).unwrap();
@@ -698,7 +755,7 @@ fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
 
     // A second change on the same link reaches the client.
     r.unlink();
-    r.link();
+    r.link(BACKEND_PID);
     r.retried = true;
     r.client(&batch).unwrap();
     r.take_sent();
@@ -707,7 +764,7 @@ fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
 
     // So does the first, for a client that executes without describing the new shape.
     r.unlink();
-    r.link();
+    r.link(BACKEND_PID);
     r.client(&bind_execute_sync("s1")).unwrap();
     r.take_sent();
     r.server(&[changed, z(b'I')].concat());
@@ -717,7 +774,10 @@ fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
 #[test]
 fn messages_are_translated_once_even_when_the_first_answer_is_pgwarms() {
     let mut r = relay();
-    r.set.insert(Statement::new(b"select 1\0\0\0").digest(), 10);
+    r.set.insert(
+        Statement::new(&Resolution::default(), b"select 1\0\0\0").digest(),
+        10,
+    );
     // pgwarm answers the Parse itself, which ends replay; the server socket is not written yet.
     r.relay
         .cin

@@ -3,7 +3,9 @@
 //! Most bytes are copied as they are. A named statement gets its server-side name; a statement
 //! this connection lacks (never prepared here, evicted, or lost with a replaced connection) is
 //! created first with a Parse pgwarm adds; a Parse of a statement the connection already has is
-//! not sent at all and pgwarm answers it. Every message sent or answered is queued in `expect`.
+//! not sent at all and pgwarm answers it, unless the server infers a parameter type in it or the
+//! statement failed a client (then it is closed and parsed anew). Every message sent or answered
+//! is queued in `expect`.
 
 use super::expect::{
     Act, Expect, Kind, Touch, Undo, CLOSE_COMPLETE, DEALLOCATE_COMPLETE, PARSE_COMPLETE,
@@ -13,7 +15,7 @@ use super::Relay;
 use crate::client::statements::{server_name, Statement};
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::{frontend, sqlstate, PgError};
-use crate::server::PreparedSet;
+use crate::server::{PreparedSet, Presence};
 use std::sync::Arc;
 
 /// A statement name no server has (pgwarm's names are `pgwarm_` and hex): a Describe of it fails,
@@ -26,11 +28,6 @@ impl Relay {
         // Messages translated while the batch could still be replayed are kept in `outgoing`;
         // once it cannot, they must be gone before new ones are taken from the front.
         debug_assert!(self.replay || self.o_done == 0);
-        for digest in std::mem::take(&mut self.stale) {
-            frontend::statement_message(&mut self.sout, b'C', &server_name(digest));
-            self.expect
-                .push_back(Expect::new(Kind::Close, Act::Swallow));
-        }
         let scanned_end = self.c_base + self.c_scanned as u64;
         while self.c_done < self.c_scanned {
             let done_at = self.c_base + self.c_done as u64;
@@ -85,12 +82,15 @@ impl Relay {
                 name,
                 statement,
             } => {
-                if set.touch(statement.digest()) {
-                    let undo = Undo::Forget(name, statement);
-                    expect(self, Act::Answer(PARSE_COMPLETE), undo);
-                } else {
-                    let undo = Undo::Forget(name, Arc::clone(&statement));
-                    self.create(set, &statement, Act::Forward, undo, seq);
+                match set.touch(statement.digest()) {
+                    Presence::Present if !statement.infers_types() => {
+                        let undo = Undo::Forget(name, statement);
+                        expect(self, Act::Answer(PARSE_COMPLETE), undo);
+                    }
+                    presence => {
+                        let undo = Undo::Forget(name, Arc::clone(&statement));
+                        self.create(set, &statement, presence, Act::Forward, undo, seq);
+                    }
                 }
                 len
             }
@@ -162,22 +162,38 @@ impl Relay {
         }
     }
 
-    /// Makes sure the linked connection has `statement` before a message that uses it.
+    /// Makes sure the linked connection has `statement`, as this client would have parsed it,
+    /// before a message that uses it.
     fn ensure(&mut self, set: &mut PreparedSet, statement: &Arc<Statement>) {
-        if !set.touch(statement.digest()) {
-            self.create(set, statement, Act::Swallow, Undo::None, 0);
+        match set.touch(statement.digest()) {
+            Presence::Present if !statement.is_fresh() => {}
+            presence => self.create(set, statement, presence, Act::Swallow, Undo::None, 0),
         }
     }
 
-    /// Sends a Parse that creates `statement`, after a Close of the statement it evicts.
+    /// Sends a Parse that creates `statement`: after a Close of the statement it evicts when it
+    /// is absent, after a Close of the statement itself when it is there but must be parsed anew.
     fn create(
         &mut self,
         set: &mut PreparedSet,
         statement: &Statement,
+        presence: Presence,
         act: Act,
         undo: Undo,
         seq: u64,
     ) {
+        statement.sent();
+        let touch = if presence == Presence::Absent {
+            Touch::Creates(statement.digest())
+        } else {
+            frontend::statement_message(&mut self.sout, b'C', statement.name());
+            self.expect.push_back(Expect {
+                seq,
+                clock: set.clock(),
+                ..Expect::new(Kind::Close, Act::Swallow)
+            });
+            Touch::Recreates(statement.digest())
+        };
         if let Some(evicted) = set.insert(statement.digest(), self.max_prepared) {
             frontend::statement_message(&mut self.sout, b'C', &server_name(evicted));
             self.expect.push_back(Expect {
@@ -190,7 +206,7 @@ impl Relay {
         self.sout.extend_from_slice(statement.parse_message());
         self.expect.push_back(Expect {
             undo,
-            statement: Touch::Creates(statement.digest()),
+            statement: touch,
             seq,
             clock: set.clock(),
             ..Expect::new(Kind::Parse, act)
