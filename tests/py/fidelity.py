@@ -194,6 +194,41 @@ def own_notification_carries(conn, told):
     check(got[0].pid == told, f"notification pid {got[0].pid}, told pid {told}")
 
 
+def prepared_statements_from_many_clients():
+    """psycopg with prepare_threshold=0 (every query a named statement) from five clients at
+    once, each checking every answer. Run through pgwarm in front of another transaction
+    pooler, which keeps no statement beyond a transaction."""
+    failures = []
+
+    def worker(k):
+        try:
+            with connect(PGWARM, prepare_threshold=0) as conn:
+                for i in range(40):
+                    got = conn.execute("select %s::int * %s::int", [i, k]).fetchone()[0]
+                    if got != i * k:
+                        failures.append(f"client {k}: {got} != {i * k}")
+                    with conn.transaction():
+                        level = conn.execute("show transaction_isolation").fetchone()[0]
+                        if level != "read committed":
+                            failures.append(f"client {k}: isolation {level}")
+        except Exception as e:  # noqa: BLE001 - reported below
+            failures.append(f"client {k}: {e!r}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(1, 6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    check(not failures, f"{len(failures)} failures: {failures[:5]}")
+    with connect(PGWARM) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+        conn.autocommit = False
+        level = conn.execute("show transaction_isolation").fetchone()[0]
+        conn.commit()
+        check(level == "serializable", f"SET isolation gave {level}")
+    print("5 clients x 40 named statements and transactions, SET isolation: no error")
+
+
 def dsn_name(dsn):
     return "direct" if dsn == DIRECT else "pgwarm"
 
@@ -209,6 +244,7 @@ CASES = {
     "startup_values": startup_values_are_spelled_and_checked_by_the_database,
     "session_pid": the_backend_pid_is_the_clients_own,
     "transaction_notify": own_notifications_carry_the_told_pid,
+    "many_prepared": prepared_statements_from_many_clients,
 }
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
 //!   function, with freeze and thaw; the `lambda-run` binary (`src/bin/lambda-run.rs`) uses it
 //!   for `scripts/demo.sh`.
 //! - [`Pgbouncer`], [`Moto`]: real peers (PgBouncer for chaining, moto_server as Secrets Manager).
+//! - [`run_fault_load`]: a bounded mixed client load that a fault (restart, terminated backends)
+//!   hits while it runs, with every answer checked.
 //! - [`run_python_case`]: psycopg scripts under `tests/py`, a real driver as the client.
 //! - [`tool`]: external programs (psql, pgbench, pgbouncer, moto_server); a missing one is a test
 //!   failure that names the package to install, never a silent skip.
@@ -15,6 +17,7 @@
 //! captured output or log.
 
 mod lambda;
+mod load;
 mod peers;
 mod pg;
 mod pooler;
@@ -24,6 +27,7 @@ mod tools;
 mod wire;
 
 pub use lambda::{in_lambda, lambda_env, simulator, InitError, InitErrorProxy, Lambda};
+pub use load::{is_killed_mid_statement, run_fault_load, LoadError, LoadReport};
 pub use peers::{json_string, Moto, Pgbouncer};
 pub use pg::{
     cluster, exchange_large_messages, io_runtime, quote_ident, quote_literal, server_bindir,
@@ -35,9 +39,9 @@ pub use tls::{
     client_config_without_checks, tls_verifying, tls_without_checks, SeenCertificates, TestCerts,
 };
 pub use tools::{
-    as_postgres, chown_postgres, free_port, is_root, output_with_timeout, package_hint, poll_until,
-    port_is_listening, process_state, random_hex, run_ok, send_signal, tool, try_tool,
-    wait_timeout, TempDir,
+    as_postgres, chown_postgres, free_port, is_root, output_with_timeout, package_hint, pgbench,
+    pgbench_processed, poll_until, port_is_listening, process_state, random_hex, run_ok,
+    send_signal, tool, try_tool, wait_timeout, TempDir,
 };
 pub use wire::{
     error_fields as wire_error, raw_message, send_cancel, sqlstate, Batch, Reply, Wire, WireError,

@@ -239,6 +239,27 @@ impl PgCluster {
         cluster
     }
 
+    /// `pg_ctl restart -m fast`: every backend is terminated (FATAL 57P01), logins are refused
+    /// while the server stops and starts, and it returns once the server takes logins again.
+    /// Every test of the binary sees the restart: keep such tests in a binary of their own.
+    pub fn restart_fast(&self) {
+        let mut pg_ctl = as_postgres(self.bindir.join("pg_ctl"));
+        pg_ctl
+            .arg("-D")
+            .arg(&self.datadir)
+            .arg("-l")
+            .arg(&self.logfile)
+            .args(["-w", "-t", "60", "-m", "fast", "restart"]);
+        let out = tools::output_with_timeout(&mut pg_ctl, None, Duration::from_secs(90));
+        assert!(
+            out.status.success(),
+            "pg_ctl restart failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
     /// Superuser credentials (user "postgres", a random password, SCRAM), database "postgres".
     pub fn superuser(&self) -> Target {
         Target {

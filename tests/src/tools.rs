@@ -364,3 +364,33 @@ pub fn process_state(pid: u32) -> Option<char> {
     // The state follows the command name, which is in parentheses and may hold anything.
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
+
+/// Runs pgbench against `target` and returns what it printed. A run counts as clean only with
+/// exit status 0 and no "aborted": pgbench reports 0 failed transactions even when it aborted
+/// clients. Killed after 120 s.
+pub fn pgbench(target: &crate::pg::Target, args: &[&str]) -> String {
+    let mut cmd = Command::new(tool("pgbench"));
+    target.apply_libpq_env(&mut cmd);
+    cmd.args(args);
+    let out = output_with_timeout(&mut cmd, None, Duration::from_secs(120));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pgbench {args:?} failed:\n{text}");
+    assert!(
+        !text.contains("aborted"),
+        "pgbench {args:?} aborted clients:\n{text}"
+    );
+    text
+}
+
+/// pgbench's "number of transactions actually processed", 0 if it is not in `output`.
+pub fn pgbench_processed(output: &str) -> u64 {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+        .and_then(|v| v.split('/').next()?.trim().parse().ok())
+        .unwrap_or(0)
+}

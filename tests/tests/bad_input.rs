@@ -166,7 +166,14 @@ async fn an_unreachable_database_is_a_clear_error_for_the_client() {
     let db = cluster().fresh_target();
     let mut nowhere = db.clone();
     nowhere.port = free_port();
-    let pgwarm = Pgwarm::start(&nowhere, &[("PGWARM_CONNECT_TIMEOUT", "1s")]);
+    // pgwarm waits out a database that refuses connections, for the client's whole wait.
+    let pgwarm = Pgwarm::start(
+        &nowhere,
+        &[
+            ("PGWARM_CONNECT_TIMEOUT", "1s"),
+            ("PGWARM_QUERY_WAIT_TIMEOUT", "1s"),
+        ],
+    );
     let err = pgwarm.target().try_connect().await.expect_err("refused");
     assert_eq!(sqlstate(&err), "08006", "{err:?}");
     assert!(format!("{err:?}").contains("could not connect"), "{err:?}");

@@ -4,26 +4,6 @@
 //! reports 0 failed even when it aborted clients).
 
 use pgwarm_tests::*;
-use std::process::Command;
-use std::time::Duration;
-
-fn pgbench(target: &Target, args: &[&str]) -> String {
-    let mut cmd = Command::new(tool("pgbench"));
-    target.apply_libpq_env(&mut cmd);
-    cmd.args(args);
-    let out = output_with_timeout(&mut cmd, None, Duration::from_secs(120));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "pgbench {args:?} failed:\n{text}");
-    assert!(
-        !text.contains("aborted"),
-        "pgbench {args:?} aborted clients:\n{text}"
-    );
-    text
-}
 
 #[test]
 fn pgbench_simple_and_extended_through_pgwarm_have_no_failures() {
@@ -40,12 +20,7 @@ fn pgbench_simple_and_extended_through_pgwarm_have_no_failures() {
             out.contains("number of failed transactions: 0"),
             "mode {mode}:\n{out}"
         );
-        let processed = out
-            .lines()
-            .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
-            .and_then(|v| v.split('/').next())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let processed = pgbench_processed(&out);
         assert!(processed > 100, "mode {mode} processed {processed}:\n{out}");
     }
     assert!(cluster().backends_for(&db.user) <= 2);

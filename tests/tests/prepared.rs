@@ -6,7 +6,6 @@
 //! The expected replies were checked against PostgreSQL 15 directly.
 
 use pgwarm_tests::*;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,27 +159,14 @@ async fn a_prepared_statement_survives_the_termination_of_every_pooled_backend()
 fn pgbench_prepared_mode_with_sixteen_clients_on_two_server_connections() {
     let db = cluster().fresh_target();
     let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "2")]);
-    let pgbench = |args: &[&str]| {
-        let mut cmd = Command::new(tool("pgbench"));
-        pgwarm.target().apply_libpq_env(&mut cmd);
-        let out = output_with_timeout(cmd.args(args), None, Duration::from_secs(120));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let text = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "pgbench {args:?} failed:\n{text}");
-        assert!(
-            !text.contains("aborted"),
-            "pgbench {args:?} aborted:\n{text}"
-        );
-        text
-    };
-    pgbench(&["-i", "-s", "1", "-q"]);
-    let out = pgbench(&["-M", "prepared", "-c", "16", "-j", "2", "-T", "10"]);
+    let target = pgwarm.target();
+    pgbench(&target, &["-i", "-s", "1", "-q"]);
+    let out = pgbench(
+        &target,
+        &["-M", "prepared", "-c", "16", "-j", "2", "-T", "10"],
+    );
     assert!(out.contains("number of failed transactions: 0"), "{out}");
-    let processed = out
-        .lines()
-        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
-        .and_then(|v| v.split('/').next()?.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let processed = pgbench_processed(&out);
     assert!(processed > 1000, "processed only {processed}:\n{out}");
     assert!(cluster().backends_for(&db.user) <= 2, "the pool size is 2");
 }

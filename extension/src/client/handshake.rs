@@ -11,7 +11,7 @@
 use super::cancel::CancelKey;
 use super::tls::starts_direct_tls;
 use super::Shared;
-use crate::config::{ClientTlsMode, PoolMode};
+use crate::config::{ClientTlsMode, PoolMode, Upstream};
 use crate::pool::Checkout;
 use crate::protocol::scram::{ScramError, ScramServer};
 use crate::protocol::startup::{self, StartupError, StartupPacket};
@@ -149,11 +149,13 @@ pub async fn open(
             return Ok(None);
         }
     };
-    let settings = match shared
-        .checked_settings
-        .check(&shared.pool, startup_settings(&params))
-        .await
-    {
+    // Behind another pooler pgwarm carries no session settings (see session.rs), so the
+    // client is told the server's values rather than promised its own.
+    let wanted = match shared.settings.upstream {
+        Upstream::Database => startup_settings(&params),
+        Upstream::Pooler => Vec::new(),
+    };
+    let settings = match shared.checked_settings.check(&shared.pool, wanted).await {
         Ok(settings) => settings,
         Err(error) => {
             refuse(&mut stream, &error).await?;

@@ -10,22 +10,24 @@ pub mod session;
 pub mod statements;
 pub mod tls;
 
-use crate::config::Settings;
+use crate::config::{Settings, Upstream};
 use crate::pool::Pool;
 use crate::protocol::scram::ScramVerifier;
 use cancel::CancelRegistry;
 use login_settings::CheckedSettings;
 use statements::KnownStatements;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tls::ClientTls;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, warn};
 
-/// A client that has not finished logging in by then is dropped, so idle sockets cannot hold
-/// client slots (PostgreSQL's authentication_timeout is 60 s; Lambda handlers are quicker).
+/// A client that has not finished logging in by then, besides waiting for the pool, is dropped,
+/// so idle sockets cannot hold client slots (PostgreSQL's authentication_timeout is 60 s; Lambda
+/// handlers are quicker).
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What every session shares.
@@ -39,6 +41,8 @@ pub struct Shared {
     pub known_statements: Arc<KnownStatements>,
     /// Startup settings the database accepted, in its spelling.
     pub checked_settings: CheckedSettings,
+    /// pgwarm statements found missing or already there on a server connection.
+    statement_repairs: AtomicU64,
     /// None when `PGWARM_CLIENT_TLS=off`.
     pub client_tls: Option<ClientTls>,
     /// Cancelled when pgwarm stops: every session closes its client and server connection.
@@ -58,8 +62,27 @@ impl Shared {
             verifier,
             known_statements: Arc::default(),
             checked_settings: CheckedSettings::default(),
+            statement_repairs: AtomicU64::new(0),
             client_tls,
             shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+impl Shared {
+    /// A pgwarm statement was missing on its server connection, or there when pgwarm was
+    /// creating it, and was repaired. Now and then is someone's DEALLOCATE ALL; often means a
+    /// transaction pooler between pgwarm and the database, which should be said once.
+    pub fn statement_repaired(&self) {
+        const OFTEN: u64 = 3;
+        let n = self.statement_repairs.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == OFTEN && self.settings.upstream == Upstream::Database {
+            warn!(
+                repairs = n,
+                "pgwarm's prepared statements keep disappearing from its server connections; if a \
+                 transaction pooler (PgBouncer, RDS Proxy) is between pgwarm and the database, set \
+                 PGWARM_UPSTREAM_POOLER=on"
+            );
         }
     }
 }
@@ -67,7 +90,10 @@ impl Shared {
 /// Serves one client connection from login to close.
 pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, over_limit: bool) {
     let _ = tcp.set_nodelay(true);
-    let opening = tokio::time::timeout(LOGIN_TIMEOUT, handshake::open(tcp, &shared, over_limit));
+    // A login may wait for the pool (the server parameters, a startup setting to check, the
+    // session-mode connection), bounded by PGWARM_QUERY_WAIT_TIMEOUT on its own.
+    let limit = LOGIN_TIMEOUT + shared.settings.query_wait_timeout;
+    let opening = tokio::time::timeout(limit, handshake::open(tcp, &shared, over_limit));
     let login = tokio::select! {
         login = opening => login,
         () = shared.shutdown.cancelled() => return,
@@ -80,7 +106,7 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, over_l
             return;
         }
         Err(_) => {
-            debug!(%peer, "client did not finish logging in within {LOGIN_TIMEOUT:?}");
+            debug!(%peer, "client did not finish logging in within {limit:?}");
             return;
         }
     };

@@ -7,7 +7,7 @@ use super::cancel::CancelKey;
 use super::relay::{Event, Relay};
 use super::statements::Resolution;
 use super::Shared;
-use crate::config::PoolMode;
+use crate::config::{PoolMode, Upstream};
 use crate::pool::{Checkout, PoolError};
 use crate::protocol::{sqlstate, PgError};
 use crate::server::{self, ServerError, SessionSettings};
@@ -54,6 +54,14 @@ pub fn pool_error(e: PoolError) -> PgError {
             .with_hint(
                 "Raise PGWARM_POOL_SIZE or PGWARM_QUERY_WAIT_TIMEOUT, or shorten transactions.",
             ),
+        PoolError::Unavailable { ref outage, .. } => {
+            let code = outage
+                .code
+                .clone()
+                .unwrap_or_else(|| sqlstate::CONNECTION_FAILURE.to_owned());
+            PgError::fatal(&code, e.to_string())
+                .with_hint("The database did not take logins in time; raise PGWARM_QUERY_WAIT_TIMEOUT to wait longer.")
+        }
         PoolError::Server(server) => server.to_client(),
         PoolError::Closed => PgError::fatal(sqlstate::ADMIN_SHUTDOWN, e.to_string()),
     }
@@ -74,6 +82,7 @@ impl<'a> Session<'a> {
             config.max_prepared_statements,
             Arc::clone(&shared.known_statements),
             key.pid(),
+            config.upstream,
         );
         relay.set_resolution(Resolution::of(&settings));
         Session {
@@ -226,6 +235,11 @@ impl<'a> Session<'a> {
     /// ends the client: it cannot have the session it expects. The error comes with whether the
     /// server connection is still fit to lend (a refusal rolls back and leaves it as it was).
     async fn apply_settings(&self, server: &mut Checkout) -> Result<(), (PgError, bool)> {
+        if self.shared.settings.upstream == Upstream::Pooler {
+            // Behind another pooler a session setting would outlive the transaction on a backend
+            // other clients share (or pin it, under RDS Proxy): pgwarm sets none.
+            return Ok(());
+        }
         let Some(sql) = self.settings.apply_sql(server.session_settings()) else {
             return Ok(());
         };
@@ -257,7 +271,11 @@ impl<'a> Session<'a> {
     async fn release(&mut self) {
         self.key.set_target(None);
         let leftover = self.relay.unlink();
-        let changed = self.relay.take_settings_changed();
+        let changed = self.relay.take_settings_changed()
+            && self.shared.settings.upstream == Upstream::Database;
+        if self.relay.take_repaired() {
+            self.shared.statement_repaired();
+        }
         let Some(mut server) = self.server.take() else {
             return;
         };

@@ -14,6 +14,7 @@
 //! of such a statement is always parsed anew on the server, replacing the shared one there, as it
 //! would be on a connection of its own.
 
+use crate::protocol::framing::HEADER_LEN;
 use crate::protocol::frontend;
 use crate::server::{Digest, SessionSettings};
 use bytes::BytesMut;
@@ -98,6 +99,13 @@ impl Statement {
 
     pub fn parse_message(&self) -> &[u8] {
         &self.parse
+    }
+
+    /// The Parse body after the statement name: query and parameter types.
+    pub fn content(&self) -> &[u8] {
+        self.parse
+            .get(HEADER_LEN + SERVER_NAME_LEN + 1..)
+            .unwrap_or_default()
     }
 
     /// Whether the server decides some parameter type: a client's own Parse of it must reach the
@@ -377,6 +385,7 @@ mod tests {
         let mut expected = BytesMut::new();
         frontend::parse(&mut expected, s.name(), b"select 1\0\0\0");
         assert_eq!(s.parse_message(), &expected[..]);
+        assert_eq!(s.content(), b"select 1\0\0\0");
     }
 
     #[test]

@@ -39,6 +39,16 @@ pub enum PoolMode {
     Session,
 }
 
+/// What is between pgwarm and the database (`PGWARM_UPSTREAM_POOLER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The database itself: a server connection keeps what pgwarm leaves on it.
+    Database,
+    /// Another transaction pooler (PgBouncer, RDS Proxy, PgDog): each transaction may run on
+    /// another backend, so pgwarm leaves nothing on a server connection beyond a transaction.
+    Pooler,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -96,6 +106,7 @@ pub struct Settings {
     /// TLS to the database (`PGWARM_SSLMODE`).
     pub sslmode: SslMode,
     pub pool_mode: PoolMode,
+    pub upstream: Upstream,
     pub pool_size: usize,
     /// Server connections opened during Lambda Init (or at start-up standalone), before the
     /// first client asks; 0 opens none until then.
@@ -106,6 +117,9 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// `None` when set to 0: a client may stay idle inside a transaction indefinitely.
     pub idle_transaction_timeout: Option<Duration>,
+    /// The database's `idle_session_timeout` for pgwarm's server connections in transaction
+    /// mode, so a frozen environment's connections are closed by the database; `None` when 0.
+    pub idle_session_timeout: Option<Duration>,
     pub server_lifetime: Duration,
     /// Run when a session-mode client leaves; empty means none.
     pub server_reset_query: String,
@@ -153,6 +167,9 @@ pub mod defaults {
     pub const QUERY_WAIT_TIMEOUT: &str = "30s";
     pub const CONNECT_TIMEOUT: &str = "5s";
     pub const IDLE_TRANSACTION_TIMEOUT: &str = "0";
+    /// An environment idle (frozen) this long gives its database slots back; the next
+    /// invocation after such a pause pays one login.
+    pub const IDLE_SESSION_TIMEOUT: &str = "60s";
     pub const SERVER_LIFETIME: &str = "1h";
     pub const SERVER_RESET_QUERY: &str = "DISCARD ALL";
     /// PostgreSQL's own limit for one message (PQ_LARGE_MESSAGE_LIMIT is 1 GiB - 1).
@@ -216,6 +233,16 @@ impl Settings {
                 ))
             }
         };
+        let upstream =
+            match env.get("PGWARM_UPSTREAM_POOLER").as_deref() {
+                None | Some("off") => Upstream::Database,
+                Some("on") => Upstream::Pooler,
+                Some(other) => return Err(invalid(
+                    "PGWARM_UPSTREAM_POOLER",
+                    other,
+                    "expected on (a transaction pooler is between pgwarm and the database) or off",
+                )),
+            };
         let managed_instances = in_lambda
             && env.get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref()
                 == Some("lambda-managed-instances");
@@ -251,11 +278,23 @@ impl Settings {
             "PGWARM_IDLE_TRANSACTION_TIMEOUT",
             defaults::IDLE_TRANSACTION_TIMEOUT,
         )?;
+        let idle_session_timeout = env.duration(
+            "PGWARM_IDLE_SESSION_TIMEOUT",
+            defaults::IDLE_SESSION_TIMEOUT,
+        )?;
+        if idle_session_timeout.as_millis() > i32::MAX as u128 {
+            return Err(invalid(
+                "PGWARM_IDLE_SESSION_TIMEOUT",
+                &format!("{idle_session_timeout:?}"),
+                "PostgreSQL takes at most 2147483647ms (about 24 days)",
+            ));
+        }
         let settings = Settings {
             listen,
             credentials,
             sslmode,
             pool_mode,
+            upstream,
             pool_size,
             min_pool_size,
             max_client_conn,
@@ -267,6 +306,7 @@ impl Settings {
                 .nonzero_duration("PGWARM_CONNECT_TIMEOUT", defaults::CONNECT_TIMEOUT)?,
             idle_transaction_timeout: (!idle_transaction_timeout.is_zero())
                 .then_some(idle_transaction_timeout),
+            idle_session_timeout: (!idle_session_timeout.is_zero()).then_some(idle_session_timeout),
             server_lifetime: env
                 .nonzero_duration("PGWARM_SERVER_LIFETIME", defaults::SERVER_LIFETIME)?,
             server_reset_query: env
@@ -505,6 +545,7 @@ mod tests {
         assert_eq!(s.pool_size, 2);
         assert_eq!(s.max_client_conn, 1000);
         assert_eq!(s.pool_mode, PoolMode::Transaction);
+        assert_eq!(s.upstream, Upstream::Database);
         assert_eq!(s.server_check_delay, Duration::from_secs(10));
         let CredentialSettings::Static(target) = &s.credentials else {
             panic!("PGWARM_DB_* alone is a static login");
@@ -513,6 +554,7 @@ mod tests {
         assert_eq!(target.dbname, "app");
         assert_eq!(s.sslmode, SslMode::Prefer);
         assert_eq!(s.idle_transaction_timeout, None);
+        assert_eq!(s.idle_session_timeout, Some(Duration::from_secs(60)));
         assert_eq!(s.log_format, LogFormat::Text);
     }
 
@@ -557,6 +599,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("PGWARM_POOL_MODE"));
+
+        for (variable, value) in [
+            ("PGWARM_UPSTREAM_POOLER", "pgbouncer"),
+            ("PGWARM_IDLE_SESSION_TIMEOUT", "1000h"),
+            ("PGWARM_IDLE_SESSION_TIMEOUT", "later"),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((variable, value));
+            let err = settings(&pairs).unwrap_err().to_string();
+            assert!(err.contains(variable), "{err}");
+        }
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PGWARM_UPSTREAM_POOLER", "on"));
+        pairs.push(("PGWARM_IDLE_SESSION_TIMEOUT", "0"));
+        let s = settings(&pairs).unwrap();
+        assert_eq!(
+            (s.upstream, s.idle_session_timeout),
+            (Upstream::Pooler, None)
+        );
     }
 
     #[test]

@@ -7,14 +7,19 @@
 //! connection leaves the pool inside a [`Checkout`], whose drop returns the slot even when a
 //! client task fails half-way, so the count can never leak.
 
-use crate::config::Settings;
+mod outage;
+
+pub use outage::OutageView;
+
+use crate::config::{PoolMode, Settings, Upstream};
 use crate::credentials::{CredentialSource, Credentials};
 use crate::server::{self, ServerConn, ServerError, TlsSetup};
+use outage::{Backoff, Outage};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use thiserror::Error;
@@ -30,6 +35,10 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     pub server_check_delay: Duration,
     pub server_lifetime: Duration,
+    /// Asked of the database at each login (transaction mode only: in session mode a client
+    /// owns its connection, and the database must not close it under an idle client; and not
+    /// with a pooler upstream, whose own server connections it would not reach).
+    pub idle_session_timeout: Option<Duration>,
 }
 
 impl From<&Settings> for PoolSettings {
@@ -40,6 +49,9 @@ impl From<&Settings> for PoolSettings {
             connect_timeout: s.connect_timeout,
             server_check_delay: s.server_check_delay,
             server_lifetime: s.server_lifetime,
+            idle_session_timeout: s.idle_session_timeout.filter(|_| {
+                s.pool_mode == PoolMode::Transaction && s.upstream == Upstream::Database
+            }),
         }
     }
 }
@@ -48,10 +60,29 @@ impl From<&Settings> for PoolSettings {
 pub enum PoolError {
     #[error("waited {0:?} for a server connection (PGWARM_QUERY_WAIT_TIMEOUT); all {1} are busy")]
     WaitTimeout(Duration, usize),
+    /// The client's wait ran out while the database refused or did not answer logins.
+    #[error("waited {waited:?} for the database to take a login (PGWARM_QUERY_WAIT_TIMEOUT); {}", describe_outage(.outage, *.max_connections))]
+    Unavailable {
+        waited: Duration,
+        outage: OutageView,
+        /// The database's `max_connections`, when it is full and pgwarm could read it.
+        max_connections: Option<u32>,
+    },
     #[error(transparent)]
     Server(#[from] ServerError),
     #[error("pgwarm is shutting down")]
     Closed,
+}
+
+fn describe_outage(outage: &OutageView, max_connections: Option<u32>) -> String {
+    match (outage.full, max_connections) {
+        (true, Some(n)) => format!(
+            "it has no connection slot for pgwarm: {}; its max_connections is {n}",
+            outage.last
+        ),
+        (true, None) => format!("it has no connection slot for pgwarm: {}", outage.last),
+        (false, _) => format!("the last attempt: {}", outage.last),
+    }
 }
 
 /// ParameterStatus name/value pairs as a server sent them at login.
@@ -83,6 +114,13 @@ pub struct Pool {
     next_id: AtomicU64,
     /// The ParameterStatus set of the newest login, shown to clients at their own login.
     server_params: Mutex<Option<ServerParams>>,
+    /// Failed logins worth waiting out, as one episode.
+    outage: Outage,
+    /// The database's `max_connections` (0 until read), named when it is full.
+    max_connections: AtomicU32,
+    /// Whether logins still ask for `idle_session_timeout`: a database older than PostgreSQL 14,
+    /// or a pooler in front of it, refuses the option, and then it is left out.
+    idle_timeout_accepted: AtomicBool,
 }
 
 /// Statistics for logs and tests.
@@ -111,6 +149,9 @@ impl Pool {
             tls,
             next_id: AtomicU64::new(1),
             server_params: Mutex::new(None),
+            outage: Outage::default(),
+            max_connections: AtomicU32::new(0),
+            idle_timeout_accepted: AtomicBool::new(true),
         })
     }
 
@@ -136,7 +177,9 @@ impl Pool {
         }
     }
 
-    /// A working server connection, waiting at most `PGWARM_QUERY_WAIT_TIMEOUT` for one.
+    /// A working server connection, waiting at most `PGWARM_QUERY_WAIT_TIMEOUT` for one: for a
+    /// busy pool, for logins and their retries while the database is down or full, for health
+    /// checks, all under the one deadline.
     pub async fn checkout(self: &Arc<Pool>) -> Result<Checkout, PoolError> {
         let deadline = Instant::now() + self.settings.query_wait_timeout;
         let now_or_later = {
@@ -168,8 +211,8 @@ impl Pool {
             released: false,
         };
         match grant {
-            Grant::Conn(conn) => self.validate(slot, conn).await,
-            Grant::Slot => self.fill(slot).await,
+            Grant::Conn(conn) => self.validate(slot, conn, deadline).await,
+            Grant::Slot => self.fill(slot, deadline).await,
         }
     }
 
@@ -178,8 +221,9 @@ impl Pool {
     fn fill(
         &self,
         slot: Checkout,
+        deadline: Instant,
     ) -> Pin<Box<dyn Future<Output = Result<Checkout, PoolError>> + Send + '_>> {
-        Box::pin(self.open_into(slot))
+        Box::pin(self.open_into(slot, deadline))
     }
 
     /// The ParameterStatus values a client should see at login; opens a first server connection
@@ -244,7 +288,8 @@ impl Pool {
                     pool: Arc::clone(&pool),
                     released: false,
                 };
-                match pool.validate(slot, conn).await {
+                let deadline = Instant::now() + pool.settings.query_wait_timeout;
+                match pool.validate(slot, conn, deadline).await {
                     Ok(checked) => checked.release(),
                     Err(e) => {
                         info!(error = %e, "could not replace a server connection after the thaw")
@@ -298,10 +343,22 @@ impl Pool {
             }
             // The sender was dropped: the pool closed.
             Ok(Err(_)) => Err(PoolError::Closed),
-            Err(_) => Err(PoolError::WaitTimeout(
-                self.settings.query_wait_timeout,
-                self.settings.size,
-            )),
+            // The slots were busy retrying logins, not serving clients: say so.
+            Err(_) => Err(match self.outage.current() {
+                Some(outage) => self.unavailable(outage),
+                None => {
+                    PoolError::WaitTimeout(self.settings.query_wait_timeout, self.settings.size)
+                }
+            }),
+        }
+    }
+
+    fn unavailable(&self, outage: OutageView) -> PoolError {
+        let known = self.max_connections.load(Ordering::Relaxed);
+        PoolError::Unavailable {
+            waited: self.settings.query_wait_timeout,
+            max_connections: (outage.full && known > 0).then_some(known),
+            outage,
         }
     }
 
@@ -310,6 +367,7 @@ impl Pool {
         &self,
         mut slot: Checkout,
         mut conn: ServerConn,
+        deadline: Instant,
     ) -> Result<Checkout, PoolError> {
         if conn.age() >= self.settings.server_lifetime {
             debug!(
@@ -317,19 +375,19 @@ impl Pool {
                 "server connection reached PGWARM_SERVER_LIFETIME"
             );
             conn.close();
-            return self.fill(slot).await;
+            return self.fill(slot, deadline).await;
         }
         if !conn.is_quiet() {
             info!(
                 server = conn.id(),
                 "idle server connection was closed by the database; replacing it"
             );
-            return self.fill(slot).await;
+            return self.fill(slot, deadline).await;
         }
         if conn.idle_for() >= self.settings.server_check_delay {
             // Boxed: a cold path whose future would otherwise sit in every checkout's state.
             let check = tokio::time::timeout(
-                self.settings.connect_timeout,
+                self.attempt_timeout(deadline),
                 Box::pin(conn.run("health check", ";")),
             );
             match check.await {
@@ -337,18 +395,18 @@ impl Pool {
                 Ok(Ok(status)) => {
                     warn!(server = conn.id(), status = %(status as char), "server connection was not idle; replacing it");
                     conn.close();
-                    return self.fill(slot).await;
+                    return self.fill(slot, deadline).await;
                 }
                 Ok(Err(e)) => {
                     info!(server = conn.id(), error = %e, "server connection failed its health check; replacing it");
-                    return self.fill(slot).await;
+                    return self.fill(slot, deadline).await;
                 }
                 Err(_) => {
                     info!(
                         server = conn.id(),
                         "server connection health check timed out; replacing it"
                     );
-                    return self.fill(slot).await;
+                    return self.fill(slot, deadline).await;
                 }
             }
         }
@@ -357,23 +415,105 @@ impl Pool {
     }
 
     /// Opens a new connection into a slot already counted in `open`. On failure the slot is
-    /// given back by the Checkout's drop. A refused login (28P01, 28000) is retried once with
-    /// whatever the credential source offers instead (a rotated secret), so a rotation costs no
-    /// failed client.
-    async fn open_into(&self, mut slot: Checkout) -> Result<Checkout, PoolError> {
-        let creds = self
-            .credentials
-            .credentials()
-            .await
-            .map_err(ServerError::from)?;
-        let error = match self.connect(&creds).await {
-            Ok(conn) => {
-                slot.conn = Some(conn);
-                return Ok(slot);
+    /// given back by the Checkout's drop. A login the database may get over by itself (it is
+    /// restarting, failing over, or full) is retried with a backoff until `deadline`; other
+    /// failures are the client's at once.
+    async fn open_into(
+        &self,
+        mut slot: Checkout,
+        deadline: Instant,
+    ) -> Result<Checkout, PoolError> {
+        let mut backoff = Backoff::new();
+        loop {
+            let error = match self.login(deadline).await {
+                Ok(conn) => {
+                    self.outage.recovered();
+                    slot.conn = Some(conn);
+                    return Ok(slot);
+                }
+                Err(e) if outage::is_transient(&e) => e,
+                Err(e) => return Err(e.into()),
+            };
+            if Instant::now() >= deadline {
+                // The attempt was cut short by the client's deadline: what it met is news about
+                // the database only if nothing else is known.
+                let outage = match self.outage.current() {
+                    Some(outage) => outage,
+                    None => {
+                        self.outage.failed(&error);
+                        self.outage
+                            .current()
+                            .unwrap_or_else(|| OutageView::of(&error))
+                    }
+                };
+                return Err(self.unavailable(outage));
             }
+            if self.outage.failed(&error) {
+                self.episode_started(&error).await;
+            }
+            // The client waits all of its time: the database may come back in the last bit.
+            tokio::time::sleep_until((Instant::now() + backoff.next_pause()).min(deadline)).await;
+            if Instant::now() >= deadline {
+                return Err(match self.outage.current() {
+                    Some(outage) => self.unavailable(outage),
+                    None => error.into(),
+                });
+            }
+        }
+    }
+
+    /// The first failed login of an episode. A database that went away took its connections
+    /// with it (or they lead to the old primary after a failover): the idle ones are closed,
+    /// not lent. A full database keeps them, and its `max_connections` is read from one, to be
+    /// named to clients whose wait runs out.
+    async fn episode_started(&self, error: &ServerError) {
+        if !outage::is_full(error) {
+            let idle = {
+                let mut state = self.lock();
+                let idle = std::mem::take(&mut state.idle);
+                state.open -= idle.len();
+                idle
+            };
+            for conn in idle {
+                conn.close();
+            }
+            return;
+        }
+        if self.max_connections.load(Ordering::Relaxed) > 0 {
+            return;
+        }
+        let Some(mut conn) = self.lock().idle.pop() else {
+            return;
+        };
+        let mut value = None;
+        let read = conn.query("reading max_connections", "show max_connections", |row| {
+            value = row.into_iter().next().flatten();
+        });
+        match tokio::time::timeout(self.settings.connect_timeout, read).await {
+            Ok(Ok(b'I')) => {
+                if let Some(n) = value.and_then(|v| v.parse().ok()) {
+                    self.max_connections.store(n, Ordering::Relaxed);
+                }
+                self.checkin(conn);
+            }
+            _ => {
+                conn.close();
+                self.release_slot();
+            }
+        }
+    }
+
+    /// One login attempt: credentials, then the login within `PGWARM_CONNECT_TIMEOUT` and what
+    /// is left before `deadline`. A refused login (28P01, 28000) is retried once with whatever
+    /// the credential source offers instead (a rotated secret), so a rotation costs no failed
+    /// client.
+    async fn login(&self, deadline: Instant) -> Result<ServerConn, ServerError> {
+        let creds = self.credentials.credentials().await?;
+        let error = match self.connect(&creds, deadline).await {
+            Ok(conn) => return Ok(conn),
             Err(e) => e,
         };
-        if matches!(error, ServerError::Rejected { .. }) {
+        if matches!(error, ServerError::Rejected { .. }) && !outage::is_transient(&error) {
             let instead = match self.credentials.after_rejection(&creds).await {
                 Ok(instead) => instead,
                 Err(e) => {
@@ -382,21 +522,57 @@ impl Pool {
                 }
             };
             for creds in instead {
-                if let Ok(conn) = self.connect(&creds).await {
-                    slot.conn = Some(conn);
-                    return Ok(slot);
+                if let Ok(conn) = self.connect(&creds, deadline).await {
+                    return Ok(conn);
                 }
             }
         }
-        Err(error.into())
+        Err(error)
     }
 
-    /// One login, logged either way.
-    async fn connect(&self, creds: &Credentials) -> Result<ServerConn, ServerError> {
+    /// How long one login or health check may take: `PGWARM_CONNECT_TIMEOUT`, or less when the
+    /// client's deadline is nearer.
+    fn attempt_timeout(&self, deadline: Instant) -> Duration {
+        self.settings
+            .connect_timeout
+            .min(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// One login, logged either way (a failure worth waiting out at debug level: the episode
+    /// is logged instead). A database that refuses `idle_session_timeout` is asked again
+    /// without it, and never again with it.
+    async fn connect(
+        &self,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> Result<ServerConn, ServerError> {
+        let options = self
+            .settings
+            .idle_session_timeout
+            .filter(|_| self.idle_timeout_accepted.load(Ordering::Relaxed))
+            .map(|t| format!("-c idle_session_timeout={}", t.as_millis()));
+        match self.connect_with(creds, deadline, options.as_deref()).await {
+            Err(ServerError::Rejected { code, message })
+                if options.is_some() && refuses_option(&code) =>
+            {
+                info!(%code, %message, "the database refused idle_session_timeout; logging in without it (PGWARM_IDLE_SESSION_TIMEOUT has no effect)");
+                self.idle_timeout_accepted.store(false, Ordering::Relaxed);
+                self.connect_with(creds, deadline, None).await
+            }
+            result => result,
+        }
+    }
+
+    async fn connect_with(
+        &self,
+        creds: &Credentials,
+        deadline: Instant,
+        options: Option<&str>,
+    ) -> Result<ServerConn, ServerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let timeout = self.settings.connect_timeout;
-        match server::connect(creds, &self.tls, "pgwarm", id, timeout).await {
+        let timeout = self.attempt_timeout(deadline);
+        match server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await {
             Ok(conn) => {
                 info!(
                     server = id,
@@ -407,6 +583,10 @@ impl Pool {
                 *self.server_params.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some(Arc::new(conn.params().to_vec()));
                 Ok(conn)
+            }
+            Err(e) if outage::is_transient(&e) => {
+                debug!(error = %e, "could not open a server connection");
+                Err(e)
             }
             Err(e) => {
                 warn!(error = %e, "could not open a server connection");
@@ -470,6 +650,13 @@ impl Pool {
         // No code path panics while holding the lock; recover the state rather than propagate.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Whether a refused login is the database (or a pooler in front of it) refusing a startup
+/// option: an unknown setting (42704, PostgreSQL before 14), an unsupported startup parameter
+/// (08P01, PgBouncer) or a value it does not take (22023).
+fn refuses_option(code: &str) -> bool {
+    matches!(code, "42704" | "08P01" | "22023")
 }
 
 /// A queued waiter; if it gives up after being granted something, the grant goes back.
@@ -559,10 +746,28 @@ mod tests {
                 connect_timeout: Duration::from_secs(1),
                 server_check_delay: Duration::from_secs(10),
                 server_lifetime: Duration::from_secs(3600),
+                idle_session_timeout: None,
             },
             Arc::new(StaticCredentials::new(&target)),
             Arc::new(TlsSetup::new(SslMode::Disable, None).expect("plain TCP needs no set-up")),
         )
+    }
+
+    #[tokio::test]
+    async fn a_login_that_keeps_failing_ends_at_the_deadline_not_later() {
+        let wait = Duration::from_millis(300);
+        let pool = pool(1, wait);
+        let started = Instant::now();
+        let err = pool
+            .checkout()
+            .await
+            .err()
+            .expect("nothing listens on port 1");
+        let waited = started.elapsed();
+        assert!(matches!(err, PoolError::Unavailable { .. }), "{err}");
+        assert!(waited >= wait, "{waited:?}");
+        assert!(waited < wait + Duration::from_millis(100), "{waited:?}");
+        assert_eq!(pool.stats().open, 0, "the slot was given back");
     }
 
     #[tokio::test]
@@ -583,7 +788,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slot_given_up_goes_to_the_longest_waiter() {
-        let pool = pool(1, Duration::from_secs(5));
+        let pool = pool(1, Duration::from_millis(400));
         pool.lock().open = 1;
         let first = tokio::spawn({
             let pool = Arc::clone(&pool);
@@ -592,15 +797,15 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(pool.stats().waiting, 1);
         // The holder loses its connection: its slot goes to the waiter, which tries to connect
-        // (to a closed port) and reports that, instead of waiting out its timeout.
+        // (to a closed port), keeps trying until its deadline, and reports what it met.
         pool.release_slot();
         let outcome = tokio::time::timeout(Duration::from_secs(3), first)
             .await
-            .expect("the waiter was served before its timeout")
-            .unwrap();
-        assert!(outcome
-            .expect("connecting to port 1 fails")
-            .contains("could not connect"));
+            .expect("the waiter gave up at its deadline")
+            .unwrap()
+            .expect("connecting to port 1 fails");
+        assert!(outcome.contains("could not connect"), "{outcome}");
+        assert!(outcome.contains("PGWARM_QUERY_WAIT_TIMEOUT"), "{outcome}");
         assert_eq!(
             pool.stats(),
             PoolStats {

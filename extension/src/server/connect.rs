@@ -13,23 +13,29 @@ use postgres_protocol::message::frontend;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-/// Connects and logs in, all within `timeout`.
+/// Connects and logs in, all within `timeout`. `options` is the startup packet's `options`
+/// (command-line settings such as `-c idle_session_timeout=60000`), if any.
 pub async fn connect(
     creds: &Credentials,
     tls: &TlsSetup,
     application_name: &str,
+    options: Option<&str>,
     id: u64,
     timeout: Duration,
 ) -> Result<ServerConn, ServerError> {
-    tokio::time::timeout(timeout, connect_inner(creds, tls, application_name, id))
-        .await
-        .map_err(|_| ServerError::Timeout(timeout))?
+    tokio::time::timeout(
+        timeout,
+        connect_inner(creds, tls, application_name, options, id),
+    )
+    .await
+    .map_err(|_| ServerError::Timeout(timeout))?
 }
 
 async fn connect_inner(
     creds: &Credentials,
     tls: &TlsSetup,
     application_name: &str,
+    options: Option<&str>,
     id: u64,
 ) -> Result<ServerConn, ServerError> {
     let addr = format!("{}:{}", creds.host, creds.port);
@@ -60,15 +66,14 @@ async fn connect_inner(
     };
 
     let mut out = BytesMut::with_capacity(256);
-    frontend::startup_message(
-        [
-            ("user", creds.user.as_str()),
-            ("database", creds.dbname.as_str()),
-            ("application_name", application_name),
-            ("client_encoding", "UTF8"),
-        ],
-        &mut out,
-    )?;
+    let params = [
+        ("user", creds.user.as_str()),
+        ("database", creds.dbname.as_str()),
+        ("application_name", application_name),
+        ("client_encoding", "UTF8"),
+    ];
+    let options = options.map(|o| ("options", o));
+    frontend::startup_message(params.into_iter().chain(options), &mut out)?;
     conn.write_buf(&mut out).await?;
     authenticate(&mut conn, creds, &mut out).await?;
 

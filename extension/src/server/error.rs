@@ -10,9 +10,8 @@ use thiserror::Error;
 pub enum ServerError {
     #[error("could not connect to the database at {addr}: {source}")]
     Connect { addr: String, source: io::Error },
-    #[error(
-        "timed out after {0:?} connecting and logging in to the database (PGWARM_CONNECT_TIMEOUT)"
-    )]
+    /// Limited by `PGWARM_CONNECT_TIMEOUT`, or by what was left of the client's wait.
+    #[error("the database did not finish the login within {0:?}")]
     Timeout(Duration),
     #[error("the database refused the login: {message} (SQLSTATE {code})")]
     Rejected { code: String, message: String },

@@ -70,6 +70,8 @@ pub enum Undo {
     Forget(Box<[u8]>, Arc<Statement>),
     /// A client's Close or DEALLOCATE: the name was dropped when it was read.
     Restore(Box<[u8]>, Arc<Statement>),
+    /// The client's unnamed statement, parsed again by pgwarm: if that fails, it is not there.
+    UnnamedLost,
 }
 
 /// How a message touches a pgwarm statement on the server, for the books of its `PreparedSet`.
@@ -86,6 +88,9 @@ pub enum Touch {
     /// A Bind or Describe of it: if the server says it does not exist (someone deallocated it
     /// behind pgwarm's back), it is created again next time.
     Uses(Digest),
+    /// A client's Parse sent as the unnamed statement (`PGWARM_UPSTREAM_POOLER=on`): only whether
+    /// it parses is recorded.
+    Checks(Digest),
 }
 
 #[derive(Debug)]

@@ -63,6 +63,12 @@ pub enum Edit {
         name: Box<[u8]>,
         statement: Arc<Statement>,
     },
+    /// A Parse of the client's unnamed statement, when pgwarm uses the unnamed statement too
+    /// (`PGWARM_UPSTREAM_POOLER=on`): kept, in case pgwarm's own use, or a new server connection,
+    /// takes it away before the client's Bind.
+    UnnamedParse(Arc<[u8]>),
+    /// A Bind or Describe of the client's unnamed statement, in the same mode.
+    UnnamedUse,
 }
 
 impl Relay {
@@ -111,6 +117,7 @@ impl Relay {
             let tracking = self.tracking();
             let statements = &mut self.statements;
             let resolution = &self.resolution;
+            let unnamed_server = self.unnamed_server;
             let (kind, edit) = match tag {
                 b'X' => {
                     // Terminate ends the session here; it is never forwarded, the pool keeps
@@ -137,7 +144,7 @@ impl Relay {
                 b'P' | b'B' | b'D' | b'E' | b'C' => {
                     self.unsynced = true;
                     let edit = if tracking {
-                        plan_extended(statements, resolution, tag, body, need, seq)
+                        plan_extended(statements, resolution, unnamed_server, tag, body, need, seq)
                     } else {
                         Edit::None
                     };
@@ -175,10 +182,12 @@ impl Relay {
 }
 
 /// Parse, Bind, Describe and Close of named statements (`need` bytes of the message are here;
-/// all of it, except for Bind).
+/// all of it, except for Bind). `unnamed_server`: pgwarm uses the unnamed statement itself, so
+/// the client's own unnamed statement is noted too.
 fn plan_extended(
     statements: &mut ClientStatements,
     resolution: &Resolution,
+    unnamed_server: bool,
     tag: u8,
     body: &[u8],
     need: usize,
@@ -186,6 +195,7 @@ fn plan_extended(
 ) -> Edit {
     match tag {
         b'P' => match frontend::parse_body(body) {
+            Some((&[], content)) if unnamed_server => Edit::UnnamedParse(content.into()),
             Some((&[], _)) => Edit::None,
             Some((name, _)) if statements.contains(name) => Edit::Duplicate {
                 len: need,
@@ -203,6 +213,7 @@ fn plan_extended(
             None => Edit::None,
         },
         b'B' => match frontend::bind_names(body) {
+            Some((_, &[], _)) if unnamed_server => Edit::UnnamedUse,
             Some((portal, name, _)) if !name.is_empty() => match statements.get(name) {
                 Some(statement) => Edit::Bind {
                     names_end: need,
@@ -215,6 +226,7 @@ fn plan_extended(
             _ => Edit::None,
         },
         b'D' => match frontend::target(body) {
+            Some((b'S', &[])) if unnamed_server => Edit::UnnamedUse,
             Some((b'S', name)) if !name.is_empty() => match statements.get(name) {
                 Some(statement) => Edit::Describe {
                     len: need,

@@ -10,8 +10,20 @@ use super::{error_field, is_fatal, Event, Relay, ERROR_PEEK_LIMIT};
 use crate::config::PoolMode;
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::sqlstate;
-use crate::server::PreparedSet;
+use crate::server::{Digest, PreparedSet};
 use bytes::BytesMut;
+use tracing::debug;
+
+/// What a repairable first error says about a pgwarm statement.
+#[derive(Debug, Clone, Copy)]
+enum Repair {
+    /// Its plan changed result type: parse it anew.
+    Condemn(Digest),
+    /// It does not exist: create it.
+    Forget(Digest),
+    /// It exists although pgwarm was creating it: use it.
+    Keep(Digest),
+}
 
 /// How a message that changed pgwarm's books ended without succeeding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +72,7 @@ impl Relay {
                         self.doomed = true;
                         return;
                     }
-                    if self.retry_changed_result_type(frame_len, set) {
+                    if self.retry_repairable(frame_len, set) {
                         continue;
                     }
                 }
@@ -153,7 +165,9 @@ impl Relay {
         let Some(done) = self.expect.pop_front() else {
             return false;
         };
-        if let (Touch::Creates(digest) | Touch::Recreates(digest), b'1') = (done.statement, tag) {
+        if let (Touch::Creates(digest) | Touch::Recreates(digest) | Touch::Checks(digest), b'1') =
+            (done.statement, tag)
+        {
             self.known.insert(digest);
         }
         match done.act {
@@ -166,50 +180,78 @@ impl Relay {
         }
     }
 
-    /// "cached plan must not change result type" (0A000) as the very first answer on this link,
-    /// to a Bind of a pgwarm statement, in a batch of one Sync group: DDL changed what the
-    /// statement returns. Nothing of the batch ran (the Bind came first) and its implicit
+    /// An error as the very first answer on this link, in a batch of one Sync group, that pgwarm
+    /// can repair: nothing of the batch ran (the failing message came first) and its implicit
     /// transaction is rolled back at the Sync, so pgwarm drops the error and that Sync's
-    /// ReadyForQuery, parses the statement anew and sends the batch again.
+    /// ReadyForQuery, fixes its books and sends the batch again. At most once per link.
     ///
-    /// Only when the batch describes the result before executing it (libpq, psycopg, pgbench):
-    /// that client reads the new shape from the fresh RowDescription. A client that executes
-    /// without describing (tokio-postgres) decodes rows with the columns it cached at prepare
-    /// time, and new rows could be misread; it gets the error, as PostgreSQL intends.
-    fn retry_changed_result_type(&mut self, frame_len: usize, set: &mut PreparedSet) -> bool {
+    /// - "cached plan must not change result type" (0A000) to a Bind of a pgwarm statement: DDL
+    ///   changed what it returns; it is parsed anew. Only when the batch describes the result
+    ///   before executing it (libpq, psycopg, pgbench): that client reads the new shape from
+    ///   the fresh RowDescription. A client that executes without describing (tokio-postgres)
+    ///   decodes rows with the columns it cached at prepare time, and new rows could be
+    ///   misread; it gets the error, as PostgreSQL intends.
+    /// - "prepared statement does not exist" (26000) to a Bind or Describe of a pgwarm
+    ///   statement: something deallocated it behind pgwarm's back; it is created again.
+    /// - "prepared statement already exists" (42P05) to a Parse pgwarm sent to create one: it is
+    ///   there after all, and is used as it is.
+    fn retry_repairable(&mut self, frame_len: usize, set: &mut PreparedSet) -> bool {
         if self.retried || !self.replay || !self.sout.is_empty() {
             return false;
         }
-        let Some(&Expect {
-            kind: Kind::Bind,
-            statement: Touch::Uses(digest),
-            ..
-        }) = self.expect.front()
-        else {
+        let Some(front) = self.expect.front() else {
             return false;
         };
         let body = &self.sin[self.s_scanned + HEADER_LEN..self.s_scanned + frame_len];
-        if error_field(body, b"C") != Some(sqlstate::FEATURE_NOT_SUPPORTED.as_bytes()) {
-            return false;
-        }
+        let code = error_field(body, b"C").unwrap_or_default();
+        let repair = match (front.kind, front.statement) {
+            (Kind::Bind, Touch::Uses(digest))
+                if code == sqlstate::FEATURE_NOT_SUPPORTED.as_bytes() && self.describes_first() =>
+            {
+                Repair::Condemn(digest)
+            }
+            (Kind::Bind | Kind::Describe, Touch::Uses(digest))
+                if code == sqlstate::INVALID_STATEMENT_NAME.as_bytes() =>
+            {
+                Repair::Forget(digest)
+            }
+            (Kind::Parse, Touch::Creates(digest))
+                if code == sqlstate::DUPLICATE_PREPARED_STATEMENT.as_bytes() =>
+            {
+                Repair::Keep(digest)
+            }
+            _ => return false,
+        };
         let one_group =
             self.expect.iter().position(|e| e.kind == Kind::Sync) == Some(self.expect.len() - 1);
-        let describes_first = self
-            .expect
-            .iter()
-            .find(|e| matches!(e.kind, Kind::Describe | Kind::Execute))
-            .is_some_and(|e| e.kind == Kind::Describe);
-        if !one_group || !describes_first {
+        if !one_group {
             return false;
         }
+        debug!(
+            ?repair,
+            "repairing a pgwarm statement and sending the batch again"
+        );
         self.splice_server(frame_len, &[]);
         self.expect.clear();
         self.expect.push_back(Expect::new(Kind::Sync, Act::Swallow));
-        set.condemn(digest);
+        match repair {
+            Repair::Condemn(digest) => set.condemn(digest),
+            Repair::Forget(digest) => set.remove(digest),
+            Repair::Keep(digest) => set.restore(digest),
+        }
         self.c_done = 0;
         self.o_done = 0;
         self.retried = true;
+        self.repaired = !matches!(repair, Repair::Condemn(_));
         true
+    }
+
+    /// Whether the batch describes its result before executing it.
+    fn describes_first(&self) -> bool {
+        self.expect
+            .iter()
+            .find(|e| matches!(e.kind, Kind::Describe | Kind::Execute))
+            .is_some_and(|e| e.kind == Kind::Describe)
     }
 
     /// ReadyForQuery (whole, well-formed): the end of a Sync's or a query's answer.
@@ -310,6 +352,7 @@ impl Relay {
                 set.remove(digest);
                 self.known.remove(digest);
             }
+            (Touch::Checks(digest), Outcome::Failed) => self.known.remove(digest),
             (Touch::Creates(digest), _) => set.remove(digest),
             // The Close before it was skipped too: the old statement is still there, and still
             // to be parsed anew.
@@ -318,7 +361,7 @@ impl Relay {
                 set.condemn(digest);
             }
             (Touch::Closes(digest), _) => set.restore(digest),
-            (Touch::Uses(_) | Touch::None, _) => {}
+            (Touch::Uses(_) | Touch::Checks(_) | Touch::None, _) => {}
         }
         match failed.undo {
             Undo::None => {}
@@ -326,6 +369,7 @@ impl Relay {
             Undo::Restore(name, statement) => {
                 self.statements.restore(&name, &statement, failed.seq)
             }
+            Undo::UnnamedLost => self.client_unnamed_here = false,
         }
     }
 

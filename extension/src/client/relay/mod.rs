@@ -30,7 +30,7 @@ mod tests;
 mod to_server;
 
 use super::statements::{ClientStatements, KnownStatements, Resolution};
-use crate::config::PoolMode;
+use crate::config::{PoolMode, Upstream};
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::{sqlstate, PgError};
 use crate::server::PreparedSet;
@@ -86,6 +86,13 @@ pub struct Relay {
     /// Statements kept per server connection; 0 when names pass through unchanged (session
     /// mode, or `PGWARM_MAX_PREPARED_STATEMENTS=0`).
     max_prepared: usize,
+    /// A pooler is upstream (`PGWARM_UPSTREAM_POOLER=on`): the client's named statements are
+    /// parsed as the unnamed statement before each use, as nothing lasts beyond a transaction.
+    unnamed_server: bool,
+    /// The client's own unnamed statement (in that mode), and whether the linked connection has
+    /// it now rather than one pgwarm parsed there.
+    client_unnamed: Option<Arc<[u8]>>,
+    client_unnamed_here: bool,
 
     /// Bytes from the client. `[..c_done]` were translated for the server (kept while `replay`),
     /// `[..c_scanned]` were checked, the rest is an incomplete message.
@@ -135,9 +142,11 @@ pub struct Relay {
     answered: bool,
     /// The first answer was a FATAL, held back while waiting to see how the socket closes.
     doomed: bool,
-    /// A batch was sent again after its statement's plan changed result type: at most once per
-    /// link.
+    /// A batch was sent again after a repairable error (`from_server::retry_repairable`): at
+    /// most once per link.
     retried: bool,
+    /// A statement was repaired since the last [`Relay::take_repaired`].
+    repaired: bool,
     /// A SET, RESET or DISCARD ALL completed, or the server reported a setting's new value:
     /// the session's settings must be read back.
     settings_changed: bool,
@@ -153,6 +162,7 @@ impl Relay {
         max_prepared: usize,
         known: Arc<KnownStatements>,
         client_pid: i32,
+        upstream: Upstream,
     ) -> Relay {
         Relay {
             mode,
@@ -163,6 +173,9 @@ impl Relay {
             } else {
                 0
             },
+            unnamed_server: upstream == Upstream::Pooler,
+            client_unnamed: None,
+            client_unnamed_here: false,
             cin: BytesMut::with_capacity(READ_CHUNK),
             c_base: 0,
             c_done: 0,
@@ -190,6 +203,7 @@ impl Relay {
             answered: true,
             doomed: false,
             retried: false,
+            repaired: false,
             settings_changed: false,
             event: None,
         }
@@ -198,6 +212,7 @@ impl Relay {
     /// A server connection was linked: the next bytes it sends answer this client.
     pub fn link(&mut self, backend_pid: i32) {
         self.linked = true;
+        self.client_unnamed_here = false;
         self.backend_pid = Some(backend_pid);
         self.replay = true;
         self.answered = false;
@@ -237,6 +252,12 @@ impl Relay {
     /// under the new ones.
     pub fn set_resolution(&mut self, resolution: Resolution) {
         self.resolution = resolution;
+    }
+
+    /// Whether a pgwarm statement was found missing or already there since the last call:
+    /// a sign that something between pgwarm and the database does not keep them.
+    pub fn take_repaired(&mut self) -> bool {
+        std::mem::take(&mut self.repaired)
     }
 
     /// Whether the client changed session settings since the last call.
@@ -412,9 +433,14 @@ impl Relay {
     /// pg_terminate_backend of a running query, a procedure that committed half-way): running
     /// it again could repeat committed work or undo a deliberate kill.
     fn server_failed(&mut self, reason: &str, reset: bool) -> Event {
+        // A held FATAL says why better than the reset that followed it.
+        let reason = match self.doomed {
+            true => self.closed_reason(),
+            false => reason.to_owned(),
+        };
         Event::ServerFailed {
             replayable: reset && self.replay && !self.answered && self.s_scanned == 0,
-            reason: reason.to_owned(),
+            reason,
         }
     }
 

@@ -3,6 +3,7 @@
 use super::expect::Kind;
 use super::*;
 use crate::client::statements::{Resolution, Statement};
+use crate::config::Upstream;
 use crate::protocol::framing::FrameError;
 use bytes::BufMut;
 use postgres_protocol::message::frontend;
@@ -72,6 +73,12 @@ impl Linked {
         self.set = PreparedSet::default();
         self.relay.link(BACKEND_PID);
     }
+
+    /// A new link to the same server connection, whose statements pgwarm believes are there.
+    fn relink_keeping_statements(&mut self) {
+        assert!(!self.relay.unlink());
+        self.relay.link(BACKEND_PID);
+    }
 }
 
 fn split(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
@@ -89,6 +96,10 @@ fn tags(messages: &[(u8, Vec<u8>)]) -> String {
 }
 
 fn linked(max_prepared: usize) -> Linked {
+    linked_to(max_prepared, Upstream::Database)
+}
+
+fn linked_to(max_prepared: usize, upstream: Upstream) -> Linked {
     let mut relay = Relay::new(
         PoolMode::Transaction,
         1 << 20,
@@ -96,6 +107,7 @@ fn linked(max_prepared: usize) -> Linked {
         max_prepared,
         Arc::default(),
         CLIENT_PID,
+        upstream,
     );
     relay.link(BACKEND_PID);
     Linked {
@@ -568,6 +580,114 @@ fn a_clients_parse_of_inferred_parameter_types_always_reaches_the_server() {
 }
 
 #[test]
+fn a_statement_deallocated_behind_pgwarms_back_is_created_again_invisibly() {
+    let mut r = relay();
+    r.client(&[parse("s1", "select 1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_sent();
+    r.take_for_client();
+    r.relink_keeping_statements();
+    r.client(&bind_execute_sync("s1")).unwrap();
+    assert_eq!(tags(&r.take_sent()), "BES");
+    let gone = msg(
+        b'E',
+        b"SERROR\0VERROR\0C26000\0Mprepared statement does not exist\0\0",
+    );
+    assert!(r.server(&[gone, z(b'I')].concat()).is_none());
+    r.client(&[]).unwrap();
+    assert_eq!(
+        tags(&r.take_sent()),
+        "PBES",
+        "created, then the batch again"
+    );
+    assert!(matches!(r.server(&answers(b"12CZ")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "2CZ", "the client saw no error");
+    assert!(r.take_repaired());
+}
+
+#[test]
+fn a_statement_pgwarm_finds_already_there_is_used_as_it_is() {
+    let mut r = relay();
+    r.client(&[parse("s1", "select 1"), bind_execute_sync("s1")].concat())
+        .unwrap();
+    assert_eq!(tags(&r.take_sent()), "PBES");
+    r.server(&answers(b"12CZ"));
+    r.take_for_client();
+    r.relink();
+    r.client(&bind_execute_sync("s1")).unwrap();
+    assert_eq!(tags(&r.take_sent()), "PBES");
+    let exists = msg(
+        b'E',
+        b"SERROR\0VERROR\0C42P05\0Mprepared statement already exists\0\0",
+    );
+    assert!(r.server(&[exists, z(b'I')].concat()).is_none());
+    r.client(&[]).unwrap();
+    assert_eq!(tags(&r.take_sent()), "BES", "not parsed again");
+    assert!(matches!(r.server(&answers(b"2CZ")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "2CZ");
+}
+
+#[test]
+fn with_a_pooler_upstream_named_statements_become_unnamed_ones() {
+    let mut r = linked_to(200, Upstream::Pooler);
+    r.client(&[parse("s1", "select $1::int"), sync()].concat())
+        .unwrap();
+    let sent = r.take_sent();
+    assert_eq!(tags(&sent), "PS");
+    assert!(
+        sent[0].1.starts_with(b"\0select $1::int\0"),
+        "the unnamed statement"
+    );
+    assert!(matches!(r.server(&answers(b"1Z")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "1Z");
+    r.relink();
+    r.client(&bind_execute_sync("s1")).unwrap();
+    let sent = r.take_sent();
+    assert_eq!(tags(&sent), "PBES", "parsed again before every use");
+    assert!(
+        sent[1].1.starts_with(b"\0\0"),
+        "Bind of the unnamed statement"
+    );
+    assert!(matches!(r.server(&answers(b"12CZ")), Some(Event::Release)));
+    assert_eq!(tags(&r.take_for_client()), "2CZ");
+    assert!(r.set.is_empty(), "nothing is kept on the server");
+}
+
+#[test]
+fn with_a_pooler_upstream_the_clients_unnamed_statement_survives_pgwarms() {
+    let mut r = linked_to(200, Upstream::Pooler);
+    r.client(&[parse("s1", "select 1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_sent();
+    r.take_for_client();
+    r.relink();
+    // The client's unnamed statement, then its named one (pgwarm parses it as the unnamed
+    // statement), then a Bind of its unnamed statement again.
+    // Bind: unnamed portal and statement, no formats, no parameters, no result formats.
+    let unnamed_bind = msg(b'B', b"\0\0\0\0\0\0\0\0");
+    let batch = [
+        parse("", "select 2"),
+        bind_execute_sync("s1"),
+        unnamed_bind,
+        sync(),
+    ]
+    .concat();
+    r.client(&batch).unwrap();
+    assert_eq!(
+        tags(&r.take_sent()),
+        "PPBESPBS",
+        "the client's unnamed statement parsed again"
+    );
+    assert!(matches!(
+        r.server(&answers(b"112CZ12Z")),
+        Some(Event::Release)
+    ));
+    assert_eq!(tags(&r.take_for_client()), "12CZ2Z");
+}
+
+#[test]
 fn a_duplicate_name_fails_like_postgresql() {
     let mut r = relay();
     r.client(&[parse("s1", "select 1"), sync()].concat())
@@ -699,6 +819,7 @@ fn a_parse_of_a_known_statement_outside_a_transaction_needs_no_server() {
         200,
         Arc::clone(&r.known),
         CLIENT_PID,
+        Upstream::Database,
     );
     other
         .cin

@@ -72,8 +72,13 @@ impl Relay {
                 ..Expect::new(kind, act)
             })
         };
+        if self.unnamed_server {
+            if let Some(replaced) = self.apply_unnamed(&edit, kind, seq, clock) {
+                return replaced;
+            }
+        }
         match edit {
-            Edit::None => {
+            Edit::None | Edit::UnnamedParse(_) | Edit::UnnamedUse => {
                 expect(self, Act::Forward, Undo::None);
                 0
             }
@@ -160,6 +165,89 @@ impl Relay {
                 len
             }
         }
+    }
+
+    /// With a pooler upstream, the client's named statements exist on no server: each use is
+    /// preceded by a Parse of the unnamed statement, whose answer is pgwarm's, and the client's
+    /// Parse is sent as one to learn whether it parses. The client's own unnamed statement is
+    /// parsed again before its use when pgwarm's took its place. None: not a message this mode
+    /// changes.
+    fn apply_unnamed(&mut self, edit: &Edit, kind: Kind, seq: u64, clock: u64) -> Option<usize> {
+        let forward = |relay: &mut Relay, undo| {
+            relay.expect.push_back(Expect {
+                undo,
+                seq,
+                clock,
+                ..Expect::new(kind, Act::Forward)
+            })
+        };
+        match edit {
+            Edit::Parse {
+                len,
+                name,
+                statement,
+            } => {
+                frontend::parse(&mut self.sout, b"", statement.content());
+                self.client_unnamed_here = false;
+                self.expect.push_back(Expect {
+                    undo: Undo::Forget(name.clone(), Arc::clone(statement)),
+                    statement: Touch::Checks(statement.digest()),
+                    seq,
+                    clock,
+                    ..Expect::new(Kind::Parse, Act::Forward)
+                });
+                Some(*len)
+            }
+            Edit::Bind {
+                names_end,
+                portal_len,
+                statement,
+            } => {
+                self.parse_unnamed(statement.content(), Undo::None, seq, clock);
+                self.client_unnamed_here = false;
+                let start = self.c_done;
+                let frame_len = framing::header(&self.cin[start..]).map_or(*names_end, |h| h.1);
+                let portal = &self.cin[start + HEADER_LEN..start + HEADER_LEN + portal_len];
+                frontend::bind_prefix(&mut self.sout, portal, b"", frame_len - names_end);
+                forward(self, Undo::None);
+                Some(*names_end)
+            }
+            Edit::Describe { len, statement } => {
+                self.parse_unnamed(statement.content(), Undo::None, seq, clock);
+                self.client_unnamed_here = false;
+                frontend::statement_message(&mut self.sout, b'D', b"");
+                forward(self, Undo::None);
+                Some(*len)
+            }
+            Edit::UnnamedParse(content) => {
+                self.client_unnamed = Some(Arc::clone(content));
+                self.client_unnamed_here = true;
+                forward(self, Undo::None);
+                Some(0)
+            }
+            Edit::UnnamedUse => {
+                if !self.client_unnamed_here {
+                    if let Some(content) = self.client_unnamed.clone() {
+                        self.parse_unnamed(&content, Undo::UnnamedLost, seq, clock);
+                        self.client_unnamed_here = true;
+                    }
+                }
+                forward(self, Undo::None);
+                Some(0)
+            }
+            _ => None,
+        }
+    }
+
+    /// A Parse of the unnamed statement whose answer is pgwarm's.
+    fn parse_unnamed(&mut self, content: &[u8], undo: Undo, seq: u64, clock: u64) {
+        frontend::parse(&mut self.sout, b"", content);
+        self.expect.push_back(Expect {
+            undo,
+            seq,
+            clock,
+            ..Expect::new(Kind::Parse, Act::Swallow)
+        });
     }
 
     /// Makes sure the linked connection has `statement`, as this client would have parsed it,

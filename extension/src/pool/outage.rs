@@ -1,0 +1,193 @@
+//! When the database does not take logins for a while (a restart, a Multi-AZ or Aurora failover,
+//! `max_connections` reached), clients wait as they would for a busy pool while pgwarm retries
+//! the login with a capped, jittered backoff. This module holds the pieces: which failures are
+//! worth waiting out, the backoff, and the episode, which is logged once when it starts and once
+//! when it ends, never once per attempt.
+
+use crate::server::ServerError;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+/// The first pause between two login attempts.
+const FIRST_PAUSE: Duration = Duration::from_millis(8);
+/// The longest pause: a database that takes logins again is found within about this long.
+const MAX_PAUSE: Duration = Duration::from_millis(64);
+
+/// Whether a failed login is one the database may get over by itself soon: it is down,
+/// restarting or full. Refused credentials, a database that does not exist, or a certificate
+/// that does not verify are not: waiting would only delay the error.
+pub fn is_transient(error: &ServerError) -> bool {
+    match error {
+        ServerError::Connect { .. }
+        | ServerError::Timeout(_)
+        | ServerError::Io(_)
+        | ServerError::Closed => true,
+        // 57P0x: shutting down, starting up, in recovery; 53xxx: too many connections,
+        // remaining slots reserved, out of memory; 08xxx: connection failures.
+        ServerError::Rejected { code, .. } => {
+            code.starts_with("57P") || code.starts_with("53") || code.starts_with("08")
+        }
+        _ => false,
+    }
+}
+
+/// Whether the failure says the database is full rather than gone: its existing connections
+/// are alive and should be kept.
+pub fn is_full(error: &ServerError) -> bool {
+    matches!(error, ServerError::Rejected { code, .. } if code == "53300")
+}
+
+/// Pauses that double from [`FIRST_PAUSE`] to [`MAX_PAUSE`], each drawn between half and all
+/// of its nominal length, so the slots of many environments do not retry in step.
+#[derive(Debug)]
+pub struct Backoff {
+    nominal: Duration,
+}
+
+impl Backoff {
+    pub fn new() -> Backoff {
+        Backoff {
+            nominal: FIRST_PAUSE,
+        }
+    }
+
+    pub fn next_pause(&mut self) -> Duration {
+        let nominal = self.nominal;
+        self.nominal = (nominal * 2).min(MAX_PAUSE);
+        let half = nominal / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// The current episode of failed logins, if any.
+#[derive(Debug, Default)]
+pub struct Outage(Mutex<Option<Episode>>);
+
+#[derive(Debug, Clone)]
+struct Episode {
+    since: Instant,
+    failures: u64,
+    /// The newest failure, as said to clients whose wait runs out, and its SQLSTATE when the
+    /// database refused the login.
+    last: String,
+    code: Option<String>,
+    full: bool,
+}
+
+/// What an episode looked like, for the error a waiting client gets.
+#[derive(Debug, Clone)]
+pub struct OutageView {
+    pub last: String,
+    pub code: Option<String>,
+    pub full: bool,
+}
+
+impl OutageView {
+    pub fn of(error: &ServerError) -> OutageView {
+        OutageView {
+            last: error.to_string(),
+            code: match error {
+                ServerError::Rejected { code, .. } => Some(code.clone()),
+                _ => None,
+            },
+            full: is_full(error),
+        }
+    }
+}
+
+impl Outage {
+    /// A login failed in a way worth waiting out. Returns true when this starts an episode.
+    pub fn failed(&self, error: &ServerError) -> bool {
+        let mut episode = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let view = OutageView::of(error);
+        match episode.as_mut() {
+            Some(e) => {
+                e.failures += 1;
+                e.last = view.last;
+                e.code = view.code;
+                e.full = view.full;
+                false
+            }
+            None => {
+                warn!(%error, "the database is not taking logins; clients wait (up to PGWARM_QUERY_WAIT_TIMEOUT) while pgwarm retries");
+                *episode = Some(Episode {
+                    since: Instant::now(),
+                    failures: 1,
+                    last: view.last,
+                    code: view.code,
+                    full: view.full,
+                });
+                true
+            }
+        }
+    }
+
+    /// A login succeeded: the episode, if there was one, is over.
+    pub fn recovered(&self) {
+        let ended = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(e) = ended {
+            info!(
+                after_ms = e.since.elapsed().as_millis() as u64,
+                failed_logins = e.failures,
+                "the database takes logins again"
+            );
+        }
+    }
+
+    pub fn current(&self) -> Option<OutageView> {
+        let episode = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        episode.as_ref().map(|e| OutageView {
+            last: e.last.clone(),
+            code: e.code.clone(),
+            full: e.full,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_up_to_the_cap_with_jitter() {
+        let mut backoff = Backoff::new();
+        let pauses: Vec<Duration> = (0..10).map(|_| backoff.next_pause()).collect();
+        assert!(pauses[0] >= FIRST_PAUSE / 2 && pauses[0] <= FIRST_PAUSE);
+        assert!(pauses.iter().all(|p| *p <= MAX_PAUSE));
+        assert!(pauses[9] >= MAX_PAUSE / 2);
+    }
+
+    #[test]
+    fn what_is_worth_waiting_out() {
+        let rejected = |code: &str| ServerError::Rejected {
+            code: code.into(),
+            message: "m".into(),
+        };
+        assert!(is_transient(&rejected("57P03")));
+        assert!(is_transient(&rejected("53300")));
+        assert!(is_transient(&ServerError::Closed));
+        assert!(is_transient(&ServerError::Timeout(Duration::from_secs(1))));
+        assert!(!is_transient(&rejected("28P01")));
+        assert!(!is_transient(&rejected("3D000")));
+        assert!(!is_transient(&ServerError::Tls("bad certificate".into())));
+        assert!(is_full(&rejected("53300")) && !is_full(&rejected("57P03")));
+    }
+
+    #[test]
+    fn an_episode_starts_once_and_ends_at_the_first_success() {
+        let outage = Outage::default();
+        assert!(outage.failed(&ServerError::Closed));
+        assert!(!outage.failed(&ServerError::Rejected {
+            code: "53300".into(),
+            message: "sorry, too many clients already".into()
+        }));
+        let view = outage.current().expect("an episode");
+        assert!(view.full && view.last.contains("too many clients"));
+        assert_eq!(view.code.as_deref(), Some("53300"));
+        outage.recovered();
+        assert!(outage.current().is_none());
+        assert!(outage.failed(&ServerError::Closed), "a new episode");
+    }
+}
