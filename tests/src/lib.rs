@@ -7,7 +7,7 @@
 //!   function, with freeze and thaw; the `lambda-run` binary (`src/bin/lambda-run.rs`) uses it
 //!   for `scripts/demo.sh`.
 //! - [`Pgbouncer`], [`Moto`]: real peers (PgBouncer for chaining, moto_server as Secrets Manager).
-//! - [`run_fault_load`]: a bounded mixed client load that a fault (restart, terminated backends)
+//! - [`FaultLoad`]: a bounded mixed client load that a fault (restart, terminated backends)
 //!   hits while it runs, with every answer checked.
 //! - [`run_python_case`]: psycopg scripts under `tests/py`, a real driver as the client.
 //! - [`tool`]: external programs (psql, pgbench, pgbouncer, moto_server); a missing one is a test
@@ -27,7 +27,7 @@ mod tools;
 mod wire;
 
 pub use lambda::{in_lambda, lambda_env, simulator, InitError, InitErrorProxy, Lambda};
-pub use load::{is_killed_mid_statement, run_fault_load, LoadError, LoadReport};
+pub use load::{is_killed_mid_statement, FaultLoad, LoadError, LoadReport};
 pub use peers::{json_string, Moto, Pgbouncer};
 pub use pg::{
     cluster, exchange_large_messages, io_runtime, quote_ident, quote_literal, server_bindir,

@@ -38,6 +38,9 @@ pub struct LoadReport {
     pub commits: Vec<(usize, u64, u64)>,
     /// Successful operations, by time (for when service came back).
     pub successes: Vec<Instant>,
+    /// How long after the database took logins again a query succeeded, when the caller
+    /// measured it.
+    pub recovery: Option<Duration>,
 }
 
 impl LoadReport {
@@ -65,10 +68,12 @@ impl LoadReport {
             unexplained.is_empty(),
             "errors outside a transaction: {unexplained:#?}\n{log}"
         );
-        let killed = self.errors.iter().filter(|e| !e.in_transaction).count();
+        let killed: Vec<&LoadError> = self.errors.iter().filter(|e| !e.in_transaction).collect();
         assert!(
-            killed <= pool_size,
-            "{killed} statements killed mid-run, more than the {pool_size} server connections"
+            killed.len() <= pool_size,
+            "{} statements killed mid-run, more than the {pool_size} server connections: \
+             {killed:#?}\n{log}",
+            killed.len()
         );
         for (client, ok, failed) in &self.commits {
             let rows: u64 = db
@@ -112,41 +117,59 @@ impl Shared {
     }
 }
 
-/// Runs `clients` clients against `target` (pgwarm), which must hold a table
-/// `bad_days(client int, n int)`; after `warmup`, runs `fault` on a blocking thread, keeps the
-/// load going for `after` more, then stops every client and returns what they saw.
-pub async fn run_fault_load(
-    target: &Target,
-    clients: usize,
-    warmup: Duration,
-    after: Duration,
-    fault: impl FnOnce() + Send + 'static,
-) -> LoadReport {
-    let shared = Arc::new(Shared::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let (target, shared, stop) = (target.clone(), Arc::clone(&shared), Arc::clone(&stop));
-        tasks.push(tokio::spawn(async move {
-            client(c, target, shared, stop).await
-        }));
-    }
-    tokio::time::sleep(warmup).await;
-    tokio::task::spawn_blocking(fault)
-        .await
-        .expect("the fault panicked");
-    tokio::time::sleep(after).await;
-    stop.store(true, Ordering::SeqCst);
-    for task in tasks {
-        let stopped = tokio::time::timeout(OP_LIMIT * 2, task).await;
-        assert!(stopped.is_ok(), "a load client did not stop");
-    }
-    let mut report = std::mem::take(&mut *shared.report.lock().unwrap());
-    report.successes.sort();
-    report
+/// A load: how many clients, how long before and after the fault, and whether the clients use
+/// named statements (a pooler that cannot keep them, such as PgBouncer 1.18 in transaction
+/// mode, is compared with unnamed ones only).
+#[derive(Debug, Clone)]
+pub struct FaultLoad {
+    pub clients: usize,
+    pub warmup: Duration,
+    pub after: Duration,
+    pub named_statements: bool,
 }
 
-async fn client(c: usize, target: Target, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+impl FaultLoad {
+    /// `clients` clients with named statements; the fault 1 s in, 1.5 s more after it.
+    pub fn new(clients: usize) -> FaultLoad {
+        FaultLoad {
+            clients,
+            warmup: Duration::from_secs(1),
+            after: Duration::from_millis(1500),
+            named_statements: true,
+        }
+    }
+
+    /// Runs the clients against `target`, whose database must hold a table
+    /// `bad_days(client int, n int)`; after the warm-up, runs `fault` on a blocking thread,
+    /// keeps the load going a while more, then stops every client and returns what they saw.
+    pub async fn run(&self, target: &Target, fault: impl FnOnce() + Send + 'static) -> LoadReport {
+        let shared = Arc::new(Shared::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for c in 0..self.clients {
+            let (target, shared, stop) = (target.clone(), Arc::clone(&shared), Arc::clone(&stop));
+            let named = self.named_statements;
+            tasks.push(tokio::spawn(async move {
+                client(c, named, target, shared, stop).await
+            }));
+        }
+        tokio::time::sleep(self.warmup).await;
+        tokio::task::spawn_blocking(fault)
+            .await
+            .expect("the fault panicked");
+        tokio::time::sleep(self.after).await;
+        stop.store(true, Ordering::SeqCst);
+        for task in tasks {
+            let stopped = tokio::time::timeout(OP_LIMIT * 2, task).await;
+            assert!(stopped.is_ok(), "a load client did not stop");
+        }
+        let mut report = std::mem::take(&mut *shared.report.lock().unwrap());
+        report.successes.sort();
+        report
+    }
+}
+
+async fn client(c: usize, named: bool, target: Target, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let transactional = c.is_multiple_of(4);
     let (mut ok, mut failed) = (0u64, 0u64);
     let mut n: i32 = 0;
@@ -163,24 +186,25 @@ async fn client(c: usize, target: Target, shared: Arc<Shared>, stop: Arc<AtomicB
                 continue;
             }
         };
-        let named = match conn.prepare("select $1::int + 1").await {
-            Ok(statement) => statement,
-            Err(e) => {
-                record_error(&shared, c, false, format!("prepare: {e}"));
-                continue;
+        let statement = if named {
+            match conn.prepare("select $1::int + 1").await {
+                Ok(statement) => Some(statement),
+                Err(e) => {
+                    record_error(&shared, c, false, format!("prepare: {e}"));
+                    continue;
+                }
             }
+        } else {
+            None
         };
+        let named = statement.as_ref();
         while !stop.load(Ordering::SeqCst) {
             n += 1;
             let outcome = if transactional {
-                let work = transaction(&conn, &named, c, n, &mut ok, &mut failed);
+                let work = transaction(&conn, named, c, n, &mut ok, &mut failed);
                 tokio::time::timeout(OP_LIMIT, work).await
             } else {
-                let work = async {
-                    one_statement(&conn, &named, n)
-                        .await
-                        .map_err(|e| (false, e))
-                };
+                let work = async { one_statement(&conn, named, n).await.map_err(|e| (false, e)) };
                 tokio::time::timeout(OP_LIMIT, work).await
             };
             match outcome {
@@ -190,7 +214,9 @@ async fn client(c: usize, target: Target, shared: Arc<Shared>, stop: Arc<AtomicB
                 }
                 Ok(Err((in_transaction, e))) => {
                     record_error(&shared, c, in_transaction, format!("{e}: {e:?}"));
-                    if conn.is_closed() {
+                    // A FATAL ends the session, even before tokio-postgres notices the close.
+                    let fatal = e.as_db_error().is_some_and(|d| d.severity() == "FATAL");
+                    if fatal || conn.is_closed() {
                         continue 'session;
                     }
                     if in_transaction {
@@ -220,7 +246,7 @@ type Outcome = Result<(i32, i32), (bool, tokio_postgres::Error)>;
 /// have), or the error with whether it came inside the transaction.
 async fn transaction(
     conn: &tokio_postgres::Client,
-    named: &tokio_postgres::Statement,
+    named: Option<&tokio_postgres::Statement>,
     c: usize,
     n: i32,
     ok: &mut u64,
@@ -234,7 +260,7 @@ async fn transaction(
     )
     .await
     .map_err(inside)?;
-    let got: i32 = conn.query_one(named, &[&n]).await.map_err(inside)?.get(0);
+    let got: i32 = plus_one(conn, named, n).await.map_err(inside)?;
     match conn.batch_execute("commit").await {
         Ok(()) => *ok += 1,
         Err(e) => {
@@ -248,7 +274,7 @@ async fn transaction(
 /// One statement outside a transaction, in turn simple, extended (unnamed) and named.
 async fn one_statement(
     conn: &tokio_postgres::Client,
-    named: &tokio_postgres::Statement,
+    named: Option<&tokio_postgres::Statement>,
     n: i32,
 ) -> Result<(i32, i32), tokio_postgres::Error> {
     Ok(match n % 3 {
@@ -269,8 +295,26 @@ async fn one_statement(
                 .await?;
             (rows[0].get(0), n + 2)
         }
-        _ => (conn.query_one(named, &[&n]).await?.get(0), n + 1),
+        _ => (plus_one(conn, named, n).await?, n + 1),
     })
+}
+
+/// `n + 1` through the named statement, or an unnamed one when there is none.
+async fn plus_one(
+    conn: &tokio_postgres::Client,
+    named: Option<&tokio_postgres::Statement>,
+    n: i32,
+) -> Result<i32, tokio_postgres::Error> {
+    let row = match named {
+        Some(statement) => conn.query_one(statement, &[&n]).await?,
+        None => {
+            let int4 = tokio_postgres::types::Type::INT4;
+            conn.query_typed("select $1::int + 1", &[(&n, int4)])
+                .await?
+                .remove(0)
+        }
+    };
+    Ok(row.get(0))
 }
 
 fn record_error(shared: &Shared, client: usize, in_transaction: bool, message: String) {

@@ -17,17 +17,12 @@ async fn every_pooled_backend_terminated_under_load_is_invisible_outside_transac
     db.psql_ok("create table bad_days(client int, n int)");
     let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "4")]);
     let role = db.user.clone();
-    let report = run_fault_load(
-        &pgwarm.target(),
-        50,
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-        move || {
+    let report = FaultLoad::new(50)
+        .run(&pgwarm.target(), move || {
             let n = cluster().terminate_backends_for(&role);
             eprintln!("terminated {n} backends");
-        },
-    )
-    .await;
+        })
+        .await;
     report.check(&db, 4, &pgwarm.log());
     eprintln!(
         "terminate: {} operations, {} errors ({} inside a transaction)",
@@ -196,4 +191,33 @@ async fn idle_server_connections_are_closed_by_the_database_and_replaced_unseen(
     assert_eq!(simple_rows(&fresh, "select 3").await, [["3"]]);
     let timeout = simple_rows(&client, "show idle_session_timeout").await;
     assert_eq!(timeout, [["1s"]], "asked of the database at login");
+}
+
+/// A backend terminated while its client's query runs: the client gets the server's own FATAL
+/// (57P01), once, as directly, and then the end of the connection; not a second error of
+/// pgwarm's that would hide the first from drivers that keep the last.
+#[test]
+fn a_terminated_query_ends_with_the_servers_own_fatal_once() {
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[]);
+    let mut wire = Wire::login(pgwarm.addr(), &db.user, &db.dbname).0;
+    wire.send(&raw_message(b'Q', b"select pg_sleep(20)\0"));
+    let terminated = poll_until(Duration::from_secs(5), || {
+        let n = cluster().psql_super(&format!(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+             where usename = {} and query like 'select pg_sleep%'",
+            quote_literal(&db.user)
+        ));
+        (n == "1").then_some(())
+    });
+    assert!(terminated.is_some(), "the running query was found");
+    let mut errors = Vec::new();
+    while let Some(message) = wire.read() {
+        if let postgres_protocol::message::backend::Message::ErrorResponse(body) = message {
+            errors.push(wire_error(&body));
+        }
+    }
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].code, "57P01", "{errors:?}");
+    assert_eq!(errors[0].severity, "FATAL", "{errors:?}");
 }

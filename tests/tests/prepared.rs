@@ -701,3 +701,35 @@ fn a_parse_of_untyped_parameters_is_never_matched_to_a_statement_from_another_ca
         "both inserts landed",
     );
 }
+
+/// A table made again with another column type, then a new client's Parse + Describe of a query
+/// on it (asyncpg's prepare): the server parses it as it is now. pgwarm once matched the Parse to
+/// the old shared statement, whose Describe then failed with "cached plan must not change
+/// result type" (0A000).
+#[test]
+fn a_fresh_parse_after_the_table_changed_describes_the_table_as_it_is() {
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "1")]);
+    let mut a = login(&pgwarm);
+    let replies = a.run(
+        &Batch::new()
+            .query("create table t (c int)")
+            .parse("s", "select * from t")
+            .describe_statement("s")
+            .sync()
+            .query("drop table t; create table t (c text, d int)"),
+    );
+    assert!(Reply::codes(&replies).is_empty(), "{replies:?}");
+    let mut b = login(&pgwarm);
+    let replies = b.run(
+        &Batch::new()
+            .parse("s", "select * from t")
+            .describe_statement("s")
+            .sync(),
+    );
+    assert!(Reply::codes(&replies).is_empty(), "{replies:?}");
+    assert!(
+        replies.contains(&Reply::RowDescription(vec!["c".into(), "d".into()])),
+        "{replies:?}"
+    );
+}

@@ -82,3 +82,26 @@ async fn isolation_levels_and_tokio_postgres_statements_through_pgbouncer() {
     assert_eq!(levels, [["repeatable read"]]);
     client.batch_execute("commit").await.unwrap();
 }
+
+/// A server that refuses the `options` startup parameter (here PgBouncer without it in
+/// `ignore_startup_parameters`; likewise PostgreSQL before 14 refuses idle_session_timeout):
+/// pgwarm logs in without PGWARM_IDLE_SESSION_TIMEOUT, says so once, and works.
+#[tokio::test]
+async fn a_server_that_refuses_idle_session_timeout_is_logged_in_to_without_it() {
+    let db = cluster().fresh_target();
+    let bouncer = Pgbouncer::start(&db, &[("ignore_startup_parameters", "extra_float_digits")]);
+    let pgwarm = Pgwarm::start(
+        &bouncer.target(),
+        &[("PGWARM_SSLMODE", "disable"), ("PGWARM_POOL_SIZE", "2")],
+    );
+    for _ in 0..3 {
+        let client = pgwarm.target().connect().await;
+        assert_eq!(simple_rows(&client, "select 'in'").await, [["in"]]);
+    }
+    let log = pgwarm.log();
+    assert_eq!(
+        log.matches("refused idle_session_timeout").count(),
+        1,
+        "said once:\n{log}"
+    );
+}

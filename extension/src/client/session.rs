@@ -28,6 +28,9 @@ const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How a session ended.
 enum End {
     ClientGone,
+    /// The server connection died and the client has the server's own FATAL queued: send it,
+    /// then close.
+    ServerEnded,
     /// Send this to the client, then close it.
     Error(PgError),
     /// pgwarm is stopping: tell the client, and close the server connection at once with
@@ -138,7 +141,11 @@ impl<'a> Session<'a> {
                     } else {
                         info!(client = self.key.pid(), %reason, "server connection failed during a transaction");
                         self.drop_server();
+                        let server_said = self.relay.pass_on_fatal();
                         let _ = self.relay.unlink();
+                        if server_said {
+                            return End::ServerEnded;
+                        }
                         return End::Error(PgError::fatal(
                             sqlstate::CONNECTION_FAILURE,
                             format!("server connection lost: {reason}"),
@@ -325,13 +332,16 @@ impl<'a> Session<'a> {
             let error = match &end {
                 End::Error(error) => Some(error),
                 End::Shutdown => Some(&shutdown),
-                End::ClientGone => None,
+                End::ClientGone | End::ServerEnded => None,
             };
             if let Some(error) = error {
                 debug!(client = self.key.pid(), %error, "closing client");
                 if self.relay.queue_error(error) {
                     self.relay.flush_client(&mut self.client).await?;
                 }
+            }
+            if matches!(end, End::ServerEnded) {
+                self.relay.flush_client(&mut self.client).await?;
             }
             // Over TLS: close_notify, as a backend sends on exit.
             self.client.shutdown().await

@@ -8,11 +8,12 @@
 //! schema therefore share one statement on each server connection, and a statement can be created
 //! again anywhere from the Parse message kept here.
 //!
-//! A parameter whose type the client leaves to the server (OID 0, or not listed) is the one
-//! thing PostgreSQL decides once, at Parse, and never again: a later search_path, a dropped or
-//! altered type, leaves an old statement's parameter types as they were. So a client's own Parse
-//! of such a statement is always parsed anew on the server, replacing the shared one there, as it
-//! would be on a connection of its own.
+//! What sharing saves is the Parse when a client's statement must be created on a connection it
+//! moves to. A client's own Parse is always parsed by the server, replacing the shared statement
+//! on that connection, as on a connection of its own: PostgreSQL fixes some things at Parse and
+//! never decides them again (the types of parameters the client left to it; the result's shape,
+//! which a later change makes fail with "cached plan must not change result type"), and a Parse
+//! must mean what it means at that moment.
 
 use crate::protocol::framing::HEADER_LEN;
 use crate::protocol::frontend;
@@ -57,11 +58,9 @@ pub struct Statement {
     name: [u8; SERVER_NAME_LEN],
     /// The Parse message that creates it on a server under `name`.
     parse: Box<[u8]>,
-    /// The server infers some parameter type, and this client's Parse has not been sent to a
-    /// server yet (pgwarm answered it): its first use parses it anew rather than take the
-    /// shared statement.
+    /// This client's Parse has not reached a server yet (pgwarm answered it): its first use
+    /// parses it anew rather than take the shared statement.
     fresh: AtomicBool,
-    infers_types: bool,
 }
 
 impl Statement {
@@ -79,13 +78,11 @@ impl Statement {
         let name = server_name(digest);
         let mut parse = BytesMut::with_capacity(content.len() + SERVER_NAME_LEN + 6);
         frontend::parse(&mut parse, &name, content);
-        let infers_types = infers_parameter_types(content);
         Statement {
             digest,
             name,
             parse: parse.to_vec().into_boxed_slice(),
-            fresh: AtomicBool::new(infers_types),
-            infers_types,
+            fresh: AtomicBool::new(true),
         }
     }
 
@@ -108,12 +105,6 @@ impl Statement {
             .unwrap_or_default()
     }
 
-    /// Whether the server decides some parameter type: a client's own Parse of it must reach the
-    /// server.
-    pub fn infers_types(&self) -> bool {
-        self.infers_types
-    }
-
     /// Whether the next use must parse it anew; true once, until [`Self::sent`].
     pub fn is_fresh(&self) -> bool {
         self.fresh.load(Ordering::Relaxed)
@@ -123,38 +114,6 @@ impl Statement {
     pub fn sent(&self) {
         self.fresh.store(false, Ordering::Relaxed);
     }
-}
-
-/// Whether a Parse body (query, parameter types) leaves a parameter's type to the server: a
-/// declared OID of 0, or a `$n` beyond the declared ones. `$n` is looked for in the whole text,
-/// string literals included, which can only err towards "infers".
-fn infers_parameter_types(content: &[u8]) -> bool {
-    let Some((query, types)) = frontend::cstr(content) else {
-        return true;
-    };
-    let declared: Vec<u32> = match types.split_first_chunk::<2>() {
-        Some((count, oids)) => oids
-            .chunks_exact(4)
-            .take(usize::from(u16::from_be_bytes(*count)))
-            .map(|oid| u32::from_be_bytes([oid[0], oid[1], oid[2], oid[3]]))
-            .collect(),
-        None => Vec::new(),
-    };
-    if declared.contains(&0) {
-        return true;
-    }
-    let mut highest = 0usize;
-    let mut rest = query;
-    while let Some(at) = rest.iter().position(|b| *b == b'$') {
-        rest = &rest[at + 1..];
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        let n = rest[..digits]
-            .iter()
-            .fold(0usize, |n, d| (n * 10 + usize::from(d - b'0')).min(1 << 20));
-        highest = highest.max(n);
-        rest = &rest[digits..];
-    }
-    highest > declared.len()
 }
 
 /// The server-side name of the statement with `digest`.
@@ -362,21 +321,11 @@ mod tests {
     }
 
     #[test]
-    fn parameter_types_left_to_the_server_are_noticed() {
-        let infers = |content: &[u8]| infers_parameter_types(content);
-        assert!(infers(b"select $1\0\0\0"), "no types declared");
-        assert!(infers(b"select $1\0\0\x01\0\0\0\0"), "OID 0");
-        assert!(infers(b"select $1, $2\0\0\x01\0\0\0\x17"), "$2 undeclared");
-        assert!(!infers(b"select $1\0\0\x01\0\0\0\x17"));
-        assert!(!infers(b"select 1\0\0\0"));
-        assert!(!infers(b"select '$'\0\0\0"));
-        assert!(infers(b"select '$99999999999999999999'\0\0\0"));
-        assert!(infers(b"no terminator"));
+    fn a_statement_is_fresh_until_its_parse_is_sent() {
         let s = Statement::new(&Resolution::default(), b"select $1\0\0\0");
-        assert!(s.is_fresh() && s.infers_types());
+        assert!(s.is_fresh());
         s.sent();
-        assert!(!s.is_fresh() && s.infers_types());
-        assert!(!Statement::new(&Resolution::default(), b"select 1\0\0\0").is_fresh());
+        assert!(!s.is_fresh());
     }
 
     #[test]

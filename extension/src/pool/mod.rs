@@ -425,6 +425,7 @@ impl Pool {
     ) -> Result<Checkout, PoolError> {
         let mut backoff = Backoff::new();
         loop {
+            let began = Instant::now();
             let error = match self.login(deadline).await {
                 Ok(conn) => {
                     self.outage.recovered();
@@ -440,7 +441,7 @@ impl Pool {
                 let outage = match self.outage.current() {
                     Some(outage) => outage,
                     None => {
-                        self.outage.failed(&error);
+                        self.outage.failed(&error, began);
                         self.outage
                             .current()
                             .unwrap_or_else(|| OutageView::of(&error))
@@ -448,7 +449,7 @@ impl Pool {
                 };
                 return Err(self.unavailable(outage));
             }
-            if self.outage.failed(&error) {
+            if self.outage.failed(&error, began) {
                 self.episode_started(&error).await;
             }
             // The client waits all of its time: the database may come back in the last bit.

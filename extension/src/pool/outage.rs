@@ -61,9 +61,15 @@ impl Backoff {
     }
 }
 
-/// The current episode of failed logins, if any.
+/// The current episode of failed logins, if any, and when the last one ended.
 #[derive(Debug, Default)]
-pub struct Outage(Mutex<Option<Episode>>);
+pub struct Outage(Mutex<State>);
+
+#[derive(Debug, Default)]
+struct State {
+    episode: Option<Episode>,
+    ended: Option<Instant>,
+}
 
 #[derive(Debug, Clone)]
 struct Episode {
@@ -98,10 +104,16 @@ impl OutageView {
 }
 
 impl Outage {
-    /// A login failed in a way worth waiting out. Returns true when this starts an episode.
-    pub fn failed(&self, error: &ServerError) -> bool {
-        let mut episode = self.0.lock().unwrap_or_else(|p| p.into_inner());
+    /// A login that began at `began` failed in a way worth waiting out. Returns true when this
+    /// starts an episode. An attempt that began before the last episode ended is a straggler
+    /// of that one (another slot's login got through first), not a new episode.
+    pub fn failed(&self, error: &ServerError, began: Instant) -> bool {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if state.episode.is_none() && state.ended.is_some_and(|ended| began < ended) {
+            return false;
+        }
         let view = OutageView::of(error);
+        let episode = &mut state.episode;
         match episode.as_mut() {
             Some(e) => {
                 e.failures += 1;
@@ -126,7 +138,14 @@ impl Outage {
 
     /// A login succeeded: the episode, if there was one, is over.
     pub fn recovered(&self) {
-        let ended = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let ended = {
+            let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let ended = state.episode.take();
+            if ended.is_some() {
+                state.ended = Some(Instant::now());
+            }
+            ended
+        };
         if let Some(e) = ended {
             info!(
                 after_ms = e.since.elapsed().as_millis() as u64,
@@ -137,8 +156,8 @@ impl Outage {
     }
 
     pub fn current(&self) -> Option<OutageView> {
-        let episode = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        episode.as_ref().map(|e| OutageView {
+        let state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        state.episode.as_ref().map(|e| OutageView {
             last: e.last.clone(),
             code: e.code.clone(),
             full: e.full,
@@ -178,16 +197,28 @@ mod tests {
     #[test]
     fn an_episode_starts_once_and_ends_at_the_first_success() {
         let outage = Outage::default();
-        assert!(outage.failed(&ServerError::Closed));
-        assert!(!outage.failed(&ServerError::Rejected {
-            code: "53300".into(),
-            message: "sorry, too many clients already".into()
-        }));
+        let before = Instant::now();
+        assert!(outage.failed(&ServerError::Closed, before));
+        assert!(!outage.failed(
+            &ServerError::Rejected {
+                code: "53300".into(),
+                message: "sorry, too many clients already".into()
+            },
+            Instant::now()
+        ));
         let view = outage.current().expect("an episode");
         assert!(view.full && view.last.contains("too many clients"));
         assert_eq!(view.code.as_deref(), Some("53300"));
         outage.recovered();
         assert!(outage.current().is_none());
-        assert!(outage.failed(&ServerError::Closed), "a new episode");
+        assert!(
+            !outage.failed(&ServerError::Closed, before),
+            "an attempt from before the recovery is a straggler"
+        );
+        assert!(outage.current().is_none());
+        assert!(
+            outage.failed(&ServerError::Closed, Instant::now()),
+            "a new episode"
+        );
     }
 }

@@ -105,6 +105,14 @@ impl Relay {
                     continue;
                 }
                 b'E' => {
+                    if whole
+                        && is_fatal(
+                            &self.sin[self.s_scanned + HEADER_LEN..self.s_scanned + frame_len],
+                        )
+                    {
+                        // The client learns from the server itself why its session ends.
+                        self.fatal_forwarded = true;
+                    }
                     if self.server_error(frame_len, whole, set) {
                         continue;
                     }
@@ -185,8 +193,9 @@ impl Relay {
     /// transaction is rolled back at the Sync, so pgwarm drops the error and that Sync's
     /// ReadyForQuery, fixes its books and sends the batch again. At most once per link.
     ///
-    /// - "cached plan must not change result type" (0A000) to a Bind of a pgwarm statement: DDL
-    ///   changed what it returns; it is parsed anew. Only when the batch describes the result
+    /// - "cached plan must not change result type" (0A000) to a Describe of a pgwarm statement,
+    ///   or to a Bind of one: DDL changed what it returns; it is parsed anew. For a Bind, only
+    ///   when the batch describes the result
     ///   before executing it (libpq, psycopg, pgbench): that client reads the new shape from
     ///   the fresh RowDescription. A client that executes without describing (tokio-postgres)
     ///   decodes rows with the columns it cached at prepare time, and new rows could be
@@ -207,6 +216,12 @@ impl Relay {
         let repair = match (front.kind, front.statement) {
             (Kind::Bind, Touch::Uses(digest))
                 if code == sqlstate::FEATURE_NOT_SUPPORTED.as_bytes() && self.describes_first() =>
+            {
+                Repair::Condemn(digest)
+            }
+            // A Describe runs nothing: the client reads the new shape from the answer.
+            (Kind::Describe, Touch::Uses(digest))
+                if code == sqlstate::FEATURE_NOT_SUPPORTED.as_bytes() =>
             {
                 Repair::Condemn(digest)
             }

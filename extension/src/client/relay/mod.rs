@@ -142,6 +142,8 @@ pub struct Relay {
     answered: bool,
     /// The first answer was a FATAL, held back while waiting to see how the socket closes.
     doomed: bool,
+    /// A FATAL from the server went to the client: it needs no second one from pgwarm.
+    fatal_forwarded: bool,
     /// A batch was sent again after a repairable error (`from_server::retry_repairable`): at
     /// most once per link.
     retried: bool,
@@ -202,6 +204,7 @@ impl Relay {
             replay: false,
             answered: true,
             doomed: false,
+            fatal_forwarded: false,
             retried: false,
             repaired: false,
             settings_changed: false,
@@ -212,6 +215,7 @@ impl Relay {
     /// A server connection was linked: the next bytes it sends answer this client.
     pub fn link(&mut self, backend_pid: i32) {
         self.linked = true;
+        self.fatal_forwarded = false;
         self.client_unnamed_here = false;
         self.backend_pid = Some(backend_pid);
         self.replay = true;
@@ -252,6 +256,23 @@ impl Relay {
     /// under the new ones.
     pub fn set_resolution(&mut self, resolution: Resolution) {
         self.resolution = resolution;
+    }
+
+    /// The server connection failed for good: whether the client has the server's own FATAL
+    /// to end on. A FATAL held back as the first answer is released to the client now, after
+    /// what it already has; one already forwarded needs nothing more.
+    pub fn pass_on_fatal(&mut self) -> bool {
+        if self.doomed && self.s_body_left == 0 {
+            if let Some((b'E', len)) = framing::header(&self.sin[self.s_scanned..]) {
+                if self.sin.len() >= self.s_scanned + len {
+                    self.s_scanned += len;
+                    self.sin.truncate(self.s_scanned);
+                    self.doomed = false;
+                    self.fatal_forwarded = true;
+                }
+            }
+        }
+        self.fatal_forwarded
     }
 
     /// Whether a pgwarm statement was found missing or already there since the last call:

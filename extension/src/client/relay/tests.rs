@@ -2,7 +2,6 @@
 
 use super::expect::Kind;
 use super::*;
-use crate::client::statements::{Resolution, Statement};
 use crate::config::Upstream;
 use crate::protocol::framing::FrameError;
 use bytes::BufMut;
@@ -452,28 +451,6 @@ fn a_statement_missing_on_the_next_connection_is_created_there_invisibly() {
 }
 
 #[test]
-fn a_parse_the_server_already_has_is_answered_by_pgwarm_in_its_place() {
-    let mut r = relay();
-    r.client(&[parse("a", "select 1"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_for_client();
-    r.take_sent();
-    // Another client name for the same SQL, after an Execute whose answer comes first.
-    r.relink();
-    r.set.insert(
-        Statement::new(&Resolution::default(), b"select 1\0\0\0").digest(),
-        10,
-    );
-    let batch = [bind_execute_sync("a"), parse("b", "select 1"), sync()].concat();
-    r.client(&batch).unwrap();
-    assert_eq!(tags(&r.take_sent()), "BESS", "the second Parse is not sent");
-    assert!(r.server(&answers(b"2CZ")).is_none());
-    assert!(matches!(r.server(&answers(b"Z")), Some(Event::Release)));
-    assert_eq!(tags(&r.take_for_client()), "2CZ1Z");
-}
-
-#[test]
 fn close_is_answered_by_pgwarm_and_keeps_the_shared_server_statement() {
     let mut r = relay();
     r.client(&[parse("s1", "select 1"), sync()].concat())
@@ -562,15 +539,15 @@ fn a_statement_that_failed_a_bind_is_parsed_anew_before_its_next_use() {
 }
 
 #[test]
-fn a_clients_parse_of_inferred_parameter_types_always_reaches_the_server() {
+fn a_clients_own_parse_reaches_the_server_even_when_the_connection_has_the_statement() {
     let mut r = relay();
     r.client(&[parse("a", "select $1"), sync()].concat())
         .unwrap();
     r.server(&answers(b"1Z"));
     r.take_sent();
     r.take_for_client();
-    // Another client name, the same SQL: the server infers $1's type again, as it would on a
-    // connection of this client's own.
+    // Another client name, the same SQL: parsed anew (the server infers $1's type again, and
+    // sees the catalog as it is now), as on a connection of this client's own.
     r.client(&[parse("b", "select $1"), sync()].concat())
         .unwrap();
     assert_eq!(tags(&r.take_sent()), "CPS");
@@ -895,20 +872,31 @@ fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
 #[test]
 fn messages_are_translated_once_even_when_the_first_answer_is_pgwarms() {
     let mut r = relay();
-    r.set.insert(
-        Statement::new(&Resolution::default(), b"select 1\0\0\0").digest(),
-        10,
+    r.client(&[parse("a", "select 1"), sync()].concat())
+        .unwrap();
+    r.server(&answers(b"1Z"));
+    r.take_for_client();
+    r.take_sent();
+    r.relink();
+    // pgwarm answers the Close itself, which ends replay; the server socket is not written yet.
+    r.relay.cin.extend_from_slice(
+        &[
+            close_statement("a"),
+            parse("b", "select 2"),
+            bind_execute_sync("b"),
+        ]
+        .concat(),
     );
-    // pgwarm answers the Parse itself, which ends replay; the server socket is not written yet.
-    r.relay
-        .cin
-        .extend_from_slice(&[parse("a", "select 1"), bind_execute_sync("a")].concat());
     r.relay.scan_client().unwrap();
     r.relay.translate(&mut r.set);
     r.relay.cin.extend_from_slice(&sync());
     r.relay.scan_client().unwrap();
     r.relay.translate(&mut r.set);
-    assert_eq!(tags(&split(&r.relay.sout)), "BESS", "nothing is sent twice");
+    assert_eq!(
+        tags(&split(&r.relay.sout)),
+        "PBESS",
+        "nothing is sent twice"
+    );
 }
 
 #[test]

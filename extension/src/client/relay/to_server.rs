@@ -2,14 +2,12 @@
 //!
 //! Most bytes are copied as they are. A named statement gets its server-side name; a statement
 //! this connection lacks (never prepared here, evicted, or lost with a replaced connection) is
-//! created first with a Parse pgwarm adds; a Parse of a statement the connection already has is
-//! not sent at all and pgwarm answers it, unless the server infers a parameter type in it or the
-//! statement failed a client (then it is closed and parsed anew). Every message sent or answered
-//! is queued in `expect`.
+//! created first with a Parse pgwarm adds. A client's own Parse always reaches the server, after
+//! a Close of the shared statement when the connection has it, as does the first use of one
+//! pgwarm answered without a server, and of one marked stale. Every message sent or answered is
+//! queued in `expect`.
 
-use super::expect::{
-    Act, Expect, Kind, Touch, Undo, CLOSE_COMPLETE, DEALLOCATE_COMPLETE, PARSE_COMPLETE,
-};
+use super::expect::{Act, Expect, Kind, Touch, Undo, CLOSE_COMPLETE, DEALLOCATE_COMPLETE};
 use super::from_client::{Edit, Outgoing};
 use super::Relay;
 use crate::client::statements::{server_name, Statement};
@@ -87,16 +85,9 @@ impl Relay {
                 name,
                 statement,
             } => {
-                match set.touch(statement.digest()) {
-                    Presence::Present if !statement.infers_types() => {
-                        let undo = Undo::Forget(name, statement);
-                        expect(self, Act::Answer(PARSE_COMPLETE), undo);
-                    }
-                    presence => {
-                        let undo = Undo::Forget(name, Arc::clone(&statement));
-                        self.create(set, &statement, presence, Act::Forward, undo, seq);
-                    }
-                }
+                let presence = set.touch(statement.digest());
+                let undo = Undo::Forget(name, Arc::clone(&statement));
+                self.create(set, &statement, presence, Act::Forward, undo, seq);
                 len
             }
             Edit::Bind {
