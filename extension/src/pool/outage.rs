@@ -12,8 +12,14 @@ use tracing::{info, warn};
 
 /// The first pause between two login attempts.
 const FIRST_PAUSE: Duration = Duration::from_millis(8);
-/// The longest pause: a database that takes logins again is found within about this long.
+/// The longest pause while an outage is young: a restart or a failover that ends within a
+/// couple of seconds is found within about this long.
 const MAX_PAUSE: Duration = Duration::from_millis(64);
+/// Attempts at [`MAX_PAUSE`] or less (about two seconds' worth) before the pause grows to
+/// [`LONG_PAUSE`]: a database that stays full pays a backend fork for every attempt, and a fleet
+/// of environments retrying 15 times a second each would add to its trouble.
+const SHORT_ATTEMPTS: u32 = 32;
+const LONG_PAUSE: Duration = Duration::from_millis(512);
 
 /// Whether a failed login is one the database may get over by itself soon: it is down,
 /// restarting or full. Refused credentials, a database that does not exist, or a certificate
@@ -39,23 +45,32 @@ pub fn is_full(error: &ServerError) -> bool {
     matches!(error, ServerError::Rejected { code, .. } if code == "53300")
 }
 
-/// Pauses that double from [`FIRST_PAUSE`] to [`MAX_PAUSE`], each drawn between half and all
-/// of its nominal length, so the slots of many environments do not retry in step.
+/// Pauses that double from [`FIRST_PAUSE`] to [`MAX_PAUSE`], then to [`LONG_PAUSE`] once the
+/// outage is a few seconds old, each drawn between half and all of its nominal length, so the
+/// slots of many environments do not retry in step.
 #[derive(Debug)]
 pub struct Backoff {
     nominal: Duration,
+    attempts: u32,
 }
 
 impl Backoff {
     pub fn new() -> Backoff {
         Backoff {
             nominal: FIRST_PAUSE,
+            attempts: 0,
         }
     }
 
     pub fn next_pause(&mut self) -> Duration {
-        let nominal = self.nominal;
-        self.nominal = (nominal * 2).min(MAX_PAUSE);
+        self.attempts = self.attempts.saturating_add(1);
+        let cap = if self.attempts <= SHORT_ATTEMPTS {
+            MAX_PAUSE
+        } else {
+            LONG_PAUSE
+        };
+        let nominal = self.nominal.min(cap);
+        self.nominal = (nominal * 2).min(cap);
         let half = nominal / 2;
         half + half.mul_f64(rand::random::<f64>())
     }
@@ -176,6 +191,12 @@ mod tests {
         assert!(pauses[0] >= FIRST_PAUSE / 2 && pauses[0] <= FIRST_PAUSE);
         assert!(pauses.iter().all(|p| *p <= MAX_PAUSE));
         assert!(pauses[9] >= MAX_PAUSE / 2);
+        let later: Vec<Duration> = (0..40).map(|_| backoff.next_pause()).collect();
+        assert!(later.iter().all(|p| *p <= LONG_PAUSE));
+        assert!(
+            later[39] >= LONG_PAUSE / 2,
+            "a long outage is retried less often"
+        );
     }
 
     #[test]
