@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every check of the workspace: formatting, clippy, shellcheck, the SAM template's linters,
-# build, all tests (unit + end-to-end against a real PostgreSQL, PgBouncer and moto_server), and
-# the deployment path: the Lambda layer for x86_64 and arm64, run from its zip, and `sam build` of
+# build, all tests (unit + end-to-end against a real PostgreSQL, PgBouncer and moto_server), the
+# fuzz targets for a few seconds each, and the deployment path: the Lambda layer for x86_64 and arm64, run from its zip, and `sam build` of
 # template.yaml (no Docker) with its artifacts checked.
 #
 # On a fresh Debian/Ubuntu machine it first installs what is missing, one line per install:
@@ -12,6 +12,7 @@
 #           psycopg[binary] (a real driver for the fidelity tests)
 #   rustup: rustfmt, clippy; the targets x86_64- and aarch64-unknown-linux-musl (the layer) and
 #           aarch64-unknown-linux-gnu (the arm64 function that sam build makes)
+#   cargo:  cargo-fuzz (scripts/fuzz.sh, with the nightly toolchain this machine has)
 # When everything is already there it installs nothing and goes straight to the checks. A tool
 # that is missing and cannot be installed stops the run with a message saying what to install.
 set -euo pipefail
@@ -114,6 +115,10 @@ totals=$(awk '/^test result: / { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passe
 rm -f "$test_log"
 echo "tests: $totals"
 [ "$rc" -eq 0 ] || die "cargo test failed (exit $rc)"
+
+# ---- fuzzing: a few seconds per target from the committed seeds ----------------------------------
+described_step "the fuzz targets run from their seeds without a crash (scripts/fuzz.sh --runs 10000000 is the long run)" \
+    scripts/fuzz.sh --seconds 5
 
 # ---- deployment: the layer and sam build --------------------------------------------------------
 described_step "release build of the layer for x86_64 and arm64 (static musl, cargo lambda + zig)" \

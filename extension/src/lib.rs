@@ -9,6 +9,8 @@
 pub mod client;
 pub mod config;
 pub mod credentials;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod lambda;
 pub mod listener;
 pub mod logging;

@@ -96,16 +96,39 @@ pub fn check_frontend(tag: u8, frame_len: usize, max: usize) -> Result<(), Frame
     Ok(())
 }
 
-/// Reads a backend (server → client) header's length the same way; servers are trusted for
-/// content but a nonsensical length still means the connection is broken.
+/// Checks a backend (server → client) frame header. Servers are trusted for content, but a
+/// length no PostgreSQL sends means the connection is broken (or hostile): the messages pgwarm
+/// reads whole (completions, ReadyForQuery, CommandComplete, notifications) have a known size,
+/// and waiting for a gigabyte of one would stall the client for good.
 #[inline]
-pub fn check_backend(frame_len: usize) -> bool {
-    frame_len >= HEADER_LEN
+pub fn check_backend(tag: u8, frame_len: usize) -> bool {
+    match tag {
+        // ParseComplete, BindComplete, CloseComplete, NoData, EmptyQueryResponse,
+        // PortalSuspended: a header and nothing else.
+        b'1' | b'2' | b'3' | b'n' | b'I' | b's' => frame_len == HEADER_LEN,
+        // ReadyForQuery: the transaction status byte.
+        b'Z' => frame_len == HEADER_LEN + 1,
+        // CommandComplete's tag; a notification's channel and payload (under 8000 bytes).
+        b'C' | b'A' => (HEADER_LEN..=HEADER_LEN + SMALL_MESSAGE_LIMIT).contains(&frame_len),
+        _ => frame_len >= HEADER_LEN,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backend_lengths_no_server_sends_are_refused() {
+        assert!(check_backend(b'Z', 6) && !check_backend(b'Z', 5) && !check_backend(b'Z', 7));
+        assert!(check_backend(b'1', 5) && !check_backend(b'1', 6));
+        assert!(check_backend(b'C', 5 + 9) && !check_backend(b'C', 1 << 30));
+        assert!(
+            check_backend(b'D', 1 << 30),
+            "rows stream through, any size"
+        );
+        assert!(!check_backend(b'D', 4));
+    }
 
     #[test]
     fn header_reads_type_and_frame_length() {

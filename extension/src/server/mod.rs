@@ -17,6 +17,7 @@ pub use prepared::{Digest, PreparedSet, Presence};
 pub use session_settings::SessionSettings;
 pub use tls::{TlsSetup, TlsSetupError};
 
+use crate::protocol::framing;
 use crate::stream::Stream;
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -90,6 +91,10 @@ impl Drop for CancelInFlight {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+/// The largest message pgwarm reads on its own exchanges (login, health checks, settings):
+/// ParameterStatus values, errors, a few small rows. Clients' results never pass here.
+const OWN_MESSAGE_LIMIT: usize = 1 << 20;
 
 /// A logged-in backend connection.
 pub struct ServerConn {
@@ -255,9 +260,7 @@ impl ServerConn {
 
     async fn read_message(&mut self) -> Result<Message, ServerError> {
         loop {
-            if let Some(message) =
-                Message::parse(&mut self.rbuf).map_err(|e| ServerError::Protocol(e.to_string()))?
-            {
+            if let Some(message) = parse_own_message(&mut self.rbuf)? {
                 return Ok(message);
             }
             self.rbuf.reserve(4096);
@@ -273,6 +276,21 @@ impl ServerConn {
         out.clear();
         Ok(())
     }
+}
+
+/// The next whole message in `buf`, as pgwarm reads them on its own exchanges with a server.
+/// postgres-protocol reserves room for a whole message as soon as it sees the length: a hostile
+/// or broken server's 4 GiB length is refused before that.
+pub(crate) fn parse_own_message(buf: &mut BytesMut) -> Result<Option<Message>, ServerError> {
+    if let Some((tag, frame_len)) = framing::header(buf) {
+        if !framing::check_backend(tag, frame_len) || frame_len > OWN_MESSAGE_LIMIT {
+            return Err(ServerError::Protocol(format!(
+                "a message of type 0x{tag:02x} and {frame_len} bytes, which pgwarm's own \
+                 exchanges never get"
+            )));
+        }
+    }
+    Message::parse(buf).map_err(|e| ServerError::Protocol(e.to_string()))
 }
 
 /// SQLSTATE and message of an ErrorResponse, for errors and logs.
@@ -320,4 +338,25 @@ pub async fn send_cancel(
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| ServerError::Timeout(timeout))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_length_is_refused_before_anything_is_allocated() {
+        let mut buf = BytesMut::from(&b"S\xff\xff\xff\xffserver_version"[..]);
+        assert!(matches!(
+            parse_own_message(&mut buf),
+            Err(ServerError::Protocol(_))
+        ));
+        let mut buf = BytesMut::from(&b"Z\0\0\0\x05I"[..]);
+        assert!(matches!(
+            parse_own_message(&mut buf),
+            Ok(Some(Message::ReadyForQuery(_)))
+        ));
+        let mut partial = BytesMut::from(&b"S\0\0\0\x20serv"[..]);
+        assert!(matches!(parse_own_message(&mut partial), Ok(None)));
+    }
 }

@@ -53,10 +53,12 @@ impl Relay {
             let Some((tag, frame_len)) = framing::header(rest) else {
                 return;
             };
-            if !framing::check_backend(frame_len) {
+            if !framing::check_backend(tag, frame_len) {
                 self.event = Some(Event::ServerFailed {
                     replayable: false,
-                    reason: format!("invalid message length from the database ({frame_len})"),
+                    reason: format!(
+                        "invalid length {frame_len} of a message of type 0x{tag:02x} from the database"
+                    ),
                 });
                 return;
             }
@@ -79,13 +81,6 @@ impl Relay {
                 self.answered = true;
                 self.replay = false;
                 self.drop_sent_client_bytes();
-            }
-            if tag == b'Z' && frame_len != HEADER_LEN + 1 {
-                self.event = Some(Event::ServerFailed {
-                    replayable: false,
-                    reason: format!("invalid ReadyForQuery length {frame_len} from the database"),
-                });
-                return;
             }
             // The small messages pgwarm acts on are read whole.
             let needs_whole = match tag {

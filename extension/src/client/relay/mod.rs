@@ -21,6 +21,8 @@
 //! The pump is a single `poll` function over both sockets, so reading and writing in both
 //! directions interleave without deadlock and without a task per direction.
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod driver;
 mod expect;
 mod from_client;
 mod from_server;

@@ -1,94 +1,14 @@
 //! Unit tests of the relay's state machine, on bytes alone (no sockets).
 
+use super::driver::{split, Driver, BACKEND_PID, CLIENT_PID};
 use super::expect::Kind;
 use super::*;
 use crate::config::Upstream;
 use crate::protocol::framing::FrameError;
 use bytes::BufMut;
 use postgres_protocol::message::frontend;
-use std::ops::{Deref, DerefMut};
 
-const CLIENT_PID: i32 = 1 << 23;
-const BACKEND_PID: i32 = 4242;
-
-/// A relay linked to an imaginary server connection: what the pump would write to the server is
-/// collected in `sent`, and the server's statements are `set`.
-struct Linked {
-    relay: Relay,
-    set: PreparedSet,
-    sent: BytesMut,
-}
-
-impl Deref for Linked {
-    type Target = Relay;
-    fn deref(&self) -> &Relay {
-        &self.relay
-    }
-}
-
-impl DerefMut for Linked {
-    fn deref_mut(&mut self) -> &mut Relay {
-        &mut self.relay
-    }
-}
-
-impl Linked {
-    /// Scans and translates client bytes and marks them written, as the pump would.
-    fn client(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
-        self.relay.cin.extend_from_slice(bytes);
-        self.relay.scan_client()?;
-        self.relay.translate(&mut self.set);
-        self.sent.extend_from_slice(&self.relay.sout);
-        self.relay.sout.clear();
-        self.relay.drop_sent_client_bytes();
-        Ok(())
-    }
-
-    fn server(&mut self, bytes: &[u8]) -> Option<Event> {
-        self.relay.sin.extend_from_slice(bytes);
-        self.relay.scan_server(&mut self.set);
-        self.relay.event.take()
-    }
-
-    /// The messages written to the server so far, as (tag, body).
-    fn take_sent(&mut self) -> Vec<(u8, Vec<u8>)> {
-        let sent = split(&self.sent);
-        self.sent.clear();
-        sent
-    }
-
-    /// The messages ready for the client so far, as (tag, body).
-    fn take_for_client(&mut self) -> Vec<(u8, Vec<u8>)> {
-        let scanned = self.relay.s_scanned;
-        let out = split(&self.relay.sin[..scanned]);
-        self.relay.sin.advance(scanned);
-        self.relay.s_scanned = 0;
-        out
-    }
-
-    /// A new link to another (empty) server connection.
-    fn relink(&mut self) {
-        assert!(!self.relay.unlink());
-        self.set = PreparedSet::default();
-        self.relay.link(BACKEND_PID);
-    }
-
-    /// A new link to the same server connection, whose statements pgwarm believes are there.
-    fn relink_keeping_statements(&mut self) {
-        assert!(!self.relay.unlink());
-        self.relay.link(BACKEND_PID);
-    }
-}
-
-fn split(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    while let Some((tag, len)) = framing::header(bytes) {
-        out.push((tag, bytes[HEADER_LEN..len].to_vec()));
-        bytes = &bytes[len..];
-    }
-    assert!(bytes.is_empty(), "a partial message");
-    out
-}
+type Linked = Driver;
 
 fn tags(messages: &[(u8, Vec<u8>)]) -> String {
     messages.iter().map(|(t, _)| *t as char).collect()
@@ -99,21 +19,7 @@ fn linked(max_prepared: usize) -> Linked {
 }
 
 fn linked_to(max_prepared: usize, upstream: Upstream) -> Linked {
-    let mut relay = Relay::new(
-        PoolMode::Transaction,
-        1 << 20,
-        false,
-        max_prepared,
-        Arc::default(),
-        CLIENT_PID,
-        upstream,
-    );
-    relay.link(BACKEND_PID);
-    Linked {
-        relay,
-        set: PreparedSet::default(),
-        sent: BytesMut::new(),
-    }
+    Driver::new(max_prepared, upstream)
 }
 
 fn relay() -> Linked {
