@@ -224,6 +224,17 @@ impl Batch {
         Batch::default()
     }
 
+    /// Flush: the server answers what it has without waiting for a Sync.
+    pub fn flush(mut self) -> Batch {
+        frontend::flush(&mut self.buf);
+        self
+    }
+
+    /// The bytes, for a caller that reads the answers itself (a batch without a Sync).
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Parse `sql` as statement `name` ("" = unnamed), parameter types left to the server.
     pub fn parse(mut self, name: &str, sql: &str) -> Batch {
         frontend::parse(name, sql, [], &mut self.buf).expect("encode Parse");
