@@ -104,6 +104,11 @@ install_missing() {
             pgbouncer) have pgbouncer || apt_pkgs+=(pgbouncer) ;;
             openssl) have openssl || apt_pkgs+=(openssl) ;;
             python3-pip) { have python3 && python3 -m pip --version >/dev/null 2>&1; } || apt_pkgs+=(python3-pip) ;;
+            # pgJDBC (the jar) and a JDK to compile and run the JDBC test.
+            pgjdbc)
+                [ -f /usr/share/java/postgresql.jar ] || apt_pkgs+=(libpostgresql-jdbc-java)
+                { have javac && have java; } || apt_pkgs+=(default-jdk-headless)
+                ;;
             *) die "install_missing: unknown package '$want'" ;;
         esac
     done

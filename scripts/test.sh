@@ -6,6 +6,7 @@
 #
 # On a fresh Debian/Ubuntu machine it first installs what is missing, one line per install:
 #   apt:    postgresql (server), postgresql-client (psql, pgbench), pgbouncer, shellcheck, make,
+#           libpostgresql-jdbc-java and default-jdk-headless (pgJDBC and javac, for the JDBC test),
 #           zip, unzip, binutils (readelf), qemu-user (runs the arm64 pgwarm on x86_64)
 #   pip:    moto[server] (moto_server, the Secrets Manager emulator), aws-sam-cli (sam),
 #           cfn-lint, cargo-lambda with ziglang (cross-compiles the layer and the function),
@@ -44,7 +45,7 @@ have_pip() { have python3 && python3 -m pip --version >/dev/null 2>&1; }
 # ---- apt ---------------------------------------------------------------------------------------
 # The tests start their own clusters and PgBouncers on free ports; install_missing also stops the
 # services Debian starts on install, so nothing lingers on pgwarm's default port.
-apt_wants=(postgresql postgresql-client pgbouncer)
+apt_wants=(postgresql postgresql-client pgbouncer pgjdbc)
 if ! { have moto_server && have sam && have cfn-lint && have cargo-lambda &&
     python3 -c 'import psycopg' 2>/dev/null; } && ! have_pip; then
     apt_wants+=(python3-pip)
