@@ -6,6 +6,21 @@
 //! together. [`stream`] is the socket type both ends share.
 //! `docs/ARCHITECTURE.md` follows a connection through them.
 
+// No unwrap, expect or panic outside tests: the release build aborts on a panic, and on Lambda
+// Managed Instances that takes the execution environment down. The few invariants that cannot
+// fail say so where they are allowed.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
 pub mod client;
 pub mod config;
 pub mod credentials;

@@ -335,6 +335,7 @@ impl Pool {
             rx: Some(rx),
             pool: self,
         };
+        #[allow(clippy::expect_used, reason = "set just above; taken only on drop")]
         let rx = waiter.rx.as_mut().expect("receiver present until drop");
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(grant)) => {
@@ -623,6 +624,7 @@ impl Pool {
             match waiter.send(Grant::Conn(conn)) {
                 Ok(()) => return,
                 Err(Grant::Conn(back)) => conn = back,
+                #[allow(clippy::unreachable, reason = "send gives back what it was given")]
                 Err(Grant::Slot) => unreachable!("sent a connection"),
             }
         }
@@ -698,6 +700,10 @@ impl Checkout {
 
 impl Deref for Checkout {
     type Target = ServerConn;
+    #[allow(
+        clippy::expect_used,
+        reason = "a Checkout is handed out only once it holds one"
+    )]
     fn deref(&self) -> &ServerConn {
         self.conn
             .as_ref()
@@ -706,6 +712,10 @@ impl Deref for Checkout {
 }
 
 impl DerefMut for Checkout {
+    #[allow(
+        clippy::expect_used,
+        reason = "a Checkout is handed out only once it holds one"
+    )]
     fn deref_mut(&mut self) -> &mut ServerConn {
         self.conn
             .as_mut()

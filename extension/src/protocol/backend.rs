@@ -12,7 +12,9 @@ fn message(buf: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
     buf.put_i32(0);
     body(buf);
     let len = (buf.len() - start - 1) as i32;
-    buf[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+    if let Some(slot) = buf.get_mut(start + 1..start + 5) {
+        slot.copy_from_slice(&len.to_be_bytes());
+    }
 }
 
 fn put_cstr(buf: &mut BytesMut, s: &str) {

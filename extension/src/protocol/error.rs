@@ -94,7 +94,9 @@ impl PgError {
         }
         buf.put_u8(0);
         let len = (buf.len() - start - 1) as i32;
-        buf[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+        if let Some(slot) = buf.get_mut(start + 1..start + 5) {
+            slot.copy_from_slice(&len.to_be_bytes());
+        }
     }
 }
 

@@ -38,11 +38,9 @@ fn describe_tag(tag: u8) -> String {
 /// Reads a header at the start of `buf`: the type byte and the whole frame length (header included).
 #[inline]
 pub fn header(buf: &[u8]) -> Option<(u8, usize)> {
-    if buf.len() < HEADER_LEN {
-        return None;
-    }
-    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-    Some((buf[0], len + 1))
+    let (&tag, rest) = buf.split_first()?;
+    let len = u32::from_be_bytes(*rest.first_chunk::<4>()?) as usize;
+    Some((tag, len + 1))
 }
 
 /// Checks a frontend (client → server) frame header. `frame_len` includes the type byte.

@@ -11,7 +11,8 @@ use bytes::{BufMut, BytesMut};
 /// Splits `buf` at its first NUL: the C string before it and what follows the NUL.
 pub fn cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     let end = buf.iter().position(|b| *b == 0)?;
-    Some((&buf[..end], &buf[end + 1..]))
+    let (head, tail) = buf.split_at_checked(end)?;
+    Some((head, tail.get(1..)?))
 }
 
 /// Parse body: the statement name and the rest (query, parameter types), which is what makes two

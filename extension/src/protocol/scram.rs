@@ -381,7 +381,8 @@ fn parse_client_final(message: &[u8]) -> Result<ClientFinal<'_>, ScramError> {
         let start = message.len() - input.len();
         let (attr, value) = read_any_attribute(&mut input)?;
         if attr == b'p' {
-            break (value, &message[..start.saturating_sub(1)]);
+            let signed = message.get(..start.saturating_sub(1)).unwrap_or_default();
+            break (value, signed);
         }
     };
     if !input.is_empty() {
@@ -435,8 +436,9 @@ fn read_any_attribute<'m>(input: &mut &'m [u8]) -> Result<(u8, &'m [u8]), ScramE
 fn take_value<'m>(input: &mut &'m [u8], rest: &'m [u8]) -> &'m [u8] {
     match rest.iter().position(|&c| c == b',') {
         Some(i) => {
-            *input = &rest[i + 1..];
-            &rest[..i]
+            let (value, comma_on) = rest.split_at(i);
+            *input = comma_on.get(1..).unwrap_or_default();
+            value
         }
         None => {
             *input = &[];
@@ -452,6 +454,7 @@ fn is_printable(c: u8) -> bool {
 
 /// HMAC-SHA-256 of the concatenation of `parts` under `key`.
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; KEY_LEN] {
+    #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
     for part in parts {
         mac.update(part);
@@ -462,6 +465,7 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; KEY_LEN] {
 /// RFC 5802 `Hi()`: PBKDF2-HMAC-SHA-256 with a single output block.
 fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; KEY_LEN] {
     // Key the HMAC once and clone it: this halves the work per iteration.
+    #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
     let keyed = HmacSha256::new_from_slice(password).expect("HMAC accepts keys of any length");
     let mut mac = keyed.clone();
     mac.update(salt);

@@ -53,18 +53,21 @@ pub fn parse(body: &[u8]) -> Result<StartupPacket, StartupError> {
             .try_into()
             .map_err(|_| StartupError::Malformed("missing code"))?,
     );
-    let rest = &body[4..];
+    let rest = body.get(4..).unwrap_or_default();
     match code {
         SSL_REQUEST_CODE if rest.is_empty() => Ok(StartupPacket::SslRequest),
         GSSENC_REQUEST_CODE if rest.is_empty() => Ok(StartupPacket::GssEncRequest),
         CANCEL_REQUEST_CODE => {
             // Protocol 3.2 allows longer secret keys; pgwarm hands out 4-byte keys only.
-            if rest.len() != 8 {
-                return Err(StartupError::Malformed("cancel request key length"));
+            let key: &[u8; 8] = rest
+                .try_into()
+                .map_err(|_| StartupError::Malformed("cancel request key length"))?;
+            let (pid, secret) = key.split_at(4);
+            let word = |b: &[u8]| b.try_into().map(i32::from_be_bytes);
+            match (word(pid), word(secret)) {
+                (Ok(pid), Ok(secret)) => Ok(StartupPacket::Cancel { pid, secret }),
+                _ => Err(StartupError::Malformed("cancel request key length")),
             }
-            let pid = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-            let secret = i32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
-            Ok(StartupPacket::Cancel { pid, secret })
         }
         _ => {
             let major = (code >> 16) as u16;
@@ -98,14 +101,12 @@ fn parse_params(mut rest: &[u8]) -> Result<Vec<(String, String)>, StartupError> 
 }
 
 fn take_cstr(rest: &mut &[u8]) -> Result<String, StartupError> {
-    let end = rest
-        .iter()
-        .position(|b| *b == 0)
-        .ok_or(StartupError::Malformed("missing terminator"))?;
-    let s = std::str::from_utf8(&rest[..end])
+    let (bytes, after) =
+        super::frontend::cstr(rest).ok_or(StartupError::Malformed("missing terminator"))?;
+    let s = std::str::from_utf8(bytes)
         .map_err(|_| StartupError::Malformed("parameter is not UTF-8"))?
         .to_owned();
-    *rest = &rest[end + 1..];
+    *rest = after;
     Ok(s)
 }
 

@@ -180,7 +180,8 @@ impl Relay {
             unnamed_server: upstream == Upstream::Pooler,
             client_unnamed: None,
             client_unnamed_here: false,
-            cin: BytesMut::with_capacity(READ_CHUNK),
+            // Allocated at the first read: a client that only logged in costs no buffer.
+            cin: BytesMut::new(),
             c_base: 0,
             c_done: 0,
             c_scanned: 0,
@@ -195,7 +196,7 @@ impl Relay {
             client_pid,
             backend_pid: None,
             sout: BytesMut::new(),
-            sin: BytesMut::with_capacity(READ_CHUNK),
+            sin: BytesMut::new(),
             s_scanned: 0,
             s_body_left: 0,
             expect: VecDeque::new(),
