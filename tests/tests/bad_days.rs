@@ -11,6 +11,15 @@ use std::time::{Duration, Instant};
 /// not pgwarm's own slack (the figures in the log show the real margin).
 const DEADLINE_SLACK: Duration = Duration::from_millis(250);
 
+/// A client's wait of `waited` ended at its deadline `wait`: not before, and not much after.
+fn assert_at_deadline(waited: Duration, wait: Duration, what: &str) {
+    eprintln!("{what}: error after {waited:?}");
+    assert!(
+        waited >= wait && waited < wait + DEADLINE_SLACK,
+        "{what}: {waited:?} for a wait of {wait:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_pooled_backend_terminated_under_load_is_invisible_outside_transactions() {
     let db = cluster().fresh_target();
@@ -95,10 +104,7 @@ async fn a_database_that_stays_full_gives_a_clear_53300_at_the_deadline() {
     let text = format!("{error:?}");
     assert!(text.contains("too many connections for role"), "{text}");
     assert!(text.contains("PGWARM_QUERY_WAIT_TIMEOUT"), "{text}");
-    assert!(
-        waited >= wait && waited < wait + DEADLINE_SLACK,
-        "{waited:?}"
-    );
+    assert_at_deadline(waited, wait, "a database that stays full");
     assert_eq!(full.holders.len(), 2);
 }
 
@@ -127,10 +133,7 @@ async fn the_wait_deadline_holds_whatever_pgwarm_is_doing() {
     eprintln!("busy pool: {waited:?}: {error}");
     assert_eq!(sqlstate(&error), "57014", "{error:?}");
     assert!(format!("{error:?}").contains("busy"), "{error:?}");
-    assert!(
-        waited >= wait && waited < wait + DEADLINE_SLACK,
-        "busy pool: {waited:?}"
-    );
+    assert_at_deadline(waited, wait, "a busy pool");
 
     // A database that takes the TCP connection and never answers, and one where nothing
     // listens: pgwarm logs in within what is left of the wait, and retries.
@@ -156,10 +159,7 @@ async fn the_wait_deadline_holds_whatever_pgwarm_is_doing() {
             format!("{error:?}").contains("PGWARM_QUERY_WAIT_TIMEOUT"),
             "{what}: {error:?}"
         );
-        assert!(
-            waited >= wait && waited < wait + DEADLINE_SLACK,
-            "{what}: {waited:?}"
-        );
+        assert_at_deadline(waited, wait, what);
     }
     drop(silent);
 }
