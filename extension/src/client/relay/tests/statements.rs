@@ -3,6 +3,17 @@
 
 use super::*;
 
+impl Driver {
+    /// The client prepares `name` as `sql` on the linked connection, which answers; what was
+    /// sent and answered is cleared.
+    fn prepared(&mut self, name: &str, sql: &str) {
+        self.client(&[parse(name, sql), sync()].concat()).unwrap();
+        self.server(&answers(b"1Z"));
+        self.take_sent();
+        self.take_for_client();
+    }
+}
+
 fn parse(name: &str, sql: &str) -> Vec<u8> {
     let mut b = BytesMut::new();
     frontend::parse(name, sql, [], &mut b).unwrap();
@@ -106,11 +117,7 @@ fn a_statement_missing_on_the_next_connection_is_created_there_invisibly() {
 #[test]
 fn close_is_answered_by_pgwarm_and_keeps_the_shared_server_statement() {
     let mut r = relay();
-    r.client(&[parse("s1", "select 1"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_for_client();
-    r.take_sent();
+    r.prepared("s1", "select 1");
     r.client(&[close_statement("s1"), sync()].concat()).unwrap();
     assert_eq!(tags(&r.take_sent()), "S");
     assert!(matches!(r.server(&answers(b"Z")), Some(Event::Release)));
@@ -194,11 +201,7 @@ fn a_statement_that_failed_a_bind_is_parsed_anew_before_its_next_use() {
 #[test]
 fn a_clients_own_parse_reaches_the_server_even_when_the_connection_has_the_statement() {
     let mut r = relay();
-    r.client(&[parse("a", "select $1"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_sent();
-    r.take_for_client();
+    r.prepared("a", "select $1");
     // Another client name, the same SQL: parsed anew (the server infers $1's type again, and
     // sees the catalog as it is now), as on a connection of this client's own.
     r.client(&[parse("b", "select $1"), sync()].concat())
@@ -212,11 +215,7 @@ fn a_clients_own_parse_reaches_the_server_even_when_the_connection_has_the_state
 #[test]
 fn a_statement_deallocated_behind_pgwarms_back_is_created_again_invisibly() {
     let mut r = relay();
-    r.client(&[parse("s1", "select 1"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_sent();
-    r.take_for_client();
+    r.prepared("s1", "select 1");
     r.relink_keeping_statements();
     r.client(&bind_execute_sync("s1")).unwrap();
     assert_eq!(tags(&r.take_sent()), "BES");
@@ -287,11 +286,7 @@ fn with_a_pooler_upstream_named_statements_become_unnamed_ones() {
 #[test]
 fn with_a_pooler_upstream_the_clients_unnamed_statement_survives_pgwarms() {
     let mut r = linked_to(200, Upstream::Pooler);
-    r.client(&[parse("s1", "select 1"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_sent();
-    r.take_for_client();
+    r.prepared("s1", "select 1");
     r.relink();
     // The client's unnamed statement, then its named one (pgwarm parses it as the unnamed
     // statement), then a Bind of its unnamed statement again.
@@ -320,11 +315,7 @@ fn with_a_pooler_upstream_the_clients_unnamed_statement_survives_pgwarms() {
 #[test]
 fn a_duplicate_name_fails_like_postgresql() {
     let mut r = relay();
-    r.client(&[parse("s1", "select 1"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_for_client();
-    r.take_sent();
+    r.prepared("s1", "select 1");
     r.client(&[parse("s1", "select 2"), sync()].concat())
         .unwrap();
     let sent = r.take_sent();
@@ -343,11 +334,7 @@ fn a_duplicate_name_fails_like_postgresql() {
 #[test]
 fn deallocate_of_a_protocol_statement_is_honoured() {
     let mut r = relay();
-    r.client(&[parse("S1", "select 1"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_for_client();
-    r.take_sent();
+    r.prepared("S1", "select 1");
     r.client(&msg(b'Q', b"DEALLOCATE \"S1\"\0")).unwrap();
     let sent = r.take_sent();
     assert_eq!(
@@ -387,11 +374,7 @@ fn deallocate_all_forgets_statements_made_before_it_only() {
 #[test]
 fn a_replayed_batch_is_translated_again_for_the_new_connection() {
     let mut r = relay();
-    r.client(&[parse("s1", "select 1"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_for_client();
-    r.take_sent();
+    r.prepared("s1", "select 1");
     r.unlink();
     r.link(BACKEND_PID);
     r.client(&bind_execute_sync("s1")).unwrap();
@@ -470,11 +453,7 @@ fn a_parse_of_a_known_statement_outside_a_transaction_needs_no_server() {
 #[test]
 fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
     let mut r = relay();
-    r.client(&[parse("s1", "select * from t"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_for_client();
-    r.take_sent();
+    r.prepared("s1", "select * from t");
     r.unlink();
     r.link(BACKEND_PID);
     // libpq's PQexecPrepared: Bind, Describe portal, Execute, Sync.
@@ -525,11 +504,7 @@ fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
 #[test]
 fn messages_are_translated_once_even_when_the_first_answer_is_pgwarms() {
     let mut r = relay();
-    r.client(&[parse("a", "select 1"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_for_client();
-    r.take_sent();
+    r.prepared("a", "select 1");
     r.relink();
     // pgwarm answers the Close itself, which ends replay; the server socket is not written yet.
     r.relay.cin.extend_from_slice(
@@ -555,11 +530,7 @@ fn messages_are_translated_once_even_when_the_first_answer_is_pgwarms() {
 #[test]
 fn a_describe_on_another_connection_creates_the_statement_first() {
     let mut r = relay();
-    r.client(&[parse("s1", "select 1"), sync()].concat())
-        .unwrap();
-    r.server(&answers(b"1Z"));
-    r.take_for_client();
-    r.take_sent();
+    r.prepared("s1", "select 1");
     r.relink();
     let mut describe = BytesMut::new();
     frontend::describe(b'S', "s1", &mut describe).unwrap();
