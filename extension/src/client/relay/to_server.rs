@@ -96,15 +96,7 @@ impl Relay {
                 statement,
             } => {
                 self.ensure(set, &statement);
-                let start = self.c_done;
-                let frame_len = framing::header(&self.cin[start..]).map_or(names_end, |h| h.1);
-                let portal = &self.cin[start + HEADER_LEN..start + HEADER_LEN + portal_len];
-                frontend::bind_prefix(
-                    &mut self.sout,
-                    portal,
-                    statement.name(),
-                    frame_len - names_end,
-                );
+                self.rebind(names_end, portal_len, statement.name());
                 self.push_uses(Kind::Bind, &statement, seq, set);
                 names_end
             }
@@ -196,10 +188,7 @@ impl Relay {
             } => {
                 self.parse_unnamed(statement.content(), Undo::None, seq, clock);
                 self.client_unnamed_here = false;
-                let start = self.c_done;
-                let frame_len = framing::header(&self.cin[start..]).map_or(*names_end, |h| h.1);
-                let portal = &self.cin[start + HEADER_LEN..start + HEADER_LEN + portal_len];
-                frontend::bind_prefix(&mut self.sout, portal, b"", frame_len - names_end);
+                self.rebind(*names_end, *portal_len, b"");
                 forward(self, Undo::None);
                 Some(*names_end)
             }
@@ -228,6 +217,15 @@ impl Relay {
             }
             _ => None,
         }
+    }
+
+    /// Writes the start of the client's Bind at `c_done` (its first `names_end` bytes: header,
+    /// portal and statement names) for statement `name`; the parameters after it are copied.
+    fn rebind(&mut self, names_end: usize, portal_len: usize, name: &[u8]) {
+        let start = self.c_done;
+        let frame_len = framing::header(&self.cin[start..]).map_or(names_end, |h| h.1);
+        let portal = &self.cin[start + HEADER_LEN..start + HEADER_LEN + portal_len];
+        frontend::bind_prefix(&mut self.sout, portal, name, frame_len - names_end);
     }
 
     /// A Parse of the unnamed statement whose answer is pgwarm's.
