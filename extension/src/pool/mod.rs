@@ -439,16 +439,10 @@ impl Pool {
             if Instant::now() >= deadline {
                 // The attempt was cut short by the client's deadline: what it met is news about
                 // the database only if nothing else is known.
-                let outage = match self.outage.current() {
-                    Some(outage) => outage,
-                    None => {
-                        self.outage.failed(&error, began);
-                        self.outage
-                            .current()
-                            .unwrap_or_else(|| OutageView::of(&error))
-                    }
-                };
-                return Err(self.unavailable(outage));
+                if self.outage.current().is_none() {
+                    self.outage.failed(&error, began);
+                }
+                return Err(self.gave_up(&error));
             }
             if self.outage.failed(&error, began) {
                 self.episode_started(&error).await;
@@ -456,12 +450,19 @@ impl Pool {
             // The client waits all of its time: the database may come back in the last bit.
             tokio::time::sleep_until((Instant::now() + backoff.next_pause()).min(deadline)).await;
             if Instant::now() >= deadline {
-                return Err(match self.outage.current() {
-                    Some(outage) => self.unavailable(outage),
-                    None => error.into(),
-                });
+                return Err(self.gave_up(&error));
             }
         }
+    }
+
+    /// The client's deadline passed while logins failed: it is told the episode's last failure,
+    /// or `last`, its own slot's, when no episode is recorded (a straggler of one that ended).
+    fn gave_up(&self, last: &ServerError) -> PoolError {
+        let outage = self
+            .outage
+            .current()
+            .unwrap_or_else(|| OutageView::of(last));
+        self.unavailable(outage)
     }
 
     /// The first failed login of an episode. A database that went away took its connections
