@@ -7,7 +7,8 @@
 # On a fresh Debian/Ubuntu machine it first installs what is missing, one line per install:
 #   apt:    postgresql (server), postgresql-client (psql, pgbench), pgbouncer, shellcheck, make,
 #           libpostgresql-jdbc-java and default-jdk-headless (pgJDBC and javac, for the JDBC test),
-#           zip, unzip, binutils (readelf), qemu-user (runs the arm64 pgwarm on x86_64)
+#           zip, unzip, binutils (readelf), qemu-user (runs the arm64 pgwarm on x86_64),
+#           prometheus-pgbouncer-exporter (a real reader of the admin console)
 #   pip:    moto[server] (moto_server, the Secrets Manager emulator), aws-sam-cli (sam),
 #           cfn-lint, cargo-lambda with ziglang (cross-compiles the layer and the function),
 #           psycopg[binary] (a real driver for the fidelity tests)
@@ -51,7 +52,8 @@ if ! { have moto_server && have sam && have cfn-lint && have cargo-lambda &&
     apt_wants+=(python3-pip)
 fi
 install_missing "${apt_wants[@]}"
-apt_install_commands shellcheck=shellcheck make=make zip=zip unzip=unzip readelf=binutils
+apt_install_commands shellcheck=shellcheck make=make zip=zip unzip=unzip readelf=binutils \
+    prometheus-pgbouncer-exporter=prometheus-pgbouncer-exporter
 if [ "$(host_arch)" = x86_64 ]; then
     apt_install_commands qemu-aarch64=qemu-user
 else

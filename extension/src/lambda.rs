@@ -8,6 +8,7 @@
 //! On Lambda Managed Instances environments are never frozen and INVOKE may not be registered
 //! for: pgwarm registers for SHUTDOWN only.
 
+use crate::admin::{Lifecycle, Registration};
 use crate::pool::Pool;
 use lambda_extension::requests::{init_error, ErrorRequest};
 use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
@@ -74,18 +75,22 @@ impl Shutdown {
 pub async fn start(
     env: LambdaEnv,
     pool: Arc<Pool>,
+    lifecycle: Arc<Lifecycle>,
     prefill: usize,
 ) -> Result<Shutdown, LambdaError> {
     let (tx, rx) = oneshot::channel();
     let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
     let events_pool = Arc::clone(&pool);
+    let events_life = Arc::clone(&lifecycle);
     let processor = service_fn(move |event: LambdaEvent| {
         let pool = Arc::clone(&events_pool);
+        let lifecycle = Arc::clone(&events_life);
         let tx = Arc::clone(&tx);
         async move {
             match event.next {
                 NextEvent::Invoke(invoke) => {
                     debug!(request = %invoke.request_id, "INVOKE");
+                    lifecycle.invoked(&invoke.request_id);
                     // The handler is starting right now; it must not wait for this.
                     tokio::spawn(async move {
                         let checked = pool.check_idle().await;
@@ -97,6 +102,7 @@ pub async fn start(
                 NextEvent::Shutdown(shutdown) => {
                     let left = time_left(shutdown.deadline_ms);
                     info!(reason = %shutdown.shutdown_reason, left_ms = left.as_millis() as u64, "SHUTDOWN");
+                    lifecycle.shut_down(&shutdown.shutdown_reason.to_string());
                     if let Some(tx) = tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
                         let _ = tx.send(left);
                     }
@@ -117,6 +123,13 @@ pub async fn start(
         function = %registered.function_name,
         "registered with the Lambda Extensions API"
     );
+    lifecycle.registered(Registration {
+        function_name: registered.function_name.clone(),
+        function_version: registered.function_version.clone(),
+        events: env.events().to_vec(),
+        ..Registration::default()
+    });
+    watch_freezes(lifecycle);
     if prefill > 0 {
         let opened = pool.prefill(prefill).await;
         info!(
@@ -131,6 +144,30 @@ pub async fn start(
         }
     });
     Ok(Shutdown(rx))
+}
+
+/// How often the freeze watch looks at the clock; a tick this much later than due is counted
+/// as a freeze.
+const FREEZE_TICK: Duration = Duration::from_millis(250);
+const FREEZE_SLACK: Duration = Duration::from_millis(500);
+
+/// Lambda freezes the environment between invocations, and nothing tells an extension: a timer
+/// that fires far later than it was due saw a freeze, of about that lateness. A wake-up every
+/// 250 ms costs microseconds.
+fn watch_freezes(lifecycle: Arc<Lifecycle>) {
+    tokio::spawn(async move {
+        let mut last = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(FREEZE_TICK).await;
+            let now = std::time::Instant::now();
+            let late = now.duration_since(last).saturating_sub(FREEZE_TICK);
+            if late > FREEZE_SLACK {
+                debug!(frozen_ms = late.as_millis() as u64, "thawed");
+                lifecycle.froze(late);
+            }
+            last = now;
+        }
+    });
 }
 
 /// Tells Lambda that Init failed because of `message` (which names the variable and never holds

@@ -2,7 +2,7 @@
 //! execution environment (and, the same binary, standalone).
 //!
 //! Data flows one way through the modules: [`config`] → [`credentials`] → [`protocol`] →
-//! [`server`] → [`pool`] → [`client`] → [`listener`] → [`lambda`]; `main.rs` only wires them
+//! [`server`] → [`pool`] → [`client`] → [`admin`] → [`listener`] → [`lambda`]; `main.rs` only wires them
 //! together. [`stream`] is the socket type both ends share.
 //! `docs/ARCHITECTURE.md` follows a connection through them.
 
@@ -21,6 +21,7 @@
     )
 )]
 
+pub mod admin;
 pub mod client;
 pub mod config;
 pub mod credentials;

@@ -2,6 +2,7 @@
 //! no new clients, every session told to end, and a bounded wait for them to close their
 //! server connections.
 
+use crate::admin::{self, Console};
 use crate::client::{self, Shared};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,9 +25,10 @@ impl Drop for ClientSlot {
 pub async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
+    console: Arc<Console>,
     stop: impl Future<Output = ()>,
 ) -> TaskTracker {
-    let clients = Arc::new(AtomicUsize::new(0));
+    let clients = Arc::clone(&shared.connections);
     let tasks = TaskTracker::new();
     let max = shared.settings.max_client_conn;
     tokio::pin!(stop);
@@ -45,9 +47,12 @@ pub async fn run(
                 let active = clients.fetch_add(1, Ordering::Relaxed) + 1;
                 let slot = ClientSlot(Arc::clone(&clients));
                 let shared = Arc::clone(&shared);
+                let console = Arc::clone(&console);
                 tasks.spawn(async move {
                     let _slot = slot;
-                    client::serve(shared, stream, peer, active > max).await;
+                    if let Some(admin) = client::serve(shared, stream, peer, active > max).await {
+                        admin::serve(console, admin).await;
+                    }
                 });
             }
             () = &mut stop => {

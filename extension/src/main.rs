@@ -5,6 +5,7 @@
 //! A configuration error goes to stderr and, inside Lambda, to the init-error call; the exit
 //! status is then 2.
 
+use pgwarm::admin::{Console, Lifecycle};
 use pgwarm::client::tls::ClientTls;
 use pgwarm::client::Shared;
 use pgwarm::config::{ClientTlsMode, CredentialSettings, Settings};
@@ -114,6 +115,13 @@ async fn serve(
     );
     let prefill = settings.min_pool_size;
     let shared = Arc::new(Shared::new(settings, Arc::clone(&pool), client_tls));
+    let lifecycle = Arc::new(Lifecycle::new(match lambda {
+        None => "standalone",
+        Some(env) if env.managed_instances => "lambda-managed-instances",
+        Some(_) => "lambda",
+    }));
+    let console = Console::new(Arc::clone(&shared), Arc::clone(&lifecycle));
+    console.start_periods();
 
     let budget = match lambda {
         None => {
@@ -124,11 +132,19 @@ async fn serve(
                     "opened server connections ahead of clients (PGWARM_MIN_POOL_SIZE)"
                 );
             }
-            let sessions = listener::run(listener, Arc::clone(&shared), stop_signal()).await;
+            let sessions = listener::run(
+                listener,
+                Arc::clone(&shared),
+                Arc::clone(&console),
+                stop_signal(),
+            )
+            .await;
             listener::stop(&shared, sessions, SHUTDOWN_BUDGET).await;
             return ExitCode::SUCCESS;
         }
-        Some(env) => match lambda::start(env, Arc::clone(&pool), prefill).await {
+        Some(env) => match lambda::start(env, Arc::clone(&pool), Arc::clone(&lifecycle), prefill)
+            .await
+        {
             Ok(shutdown) => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let stop = async move {
@@ -137,7 +153,8 @@ async fn serve(
                         () = stop_signal() => {}
                     }
                 };
-                let sessions = listener::run(listener, Arc::clone(&shared), stop).await;
+                let sessions =
+                    listener::run(listener, Arc::clone(&shared), Arc::clone(&console), stop).await;
                 let left = rx.await.unwrap_or(SHUTDOWN_BUDGET + SHUTDOWN_MARGIN);
                 let budget = SHUTDOWN_BUDGET
                     .min(left.saturating_sub(SHUTDOWN_MARGIN))

@@ -9,6 +9,7 @@
 //! - [`Pgbouncer`], [`Moto`]: real peers (PgBouncer for chaining, moto_server as Secrets Manager).
 //! - [`FaultLoad`]: a bounded mixed client load that a fault (restart, terminated backends)
 //!   hits while it runs, with every answer checked.
+//! - [`show`], [`psql_csv`]: an admin console read by column name.
 //! - [`run_python_case`]: psycopg scripts under `tests/py`, a real driver as the client.
 //! - [`tool`]: external programs (psql, pgbench, pgbouncer, moto_server); a missing one is a test
 //!   failure that names the package to install, never a silent skip.
@@ -16,6 +17,7 @@
 //! Everything here may panic: it is test code, and every panic says what failed and shows the
 //! captured output or log.
 
+mod admin;
 mod lambda;
 mod load;
 mod peers;
@@ -26,6 +28,7 @@ mod tls;
 mod tools;
 mod wire;
 
+pub use admin::{number, psql_csv, show, AdminRow};
 pub use lambda::{in_lambda, lambda_env, simulator, InitError, InitErrorProxy, Lambda};
 pub use load::{is_killed_mid_statement, FaultLoad, LoadError, LoadReport};
 pub use peers::{json_string, Moto, Pgbouncer};

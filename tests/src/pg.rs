@@ -468,7 +468,25 @@ impl Target {
     /// and keeps making progress (e.g. sends Terminate when dropped) even while the test's thread
     /// is blocked in a synchronous helper such as `backends_for`.
     pub async fn try_connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let conn_string = self.conn_string();
+        self.try_connect_with(self.conn_string()).await
+    }
+
+    /// [`Target::connect`] with `application_name` set, as a driver's option would.
+    pub async fn connect_as(&self, application_name: &str) -> tokio_postgres::Client {
+        let conn_string = format!(
+            "{} application_name='{}'",
+            self.conn_string(),
+            application_name.replace('\\', "\\\\").replace('\'', "\\'")
+        );
+        self.try_connect_with(conn_string)
+            .await
+            .unwrap_or_else(|e| panic!("connecting as {application_name}: {e:?}"))
+    }
+
+    async fn try_connect_with(
+        &self,
+        conn_string: String,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         io_runtime()
             .spawn(async move {
                 let (client, connection) =
@@ -562,18 +580,30 @@ pub async fn exchange_large_messages(client: &tokio_postgres::Client) {
 /// Rows of `sql` sent as a simple query (so no prepared statement of its own), every column as
 /// text (NULL as ""); panics with the SQL on error.
 pub async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
+    simple_query_rows(client, sql)
+        .await
+        .iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.get(i).unwrap_or_default().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// The rows of `sql` sent as a simple query; panics with the SQL on error.
+pub(crate) async fn simple_query_rows(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Vec<tokio_postgres::SimpleQueryRow> {
     let messages = client
         .simple_query(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
     messages
-        .iter()
+        .into_iter()
         .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or_default().to_owned())
-                    .collect(),
-            ),
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
             _ => None,
         })
         .collect()

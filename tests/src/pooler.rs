@@ -148,6 +148,14 @@ impl Pgwarm {
         self.client.clone()
     }
 
+    /// pgwarm's admin console (`SHOW POOLS`, ...): [`Pgwarm::target`] with the database `pgwarm`.
+    pub fn admin_target(&self) -> Target {
+        Target {
+            dbname: "pgwarm".into(),
+            ..self.target()
+        }
+    }
+
     /// Everything the process printed so far (stdout and stderr interleaved).
     pub fn log(&self) -> String {
         read_log(&self.log_path)

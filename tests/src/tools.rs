@@ -83,6 +83,7 @@ pub fn package_hint(tool: &str) -> String {
         "psql" | "pgbench" | "pg_isready" => "Debian package `postgresql-client`".into(),
         "initdb" | "pg_ctl" | "postgres" => "Debian package `postgresql` (the server)".into(),
         "pgbouncer" => "Debian package `pgbouncer`".into(),
+        "prometheus-pgbouncer-exporter" => "Debian package `prometheus-pgbouncer-exporter`".into(),
         "moto_server" => "PyPI package `moto[server]` (`pip install 'moto[server]'`)".into(),
         other => format!("package that provides `{other}`"),
     }

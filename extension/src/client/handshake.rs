@@ -10,6 +10,7 @@
 
 use super::cancel::CancelKey;
 use super::tls::starts_direct_tls;
+use super::traffic::Traffic;
 use super::Shared;
 use crate::config::{ClientTlsMode, PoolMode, Upstream};
 use crate::pool::Checkout;
@@ -25,9 +26,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-/// A client that logged in.
+/// The names of the admin console's database: pgwarm's own, and PgBouncer's for the tools and
+/// habits made for it (pgbouncer_exporter, `psql -d pgbouncer`).
+pub const ADMIN_DATABASES: [&str; 2] = ["pgwarm", "pgbouncer"];
+
+/// What a client logged in to. Moved once, from the login to its session.
+#[allow(clippy::large_enum_variant)]
+pub enum Opened {
+    /// The pooled database.
+    Pool(Login),
+    /// The admin console.
+    Admin { user: String },
+}
+
+/// A client that logged in to the pool.
 pub struct Login {
     pub user: String,
+    pub database: String,
+    pub application_name: String,
     pub key: CancelKey,
     /// What the client's startup packet asked for, in the database's spelling, applied to every
     /// server connection it uses.
@@ -43,7 +59,8 @@ pub async fn open(
     tcp: TcpStream,
     shared: &Shared,
     over_limit: bool,
-) -> io::Result<Option<(Stream, Login)>> {
+) -> io::Result<Option<(Stream, Opened)>> {
+    let loopback = tcp.peer_addr()?.ip().is_loopback();
     let (mut stream, opening) = read_startup(tcp, shared).await?;
     let (minor, params) = match opening {
         Opening::Startup { minor, params } => (minor, params),
@@ -55,7 +72,7 @@ pub async fn open(
             return Ok(None);
         }
         Opening::Refused(error) => {
-            refuse(&mut stream, &error).await?;
+            refuse(shared, &mut stream, &error).await?;
             return Ok(None);
         }
     };
@@ -66,7 +83,7 @@ pub async fn open(
             "pgwarm accepts TLS connections only (PGWARM_CLIENT_TLS=require)",
         )
         .with_hint("Connect with sslmode=require.");
-        refuse(&mut stream, &error).await?;
+        refuse(shared, &mut stream, &error).await?;
         return Ok(None);
     }
 
@@ -78,7 +95,7 @@ pub async fn open(
                 shared.settings.max_client_conn
             ),
         );
-        refuse(&mut stream, &error).await?;
+        refuse(shared, &mut stream, &error).await?;
         return Ok(None);
     }
 
@@ -103,7 +120,7 @@ pub async fn open(
             sqlstate::INVALID_AUTHORIZATION,
             "no PostgreSQL user name specified in startup packet",
         );
-        refuse(&mut stream, &error).await?;
+        refuse(shared, &mut stream, &error).await?;
         return Ok(None);
     };
     if param("replication").is_some_and(|r| r != "false" && r != "0" && r != "off") {
@@ -111,17 +128,20 @@ pub async fn open(
             sqlstate::FEATURE_NOT_SUPPORTED,
             "pgwarm does not pool replication connections; connect to the database directly",
         );
-        refuse(&mut stream, &error).await?;
+        refuse(shared, &mut stream, &error).await?;
         return Ok(None);
     }
     let database = param("database")
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| user.clone());
+    if ADMIN_DATABASES.contains(&database.as_str()) {
+        return open_admin(shared, stream, out, loopback, user).await;
+    }
     let target_db = match shared.pool.credentials().credentials().await {
         Ok(creds) => creds.dbname,
         Err(e) => {
             let error = PgError::fatal(sqlstate::CONNECTION_FAILURE, e.to_string());
-            refuse(&mut stream, &error).await?;
+            refuse(shared, &mut stream, &error).await?;
             return Ok(None);
         }
     };
@@ -131,12 +151,12 @@ pub async fn open(
             format!("database \"{database}\" does not exist"),
         )
         .with_detail(format!("pgwarm serves the database \"{target_db}\" only."));
-        refuse(&mut stream, &error).await?;
+        refuse(shared, &mut stream, &error).await?;
         return Ok(None);
     }
 
     if let Some(verifier) = &shared.verifier {
-        if !authenticate(&mut stream, &mut out, verifier, &user).await? {
+        if !authenticate(shared, &mut stream, &mut out, verifier, &user).await? {
             return Ok(None);
         }
     }
@@ -145,7 +165,7 @@ pub async fn open(
         Ok(p) => p,
         Err(e) => {
             let error = super::session::pool_error(e);
-            refuse(&mut stream, &error).await?;
+            refuse(shared, &mut stream, &error).await?;
             return Ok(None);
         }
     };
@@ -158,7 +178,7 @@ pub async fn open(
     let settings = match shared.checked_settings.check(&shared.pool, wanted).await {
         Ok(settings) => settings,
         Err(error) => {
-            refuse(&mut stream, &error).await?;
+            refuse(shared, &mut stream, &error).await?;
             return Ok(None);
         }
     };
@@ -169,7 +189,7 @@ pub async fn open(
         PoolMode::Session => match shared.pool.checkout().await {
             Ok(server) => Some(server),
             Err(e) => {
-                refuse(&mut stream, &super::session::pool_error(e)).await?;
+                refuse(shared, &mut stream, &super::session::pool_error(e)).await?;
                 return Ok(None);
             }
         },
@@ -189,13 +209,70 @@ pub async fn open(
     backend::ready_for_query(&mut out, b'I');
     send(&mut stream, &out).await?;
     debug!(client = key.pid(), user = %user, tls = stream.is_tls(), "client logged in");
+    Traffic::add(&shared.traffic.logins, 1);
     let login = Login {
         user,
+        database,
+        application_name: param("application_name").unwrap_or_default(),
         key,
         settings,
         server,
     };
-    Ok(Some((stream, login)))
+    Ok(Some((stream, Opened::Pool(login))))
+}
+
+/// The admin console's login: loopback clients only, with the client password when one is
+/// set. It needs no database: the welcome carries the database's parameters when pgwarm knows
+/// them, and its own version otherwise.
+async fn open_admin(
+    shared: &Shared,
+    mut stream: Stream,
+    mut out: BytesMut,
+    loopback: bool,
+    user: String,
+) -> io::Result<Option<(Stream, Opened)>> {
+    if !loopback {
+        let error = PgError::fatal(
+            sqlstate::INVALID_AUTHORIZATION,
+            "the pgwarm admin console takes loopback connections only",
+        );
+        refuse(shared, &mut stream, &error).await?;
+        return Ok(None);
+    }
+    if let Some(verifier) = &shared.verifier {
+        if !authenticate(shared, &mut stream, &mut out, verifier, &user).await? {
+            return Ok(None);
+        }
+    }
+    backend::authentication_ok(&mut out);
+    let version = format!("{}/pgwarm", env!("CARGO_PKG_VERSION"));
+    let known = shared.pool.known_params();
+    let value = |name: &str| {
+        known
+            .as_ref()
+            .and_then(|p| p.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    };
+    for name in [
+        "server_version",
+        "server_encoding",
+        "client_encoding",
+        "DateStyle",
+    ] {
+        let fallback = match name {
+            "server_version" => version.as_str(),
+            "DateStyle" => "ISO, MDY",
+            _ => "UTF8",
+        };
+        let v = value(name).unwrap_or_else(|| fallback.to_owned());
+        backend::parameter_status(&mut out, name, &v);
+    }
+    backend::parameter_status(&mut out, "application_name", "");
+    backend::parameter_status(&mut out, "standard_conforming_strings", "on");
+    backend::parameter_status(&mut out, "integer_datetimes", "on");
+    backend::ready_for_query(&mut out, b'I');
+    send(&mut stream, &out).await?;
+    info!(user = %user, "admin console login");
+    Ok(Some((stream, Opened::Admin { user })))
 }
 
 enum Opening {
@@ -299,7 +376,15 @@ async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
         );
         return;
     };
-    match server::send_cancel(&target, shared.pool.tls(), shared.settings.connect_timeout).await {
+    let traffic = &shared.traffic;
+    Traffic::add(&traffic.cancels, 1);
+    Traffic::add(&traffic.cancels_now, 1);
+    let sent =
+        server::send_cancel(&target, shared.pool.tls(), shared.settings.connect_timeout).await;
+    traffic
+        .cancels_now
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    match sent {
         Ok(()) => info!(
             client = pid,
             backend = target.pid,
@@ -312,6 +397,7 @@ async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
 /// SCRAM-SHA-256 against the configured client password. Returns false when the client was
 /// refused (the error has been sent).
 async fn authenticate(
+    shared: &Shared,
     stream: &mut Stream,
     out: &mut BytesMut,
     verifier: &crate::protocol::scram::ScramVerifier,
@@ -347,7 +433,7 @@ async fn authenticate(
         }
         Err(AuthFailure::Io(e)) => Err(e),
         Err(AuthFailure::Refused(error)) => {
-            refuse(stream, &error).await?;
+            refuse(shared, stream, &error).await?;
             Ok(false)
         }
         Err(AuthFailure::Scram(ScramError::WrongPassword)) => {
@@ -356,12 +442,12 @@ async fn authenticate(
                 sqlstate::INVALID_PASSWORD,
                 format!("password authentication failed for user \"{user}\""),
             );
-            refuse(stream, &error).await?;
+            refuse(shared, stream, &error).await?;
             Ok(false)
         }
         Err(AuthFailure::Scram(e)) => {
             let error = PgError::fatal(sqlstate::PROTOCOL_VIOLATION, e.to_string());
-            refuse(stream, &error).await?;
+            refuse(shared, stream, &error).await?;
             Ok(false)
         }
     }
@@ -418,8 +504,9 @@ async fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
 
 /// Over TLS it also sends close_notify, as a PostgreSQL backend does, so the client reads the
 /// error and a clean end rather than a truncated stream.
-async fn refuse(stream: &mut Stream, error: &PgError) -> io::Result<()> {
+async fn refuse(shared: &Shared, stream: &mut Stream, error: &PgError) -> io::Result<()> {
     info!(code = %error.code, "refused client: {}", error.message);
+    Traffic::add(&shared.traffic.refused, 1);
     let mut out = BytesMut::new();
     error.encode(&mut out);
     stream.write_all(&out).await?;

@@ -1,29 +1,36 @@
 //! Client sessions: everything between a driver's socket and the pool — the login
-//! ([`handshake`], with [`tls`] when the client asks for it), the relay of bytes and transaction tracking ([`relay`]), the per-client event
-//! loop ([`session`]) and cancel-key mapping ([`cancel`]).
+//! ([`handshake`], with [`tls`] when the client asks for it), the relay of bytes and transaction
+//! tracking ([`relay`]), the per-client event loop ([`session`]) and cancel-key mapping
+//! ([`cancel`]); and what they tell the admin console ([`clients`], [`traffic`]).
 
 pub mod cancel;
+pub mod clients;
 pub mod handshake;
 pub mod login_settings;
 pub mod relay;
 pub mod session;
 pub mod statements;
 pub mod tls;
+pub mod traffic;
 
 use crate::config::{Settings, Upstream};
 use crate::pool::Pool;
 use crate::protocol::scram::ScramVerifier;
+use crate::stream::Stream;
 use cancel::CancelRegistry;
+use clients::{ClientIdentity, ClientList};
+use handshake::Opened;
 use login_settings::CheckedSettings;
 use statements::KnownStatements;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tls::ClientTls;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+use traffic::Traffic;
 
 /// A client that has not finished logging in by then, besides waiting for the pool, is dropped,
 /// so idle sockets cannot hold client slots (PostgreSQL's authentication_timeout is 60 s; Lambda
@@ -47,6 +54,12 @@ pub struct Shared {
     pub client_tls: Option<ClientTls>,
     /// Cancelled when pgwarm stops: every session closes its client and server connection.
     pub shutdown: CancellationToken,
+    /// The logged-in clients, for the admin console.
+    pub clients: Arc<ClientList>,
+    /// What they did.
+    pub traffic: Arc<Traffic>,
+    /// Client connections open now, logged in or not (the listener counts them).
+    pub connections: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -65,11 +78,19 @@ impl Shared {
             statement_repairs: AtomicU64::new(0),
             client_tls,
             shutdown: CancellationToken::new(),
+            clients: Arc::default(),
+            traffic: Arc::default(),
+            connections: Arc::default(),
         }
     }
 }
 
 impl Shared {
+    /// Client connections open now, logged in or not.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
     /// A pgwarm statement was missing on its server connection, or there when pgwarm was
     /// creating it, and was repaired. Now and then is someone's DEALLOCATE ALL; often means a
     /// transaction pooler between pgwarm and the database, which should be said once.
@@ -87,8 +108,20 @@ impl Shared {
     }
 }
 
-/// Serves one client connection from login to close.
-pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, over_limit: bool) {
+/// A client that logged in to the admin console, for the admin module to serve.
+pub struct AdminClient {
+    pub stream: Stream,
+    pub user: String,
+}
+
+/// Serves one client connection from login to close; a client of the admin console is handed
+/// back once it has logged in.
+pub async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    over_limit: bool,
+) -> Option<AdminClient> {
     let _ = tcp.set_nodelay(true);
     // A login may wait for the pool (the server parameters, a startup setting to check, the
     // session-mode connection), bounded by PGWARM_QUERY_WAIT_TIMEOUT on its own.
@@ -96,24 +129,36 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, over_l
     let opening = tokio::time::timeout(limit, handshake::open(tcp, &shared, over_limit));
     let login = tokio::select! {
         login = opening => login,
-        () = shared.shutdown.cancelled() => return,
+        () = shared.shutdown.cancelled() => return None,
     };
     let (stream, login) = match login {
-        Ok(Ok(Some(opened))) => opened,
-        Ok(Ok(None)) => return,
+        Ok(Ok(Some((stream, Opened::Pool(login))))) => (stream, login),
+        Ok(Ok(Some((stream, Opened::Admin { user })))) => {
+            return Some(AdminClient { stream, user })
+        }
+        Ok(Ok(None)) => return None,
         Ok(Err(e)) => {
             debug!(%peer, error = %e, "client left during login");
-            return;
+            return None;
         }
         Err(_) => {
             debug!(%peer, "client did not finish logging in within {limit:?}");
-            return;
+            return None;
         }
     };
     let pid = login.key.pid();
     debug!(%peer, client = pid, user = %login.user, "session starts");
-    session::Session::new(&shared, stream, login.key, login.settings)
+    let listed = shared.clients.register(ClientIdentity {
+        id: pid,
+        user: login.user,
+        database: login.database,
+        addr: peer,
+        tls: stream.is_tls(),
+        application_name: login.application_name,
+    });
+    session::Session::new(&shared, stream, login.key, login.settings, listed)
         .run(login.server)
         .await;
     debug!(client = pid, "session ends");
+    None
 }

@@ -4,8 +4,10 @@
 //! and the clean-up when the client leaves (ROLLBACK, the session-mode reset query).
 
 use super::cancel::CancelKey;
+use super::clients::{ClientHandle, ClientState};
 use super::relay::{Event, Relay};
 use super::statements::Resolution;
+use super::traffic::Traffic;
 use super::Shared;
 use crate::config::{PoolMode, Upstream};
 use crate::pool::{Checkout, PoolError};
@@ -48,6 +50,8 @@ pub struct Session<'a> {
     settings: SessionSettings,
     /// Those of its startup packet: where `RESET` and `DISCARD ALL` take it back to.
     startup: SessionSettings,
+    /// Its entry in the admin console's list of clients.
+    listed: ClientHandle,
 }
 
 /// Maps a failed checkout to what the waiting client is told.
@@ -76,6 +80,7 @@ impl<'a> Session<'a> {
         client: Stream,
         key: CancelKey,
         settings: SessionSettings,
+        listed: ClientHandle,
     ) -> Session<'a> {
         let config = &shared.settings;
         let mut relay = Relay::new(
@@ -88,6 +93,7 @@ impl<'a> Session<'a> {
             config.upstream,
         );
         relay.set_resolution(Resolution::of(&settings));
+        relay.count_into(Arc::clone(&shared.traffic));
         Session {
             shared,
             client,
@@ -96,6 +102,7 @@ impl<'a> Session<'a> {
             key,
             startup: settings.clone(),
             settings,
+            listed,
         }
     }
 
@@ -103,6 +110,7 @@ impl<'a> Session<'a> {
     /// linked for the client's whole life.
     pub async fn run(mut self, server: Option<Checkout>) {
         let shutdown = self.shared.shutdown.clone();
+        let killed = self.listed.killed();
         let end = tokio::select! {
             end = async {
                 if let Some(server) = server {
@@ -113,6 +121,10 @@ impl<'a> Session<'a> {
                 self.relay_loop().await
             } => end,
             () = shutdown.cancelled() => End::Shutdown,
+            () = killed.cancelled() => End::Error(PgError::fatal(
+                sqlstate::ADMIN_SHUTDOWN,
+                "terminating connection due to administrator command (pgwarm admin console)",
+            )),
         };
         self.finish(end).await;
     }
@@ -203,12 +215,18 @@ impl<'a> Session<'a> {
         let pool = Arc::clone(&self.shared.pool);
         let checkout = pool.checkout();
         tokio::pin!(checkout);
+        self.listed.set(ClientState::Waiting, None);
+        let began = std::time::Instant::now();
         loop {
             let Session { relay, client, .. } = self;
             let pump = poll_fn(|cx| relay.poll_pump(cx, client, None, true));
             tokio::select! {
                 biased;
                 result = &mut checkout => {
+                    let waited = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    Traffic::add(&self.shared.traffic.wait_us, waited);
+                    Traffic::add(&self.shared.traffic.waits, 1);
+                    self.listed.set(ClientState::Idle, None);
                     self.attach(result.map_err(pool_error)?).await?;
                     return Ok(true);
                 }
@@ -232,6 +250,7 @@ impl<'a> Session<'a> {
         let target = server.cancel_target();
         debug!(client = self.key.pid(), server = server.id(), "linked");
         self.relay.link(target.pid);
+        self.listed.set(ClientState::Active, Some(server.id()));
         self.key.set_target(Some(target));
         self.server = Some(server);
         Ok(())
@@ -277,6 +296,7 @@ impl<'a> Session<'a> {
     /// settings meanwhile, they are read back first: they are the client's from now on.
     async fn release(&mut self) {
         self.key.set_target(None);
+        self.listed.set(ClientState::Idle, None);
         let leftover = self.relay.unlink();
         let changed = self.relay.take_settings_changed()
             && self.shared.settings.upstream == Upstream::Database;
@@ -318,6 +338,7 @@ impl<'a> Session<'a> {
 
     fn drop_server(&mut self) {
         self.key.set_target(None);
+        self.listed.set(ClientState::Idle, None);
         self.server = None;
     }
 
@@ -336,6 +357,7 @@ impl<'a> Session<'a> {
             };
             if let Some(error) = error {
                 debug!(client = self.key.pid(), %error, "closing client");
+                Traffic::add(&self.shared.traffic.errors, 1);
                 if self.relay.queue_error(error) {
                     self.relay.flush_client(&mut self.client).await?;
                 }

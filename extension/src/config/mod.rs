@@ -4,8 +4,10 @@
 //! in Lambda the message ends up in the function's Init log and nowhere else.
 
 mod credentials;
+mod entries;
 
 pub use credentials::{CredentialSettings, DbOverrides, SecretSettings, TargetSettings};
+pub use entries::ConfigEntry;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -136,6 +138,18 @@ pub struct Settings {
     pub worker_threads: usize,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// The period of `SHOW STATS`' averages (PgBouncer's `stats_period`).
+    pub stats_period: Duration,
+    /// CloudWatch metrics in Embedded Metric Format on stdout; `None` when `PGWARM_METRICS=off`.
+    pub metrics: Option<MetricsSettings>,
+}
+
+/// `PGWARM_METRICS_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub namespace: String,
+    /// At most one line per this long while invocations run.
+    pub interval: Duration,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -180,6 +194,9 @@ pub mod defaults {
     pub const SECRETS_TIMEOUT: &str = "5s";
     /// The most server connections the Managed Instances default gives one environment.
     pub const MANAGED_INSTANCES_MAX_POOL_SIZE: usize = 20;
+    pub const STATS_PERIOD: &str = "60s";
+    pub const METRICS_NAMESPACE: &str = "pgwarm";
+    pub const METRICS_INTERVAL: &str = "60s";
 }
 
 impl Settings {
@@ -328,6 +345,8 @@ impl Settings {
                 "expected a whole number (0 turns prepared statement tracking off)",
             )?,
             worker_threads: env.positive("PGWARM_WORKER_THREADS", defaults::WORKER_THREADS)?,
+            stats_period: env.nonzero_duration("PGWARM_STATS_PERIOD", defaults::STATS_PERIOD)?,
+            metrics: parse_metrics(&env)?,
             log_level: env.get("PGWARM_LOG_LEVEL").unwrap_or("info".into()),
             log_format: match env.get("PGWARM_LOG_FORMAT").as_deref() {
                 None => {
@@ -446,6 +465,31 @@ fn invalid(variable: &'static str, value: &str, reason: &str) -> ConfigError {
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
+fn parse_metrics(env: &Env<'_>) -> Result<Option<MetricsSettings>, ConfigError> {
+    match env.get("PGWARM_METRICS").as_deref() {
+        None | Some("on") => {}
+        Some("off") => return Ok(None),
+        Some(other) => return Err(invalid("PGWARM_METRICS", other, "expected on or off")),
+    }
+    let namespace = env
+        .get("PGWARM_METRICS_NAMESPACE")
+        .unwrap_or(defaults::METRICS_NAMESPACE.into());
+    // CloudWatch's rule for a namespace: 1 to 255 characters of this set.
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#:".contains(c);
+    if namespace.is_empty() || namespace.len() > 255 || !namespace.chars().all(allowed) {
+        return Err(invalid(
+            "PGWARM_METRICS_NAMESPACE",
+            &namespace,
+            "expected 1 to 255 letters, digits or . - _ / # :",
+        ));
+    }
+    let interval = env.nonzero_duration("PGWARM_METRICS_INTERVAL", defaults::METRICS_INTERVAL)?;
+    Ok(Some(MetricsSettings {
+        namespace,
+        interval,
+    }))
+}
+
 pub fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());

@@ -303,3 +303,31 @@ fn lambda_defaults_to_json_logs() {
     pairs.push(("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"));
     assert_eq!(settings(&pairs).unwrap().log_format, LogFormat::Json);
 }
+
+#[test]
+fn metrics_and_stats_settings_name_their_variable_when_bad() {
+    let s = settings(&BASE).unwrap();
+    assert_eq!(s.stats_period, Duration::from_secs(60));
+    let metrics = s.metrics.expect("metrics are on by default");
+    assert_eq!(metrics.namespace, "pgwarm");
+    assert_eq!(metrics.interval, Duration::from_secs(60));
+    let with = |k: &'static str, v: &'static str| {
+        let mut pairs = BASE.to_vec();
+        pairs.push((k, v));
+        settings(&pairs)
+    };
+    assert_eq!(with("PGWARM_METRICS", "off").unwrap().metrics, None);
+    for (variable, value) in [
+        ("PGWARM_METRICS", "maybe"),
+        ("PGWARM_METRICS_NAMESPACE", "has space"),
+        ("PGWARM_METRICS_NAMESPACE", ""),
+        ("PGWARM_METRICS_INTERVAL", "0"),
+        ("PGWARM_STATS_PERIOD", "soon"),
+    ] {
+        let e = with(variable, value).unwrap_err();
+        assert!(
+            e.to_string().starts_with(variable),
+            "{variable}={value:?}: {e}"
+        );
+    }
+}

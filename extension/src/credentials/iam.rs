@@ -185,6 +185,13 @@ impl CredentialSource for IamCredentials {
             })
         })
     }
+
+    fn reload(&self) -> CredentialFuture<'_, String> {
+        Box::pin(async {
+            self.login(true).await?;
+            Ok("signed a new IAM auth token".into())
+        })
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,17 @@ pub trait CredentialSource: Send + Sync + 'static {
         let _ = rejected;
         Box::pin(async { Ok(Vec::new()) })
     }
+
+    /// `RELOAD` from the admin console: read the source again now rather than when its copy
+    /// ages out. Says what was done.
+    fn reload(&self) -> CredentialFuture<'_, String> {
+        Box::pin(async { Ok("the login is fixed (PGWARM_DB_*): nothing to read again".into()) })
+    }
+
+    /// Reads of an outside store (Secrets Manager calls) so far.
+    fn reads(&self) -> u64 {
+        0
+    }
 }
 
 /// Credentials fixed at start-up from `PGWARM_DB_*`.

@@ -189,6 +189,24 @@ impl CredentialSource for SecretCredentials {
     ) -> CredentialFuture<'a, Vec<Credentials>> {
         Box::pin(self.after_refusal(rejected))
     }
+
+    fn reload(&self) -> CredentialFuture<'_, String> {
+        Box::pin(async {
+            let _reading = self.reading.lock().await;
+            let login = self.read("AWSCURRENT").await?.ok_or_else(|| {
+                CredentialError::Unavailable(format!(
+                    "secret {} has no AWSCURRENT version",
+                    self.settings.secret_id
+                ))
+            })?;
+            self.keep(login, self.settings.ttl);
+            Ok(format!("read secret {} again", self.settings.secret_id))
+        })
+    }
+
+    fn reads(&self) -> u64 {
+        self.calls()
+    }
 }
 
 /// The AWS SDK's configuration, on rustls with ring (the TLS stack pgwarm already carries), read

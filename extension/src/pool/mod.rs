@@ -8,14 +8,17 @@
 //! client task fails half-way, so the count can never leak.
 
 mod outage;
+mod stats;
 
 pub use outage::OutageView;
+pub use stats::{PoolCounters, PoolView, ServerRow, ServerState};
 
 use crate::config::{PoolMode, Settings, Upstream};
 use crate::credentials::{CredentialSource, Credentials};
 use crate::server::{self, ServerConn, ServerError, TlsSetup};
 use outage::{Backoff, Outage};
-use std::collections::VecDeque;
+use stats::Lent;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
@@ -23,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -103,6 +106,13 @@ struct State {
     open: usize,
     waiters: VecDeque<oneshot::Sender<Grant>>,
     closed: bool,
+    /// `PAUSE`: new transactions wait, those under way finish.
+    paused: bool,
+    /// Connections lent to clients, by id, for the admin console.
+    lent: HashMap<u64, Lent>,
+    /// Logins and health checks under way.
+    logging_in: usize,
+    testing: usize,
 }
 
 pub struct Pool {
@@ -121,6 +131,9 @@ pub struct Pool {
     /// Whether logins still ask for `idle_session_timeout`: a database older than PostgreSQL 14,
     /// or a pooler in front of it, refuses the option, and then it is left out.
     idle_timeout_accepted: AtomicBool,
+    counters: PoolCounters,
+    /// Woken when the last lent connection comes back while paused.
+    drained: Notify,
 }
 
 /// Statistics for logs and tests.
@@ -143,6 +156,10 @@ impl Pool {
                 open: 0,
                 waiters: VecDeque::new(),
                 closed: false,
+                paused: false,
+                lent: HashMap::new(),
+                logging_in: 0,
+                testing: 0,
             }),
             settings,
             credentials,
@@ -152,7 +169,83 @@ impl Pool {
             outage: Outage::default(),
             max_connections: AtomicU32::new(0),
             idle_timeout_accepted: AtomicBool::new(true),
+            counters: PoolCounters::default(),
+            drained: Notify::new(),
         })
+    }
+
+    /// What the pool did since it started.
+    pub fn counters(&self) -> &PoolCounters {
+        &self.counters
+    }
+
+    /// Every server connection and what it is doing now.
+    pub fn view(&self) -> PoolView {
+        let state = self.lock();
+        let delay = self.settings.server_check_delay;
+        let mut servers: Vec<ServerRow> = state
+            .lent
+            .iter()
+            .map(|(id, lent)| lent.row(*id))
+            .chain(state.idle.iter().map(|c| stats::idle_row(c, delay)))
+            .collect();
+        servers.sort_by_key(|s| s.id);
+        PoolView {
+            size: self.settings.size,
+            open: state.open,
+            logging_in: state.logging_in,
+            testing: state.testing,
+            paused: state.paused,
+            servers,
+        }
+    }
+
+    /// `PAUSE`: new transactions wait for `resume` (within their `PGWARM_QUERY_WAIT_TIMEOUT`);
+    /// returns once those under way have given their connections back.
+    pub async fn pause(&self) {
+        self.lock().paused = true;
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.lent.is_empty() || !state.paused {
+                    return;
+                }
+            }
+            drained.await;
+        }
+    }
+
+    /// `RESUME`: the clients that queued meanwhile get connections, in order.
+    pub fn resume(&self) {
+        let mut state = self.lock();
+        state.paused = false;
+        self.drained.notify_waiters();
+        while !state.waiters.is_empty() {
+            let grant = match state.idle.pop() {
+                Some(conn) => Grant::Conn(conn),
+                None if state.open < self.settings.size => {
+                    state.open += 1;
+                    Grant::Slot
+                }
+                None => break,
+            };
+            let mut grant = Some(grant);
+            while let Some(g) = grant.take() {
+                let Some(waiter) = state.waiters.pop_front() else {
+                    grant = Some(g);
+                    break;
+                };
+                grant = waiter.send(g).err();
+            }
+            match grant {
+                Some(Grant::Conn(conn)) => state.idle.push(conn),
+                Some(Grant::Slot) => state.open -= 1,
+                None => {}
+            }
+        }
     }
 
     pub fn settings(&self) -> &PoolSettings {
@@ -187,7 +280,12 @@ impl Pool {
             if state.closed {
                 return Err(PoolError::Closed);
             }
-            if let Some(conn) = state.idle.pop() {
+            if state.paused {
+                state.waiters.retain(|w| !w.is_closed());
+                let (tx, rx) = oneshot::channel();
+                state.waiters.push_back(tx);
+                Err(rx)
+            } else if let Some(conn) = state.idle.pop() {
                 Ok(Grant::Conn(conn))
             } else if state.open < self.settings.size {
                 state.open += 1;
@@ -210,10 +308,12 @@ impl Pool {
             pool: Arc::clone(self),
             released: false,
         };
-        match grant {
+        let lent = match grant {
             Grant::Conn(conn) => self.validate(slot, conn, deadline).await,
             Grant::Slot => self.fill(slot, deadline).await,
-        }
+        }?;
+        self.lock().lent.insert(lent.id(), Lent::of(&lent));
+        Ok(lent)
     }
 
     /// Opening a connection is the cold path and its future is large (a whole login); boxing it
@@ -229,12 +329,12 @@ impl Pool {
     /// The ParameterStatus values a client should see at login; opens a first server connection
     /// if none was ever opened, as a client cannot be told the server version otherwise.
     pub async fn server_params(self: &Arc<Pool>) -> Result<ServerParams, PoolError> {
-        if let Some(params) = self.cached_params() {
+        if let Some(params) = self.known_params() {
             return Ok(params);
         }
         let conn = self.checkout().await?;
         conn.release();
-        self.cached_params()
+        self.known_params()
             .ok_or(PoolError::Server(ServerError::Closed))
     }
 
@@ -279,9 +379,11 @@ impl Pool {
             stale
         };
         let checked = stale.len();
+        PoolCounters::add(&self.counters.thaw_checks, checked as u64);
         let mut checks = tokio::task::JoinSet::new();
         for conn in stale {
             let pool = Arc::clone(self);
+            let id = conn.id();
             checks.spawn(async move {
                 let slot = Checkout {
                     conn: None,
@@ -290,7 +392,12 @@ impl Pool {
                 };
                 let deadline = Instant::now() + pool.settings.query_wait_timeout;
                 match pool.validate(slot, conn, deadline).await {
-                    Ok(checked) => checked.release(),
+                    Ok(checked) => {
+                        if checked.id() != id {
+                            PoolCounters::add(&pool.counters.thaw_replaced, 1);
+                        }
+                        checked.release()
+                    }
                     Err(e) => {
                         info!(error = %e, "could not replace a server connection after the thaw")
                     }
@@ -319,7 +426,8 @@ impl Pool {
         info!(closed = n, "closed idle server connections");
     }
 
-    fn cached_params(&self) -> Option<ServerParams> {
+    /// The ParameterStatus set of the newest login, if any login was made; opens nothing.
+    pub fn known_params(&self) -> Option<ServerParams> {
         self.server_params
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -383,15 +491,23 @@ impl Pool {
                 server = conn.id(),
                 "idle server connection was closed by the database; replacing it"
             );
+            PoolCounters::add(&self.counters.reconnects, 1);
             return self.fill(slot, deadline).await;
         }
         if conn.idle_for() >= self.settings.server_check_delay {
+            PoolCounters::add(&self.counters.health_checks, 1);
             // Boxed: a cold path whose future would otherwise sit in every checkout's state.
             let check = tokio::time::timeout(
                 self.attempt_timeout(deadline),
                 Box::pin(conn.run("health check", ";")),
             );
-            match check.await {
+            self.lock().testing += 1;
+            let checked = check.await;
+            self.lock().testing -= 1;
+            if !matches!(checked, Ok(Ok(b'I'))) {
+                PoolCounters::add(&self.counters.reconnects, 1);
+            }
+            match checked {
                 Ok(Ok(b'I')) => {}
                 Ok(Ok(status)) => {
                     warn!(server = conn.id(), status = %(status as char), "server connection was not idle; replacing it");
@@ -447,6 +563,7 @@ impl Pool {
             if self.outage.failed(&error, began) {
                 self.episode_started(&error).await;
             }
+            PoolCounters::add(&self.counters.logins_retried, 1);
             // The client waits all of its time: the database may come back in the last bit.
             tokio::time::sleep_until((Instant::now() + backoff.next_pause()).min(deadline)).await;
             if Instant::now() >= deadline {
@@ -501,7 +618,7 @@ impl Pool {
             }
             _ => {
                 conn.close();
-                self.release_slot();
+                self.release_slot(None);
             }
         }
     }
@@ -575,7 +692,19 @@ impl Pool {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let timeout = self.attempt_timeout(deadline);
-        match server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await {
+        self.lock().logging_in += 1;
+        let login = server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await;
+        self.lock().logging_in -= 1;
+        if login.is_ok() {
+            PoolCounters::add(&self.counters.logins, 1);
+            PoolCounters::add(
+                &self.counters.login_us,
+                started.elapsed().as_micros() as u64,
+            );
+        } else {
+            PoolCounters::add(&self.counters.login_failures, 1);
+        }
+        match login {
             Ok(conn) => {
                 info!(
                     server = id,
@@ -610,15 +739,21 @@ impl Pool {
         };
         if let Some(why) = retire {
             debug!(server = conn.id(), "closing server connection: {why}");
+            let id = conn.id();
             conn.close();
-            self.release_slot();
+            self.release_slot(Some(id));
             return;
         }
         let mut state = self.lock();
+        self.unlend(&mut state, conn.id());
         if state.closed {
             state.open -= 1;
             drop(state);
             conn.close();
+            return;
+        }
+        if state.paused {
+            state.idle.push(conn);
             return;
         }
         while let Some(waiter) = state.waiters.pop_front() {
@@ -632,10 +767,14 @@ impl Pool {
         state.idle.push(conn);
     }
 
-    /// A connection is gone: its slot goes to the longest waiter, or is freed.
-    fn release_slot(&self) {
+    /// A connection is gone (`lent`: the id it was lent under): its slot goes to the longest
+    /// waiter, or is freed.
+    fn release_slot(&self, lent: Option<u64>) {
         let mut state = self.lock();
-        while let Some(waiter) = state.waiters.pop_front() {
+        if let Some(id) = lent {
+            self.unlend(&mut state, id);
+        }
+        while let Some(waiter) = (!state.paused).then(|| state.waiters.pop_front()).flatten() {
             if waiter.send(Grant::Slot).is_ok() {
                 return;
             }
@@ -646,7 +785,14 @@ impl Pool {
     fn give_back(&self, grant: Grant) {
         match grant {
             Grant::Conn(conn) => self.checkin(conn),
-            Grant::Slot => self.release_slot(),
+            Grant::Slot => self.release_slot(None),
+        }
+    }
+
+    /// Forgets a lent connection; the last one back while paused lets `PAUSE` return.
+    fn unlend(&self, state: &mut State, id: u64) {
+        if state.lent.remove(&id).is_some() && state.paused && state.lent.is_empty() {
+            self.drained.notify_waiters();
         }
     }
 
@@ -729,11 +875,13 @@ impl Drop for Checkout {
         if self.released {
             return;
         }
-        if let Some(conn) = self.conn.take() {
+        let id = self.conn.take().map(|conn| {
             debug!(server = conn.id(), "closing server connection");
+            let id = conn.id();
             conn.close();
-        }
-        self.pool.release_slot();
+            id
+        });
+        self.pool.release_slot(id);
     }
 }
 

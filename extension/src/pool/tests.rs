@@ -71,7 +71,7 @@ async fn a_slot_given_up_goes_to_the_longest_waiter() {
     assert_eq!(pool.stats().waiting, 1);
     // The holder loses its connection: its slot goes to the waiter, which tries to connect
     // (to a closed port), keeps trying until its deadline, and reports what it met.
-    pool.release_slot();
+    pool.release_slot(None);
     let outcome = tokio::time::timeout(Duration::from_secs(3), first)
         .await
         .expect("the waiter gave up at its deadline")

@@ -1,7 +1,7 @@
 //! Encoders for the backend messages pgwarm writes itself, toward clients that log in to it.
 //!
 //! Everything a server says during a client's transaction is relayed byte for byte; these are
-//! only the messages of pgwarm's own side of the handshake.
+//! the messages of pgwarm's own side of the handshake, and the result sets of the admin console.
 
 use bytes::{BufMut, BytesMut};
 
@@ -68,6 +68,63 @@ pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
     message(buf, b'Z', |b| b.put_u8(status));
 }
 
+/// A column of a result pgwarm produces itself; values are always sent in text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Text,
+    Int8,
+}
+
+impl ColumnType {
+    /// The type's OID and size, as `pg_type` has them.
+    fn oid_and_len(self) -> (u32, i16) {
+        match self {
+            ColumnType::Text => (25, -1),
+            ColumnType::Int8 => (20, 8),
+        }
+    }
+}
+
+pub fn row_description(buf: &mut BytesMut, columns: &[(&str, ColumnType)]) {
+    message(buf, b'T', |b| {
+        b.put_i16(columns.len() as i16);
+        for (name, ty) in columns {
+            let (oid, len) = ty.oid_and_len();
+            put_cstr(b, name);
+            b.put_u32(0); // no table
+            b.put_i16(0); // no column number
+            b.put_u32(oid);
+            b.put_i16(len);
+            b.put_i32(-1); // no type modifier
+            b.put_i16(0); // text format
+        }
+    });
+}
+
+/// One row; `None` is SQL NULL.
+pub fn data_row<S: AsRef<str>>(buf: &mut BytesMut, values: &[Option<S>]) {
+    message(buf, b'D', |b| {
+        b.put_i16(values.len() as i16);
+        for value in values {
+            match value {
+                Some(v) => {
+                    b.put_i32(v.as_ref().len() as i32);
+                    b.extend_from_slice(v.as_ref().as_bytes());
+                }
+                None => b.put_i32(-1),
+            }
+        }
+    });
+}
+
+pub fn command_complete(buf: &mut BytesMut, tag: &str) {
+    message(buf, b'C', |b| put_cstr(b, tag));
+}
+
+pub fn empty_query_response(buf: &mut BytesMut) {
+    message(buf, b'I', |_| {});
+}
+
 /// Tells a client that asked for protocol 3.x (x > 0) or sent `_pq_.` options that pgwarm speaks
 /// 3.0 and which options it ignored, so the client can carry on instead of failing.
 pub fn negotiate_protocol_version(buf: &mut BytesMut, minor: i32, unrecognized: &[&str]) {
@@ -114,5 +171,42 @@ mod tests {
             _ => panic!("expected ReadyForQuery"),
         }
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_result_set_reads_back() {
+        use fallible_iterator::FallibleIterator;
+        let mut buf = BytesMut::new();
+        row_description(
+            &mut buf,
+            &[
+                ("database", ColumnType::Text),
+                ("cl_active", ColumnType::Int8),
+            ],
+        );
+        data_row(&mut buf, &[Some("app"), None]);
+        command_complete(&mut buf, "SHOW");
+        match Message::parse(&mut buf).unwrap() {
+            Some(Message::RowDescription(d)) => {
+                let fields: Vec<_> = d.fields().collect().unwrap();
+                assert_eq!(fields.len(), 2);
+                assert_eq!(fields[0].name(), "database");
+                assert_eq!(fields[1].type_oid(), 20);
+            }
+            _ => panic!("expected RowDescription"),
+        }
+        match Message::parse(&mut buf).unwrap() {
+            Some(Message::DataRow(row)) => {
+                let ranges: Vec<_> = row.ranges().collect().unwrap();
+                assert_eq!(ranges.len(), 2);
+                assert_eq!(&row.buffer()[ranges[0].clone().unwrap()], b"app");
+                assert!(ranges[1].is_none());
+            }
+            _ => panic!("expected DataRow"),
+        }
+        match Message::parse(&mut buf).unwrap() {
+            Some(Message::CommandComplete(c)) => assert_eq!(c.tag().unwrap(), "SHOW"),
+            _ => panic!("expected CommandComplete"),
+        }
     }
 }

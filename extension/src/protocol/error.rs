@@ -20,6 +20,9 @@ pub mod sqlstate {
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
     pub const INVALID_STATEMENT_NAME: &str = "26000";
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
 }
 
 /// How bad an error is; FATAL means pgwarm closes the client after sending it.

@@ -13,7 +13,7 @@ pub mod tls;
 
 pub use connect::connect;
 pub use error::ServerError;
-pub use prepared::{Digest, PreparedSet, Presence};
+pub use prepared::{Digest, PreparedCounters, PreparedSet, Presence};
 pub use session_settings::SessionSettings;
 pub use tls::{TlsSetup, TlsSetupError};
 
@@ -71,7 +71,7 @@ impl CancelTarget {
         self
     }
 
-    #[cfg(test)]
+    /// Cancels on their way to this backend now.
     pub(crate) fn in_flight_count(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }
@@ -146,6 +146,17 @@ impl ServerConn {
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
         self.stream.is_tls()
+    }
+
+    /// The database's address and pgwarm's end of the connection.
+    pub fn addrs(&self) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
+        let tcp = self.stream.tcp();
+        (tcp.peer_addr().ok(), tcp.local_addr().ok())
+    }
+
+    /// What its set of prepared statements did, readable while it is lent.
+    pub fn prepared_counters(&self) -> &Arc<PreparedCounters> {
+        self.prepared.counters()
     }
 
     /// The socket and the set of statements prepared on it, for the relay, which rewrites

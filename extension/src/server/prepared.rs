@@ -7,6 +7,8 @@
 //! if that Parse fails or is skipped after an earlier error.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A statement's identity: the first 128 bits of SHA-256 over its Parse body after the name.
 pub type Digest = u128;
@@ -35,6 +37,29 @@ pub enum Presence {
 pub struct PreparedSet {
     slots: HashMap<Digest, Slot>,
     clock: u64,
+    counters: Arc<PreparedCounters>,
+}
+
+/// What one connection's set did, readable while a client holds the connection (the admin
+/// console's `SHOW PREPARED`).
+#[derive(Debug, Default)]
+pub struct PreparedCounters {
+    /// Statements on the connection now.
+    pub statements: AtomicU64,
+    /// Uses that found the statement there: a Parse saved.
+    pub hits: AtomicU64,
+    /// Statements created that were not there.
+    pub prepares: AtomicU64,
+    /// Statements parsed anew over themselves: a client's own Parse, or one found stale.
+    pub reprepares: AtomicU64,
+    /// Statements closed to stay within `PGWARM_MAX_PREPARED_STATEMENTS`.
+    pub evictions: AtomicU64,
+}
+
+impl PreparedCounters {
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl PreparedSet {
@@ -47,6 +72,7 @@ impl PreparedSet {
                 if slot.stale {
                     Presence::Stale
                 } else {
+                    PreparedCounters::add(&self.counters.hits);
                     Presence::Present
                 }
             }
@@ -66,7 +92,12 @@ impl PreparedSet {
     pub fn insert(&mut self, digest: Digest, capacity: usize) -> Option<Digest> {
         self.clock += 1;
         let mut evicted = None;
-        if !self.slots.contains_key(&digest) && self.slots.len() >= capacity.max(1) {
+        let there = self.slots.contains_key(&digest);
+        PreparedCounters::add(match there {
+            true => &self.counters.reprepares,
+            false => &self.counters.prepares,
+        });
+        if !there && self.slots.len() >= capacity.max(1) {
             // A linear scan: eviction is rare and the set is small (200 by default).
             evicted = self
                 .slots
@@ -75,6 +106,7 @@ impl PreparedSet {
                 .map(|(d, _)| *d);
             if let Some(d) = evicted {
                 self.slots.remove(&d);
+                PreparedCounters::add(&self.counters.evictions);
             }
         }
         let now = self.clock;
@@ -86,6 +118,7 @@ impl PreparedSet {
                 stale: false,
             },
         );
+        self.count();
         evicted
     }
 
@@ -99,10 +132,12 @@ impl PreparedSet {
             used: now,
             stale: false,
         });
+        self.count();
     }
 
     pub fn remove(&mut self, digest: Digest) {
         self.slots.remove(&digest);
+        self.count();
     }
 
     /// The current clock; entries inserted after this value survive [`Self::forget_before`].
@@ -113,6 +148,18 @@ impl PreparedSet {
     /// `DEALLOCATE ALL` or `DISCARD ALL` ran: every statement created before `clock` is gone.
     pub fn forget_before(&mut self, clock: u64) {
         self.slots.retain(|_, slot| slot.inserted > clock);
+        self.count();
+    }
+
+    /// The set's counters, shared with whoever shows them.
+    pub fn counters(&self) -> &Arc<PreparedCounters> {
+        &self.counters
+    }
+
+    fn count(&self) {
+        self.counters
+            .statements
+            .store(self.slots.len() as u64, Ordering::Relaxed);
     }
 
     pub fn len(&self) -> usize {
@@ -139,6 +186,12 @@ mod tests {
         assert_eq!(set.touch(3), Presence::Present);
         assert_eq!(set.touch(2), Presence::Absent);
         assert_eq!(set.len(), 2);
+        let counters = set.counters();
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        assert_eq!(read(&counters.statements), 2);
+        assert_eq!(read(&counters.hits), 3);
+        assert_eq!(read(&counters.prepares), 3);
+        assert_eq!(read(&counters.evictions), 1);
     }
 
     #[test]

@@ -277,6 +277,7 @@ impl Relay {
             self.splice_server(frame_len, &[]);
             return;
         }
+        self.tally.ready(self.status);
         // Everything up to the Sync or query this answers is over, answered or skipped.
         if let Some(end) = self
             .expect

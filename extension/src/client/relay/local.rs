@@ -58,6 +58,7 @@ impl Relay {
             self.splice_server(0, answer);
         }
         self.splice_server(0, READY_IDLE);
+        self.tally.ready(b'I');
         self.outgoing.drain(self.o_done..=last);
         self.c_done = (end_at - self.c_base) as usize;
         self.drop_sent_client_bytes();

@@ -40,6 +40,7 @@ mod tests;
 mod to_server;
 
 use super::statements::{ClientStatements, KnownStatements, Resolution};
+use super::traffic::{Tally, Traffic};
 use crate::config::{PoolMode, Upstream};
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::{sqlstate, PgError};
@@ -164,6 +165,8 @@ pub struct Relay {
     settings_changed: bool,
     /// Set by scanning; returned by the pump.
     event: Option<Event>,
+    /// Queries, transactions and bytes, for `SHOW STATS`.
+    tally: Tally,
 }
 
 impl Relay {
@@ -220,7 +223,13 @@ impl Relay {
             repaired: false,
             settings_changed: false,
             event: None,
+            tally: Tally::new(Arc::default()),
         }
+    }
+
+    /// Counts this client's traffic into `traffic` (the shared totals) from now on.
+    pub fn count_into(&mut self, traffic: Arc<Traffic>) {
+        self.tally = Tally::new(traffic);
     }
 
     /// A server connection was linked: the next bytes it sends answer this client.
@@ -335,6 +344,7 @@ impl Relay {
     pub async fn flush_client(&mut self, client: &mut Stream) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         client.write_all(&self.sin[..self.s_scanned]).await?;
+        self.tally.sent(self.s_scanned);
         self.sin.advance(self.s_scanned);
         self.s_scanned = 0;
         client.flush().await
@@ -386,6 +396,7 @@ impl Relay {
                     Poll::Ready(Ok(n)) if n > 0 => {
                         self.sin.advance(n);
                         self.s_scanned -= n;
+                        self.tally.sent(n);
                         progress = true;
                     }
                     Poll::Ready(_) => return Poll::Ready(Event::ClientGone),
@@ -403,7 +414,8 @@ impl Relay {
                 self.cin.reserve(READ_CHUNK);
                 match poll_read_buf(Pin::new(&mut *client), cx, &mut self.cin) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Event::ClientGone),
-                    Poll::Ready(Ok(_)) => {
+                    Poll::Ready(Ok(n)) => {
+                        self.tally.received(n);
                         if let Err(e) = self.scan_client() {
                             return Poll::Ready(Event::CloseClient(PgError::fatal(
                                 sqlstate::PROTOCOL_VIOLATION,

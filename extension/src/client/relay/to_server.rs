@@ -244,7 +244,10 @@ impl Relay {
     fn ensure(&mut self, set: &mut PreparedSet, statement: &Arc<Statement>) {
         match set.touch(statement.digest()) {
             Presence::Present if !statement.is_fresh() => {}
-            presence => self.create(set, statement, presence, Act::Swallow, Undo::None, 0),
+            presence => {
+                self.tally.reprepared();
+                self.create(set, statement, presence, Act::Swallow, Undo::None, 0)
+            }
         }
     }
 

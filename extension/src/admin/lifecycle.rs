@@ -1,0 +1,90 @@
+//! What pgwarm knows of its Lambda life, for `SHOW LAMBDA`, the metrics and the logs: how it
+//! runs, its registration, the invocations it saw (and the one running now), the freezes it
+//! slept through and why it was shut down. The `lambda` module writes it; readers take copies.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    pub function_name: String,
+    pub function_version: String,
+    pub events: Vec<&'static str>,
+    pub at: Option<SystemTime>,
+    /// From pgwarm's start to the registration's answer.
+    pub took: Duration,
+}
+
+#[derive(Debug)]
+pub struct Lifecycle {
+    /// `standalone`, `lambda` or `lambda-managed-instances`.
+    pub mode: &'static str,
+    started: Instant,
+    registration: Mutex<Option<Registration>>,
+    /// INVOKE events seen.
+    pub invocations: AtomicU64,
+    /// The request id of the newest INVOKE; cleared never (an invocation's end is not an
+    /// event an extension is told of).
+    request_id: Mutex<Option<String>>,
+    /// Freezes noticed (the process stood still longer than a tick allows), and their length.
+    pub freezes: AtomicU64,
+    pub frozen_us: AtomicU64,
+    shutdown_reason: Mutex<Option<String>>,
+}
+
+impl Lifecycle {
+    pub fn new(mode: &'static str) -> Lifecycle {
+        Lifecycle {
+            mode,
+            started: Instant::now(),
+            registration: Mutex::default(),
+            invocations: AtomicU64::new(0),
+            request_id: Mutex::default(),
+            freezes: AtomicU64::new(0),
+            frozen_us: AtomicU64::new(0),
+            shutdown_reason: Mutex::default(),
+        }
+    }
+
+    pub fn registered(&self, mut registration: Registration) {
+        registration.at = Some(SystemTime::now());
+        registration.took = self.started.elapsed();
+        *lock(&self.registration) = Some(registration);
+    }
+
+    pub fn registration(&self) -> Option<Registration> {
+        lock(&self.registration).clone()
+    }
+
+    pub fn invoked(&self, request_id: &str) {
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.request_id) = Some(request_id.to_owned());
+    }
+
+    pub fn request_id(&self) -> Option<String> {
+        lock(&self.request_id).clone()
+    }
+
+    pub fn froze(&self, for_: Duration) {
+        self.freezes.fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(for_.as_micros()).unwrap_or(u64::MAX);
+        self.frozen_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub fn shut_down(&self, reason: &str) {
+        *lock(&self.shutdown_reason) = Some(reason.to_owned());
+    }
+
+    pub fn shutdown_reason(&self) -> Option<String> {
+        lock(&self.shutdown_reason).clone()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

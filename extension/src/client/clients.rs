@@ -1,0 +1,237 @@
+//! Every logged-in client, as the admin console sees it (`SHOW CLIENTS`, `SHOW POOLS`' `cl_*`
+//! columns and `maxwait`) and reaches it (`KILL_CLIENT`).
+//!
+//! A session owns its entry through a [`ClientHandle`], whose drop removes it. The session
+//! writes its state with relaxed atomic stores when it starts and stops waiting for a server
+//! connection and when it links and unlinks one; readers take a consistent-enough snapshot.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// What a client is doing, in PgBouncer's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientState {
+    /// Idle between transactions (`cl_active` in PgBouncer counts these too).
+    Idle = 0,
+    /// Linked to a server connection.
+    Active = 1,
+    /// Has sent a query and waits for a server connection (`cl_waiting`).
+    Waiting = 2,
+}
+
+impl ClientState {
+    fn from_u8(v: u8) -> ClientState {
+        match v {
+            1 => ClientState::Active,
+            2 => ClientState::Waiting,
+            _ => ClientState::Idle,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientState::Idle => "idle",
+            ClientState::Active => "active",
+            ClientState::Waiting => "waiting",
+        }
+    }
+}
+
+/// Who a client is; fixed at login.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    /// The pid the client was told (its `BackendKeyData`), the id `KILL_CLIENT` takes.
+    pub id: i32,
+    pub user: String,
+    pub database: String,
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub application_name: String,
+}
+
+#[derive(Debug)]
+struct Entry {
+    who: ClientIdentity,
+    connected: SystemTime,
+    state: AtomicU8,
+    /// Microseconds after the list's epoch when the state last changed.
+    since_us: AtomicU64,
+    /// The linked server connection's id; 0 when none.
+    server: AtomicU64,
+    kill: CancellationToken,
+}
+
+/// One client at one moment.
+#[derive(Debug, Clone)]
+pub struct ClientRow {
+    pub who: ClientIdentity,
+    pub state: ClientState,
+    pub connected: SystemTime,
+    /// When the state last changed (the wait began, the link was made or given back).
+    pub since: SystemTime,
+    /// How long it has waited, when waiting.
+    pub waited: Duration,
+    pub server: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct ClientList {
+    epoch: Instant,
+    entries: Mutex<HashMap<i32, Arc<Entry>>>,
+}
+
+impl Default for ClientList {
+    fn default() -> ClientList {
+        ClientList {
+            epoch: Instant::now(),
+            entries: Mutex::default(),
+        }
+    }
+}
+
+impl ClientList {
+    /// Adds a client; it stays listed until the handle is dropped.
+    pub fn register(self: &Arc<ClientList>, who: ClientIdentity) -> ClientHandle {
+        let entry = Arc::new(Entry {
+            who,
+            connected: SystemTime::now(),
+            state: AtomicU8::new(ClientState::Idle as u8),
+            since_us: AtomicU64::new(self.now_us()),
+            server: AtomicU64::new(0),
+            kill: CancellationToken::new(),
+        });
+        self.lock().insert(entry.who.id, Arc::clone(&entry));
+        ClientHandle {
+            list: Arc::clone(self),
+            entry,
+        }
+    }
+
+    pub fn rows(&self) -> Vec<ClientRow> {
+        let now_us = self.now_us();
+        let now = SystemTime::now();
+        let mut rows: Vec<ClientRow> = self
+            .lock()
+            .values()
+            .map(|e| {
+                let state = ClientState::from_u8(e.state.load(Ordering::Relaxed));
+                let ago = Duration::from_micros(
+                    now_us.saturating_sub(e.since_us.load(Ordering::Relaxed)),
+                );
+                ClientRow {
+                    who: e.who.clone(),
+                    state,
+                    connected: e.connected,
+                    since: now.checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH),
+                    waited: match state {
+                        ClientState::Waiting => ago,
+                        _ => Duration::ZERO,
+                    },
+                    server: Some(e.server.load(Ordering::Relaxed)).filter(|s| *s != 0),
+                }
+            })
+            .collect();
+        rows.sort_by_key(|r| r.who.id);
+        rows
+    }
+
+    /// Ends a client's session (it gets FATAL 57P01). Returns whether it was there.
+    pub fn kill(&self, id: i32) -> bool {
+        match self.lock().get(&id) {
+            Some(entry) => {
+                entry.kill.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends every client's session; returns how many there were.
+    pub fn kill_all(&self) -> usize {
+        let entries = self.lock();
+        for entry in entries.values() {
+            entry.kill.cancel();
+        }
+        entries.len()
+    }
+
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Arc<Entry>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A session's entry in the list.
+#[derive(Debug)]
+pub struct ClientHandle {
+    list: Arc<ClientList>,
+    entry: Arc<Entry>,
+}
+
+impl ClientHandle {
+    pub fn set(&self, state: ClientState, server: Option<u64>) {
+        self.entry.state.store(state as u8, Ordering::Relaxed);
+        self.entry
+            .since_us
+            .store(self.list.now_us(), Ordering::Relaxed);
+        self.entry
+            .server
+            .store(server.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Cancelled by `KILL_CLIENT` (or `KILL` of its database).
+    pub fn killed(&self) -> CancellationToken {
+        self.entry.kill.clone()
+    }
+}
+
+impl Drop for ClientHandle {
+    fn drop(&mut self) {
+        self.list.lock().remove(&self.entry.who.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(id: i32) -> ClientIdentity {
+        ClientIdentity {
+            id,
+            user: "app".into(),
+            database: "db".into(),
+            addr: "127.0.0.1:4000".parse().unwrap(),
+            tls: false,
+            application_name: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_client_is_listed_while_its_handle_lives() {
+        let list = Arc::new(ClientList::default());
+        let a = list.register(who(7));
+        let b = list.register(who(9));
+        b.set(ClientState::Waiting, None);
+        a.set(ClientState::Active, Some(3));
+        let rows = list.rows();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].state, rows[0].server),
+            (ClientState::Active, Some(3))
+        );
+        assert_eq!(rows[1].state, ClientState::Waiting);
+        assert!(list.kill(9));
+        assert!(b.killed().is_cancelled());
+        assert!(!a.killed().is_cancelled());
+        drop(b);
+        assert_eq!(list.rows().len(), 1);
+        assert!(!list.kill(9));
+    }
+}

@@ -1,0 +1,177 @@
+//! What the pool can say about itself: counters of what it did (logins, checks, replacements),
+//! and a row per server connection as it is now. The admin console and the metrics read these;
+//! nothing here decides anything.
+
+use crate::server::{CancelTarget, PreparedCounters, ServerConn};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// Totals since pgwarm started. Each is bumped where the event happens, with a relaxed add.
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    /// Server connections opened.
+    pub logins: AtomicU64,
+    /// Their login time, summed, in microseconds.
+    pub login_us: AtomicU64,
+    /// Login attempts that failed.
+    pub login_failures: AtomicU64,
+    /// Attempts made again after a failure worth waiting out (restart, failover, full database).
+    pub logins_retried: AtomicU64,
+    /// Connections found dead, or failing their check, and replaced: what a client would
+    /// otherwise have met as "server closed the connection unexpectedly".
+    pub reconnects: AtomicU64,
+    /// Health checks run on connections idle longer than `PGWARM_SERVER_CHECK_DELAY`.
+    pub health_checks: AtomicU64,
+    /// Of those, the ones run all at once because Lambda thawed the environment.
+    pub thaw_checks: AtomicU64,
+    /// Connections a thaw check replaced.
+    pub thaw_replaced: AtomicU64,
+}
+
+impl PoolCounters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn read(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// What a server connection is doing, in PgBouncer's words (`SHOW SERVERS`' state and `SHOW
+/// POOLS`' `sv_*` columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerState {
+    /// Lent to a client.
+    Active,
+    /// Idle, ready to lend.
+    Idle,
+    /// Idle longer than `PGWARM_SERVER_CHECK_DELAY`: it is checked before it is lent.
+    Used,
+}
+
+impl ServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerState::Active => "active",
+            ServerState::Idle => "idle",
+            ServerState::Used => "used",
+        }
+    }
+}
+
+/// One server connection as the admin console shows it.
+#[derive(Debug, Clone)]
+pub struct ServerRow {
+    pub id: u64,
+    pub pid: i32,
+    pub tls: bool,
+    /// The database's address, and pgwarm's end.
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    /// A cancel is on its way to its backend.
+    pub being_canceled: bool,
+    pub state: ServerState,
+    /// When it logged in.
+    pub connected: SystemTime,
+    /// When it was last lent or given back.
+    pub since: SystemTime,
+    pub prepared: Arc<PreparedCounters>,
+}
+
+/// A lent connection, remembered while a client holds it.
+#[derive(Debug)]
+pub(super) struct Lent {
+    cancel: CancelTarget,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    tls: bool,
+    created: Instant,
+    at: Instant,
+    prepared: Arc<PreparedCounters>,
+}
+
+impl Lent {
+    pub(super) fn of(conn: &ServerConn) -> Lent {
+        let (peer, local) = conn.addrs();
+        Lent {
+            cancel: conn.cancel_target(),
+            peer,
+            local,
+            tls: conn.is_tls(),
+            created: Instant::now() - conn.age(),
+            at: Instant::now(),
+            prepared: Arc::clone(conn.prepared_counters()),
+        }
+    }
+
+    pub(super) fn row(&self, id: u64) -> ServerRow {
+        ServerRow {
+            id,
+            pid: self.cancel.pid,
+            tls: self.tls,
+            peer: self.peer,
+            local: self.local,
+            being_canceled: self.cancel.in_flight_count() > 0,
+            state: ServerState::Active,
+            connected: wall_clock(self.created.elapsed()),
+            since: wall_clock(self.at.elapsed()),
+            prepared: Arc::clone(&self.prepared),
+        }
+    }
+}
+
+/// The row of an idle connection.
+pub(super) fn idle_row(conn: &ServerConn, check_delay: Duration) -> ServerRow {
+    let idle_for = conn.idle_for();
+    let (peer, local) = conn.addrs();
+    ServerRow {
+        id: conn.id(),
+        pid: conn.cancel_target().pid,
+        tls: conn.is_tls(),
+        peer,
+        local,
+        being_canceled: conn.cancel_in_flight(),
+        state: if idle_for >= check_delay {
+            ServerState::Used
+        } else {
+            ServerState::Idle
+        },
+        connected: wall_clock(conn.age()),
+        since: wall_clock(idle_for),
+        prepared: Arc::clone(conn.prepared_counters()),
+    }
+}
+
+/// The wall-clock time `ago` before now.
+fn wall_clock(ago: Duration) -> SystemTime {
+    SystemTime::now()
+        .checked_sub(ago)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// The pool at one moment.
+#[derive(Debug, Clone)]
+pub struct PoolView {
+    /// `PGWARM_POOL_SIZE`.
+    pub size: usize,
+    /// Connections that exist or are being opened.
+    pub open: usize,
+    /// Logins under way (`sv_login`).
+    pub logging_in: usize,
+    /// Health checks under way (`sv_tested`).
+    pub testing: usize,
+    /// `PAUSE` is in effect.
+    pub paused: bool,
+    /// Lent and idle connections, by id.
+    pub servers: Vec<ServerRow>,
+}
+
+impl PoolView {
+    pub fn count(&self, state: ServerState) -> usize {
+        self.servers.iter().filter(|s| s.state == state).count()
+    }
+}
