@@ -9,7 +9,7 @@
 //! for: pgwarm registers for SHUTDOWN only.
 
 use crate::admin::{Lifecycle, Registration};
-use crate::pool::Pool;
+use crate::pool::{Pool, PoolCounters};
 use lambda_extension::requests::{init_error, ErrorRequest};
 use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
 use std::sync::Arc;
@@ -89,20 +89,31 @@ pub async fn start(
         async move {
             match event.next {
                 NextEvent::Invoke(invoke) => {
-                    debug!(request = %invoke.request_id, "INVOKE");
+                    // First, so that this line and every later one carry the request id.
                     lifecycle.invoked(&invoke.request_id);
+                    debug!(request = %invoke.request_id, "INVOKE");
                     // The handler is starting right now; it must not wait for this.
                     tokio::spawn(async move {
+                        let started = std::time::Instant::now();
+                        let counters = pool.counters();
+                        let replaced_before = PoolCounters::read(&counters.thaw_replaced);
                         let checked = pool.check_idle().await;
                         if checked > 0 {
-                            debug!(checked, "validated idle server connections after the thaw");
+                            let replaced =
+                                PoolCounters::read(&counters.thaw_replaced) - replaced_before;
+                            info!(
+                                checked,
+                                replaced,
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                "checked idle server connections after the thaw"
+                            );
                         }
                     });
                 }
                 NextEvent::Shutdown(shutdown) => {
                     let left = time_left(shutdown.deadline_ms);
-                    info!(reason = %shutdown.shutdown_reason, left_ms = left.as_millis() as u64, "SHUTDOWN");
                     lifecycle.shut_down(&shutdown.shutdown_reason.to_string());
+                    info!(reason = %shutdown.shutdown_reason, left_ms = left.as_millis() as u64, "SHUTDOWN");
                     if let Some(tx) = tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
                         let _ = tx.send(left);
                     }

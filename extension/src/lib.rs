@@ -2,7 +2,7 @@
 //! execution environment (and, the same binary, standalone).
 //!
 //! Data flows one way through the modules: [`config`] → [`credentials`] → [`protocol`] →
-//! [`server`] → [`pool`] → [`client`] → [`admin`] → [`listener`] → [`lambda`]; `main.rs` only wires them
+//! [`server`] → [`pool`] → [`client`] → [`admin`] / [`metrics`] → [`listener`] → [`lambda`]; `main.rs` only wires them
 //! together. [`stream`] is the socket type both ends share.
 //! `docs/ARCHITECTURE.md` follows a connection through them.
 
@@ -30,6 +30,7 @@ pub mod fuzzing;
 pub mod lambda;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod pool;
 pub mod protocol;
 pub mod server;

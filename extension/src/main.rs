@@ -7,11 +7,13 @@
 
 use pgwarm::admin::{Console, Lifecycle};
 use pgwarm::client::tls::ClientTls;
+use pgwarm::client::traffic::Traffic;
 use pgwarm::client::Shared;
 use pgwarm::config::{ClientTlsMode, CredentialSettings, Settings};
 use pgwarm::credentials::{CredentialSource, IamCredentials, SecretCredentials, StaticCredentials};
 use pgwarm::lambda::{self, LambdaEnv};
-use pgwarm::pool::{Pool, PoolSettings};
+use pgwarm::metrics::Metrics;
+use pgwarm::pool::{Pool, PoolCounters, PoolSettings};
 use pgwarm::server::TlsSetup;
 use pgwarm::{listener, logging};
 use std::process::ExitCode;
@@ -103,6 +105,11 @@ async fn serve(
         database = %settings.credentials.describe(),
         pool_mode = ?settings.pool_mode,
         pool_size = settings.pool_size,
+        max_client_conn = settings.max_client_conn,
+        query_wait_timeout_ms = settings.query_wait_timeout.as_millis() as u64,
+        idle_session_timeout_ms = settings.idle_session_timeout.map_or(0, |t| t.as_millis() as u64),
+        upstream = ?settings.upstream,
+        metrics = settings.metrics.as_ref().map_or("off", |m| m.namespace.as_str()),
         sslmode = settings.sslmode.as_str(),
         client_tls = match (&client_tls, settings.client_tls.mode) {
             (None, _) => "off",
@@ -122,6 +129,11 @@ async fn serve(
     }));
     let console = Console::new(Arc::clone(&shared), Arc::clone(&lifecycle));
     console.start_periods();
+    let metrics = shared.settings.metrics.clone().map(|settings| {
+        let metrics = Metrics::new(settings, Arc::clone(&shared), Arc::clone(&lifecycle));
+        metrics.start();
+        metrics
+    });
 
     let budget = match lambda {
         None => {
@@ -140,6 +152,7 @@ async fn serve(
             )
             .await;
             listener::stop(&shared, sessions, SHUTDOWN_BUDGET).await;
+            stopped(&shared, metrics.as_deref(), SHUTDOWN_BUDGET).await;
             return ExitCode::SUCCESS;
         }
         Some(env) => match lambda::start(env, Arc::clone(&pool), Arc::clone(&lifecycle), prefill)
@@ -168,8 +181,28 @@ async fn serve(
             }
         },
     };
-    info!(budget_ms = budget.as_millis() as u64, "pgwarm stopped");
+    stopped(&shared, metrics.as_deref(), budget).await;
     ExitCode::SUCCESS
+}
+
+/// The last metrics line and the totals of pgwarm's life, in one INFO line.
+async fn stopped(shared: &Shared, metrics: Option<&Metrics>, budget: Duration) {
+    if let Some(metrics) = metrics {
+        metrics.finish().await;
+    }
+    let traffic = &shared.traffic;
+    let pool = shared.pool.counters();
+    info!(
+        budget_ms = budget.as_millis() as u64,
+        transactions = Traffic::read(&traffic.xacts),
+        queries = Traffic::read(&traffic.queries),
+        client_logins = Traffic::read(&traffic.logins),
+        clients_refused = Traffic::read(&traffic.refused),
+        client_errors = Traffic::read(&traffic.errors),
+        server_logins = PoolCounters::read(&pool.logins),
+        reconnects = PoolCounters::read(&pool.reconnects),
+        "pgwarm stopped"
+    );
 }
 
 /// A configuration error found before the runtime exists.

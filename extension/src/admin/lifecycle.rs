@@ -1,5 +1,5 @@
 //! What pgwarm knows of its Lambda life, for `SHOW LAMBDA`, the metrics and the logs: how it
-//! runs, its registration, the invocations it saw (and the one running now), the freezes it
+//! runs, its registration, the invocations it saw (and the newest one's id), the freezes it
 //! slept through and why it was shut down. The `lambda` module writes it; readers take copies.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,9 +24,6 @@ pub struct Lifecycle {
     registration: Mutex<Option<Registration>>,
     /// INVOKE events seen.
     pub invocations: AtomicU64,
-    /// The request id of the newest INVOKE; cleared never (an invocation's end is not an
-    /// event an extension is told of).
-    request_id: Mutex<Option<String>>,
     /// Freezes noticed (the process stood still longer than a tick allows), and their length.
     pub freezes: AtomicU64,
     pub frozen_us: AtomicU64,
@@ -40,7 +37,6 @@ impl Lifecycle {
             started: Instant::now(),
             registration: Mutex::default(),
             invocations: AtomicU64::new(0),
-            request_id: Mutex::default(),
             freezes: AtomicU64::new(0),
             frozen_us: AtomicU64::new(0),
             shutdown_reason: Mutex::default(),
@@ -57,13 +53,15 @@ impl Lifecycle {
         lock(&self.registration).clone()
     }
 
+    /// An INVOKE: log lines carry its request id from now on (see `logging`).
     pub fn invoked(&self, request_id: &str) {
         self.invocations.fetch_add(1, Ordering::Relaxed);
-        *lock(&self.request_id) = Some(request_id.to_owned());
+        crate::logging::set_request_id(Some(request_id));
     }
 
+    /// The newest INVOKE's request id: an extension is not told when an invocation ends.
     pub fn request_id(&self) -> Option<String> {
-        lock(&self.request_id).clone()
+        crate::logging::request_id().map(|id| id.to_string())
     }
 
     pub fn froze(&self, for_: Duration) {
@@ -72,8 +70,10 @@ impl Lifecycle {
         self.frozen_us.fetch_add(us, Ordering::Relaxed);
     }
 
+    /// SHUTDOWN: no invocation runs any more, and log lines say so.
     pub fn shut_down(&self, reason: &str) {
         *lock(&self.shutdown_reason) = Some(reason.to_owned());
+        crate::logging::set_request_id(None);
     }
 
     pub fn shutdown_reason(&self) -> Option<String> {

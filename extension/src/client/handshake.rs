@@ -10,7 +10,7 @@
 
 use super::cancel::CancelKey;
 use super::tls::starts_direct_tls;
-use super::traffic::Traffic;
+use super::traffic::{ErrorCause, Traffic};
 use super::Shared;
 use crate::config::{ClientTlsMode, PoolMode, Upstream};
 use crate::pool::Checkout;
@@ -24,7 +24,7 @@ use postgres_protocol::authentication::sasl::SCRAM_SHA_256;
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// The names of the admin console's database: pgwarm's own, and PgBouncer's for the tools and
 /// habits made for it (pgbouncer_exporter, `psql -d pgbouncer`).
@@ -95,7 +95,8 @@ pub async fn open(
                 shared.settings.max_client_conn
             ),
         );
-        refuse(shared, &mut stream, &error).await?;
+        // pgwarm's own limit, not the database's 53300.
+        refuse_as(shared, &mut stream, &error, ErrorCause::LoginRefused).await?;
         return Ok(None);
     }
 
@@ -505,8 +506,19 @@ async fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
 /// Over TLS it also sends close_notify, as a PostgreSQL backend does, so the client reads the
 /// error and a clean end rather than a truncated stream.
 async fn refuse(shared: &Shared, stream: &mut Stream, error: &PgError) -> io::Result<()> {
-    info!(code = %error.code, "refused client: {}", error.message);
+    refuse_as(shared, stream, error, ErrorCause::of(&error.code)).await
+}
+
+/// [`refuse`], counted under `cause` rather than the one its SQLSTATE suggests.
+async fn refuse_as(
+    shared: &Shared,
+    stream: &mut Stream,
+    error: &PgError,
+    cause: ErrorCause,
+) -> io::Result<()> {
+    warn!(code = %error.code, "refused client: {}", error.message);
     Traffic::add(&shared.traffic.refused, 1);
+    shared.traffic.count_error(cause);
     let mut out = BytesMut::new();
     error.encode(&mut out);
     stream.write_all(&out).await?;

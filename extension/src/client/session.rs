@@ -18,7 +18,7 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// A batch is replayed at most this many times: enough for a pool full of connections that a
 /// database restart killed, not so many that a batch which itself kills backends loops.
@@ -217,15 +217,16 @@ impl<'a> Session<'a> {
         tokio::pin!(checkout);
         self.listed.set(ClientState::Waiting, None);
         let began = std::time::Instant::now();
+        let traffic = Arc::clone(&self.shared.traffic);
+        traffic.wait_begins();
+        // Ends the wait however this future ends: a connection, an error, the client gone.
+        let _waiting = WaitEnds(&traffic, began);
         loop {
             let Session { relay, client, .. } = self;
             let pump = poll_fn(|cx| relay.poll_pump(cx, client, None, true));
             tokio::select! {
                 biased;
                 result = &mut checkout => {
-                    let waited = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    Traffic::add(&self.shared.traffic.wait_us, waited);
-                    Traffic::add(&self.shared.traffic.waits, 1);
                     self.listed.set(ClientState::Idle, None);
                     self.attach(result.map_err(pool_error)?).await?;
                     return Ok(true);
@@ -356,8 +357,9 @@ impl<'a> Session<'a> {
                 End::ClientGone | End::ServerEnded => None,
             };
             if let Some(error) = error {
-                debug!(client = self.key.pid(), %error, "closing client");
+                warn!(client = self.key.pid(), code = %error.code, "closing client: {}", error.message);
                 Traffic::add(&self.shared.traffic.errors, 1);
+                self.shared.traffic.error(&error.code);
                 if self.relay.queue_error(error) {
                     self.relay.flush_client(&mut self.client).await?;
                 }
@@ -433,6 +435,15 @@ impl<'a> Session<'a> {
                 "clean-up timed out; closing server connection"
             ),
         }
+    }
+}
+
+/// Counts a client's wait for a server connection as over when dropped.
+struct WaitEnds<'a>(&'a Traffic, std::time::Instant);
+
+impl Drop for WaitEnds<'_> {
+    fn drop(&mut self) {
+        self.0.wait_ends(self.1.elapsed());
     }
 }
 

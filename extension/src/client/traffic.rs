@@ -31,6 +31,13 @@ pub struct Traffic {
     /// Cancel requests forwarded to the database; and, a gauge, those on their way now.
     pub cancels: AtomicU64,
     pub cancels_now: AtomicU64,
+    /// Clients waiting for a server connection now, and the most at once and the longest wait
+    /// since the metrics last took them.
+    pub waiting_now: AtomicU64,
+    pub waiting_peak: AtomicU64,
+    pub wait_peak_us: AtomicU64,
+    /// The errors pgwarm itself gave clients (refusals at login included), by cause.
+    pub causes: [AtomicU64; ErrorCause::ALL.len()],
     /// Clients that logged in to the pool (the admin console's own are not counted).
     pub logins: AtomicU64,
     /// Clients refused at login (wrong database or password, too many clients, no server).
@@ -45,8 +52,92 @@ impl Traffic {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// pgwarm gave a client an error with this SQLSTATE.
+    pub fn error(&self, code: &str) {
+        self.count_error(ErrorCause::of(code));
+    }
+
+    pub fn count_error(&self, cause: ErrorCause) {
+        Traffic::add(&self.causes[cause as usize], 1);
+    }
+
+    /// A client starts waiting for a server connection.
+    pub fn wait_begins(&self) {
+        let now = self.waiting_now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.waiting_peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// A client's wait ended, with a connection or without.
+    pub fn wait_ends(&self, waited: std::time::Duration) {
+        self.waiting_now.fetch_sub(1, Ordering::Relaxed);
+        let us = micros(waited);
+        Traffic::add(&self.wait_us, us);
+        Traffic::add(&self.waits, 1);
+        self.wait_peak_us.fetch_max(us, Ordering::Relaxed);
+    }
+
     pub fn read(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Why pgwarm gave a client an error, from its SQLSTATE: what an operator would alarm on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCause {
+    /// 57014: no server connection within `PGWARM_QUERY_WAIT_TIMEOUT`.
+    QueryWaitTimeout = 0,
+    /// The database refused or dropped pgwarm (down, restarting, full: 08xxx, 53xxx, 57P02/3).
+    DatabaseUnavailable = 1,
+    /// A login pgwarm refused: password, database name, TLS required (28xxx, 3D000), or its own
+    /// `PGWARM_MAX_CLIENT_CONN` reached (counted so by the login, as the 53300 it sends would
+    /// otherwise read as the database's).
+    LoginRefused = 2,
+    /// The client broke the protocol (08P01).
+    ProtocolViolation = 3,
+    /// Idle in a transaction too long (25P03).
+    IdleTransactionTimeout = 4,
+    /// Closed by an administrator or a shutdown (57P01).
+    Terminated = 5,
+    Other = 6,
+}
+
+impl ErrorCause {
+    pub const ALL: [ErrorCause; 7] = [
+        ErrorCause::QueryWaitTimeout,
+        ErrorCause::DatabaseUnavailable,
+        ErrorCause::LoginRefused,
+        ErrorCause::ProtocolViolation,
+        ErrorCause::IdleTransactionTimeout,
+        ErrorCause::Terminated,
+        ErrorCause::Other,
+    ];
+
+    pub fn of(code: &str) -> ErrorCause {
+        match code {
+            "57014" => ErrorCause::QueryWaitTimeout,
+            "08P01" => ErrorCause::ProtocolViolation,
+            "25P03" => ErrorCause::IdleTransactionTimeout,
+            "57P01" => ErrorCause::Terminated,
+            "3D000" => ErrorCause::LoginRefused,
+            _ if code.starts_with("28") => ErrorCause::LoginRefused,
+            _ if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") => {
+                ErrorCause::DatabaseUnavailable
+            }
+            _ => ErrorCause::Other,
+        }
+    }
+
+    /// The metric's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCause::QueryWaitTimeout => "QueryWaitTimeout",
+            ErrorCause::DatabaseUnavailable => "DatabaseUnavailable",
+            ErrorCause::LoginRefused => "LoginRefused",
+            ErrorCause::ProtocolViolation => "ProtocolViolation",
+            ErrorCause::IdleTransactionTimeout => "IdleTransactionTimeout",
+            ErrorCause::Terminated => "Terminated",
+            ErrorCause::Other => "Other",
+        }
     }
 }
 
@@ -126,6 +217,13 @@ mod tests {
         tally.ready(b'I');
         tally.sent(3);
         let read = |c: &AtomicU64| Traffic::read(c);
+        traffic.error("57014");
+        traffic.error("28P01");
+        traffic.error("53300");
+        let cause = |c: ErrorCause| read(&traffic.causes[c as usize]);
+        assert_eq!(cause(ErrorCause::QueryWaitTimeout), 1);
+        assert_eq!(cause(ErrorCause::LoginRefused), 1);
+        assert_eq!(cause(ErrorCause::DatabaseUnavailable), 1);
         assert_eq!(read(&traffic.queries), 4);
         assert_eq!(read(&traffic.xacts), 2);
         assert_eq!(read(&traffic.received), 42);

@@ -602,23 +602,40 @@ impl Pool {
         if self.max_connections.load(Ordering::Relaxed) > 0 {
             return;
         }
-        let Some(mut conn) = self.lock().idle.pop() else {
-            return;
+        let row = self
+            .query_idle("reading max_connections", "show max_connections")
+            .await;
+        let value = row.and_then(|r| r.into_iter().next().flatten());
+        if let Some(n) = value.and_then(|v| v.parse().ok()) {
+            self.max_connections.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `sql` on an idle connection, if one is idle now (none is opened or waited for, and
+    /// none is taken while paused), and returns its first row. A connection that fails or does
+    /// not answer within `PGWARM_CONNECT_TIMEOUT` is closed.
+    pub async fn query_idle(&self, what: &'static str, sql: &str) -> Option<Vec<Option<String>>> {
+        let mut conn = {
+            let mut state = self.lock();
+            if state.paused || state.closed {
+                return None;
+            }
+            state.idle.pop()?
         };
-        let mut value = None;
-        let read = conn.query("reading max_connections", "show max_connections", |row| {
-            value = row.into_iter().next().flatten();
+        let mut first = None;
+        let read = conn.query(what, sql, |row| {
+            first.get_or_insert(row);
         });
         match tokio::time::timeout(self.settings.connect_timeout, read).await {
             Ok(Ok(b'I')) => {
-                if let Some(n) = value.and_then(|v| v.parse().ok()) {
-                    self.max_connections.store(n, Ordering::Relaxed);
-                }
                 self.checkin(conn);
+                first
             }
             _ => {
+                debug!(server = conn.id(), "{what} failed; closing the connection");
                 conn.close();
                 self.release_slot(None);
+                None
             }
         }
     }
@@ -695,6 +712,7 @@ impl Pool {
         self.lock().logging_in += 1;
         let login = server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await;
         self.lock().logging_in -= 1;
+        let first = login.is_ok() && PoolCounters::read(&self.counters.logins) == 0;
         if login.is_ok() {
             PoolCounters::add(&self.counters.logins, 1);
             PoolCounters::add(
@@ -710,6 +728,7 @@ impl Pool {
                     server = id,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     tls = conn.is_tls(),
+                    first,
                     "opened server connection"
                 );
                 *self.server_params.lock().unwrap_or_else(|p| p.into_inner()) =
