@@ -60,7 +60,7 @@ pub async fn open(
     shared: &Shared,
     over_limit: bool,
 ) -> io::Result<Option<(Stream, Opened)>> {
-    let loopback = tcp.peer_addr()?.ip().is_loopback();
+    let loopback = is_loopback(tcp.peer_addr()?.ip());
     let (mut stream, opening) = read_startup(tcp, shared).await?;
     let (minor, params) = match opening {
         Opening::Startup { minor, params } => (minor, params),
@@ -220,6 +220,12 @@ pub async fn open(
         server,
     };
     Ok(Some((stream, Opened::Pool(login))))
+}
+
+/// Whether a client connects from this machine. A dual-stack listener (`[::]`) sees an IPv4
+/// client as `::ffff:127.0.0.1`, which is loopback too.
+fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 /// The admin console's login: loopback clients only, with the client password when one is
@@ -528,6 +534,16 @@ async fn refuse_as(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for ip in ["127.0.0.1", "127.8.0.2", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.5", "::ffff:10.0.0.5", "fe80::1", "0.0.0.0"] {
+            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+    }
 
     #[test]
     fn splits_a_sasl_initial_response() {
