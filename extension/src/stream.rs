@@ -21,14 +21,6 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
-
-    /// The TCP socket underneath, for its addresses.
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(tcp) => tcp,
-            Stream::Tls(tls) => tls.get_ref().0,
-        }
-    }
 }
 
 impl From<tokio_rustls::client::TlsStream<TcpStream>> for Stream {

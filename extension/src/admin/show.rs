@@ -259,7 +259,7 @@ async fn servers(console: &Console) -> Table {
     let shared = &console.shared;
     let clients = shared.clients.rows();
     for s in shared.pool.view().servers {
-        let (addr, port) = addr_port(s.peer);
+        let (addr, port) = addr_port(Some(s.peer));
         let (local_addr, local_port) = addr_port(s.local);
         let client = clients.iter().find(|c| c.server == Some(s.id));
         t.row(vec![

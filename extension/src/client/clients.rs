@@ -2,8 +2,9 @@
 //! columns and `maxwait`) and reaches it (`KILL_CLIENT`).
 //!
 //! A session owns its entry through a [`ClientHandle`], whose drop removes it. The session
-//! writes its state with relaxed atomic stores when it starts and stops waiting for a server
-//! connection and when it links and unlinks one; readers take a consistent-enough snapshot.
+//! writes its state with relaxed atomic stores when it starts waiting for a server connection
+//! and when it links and unlinks one, reading no clock of its own (the wait's start is the one
+//! it measures the wait with); readers take a consistent-enough snapshot.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -58,7 +59,8 @@ struct Entry {
     who: ClientIdentity,
     connected: SystemTime,
     state: AtomicU8,
-    /// Microseconds after the list's epoch when the state last changed.
+    /// Microseconds after the list's epoch of the latest request for a server connection (the
+    /// login, until there is one).
     since_us: AtomicU64,
     /// The linked server connection's id; 0 when none.
     server: AtomicU64,
@@ -71,7 +73,7 @@ pub struct ClientRow {
     pub who: ClientIdentity,
     pub state: ClientState,
     pub connected: SystemTime,
-    /// When the state last changed (the wait began, the link was made or given back).
+    /// The latest request for a server connection (PgBouncer's `request_time`).
     pub since: SystemTime,
     /// How long it has waited, when waiting.
     pub waited: Duration,
@@ -94,15 +96,20 @@ impl Default for ClientList {
 }
 
 impl ClientList {
-    /// Adds a client; it stays listed until the handle is dropped.
-    pub fn register(self: &Arc<ClientList>, who: ClientIdentity) -> ClientHandle {
+    /// Adds a client; it stays listed until the handle is dropped. Its kill token is a child of
+    /// `stop` (pgwarm's shutdown), so a session watches one token for both.
+    pub fn register(
+        self: &Arc<ClientList>,
+        who: ClientIdentity,
+        stop: &CancellationToken,
+    ) -> ClientHandle {
         let entry = Arc::new(Entry {
             who,
             connected: SystemTime::now(),
             state: AtomicU8::new(ClientState::Idle as u8),
             since_us: AtomicU64::new(self.now_us()),
             server: AtomicU64::new(0),
-            kill: CancellationToken::new(),
+            kill: stop.child_token(),
         });
         self.lock().insert(entry.who.id, Arc::clone(&entry));
         ClientHandle {
@@ -176,17 +183,30 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    pub fn set(&self, state: ClientState, server: Option<u64>) {
-        self.entry.state.store(state as u8, Ordering::Relaxed);
-        self.entry
-            .since_us
-            .store(self.list.now_us(), Ordering::Relaxed);
-        self.entry
-            .server
-            .store(server.unwrap_or(0), Ordering::Relaxed);
+    /// The client asked for a server connection at `since` and waits for one.
+    pub fn waiting(&self, since: Instant) {
+        let us = since.saturating_duration_since(self.list.epoch).as_micros();
+        let us = u64::try_from(us).unwrap_or(u64::MAX);
+        self.entry.since_us.store(us, Ordering::Relaxed);
+        self.set(ClientState::Waiting, 0);
     }
 
-    /// Cancelled by `KILL_CLIENT` (or `KILL` of its database).
+    /// The client holds server connection `server`.
+    pub fn linked(&self, server: u64) {
+        self.set(ClientState::Active, server);
+    }
+
+    /// The client holds no server connection and waits for none.
+    pub fn idle(&self) {
+        self.set(ClientState::Idle, 0);
+    }
+
+    fn set(&self, state: ClientState, server: u64) {
+        self.entry.state.store(state as u8, Ordering::Relaxed);
+        self.entry.server.store(server, Ordering::Relaxed);
+    }
+
+    /// Cancelled by `KILL_CLIENT`, `KILL` of its database, or pgwarm's shutdown.
     pub fn killed(&self) -> CancellationToken {
         self.entry.kill.clone()
     }
@@ -216,10 +236,11 @@ mod tests {
     #[test]
     fn a_client_is_listed_while_its_handle_lives() {
         let list = Arc::new(ClientList::default());
-        let a = list.register(who(7));
-        let b = list.register(who(9));
-        b.set(ClientState::Waiting, None);
-        a.set(ClientState::Active, Some(3));
+        let stop = CancellationToken::new();
+        let a = list.register(who(7), &stop);
+        let b = list.register(who(9), &stop);
+        b.waiting(Instant::now());
+        a.linked(3);
         let rows = list.rows();
         assert_eq!(rows.len(), 2);
         assert_eq!(
@@ -233,5 +254,7 @@ mod tests {
         drop(b);
         assert_eq!(list.rows().len(), 1);
         assert!(!list.kill(9));
+        stop.cancel();
+        assert!(a.killed().is_cancelled(), "a shutdown ends every client");
     }
 }

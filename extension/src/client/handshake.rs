@@ -2,11 +2,14 @@
 //! handshake, 'N' to GSSENCRequest, CancelRequest forwarded), the checks PostgreSQL itself would
 //! make (user, database), optional SCRAM-SHA-256 against `PGWARM_CLIENT_PASSWORD`, and the
 //! welcome: AuthenticationOk, the server's ParameterStatus set, a synthetic BackendKeyData and
-//! ReadyForQuery.
+//! ReadyForQuery. A login to the admin console's database (`pgwarm`, `pgbouncer`) gets its own,
+//! shorter welcome and is handed back for the `admin` module to serve. Every refusal is counted
+//! (`Traffic`) and logged as a WARN.
 //!
 //! Every write is flushed before the next read: over TLS, rustls may still hold it otherwise.
 //!
-//! No server connection is tied to a client here: the pool lends one per transaction later.
+//! No server connection is tied to a client here (but in session mode): the pool lends one per
+//! transaction later.
 
 use super::cancel::CancelKey;
 use super::tls::starts_direct_tls;

@@ -148,14 +148,17 @@ pub async fn serve(
     };
     let pid = login.key.pid();
     debug!(%peer, client = pid, user = %login.user, "session starts");
-    let listed = shared.clients.register(ClientIdentity {
-        id: pid,
-        user: login.user,
-        database: login.database,
-        addr: peer,
-        tls: stream.is_tls(),
-        application_name: login.application_name,
-    });
+    let listed = shared.clients.register(
+        ClientIdentity {
+            id: pid,
+            user: login.user,
+            database: login.database,
+            addr: peer,
+            tls: stream.is_tls(),
+            application_name: login.application_name,
+        },
+        &shared.shutdown,
+    );
     session::Session::new(&shared, stream, login.key, login.settings, listed)
         .run(login.server)
         .await;

@@ -4,7 +4,7 @@
 //! and the clean-up when the client leaves (ROLLBACK, the session-mode reset query).
 
 use super::cancel::CancelKey;
-use super::clients::{ClientHandle, ClientState};
+use super::clients::ClientHandle;
 use super::relay::{Event, Relay};
 use super::statements::Resolution;
 use super::traffic::Traffic;
@@ -109,8 +109,9 @@ impl<'a> Session<'a> {
     /// Runs the session to its end. `server`: the connection taken at login (session mode),
     /// linked for the client's whole life.
     pub async fn run(mut self, server: Option<Checkout>) {
-        let shutdown = self.shared.shutdown.clone();
-        let killed = self.listed.killed();
+        // One token for both pgwarm's shutdown and a KILL: every token a select holds is
+        // polled (a mutex each) at every wake-up of the session.
+        let stop = self.listed.killed();
         let end = tokio::select! {
             end = async {
                 if let Some(server) = server {
@@ -120,11 +121,13 @@ impl<'a> Session<'a> {
                 }
                 self.relay_loop().await
             } => end,
-            () = shutdown.cancelled() => End::Shutdown,
-            () = killed.cancelled() => End::Error(PgError::fatal(
-                sqlstate::ADMIN_SHUTDOWN,
-                "terminating connection due to administrator command (pgwarm admin console)",
-            )),
+            () = stop.cancelled() => match self.shared.shutdown.is_cancelled() {
+                true => End::Shutdown,
+                false => End::Error(PgError::fatal(
+                    sqlstate::ADMIN_SHUTDOWN,
+                    "terminating connection due to administrator command (pgwarm admin console)",
+                )),
+            },
         };
         self.finish(end).await;
     }
@@ -215,8 +218,8 @@ impl<'a> Session<'a> {
         let pool = Arc::clone(&self.shared.pool);
         let checkout = pool.checkout();
         tokio::pin!(checkout);
-        self.listed.set(ClientState::Waiting, None);
         let began = std::time::Instant::now();
+        self.listed.waiting(began);
         let traffic = Arc::clone(&self.shared.traffic);
         traffic.wait_begins();
         // Ends the wait however this future ends: a connection, an error, the client gone.
@@ -227,8 +230,11 @@ impl<'a> Session<'a> {
             tokio::select! {
                 biased;
                 result = &mut checkout => {
-                    self.listed.set(ClientState::Idle, None);
-                    self.attach(result.map_err(pool_error)?).await?;
+                    let server = result.map_err(|e| {
+                        self.listed.idle();
+                        pool_error(e)
+                    })?;
+                    self.attach(server).await?;
                     return Ok(true);
                 }
                 event = pump => match event {
@@ -251,7 +257,7 @@ impl<'a> Session<'a> {
         let target = server.cancel_target();
         debug!(client = self.key.pid(), server = server.id(), "linked");
         self.relay.link(target.pid);
-        self.listed.set(ClientState::Active, Some(server.id()));
+        self.listed.linked(server.id());
         self.key.set_target(Some(target));
         self.server = Some(server);
         Ok(())
@@ -297,7 +303,7 @@ impl<'a> Session<'a> {
     /// settings meanwhile, they are read back first: they are the client's from now on.
     async fn release(&mut self) {
         self.key.set_target(None);
-        self.listed.set(ClientState::Idle, None);
+        self.listed.idle();
         let leftover = self.relay.unlink();
         let changed = self.relay.take_settings_changed()
             && self.shared.settings.upstream == Upstream::Database;
@@ -339,7 +345,7 @@ impl<'a> Session<'a> {
 
     fn drop_server(&mut self) {
         self.key.set_target(None);
-        self.listed.set(ClientState::Idle, None);
+        self.listed.idle();
         self.server = None;
     }
 

@@ -501,9 +501,10 @@ impl Pool {
                 self.attempt_timeout(deadline),
                 Box::pin(conn.run("health check", ";")),
             );
-            self.lock().testing += 1;
-            let checked = check.await;
-            self.lock().testing -= 1;
+            let checked = {
+                let _testing = self.under_way(Work::Testing);
+                check.await
+            };
             if !matches!(checked, Ok(Ok(b'I'))) {
                 PoolCounters::add(&self.counters.reconnects, 1);
             }
@@ -709,9 +710,10 @@ impl Pool {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let timeout = self.attempt_timeout(deadline);
-        self.lock().logging_in += 1;
-        let login = server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await;
-        self.lock().logging_in -= 1;
+        let login = {
+            let _login = self.under_way(Work::LoggingIn);
+            server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await
+        };
         let first = login.is_ok() && PoolCounters::read(&self.counters.logins) == 0;
         if login.is_ok() {
             PoolCounters::add(&self.counters.logins, 1);
@@ -815,6 +817,13 @@ impl Pool {
         }
     }
 
+    /// Counts `work` as under way (`sv_login`, `sv_tested`) until the guard drops, however the
+    /// future holding it ends.
+    fn under_way(&self, work: Work) -> UnderWay<'_> {
+        *work.count(&mut self.lock()) += 1;
+        UnderWay(self, work)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // No code path panics while holding the lock; recover the state rather than propagate.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -826,6 +835,31 @@ impl Pool {
 /// (08P01, PgBouncer) or a value it does not take (22023).
 fn refuses_option(code: &str) -> bool {
     matches!(code, "42704" | "08P01" | "22023")
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    LoggingIn,
+    Testing,
+}
+
+impl Work {
+    fn count(self, state: &mut State) -> &mut usize {
+        match self {
+            Work::LoggingIn => &mut state.logging_in,
+            Work::Testing => &mut state.testing,
+        }
+    }
+}
+
+struct UnderWay<'a>(&'a Pool, Work);
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        let count = self.1.count(&mut state);
+        *count = count.saturating_sub(1);
+    }
 }
 
 /// A queued waiter; if it gives up after being granted something, the grant goes back.

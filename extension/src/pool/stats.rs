@@ -6,8 +6,8 @@ use crate::server::{CancelTarget, PreparedCounters, ServerConn};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use std::time::{Duration, SystemTime};
-use tokio::time::Instant;
 
 /// Totals since pgwarm started. Each is bumped where the event happens, with a relaxed add.
 #[derive(Debug, Default)]
@@ -70,14 +70,15 @@ pub struct ServerRow {
     pub pid: i32,
     pub tls: bool,
     /// The database's address, and pgwarm's end.
-    pub peer: Option<SocketAddr>,
+    pub peer: SocketAddr,
     pub local: Option<SocketAddr>,
     /// A cancel is on its way to its backend.
     pub being_canceled: bool,
     pub state: ServerState,
     /// When it logged in.
     pub connected: SystemTime,
-    /// When it was last lent or given back.
+    /// When it was last given back to the pool (PgBouncer's `request_time`, roughly: the
+    /// request that took it came after).
     pub since: SystemTime,
     pub prepared: Arc<PreparedCounters>,
 }
@@ -86,24 +87,26 @@ pub struct ServerRow {
 #[derive(Debug)]
 pub(super) struct Lent {
     cancel: CancelTarget,
-    peer: Option<SocketAddr>,
+    peer: SocketAddr,
     local: Option<SocketAddr>,
     tls: bool,
     created: Instant,
-    at: Instant,
+    /// When it was last given back: lending reads no clock.
+    returned: Instant,
     prepared: Arc<PreparedCounters>,
 }
 
 impl Lent {
     pub(super) fn of(conn: &ServerConn) -> Lent {
         let (peer, local) = conn.addrs();
+        let (created, returned) = conn.times();
         Lent {
             cancel: conn.cancel_target(),
             peer,
             local,
             tls: conn.is_tls(),
-            created: Instant::now() - conn.age(),
-            at: Instant::now(),
+            created,
+            returned,
             prepared: Arc::clone(conn.prepared_counters()),
         }
     }
@@ -118,7 +121,7 @@ impl Lent {
             being_canceled: self.cancel.in_flight_count() > 0,
             state: ServerState::Active,
             connected: wall_clock(self.created.elapsed()),
-            since: wall_clock(self.at.elapsed()),
+            since: wall_clock(self.returned.elapsed()),
             prepared: Arc::clone(&self.prepared),
         }
     }

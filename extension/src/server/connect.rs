@@ -47,6 +47,7 @@ async fn connect_inner(
         })?;
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?;
+    let local = stream.local_addr().ok();
     let stream = tls.negotiate(stream, &creds.host).await?;
     let cancel = match stream.is_tls() {
         true => CancelTarget::new(peer, 0, 0).with_tls_host(&creds.host),
@@ -57,6 +58,7 @@ async fn connect_inner(
         stream,
         rbuf: BytesMut::with_capacity(4096),
         cancel,
+        local,
         params: Vec::new(),
         id,
         created: now,

@@ -102,6 +102,8 @@ pub struct ServerConn {
     /// Read buffer for pgwarm's own round trips; always empty while a client is linked.
     rbuf: BytesMut,
     cancel: CancelTarget,
+    /// pgwarm's end of the connection, read once at connect (the admin console shows it).
+    local: Option<SocketAddr>,
     params: Vec<(String, String)>,
     id: u64,
     created: Instant,
@@ -139,6 +141,11 @@ impl ServerConn {
         self.last_used.elapsed()
     }
 
+    /// When it logged in, and when it was last given back to the pool.
+    pub fn times(&self) -> (Instant, Instant) {
+        (self.created, self.last_used)
+    }
+
     pub fn touch(&mut self) {
         self.last_used = Instant::now();
     }
@@ -149,9 +156,8 @@ impl ServerConn {
     }
 
     /// The database's address and pgwarm's end of the connection.
-    pub fn addrs(&self) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
-        let tcp = self.stream.tcp();
-        (tcp.peer_addr().ok(), tcp.local_addr().ok())
+    pub fn addrs(&self) -> (SocketAddr, Option<SocketAddr>) {
+        (self.cancel.addr, self.local)
     }
 
     /// What its set of prepared statements did, readable while it is lent.
