@@ -3,19 +3,15 @@
 //! Everything a server says during a client's transaction is relayed byte for byte; these are
 //! the messages of pgwarm's own side of the handshake, and the result sets of the admin console.
 
+use super::framing::put_message as message;
 use bytes::{BufMut, BytesMut};
 
-/// Appends a message with `tag`, letting `body` write the payload; the length is patched after.
-fn message(buf: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
-    let start = buf.len();
-    buf.put_u8(tag);
-    buf.put_i32(0);
-    body(buf);
-    let len = (buf.len() - start - 1) as i32;
-    if let Some(slot) = buf.get_mut(start + 1..start + 5) {
-        slot.copy_from_slice(&len.to_be_bytes());
-    }
-}
+/// Answers the relay gives for the server, whole and constant: ParseComplete, CloseComplete,
+/// the CommandComplete of a `DEALLOCATE` pgwarm ran as a Close, and ReadyForQuery idle.
+pub const PARSE_COMPLETE: &[u8] = b"1\0\0\0\x04";
+pub const CLOSE_COMPLETE: &[u8] = b"3\0\0\0\x04";
+pub const DEALLOCATE_COMPLETE: &[u8] = b"C\0\0\0\x0fDEALLOCATE\0";
+pub const READY_IDLE: &[u8] = b"Z\0\0\0\x05I";
 
 fn put_cstr(buf: &mut BytesMut, s: &str) {
     buf.extend(s.bytes().filter(|b| *b != 0));
@@ -171,6 +167,22 @@ mod tests {
             _ => panic!("expected ReadyForQuery"),
         }
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn the_constant_answers_are_what_the_encoders_write() {
+        let mut written = BytesMut::new();
+        message(&mut written, b'1', |_| {});
+        assert_eq!(&written[..], PARSE_COMPLETE);
+        written.clear();
+        message(&mut written, b'3', |_| {});
+        assert_eq!(&written[..], CLOSE_COMPLETE);
+        written.clear();
+        command_complete(&mut written, "DEALLOCATE");
+        assert_eq!(&written[..], DEALLOCATE_COMPLETE);
+        written.clear();
+        ready_for_query(&mut written, b'I');
+        assert_eq!(&written[..], READY_IDLE);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! an ErrorResponse with a severity and a SQLSTATE the driver already knows how to treat (a FATAL
 //! closes the session, an ERROR leaves it usable).
 
+use super::framing::put_message;
 use bytes::{BufMut, BytesMut};
 
 /// SQLSTATE codes pgwarm raises (see PostgreSQL's errcodes.txt).
@@ -81,25 +82,20 @@ impl PgError {
 
     /// Appends the ErrorResponse ('E') message to `buf`.
     pub fn encode(&self, buf: &mut BytesMut) {
-        let start = buf.len();
-        buf.put_u8(b'E');
-        buf.put_i32(0);
-        let severity = self.severity.as_str();
-        put_field(buf, b'S', severity);
-        put_field(buf, b'V', severity);
-        put_field(buf, b'C', &self.code);
-        put_field(buf, b'M', &self.message);
-        if let Some(detail) = &self.detail {
-            put_field(buf, b'D', detail);
-        }
-        if let Some(hint) = &self.hint {
-            put_field(buf, b'H', hint);
-        }
-        buf.put_u8(0);
-        let len = (buf.len() - start - 1) as i32;
-        if let Some(slot) = buf.get_mut(start + 1..start + 5) {
-            slot.copy_from_slice(&len.to_be_bytes());
-        }
+        put_message(buf, b'E', |buf| {
+            let severity = self.severity.as_str();
+            put_field(buf, b'S', severity);
+            put_field(buf, b'V', severity);
+            put_field(buf, b'C', &self.code);
+            put_field(buf, b'M', &self.message);
+            if let Some(detail) = &self.detail {
+                put_field(buf, b'D', detail);
+            }
+            if let Some(hint) = &self.hint {
+                put_field(buf, b'H', hint);
+            }
+            buf.put_u8(0);
+        });
     }
 }
 

@@ -5,10 +5,30 @@
 //! know where each message starts and ends. This module answers that, and rejects frames that no
 //! PostgreSQL client would send, before any byte of them reaches a server connection.
 
+use bytes::{BufMut, BytesMut};
 use thiserror::Error;
 
 /// Type byte plus the 4-byte length (which counts itself but not the type byte).
 pub const HEADER_LEN: usize = 5;
+
+/// Writes a header for a message whose body will be `body_len` bytes (written next, or
+/// streamed through later, as the relay does with a Bind's parameters).
+pub fn put_header(out: &mut BytesMut, tag: u8, body_len: usize) {
+    out.put_u8(tag);
+    out.put_u32((body_len + HEADER_LEN - 1) as u32);
+}
+
+/// Writes a whole message: the header, then the body `body` writes, and the length patched in
+/// once it is known. The one way pgwarm frames what it writes itself.
+pub fn put_message(out: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
+    let start = out.len();
+    put_header(out, tag, 0);
+    body(out);
+    let len = (out.len() - start - 1) as u32;
+    if let Some(slot) = out.get_mut(start + 1..start + HEADER_LEN) {
+        slot.copy_from_slice(&len.to_be_bytes());
+    }
+}
 
 /// PostgreSQL's own cap for messages that carry no payload worth more than a few bytes
 /// (PQ_SMALL_MESSAGE_LIMIT); anything longer is garbage, not a big message.

@@ -5,6 +5,8 @@
 //! Everything else a client sends is relayed as bytes; only these prefixes are ever decoded, and
 //! they are decoded as bytes, not strings, because a client's encoding need not be UTF-8.
 
+use super::framing::put_header as header;
+#[cfg(test)]
 use super::framing::HEADER_LEN;
 use bytes::{BufMut, BytesMut};
 
@@ -34,11 +36,6 @@ pub fn target(body: &[u8]) -> Option<(u8, &[u8])> {
     let (&kind, rest) = body.split_first()?;
     let (name, _) = cstr(rest)?;
     Some((kind, name))
-}
-
-fn header(out: &mut BytesMut, tag: u8, body_len: usize) {
-    out.put_u8(tag);
-    out.put_u32((body_len + HEADER_LEN - 1) as u32);
 }
 
 /// A Parse of `name` whose body continues with `rest` (query and parameter types as the client

@@ -32,9 +32,6 @@ use tokio_rustls::TlsConnector;
 /// Amazon RDS's global CA bundle (see `extension/certs`), the default trust store.
 const RDS_BUNDLE: &[u8] = include_bytes!("../../certs/rds-global-bundle.pem");
 
-/// PostgreSQL's SSLRequest: length 8, code 80877103.
-const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
-
 #[derive(Debug, Error)]
 pub enum TlsSetupError {
     #[error("PGWARM_SSLROOTCERT={path:?} cannot be read: {source}")]
@@ -98,7 +95,9 @@ impl TlsSetup {
         let Some(connector) = &self.connector else {
             return Ok(Stream::Plain(tcp));
         };
-        tcp.write_all(&SSL_REQUEST).await?;
+        let mut request = bytes::BytesMut::with_capacity(8);
+        postgres_protocol::message::frontend::ssl_request(&mut request);
+        tcp.write_all(&request).await?;
         // Exactly one byte, from the unbuffered socket: anything an attacker slips in after the
         // 'S' goes to the TLS parser and fails the handshake, never into the protocol stream
         // (the flaw behind CVE-2021-23222).

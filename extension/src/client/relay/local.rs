@@ -8,13 +8,10 @@
 //! fails at its Parse, as the client expects.
 
 use super::expect::Kind;
-use super::expect::{CLOSE_COMPLETE, PARSE_COMPLETE};
 use super::from_client::Edit;
 use super::Relay;
+use crate::protocol::backend::{CLOSE_COMPLETE, PARSE_COMPLETE, READY_IDLE};
 use crate::protocol::framing::HEADER_LEN;
-
-/// ReadyForQuery, idle.
-const READY_IDLE: &[u8] = b"Z\0\0\0\x05I";
 
 impl Relay {
     /// Answers the next batch here if it is made only of Parses of known statements and Closes,

@@ -7,10 +7,11 @@
 //! pgwarm answered without a server, and of one marked stale. Every message sent or answered is
 //! queued in `expect`.
 
-use super::expect::{Act, Expect, Kind, Touch, Undo, CLOSE_COMPLETE, DEALLOCATE_COMPLETE};
+use super::expect::{Act, Expect, Kind, Touch, Undo};
 use super::from_client::{Edit, Outgoing};
 use super::Relay;
 use crate::client::statements::{server_name, Statement};
+use crate::protocol::backend::{CLOSE_COMPLETE, DEALLOCATE_COMPLETE};
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::{frontend, sqlstate, PgError};
 use crate::server::{PreparedSet, Presence};
