@@ -1,7 +1,8 @@
 //! One logged-in client: the loop that reacts to the relay's events — borrow a server
 //! connection when the client starts a transaction, give it back when the transaction ends,
 //! replay a batch the server died before answering, enforce the idle-in-transaction timeout —
-//! and the clean-up when the client leaves (ROLLBACK, the session-mode reset query).
+//! and, when the client leaves, what the server connection needs before it is lent again
+//! (`server::Cleanup`: ROLLBACK, the session-mode reset query).
 
 use super::cancel::CancelKey;
 use super::clients::ClientHandle;
@@ -12,7 +13,7 @@ use super::Shared;
 use crate::config::{PoolMode, Upstream};
 use crate::pool::{Checkout, PoolError};
 use crate::protocol::{sqlstate, PgError};
-use crate::server::{self, ServerError, SessionSettings};
+use crate::server::{self, Cleanup, ServerError, SessionSettings};
 use crate::stream::Stream;
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -321,21 +322,13 @@ impl<'a> Session<'a> {
             return;
         }
         if changed {
-            let timeout = self.shared.settings.connect_timeout;
-            match tokio::time::timeout(timeout, server.read_session_settings()).await {
-                Ok(Ok(read)) => {
+            match server.settings_after_change().await {
+                Ok(read) => {
                     self.settings = read.over(&self.startup);
                     self.relay.set_resolution(Resolution::of(&self.settings));
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     info!(server = server.id(), error = %e, "reading session settings failed; closing server connection");
-                    return;
-                }
-                Err(_) => {
-                    info!(
-                        server = server.id(),
-                        "reading session settings timed out; closing server connection"
-                    );
                     return;
                 }
             }
@@ -401,45 +394,20 @@ impl<'a> Session<'a> {
             return;
         }
         let settings = &self.shared.settings;
-        let status = self.relay.status();
-        let changed = self.relay.take_settings_changed();
         let reset = (settings.pool_mode == PoolMode::Session
             && !settings.server_reset_query.is_empty())
         .then_some(settings.server_reset_query.as_str());
-        let clean = async {
-            if status != b'I' {
-                debug!(
-                    server = server.id(),
-                    "rolling back the transaction the client left open"
-                );
-                if server.run("ROLLBACK", "ROLLBACK").await? != b'I' {
-                    return Ok(false);
-                }
-            }
-            if let Some(query) = reset {
-                if server.run("PGWARM_SERVER_RESET_QUERY", query).await? != b'I' {
-                    return Ok(false);
-                }
-            }
+        let work = Cleanup {
+            rollback: self.relay.status() != b'I',
+            reset_query: reset,
             // The next client compares its settings with what is in effect here.
-            if changed || reset.is_some() {
-                server.read_session_settings().await?;
-            }
-            Ok::<bool, ServerError>(true)
+            read_settings: self.relay.take_settings_changed(),
         };
-        match tokio::time::timeout(settings.connect_timeout, clean).await {
-            Ok(Ok(true)) => server.release(),
-            Ok(Ok(false)) => debug!(
-                server = server.id(),
-                "server connection not idle after clean-up; closing it"
-            ),
-            Ok(Err(e)) => {
+        match server.clean_up(work).await {
+            Ok(()) => server.release(),
+            Err(e) => {
                 info!(server = server.id(), error = %e, "clean-up failed; closing server connection")
             }
-            Err(_) => info!(
-                server = server.id(),
-                "clean-up timed out; closing server connection"
-            ),
         }
     }
 }

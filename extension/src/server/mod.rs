@@ -5,12 +5,14 @@
 //! The relay in `client` borrows the socket directly while a client is linked; everything here
 //! runs only while no client is.
 
+mod cleanup;
 mod connect;
 mod error;
 pub mod prepared;
 pub mod session_settings;
 pub mod tls;
 
+pub use cleanup::{Cleanup, CleanupError, CLEANUP_TIMEOUT};
 pub use connect::connect;
 pub use error::ServerError;
 pub use prepared::{Digest, PreparedCounters, PreparedSet, Presence};
