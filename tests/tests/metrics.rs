@@ -326,3 +326,29 @@ async fn the_template_alarms_on_metrics_pgwarm_writes() {
         .collect();
     serde_json::from_str::<Value>(&filled).unwrap_or_else(|e| panic!("{e}: {filled}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_is_read_only_after_queries_ran() {
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_METRICS_INTERVAL", "1s")]);
+    let client = pgwarm.target().connect().await;
+    // Connected and silent: lines come (a client is there), and none reads the database.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let quiet = emf_lines(&pgwarm.log(), "pgwarm");
+    assert!(!quiet.is_empty(), "a line while a client is connected");
+    assert!(
+        quiet
+            .iter()
+            .all(|l| l.get("DatabaseConnectionUse").is_none()),
+        "{quiet:?}"
+    );
+    client.simple_query("SELECT 1").await.expect("a query");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lines = emf_lines(&pgwarm.log(), "pgwarm");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.get("DatabaseConnectionUse").is_some()),
+        "read once queries ran: {lines:?}"
+    );
+}

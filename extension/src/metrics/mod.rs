@@ -124,7 +124,10 @@ impl Metrics {
         if !busy && !last {
             return;
         }
-        let database = match busy {
+        // Only when queries ran: a client that merely stays connected must not keep a server
+        // connection busy (and out of reach of the database's idle_session_timeout).
+        let queried = now.queries != before.queries || now.xacts != before.xacts;
+        let database = match queried {
             true => self.read_database().await,
             false => None,
         };
