@@ -17,6 +17,7 @@ mod table;
 pub use lifecycle::{Lifecycle, Registration};
 
 use crate::client::{AdminClient, Shared};
+use crate::protocol::backend::TxStatus;
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::{backend, sqlstate, PgError};
 use crate::stream::Stream;
@@ -108,12 +109,12 @@ async fn session(console: &Console, stream: &mut Stream) -> io::Result<()> {
             b'Q' => {
                 let text = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(&body));
                 run(console, &text, &mut out).await;
-                backend::ready_for_query(&mut out, b'I');
+                backend::ready_for_query(&mut out, TxStatus::Idle);
             }
             b'X' => return Ok(()),
             b'S' => {
                 skipping = false;
-                backend::ready_for_query(&mut out, b'I');
+                backend::ready_for_query(&mut out, TxStatus::Idle);
             }
             b'H' => {}
             b'P' | b'B' | b'D' | b'E' | b'C' => {

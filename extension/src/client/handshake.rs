@@ -17,6 +17,7 @@ use super::traffic::{ErrorCause, Traffic};
 use super::Shared;
 use crate::config::{ClientTlsMode, PoolMode, Upstream};
 use crate::pool::Checkout;
+use crate::protocol::backend::TxStatus;
 use crate::protocol::scram::{ScramError, ScramServer};
 use crate::protocol::startup::{self, StartupError, StartupPacket};
 use crate::protocol::{backend, sqlstate, PgError};
@@ -210,7 +211,7 @@ pub async fn open(
         backend::parameter_status(&mut out, name, value);
     }
     backend::backend_key_data(&mut out, key.pid(), key.secret());
-    backend::ready_for_query(&mut out, b'I');
+    backend::ready_for_query(&mut out, TxStatus::Idle);
     send(&mut stream, &out).await?;
     debug!(client = key.pid(), user = %user, tls = stream.is_tls(), "client logged in");
     Traffic::add(&shared.traffic.logins, 1);
@@ -279,7 +280,7 @@ async fn open_admin(
     backend::parameter_status(&mut out, "application_name", "");
     backend::parameter_status(&mut out, "standard_conforming_strings", "on");
     backend::parameter_status(&mut out, "integer_datetimes", "on");
-    backend::ready_for_query(&mut out, b'I');
+    backend::ready_for_query(&mut out, TxStatus::Idle);
     send(&mut stream, &out).await?;
     info!(user = %user, "admin console login");
     Ok(Some((stream, Opened::Admin { user })))

@@ -14,6 +14,7 @@
 //! packet every time, and only the first pays the round trip.
 
 use crate::pool::Pool;
+use crate::protocol::backend::TxStatus;
 use crate::protocol::PgError;
 use crate::server::session_settings::literal;
 use crate::server::{ServerError, SessionSettings};
@@ -74,7 +75,7 @@ impl CheckedSettings {
             })
             .await;
         match result {
-            Ok(b'I') => server.release(),
+            Ok(TxStatus::Idle) => server.release(),
             // A connection that is not idle now is not fit to lend; dropping it closes it.
             Ok(_) => {}
             Err(ServerError::Query { code, message, .. }) => {

@@ -12,6 +12,7 @@ use super::traffic::Traffic;
 use super::Shared;
 use crate::config::{PoolMode, Upstream};
 use crate::pool::{Checkout, PoolError};
+use crate::protocol::backend::TxStatus;
 use crate::protocol::{sqlstate, PgError};
 use crate::server::{self, Cleanup, ServerError, SessionSettings};
 use crate::stream::Stream;
@@ -280,11 +281,11 @@ impl<'a> Session<'a> {
         let timeout = self.shared.settings.connect_timeout;
         let failed = match tokio::time::timeout(timeout, server.run("session settings", &sql)).await
         {
-            Ok(Ok(b'I')) => {
+            Ok(Ok(TxStatus::Idle)) => {
                 server.set_session_settings(self.settings.clone());
                 return Ok(());
             }
-            Ok(Ok(status)) => format!("unexpected transaction status {}", status as char),
+            Ok(Ok(status)) => format!("unexpected transaction status {status}"),
             Ok(Err(ServerError::Query { code, message, .. })) => {
                 debug!(client = self.key.pid(), %code, %message, "session settings refused");
                 return Err((PgError::fatal(&code, message), true));
@@ -398,7 +399,7 @@ impl<'a> Session<'a> {
             && !settings.server_reset_query.is_empty())
         .then_some(settings.server_reset_query.as_str());
         let work = Cleanup {
-            rollback: self.relay.status() != b'I',
+            rollback: !self.relay.status().is_idle(),
             reset_query: reset,
             // The next client compares its settings with what is in effect here.
             read_settings: self.relay.take_settings_changed(),

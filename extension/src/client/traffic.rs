@@ -7,6 +7,7 @@
 //! session counts into its [`Tally`], which adds to the shared [`Traffic`] as it goes: a
 //! relaxed add per read, per write and per ReadyForQuery, and one clock read at each end.
 
+use crate::protocol::backend::TxStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -178,14 +179,14 @@ impl Tally {
     }
 
     /// The client is about to read a ReadyForQuery with this transaction status.
-    pub fn ready(&mut self, status: u8) {
+    pub fn ready(&mut self, status: TxStatus) {
         let Some(query) = self.query_start.take() else {
             return;
         };
         let now = Instant::now();
         Traffic::add(&self.traffic.queries, 1);
         Traffic::add(&self.traffic.query_us, micros(now - query));
-        if status == b'I' {
+        if status.is_idle() {
             if let Some(xact) = self.xact_start.take() {
                 Traffic::add(&self.traffic.xacts, 1);
                 Traffic::add(&self.traffic.xact_us, micros(now - xact));
@@ -207,14 +208,14 @@ mod tests {
         let traffic = Arc::new(Traffic::default());
         let mut tally = Tally::new(Arc::clone(&traffic));
         tally.received(10); // BEGIN
-        tally.ready(b'T');
+        tally.ready(TxStatus::InTransaction);
         tally.received(20); // INSERT
-        tally.ready(b'T');
+        tally.ready(TxStatus::InTransaction);
         tally.received(7); // COMMIT
-        tally.ready(b'I');
-        tally.ready(b'I'); // nothing was asked: not a query
+        tally.ready(TxStatus::Idle);
+        tally.ready(TxStatus::Idle); // nothing was asked: not a query
         tally.received(5); // SELECT 1
-        tally.ready(b'I');
+        tally.ready(TxStatus::Idle);
         tally.sent(3);
         let read = |c: &AtomicU64| Traffic::read(c);
         traffic.error("57014");

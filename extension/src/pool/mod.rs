@@ -15,6 +15,7 @@ pub use stats::{PoolCounters, PoolView, ServerRow, ServerState};
 
 use crate::config::{PoolMode, Settings, Upstream};
 use crate::credentials::{CredentialSource, Credentials};
+use crate::protocol::backend::TxStatus;
 use crate::server::{self, ServerConn, ServerError, TlsSetup};
 use outage::{Backoff, Outage};
 use stats::Lent;
@@ -505,13 +506,13 @@ impl Pool {
                 let _testing = self.under_way(Work::Testing);
                 check.await
             };
-            if !matches!(checked, Ok(Ok(b'I'))) {
+            if !matches!(checked, Ok(Ok(TxStatus::Idle))) {
                 PoolCounters::add(&self.counters.reconnects, 1);
             }
             match checked {
-                Ok(Ok(b'I')) => {}
+                Ok(Ok(TxStatus::Idle)) => {}
                 Ok(Ok(status)) => {
-                    warn!(server = conn.id(), status = %(status as char), "server connection was not idle; replacing it");
+                    warn!(server = conn.id(), %status, "server connection was not idle; replacing it");
                     conn.close();
                     return self.fill(slot, deadline).await;
                 }
@@ -628,7 +629,7 @@ impl Pool {
             first.get_or_insert(row);
         });
         match tokio::time::timeout(self.settings.connect_timeout, read).await {
-            Ok(Ok(b'I')) => {
+            Ok(Ok(TxStatus::Idle)) => {
                 self.checkin(conn);
                 first
             }

@@ -60,8 +60,49 @@ pub fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {
     });
 }
 
-pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
-    message(buf, b'Z', |b| b.put_u8(status));
+/// The transaction status a ReadyForQuery carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    /// `I`: no transaction is open; a server connection here may go back to the pool.
+    Idle,
+    /// `T`: inside a transaction block.
+    InTransaction,
+    /// `E`: inside a failed transaction block, until ROLLBACK.
+    Failed,
+}
+
+impl TxStatus {
+    /// `None` for a byte no PostgreSQL sends.
+    pub fn from_byte(byte: u8) -> Option<TxStatus> {
+        match byte {
+            b'I' => Some(TxStatus::Idle),
+            b'T' => Some(TxStatus::InTransaction),
+            b'E' => Some(TxStatus::Failed),
+            _ => None,
+        }
+    }
+
+    pub fn byte(self) -> u8 {
+        match self {
+            TxStatus::Idle => b'I',
+            TxStatus::InTransaction => b'T',
+            TxStatus::Failed => b'E',
+        }
+    }
+
+    pub fn is_idle(self) -> bool {
+        self == TxStatus::Idle
+    }
+}
+
+impl std::fmt::Display for TxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.byte() as char)
+    }
+}
+
+pub fn ready_for_query(buf: &mut BytesMut, status: TxStatus) {
+    message(buf, b'Z', |b| b.put_u8(status.byte()));
 }
 
 /// A column of a result pgwarm produces itself; values are always sent in text format.
@@ -144,7 +185,7 @@ mod tests {
         authentication_ok(&mut buf);
         parameter_status(&mut buf, "server_version", "15.4");
         backend_key_data(&mut buf, 7, 99);
-        ready_for_query(&mut buf, b'I');
+        ready_for_query(&mut buf, TxStatus::Idle);
         assert!(matches!(
             Message::parse(&mut buf).unwrap(),
             Some(Message::AuthenticationOk)
@@ -170,6 +211,14 @@ mod tests {
     }
 
     #[test]
+    fn transaction_statuses_read_back() {
+        for status in [TxStatus::Idle, TxStatus::InTransaction, TxStatus::Failed] {
+            assert_eq!(TxStatus::from_byte(status.byte()), Some(status));
+        }
+        assert_eq!(TxStatus::from_byte(b'X'), None);
+    }
+
+    #[test]
     fn the_constant_answers_are_what_the_encoders_write() {
         let mut written = BytesMut::new();
         message(&mut written, b'1', |_| {});
@@ -181,7 +230,7 @@ mod tests {
         command_complete(&mut written, "DEALLOCATE");
         assert_eq!(&written[..], DEALLOCATE_COMPLETE);
         written.clear();
-        ready_for_query(&mut written, b'I');
+        ready_for_query(&mut written, TxStatus::Idle);
         assert_eq!(&written[..], READY_IDLE);
     }
 

@@ -5,6 +5,7 @@
 //! never waits as long as a login may.
 
 use super::{ServerConn, ServerError, SessionSettings};
+use crate::protocol::backend::TxStatus;
 use std::time::Duration;
 use thiserror::Error;
 use tracing::debug;
@@ -28,7 +29,10 @@ pub struct Cleanup<'a> {
 #[derive(Debug, Error)]
 pub enum CleanupError {
     #[error("{what} left it in transaction status {status}")]
-    NotIdle { what: &'static str, status: char },
+    NotIdle {
+        what: &'static str,
+        status: TxStatus,
+    },
     #[error(transparent)]
     Server(#[from] ServerError),
     #[error("the clean-up took longer than {0:?}")]
@@ -66,11 +70,8 @@ impl ServerConn {
 
     async fn expect_idle(&mut self, what: &'static str, sql: &str) -> Result<(), CleanupError> {
         match self.run(what, sql).await? {
-            b'I' => Ok(()),
-            status => Err(CleanupError::NotIdle {
-                what,
-                status: status as char,
-            }),
+            TxStatus::Idle => Ok(()),
+            status => Err(CleanupError::NotIdle { what, status }),
         }
     }
 }

@@ -19,6 +19,7 @@ pub use prepared::{Digest, PreparedCounters, PreparedSet, Presence};
 pub use session_settings::SessionSettings;
 pub use tls::{TlsSetup, TlsSetupError};
 
+use crate::protocol::backend::TxStatus;
 use crate::protocol::framing;
 use crate::stream::Stream;
 use bytes::BytesMut;
@@ -196,7 +197,7 @@ impl ServerConn {
 
     /// Runs `sql` as a simple query and waits for ReadyForQuery; an ErrorResponse is an error.
     /// Returns the transaction status that followed.
-    pub async fn run(&mut self, what: &'static str, sql: &str) -> Result<u8, ServerError> {
+    pub async fn run(&mut self, what: &'static str, sql: &str) -> Result<TxStatus, ServerError> {
         self.query(what, sql, |_| {}).await
     }
 
@@ -206,7 +207,7 @@ impl ServerConn {
         what: &'static str,
         sql: &str,
         mut row: impl FnMut(Vec<Option<String>>),
-    ) -> Result<u8, ServerError> {
+    ) -> Result<TxStatus, ServerError> {
         let mut out = BytesMut::new();
         frontend::query(sql, &mut out)?;
         self.stream.write_all(&out).await?;
@@ -221,7 +222,12 @@ impl ServerConn {
                             code,
                             message,
                         }),
-                        None => Ok(body.status()),
+                        None => TxStatus::from_byte(body.status()).ok_or_else(|| {
+                            ServerError::Protocol(format!(
+                                "ReadyForQuery with transaction status 0x{:02x}",
+                                body.status()
+                            ))
+                        }),
                     }
                 }
                 Message::ErrorResponse(body) => failure = Some(error_fields(&body)),
@@ -253,10 +259,10 @@ impl ServerConn {
                 },
             )
             .await?;
-        if status != b'I' {
+        if !status.is_idle() {
             return Err(ServerError::Protocol(format!(
                 "session settings read inside a transaction (status {})",
-                status as char
+                status
             )));
         }
         self.session = SessionSettings::new(rows);

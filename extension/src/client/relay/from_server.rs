@@ -8,6 +8,7 @@
 use super::expect::{Act, Expect, Kind, Touch, Undo};
 use super::{error_field, is_fatal, Event, Relay, ERROR_PEEK_LIMIT};
 use crate::config::PoolMode;
+use crate::protocol::backend::TxStatus;
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::sqlstate;
 use crate::server::{Digest, PreparedSet};
@@ -266,7 +267,17 @@ impl Relay {
 
     /// ReadyForQuery (whole, well-formed): the end of a Sync's or a query's answer.
     fn ready_for_query(&mut self, frame_len: usize) {
-        self.status = self.sin[self.s_scanned + HEADER_LEN];
+        let byte = self.sin[self.s_scanned + HEADER_LEN];
+        let Some(status) = TxStatus::from_byte(byte) else {
+            self.event = Some(Event::ServerFailed {
+                replayable: false,
+                reason: format!(
+                    "ReadyForQuery with transaction status 0x{byte:02x} from the database"
+                ),
+            });
+            return;
+        };
+        self.status = status;
         if self
             .expect
             .front()
@@ -294,9 +305,9 @@ impl Relay {
         if !self.expect.is_empty() {
             return;
         }
-        if self.mode == PoolMode::Transaction && self.status == b'I' && self.at_rest() {
+        if self.mode == PoolMode::Transaction && self.status.is_idle() && self.at_rest() {
             self.event = Some(Event::Release);
-        } else if self.watch_idle && self.status != b'I' && self.at_rest() {
+        } else if self.watch_idle && !self.status.is_idle() && self.at_rest() {
             self.event = Some(Event::IdleInTransaction);
         }
     }

@@ -10,14 +10,14 @@
 use super::expect::Kind;
 use super::from_client::Edit;
 use super::Relay;
-use crate::protocol::backend::{CLOSE_COMPLETE, PARSE_COMPLETE, READY_IDLE};
+use crate::protocol::backend::{TxStatus, CLOSE_COMPLETE, PARSE_COMPLETE, READY_IDLE};
 use crate::protocol::framing::HEADER_LEN;
 
 impl Relay {
     /// Answers the next batch here if it is made only of Parses of known statements and Closes,
     /// ending with a Sync. Returns whether it did.
     pub(super) fn answer_locally(&mut self) -> bool {
-        if self.linked || !self.tracking() || self.status != b'I' || !self.expect.is_empty() {
+        if self.linked || !self.tracking() || !self.status.is_idle() || !self.expect.is_empty() {
             return false;
         }
         let mut at = self.c_base + self.c_done as u64;
@@ -55,7 +55,7 @@ impl Relay {
             self.splice_server(0, answer);
         }
         self.splice_server(0, READY_IDLE);
-        self.tally.ready(b'I');
+        self.tally.ready(TxStatus::Idle);
         self.outgoing.drain(self.o_done..=last);
         self.c_done = (end_at - self.c_base) as usize;
         self.drop_sent_client_bytes();

@@ -42,6 +42,7 @@ mod to_server;
 use super::statements::{ClientStatements, KnownStatements, Resolution};
 use super::traffic::{Tally, Traffic};
 use crate::config::{PoolMode, Upstream};
+use crate::protocol::backend::TxStatus;
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::{sqlstate, PgError};
 use crate::server::PreparedSet;
@@ -145,7 +146,7 @@ pub struct Relay {
     expect: VecDeque<Expect>,
     unsynced: bool,
     copy_in: bool,
-    status: u8,
+    status: TxStatus,
     linked: bool,
     /// Keep `cin[..c_done]` until the server answers, for a replay.
     replay: bool,
@@ -213,7 +214,7 @@ impl Relay {
             expect: VecDeque::new(),
             unsynced: false,
             copy_in: false,
-            status: b'I',
+            status: TxStatus::Idle,
             linked: false,
             replay: false,
             answered: true,
@@ -307,7 +308,7 @@ impl Relay {
     }
 
     /// The server's last reported transaction status.
-    pub fn status(&self) -> u8 {
+    pub fn status(&self) -> TxStatus {
         self.status
     }
 
@@ -325,7 +326,7 @@ impl Relay {
 
     /// Idle inside a transaction: the client owes the next message.
     pub fn idle_in_transaction(&self) -> bool {
-        self.linked && self.status != b'I' && self.at_rest()
+        self.linked && !self.status.is_idle() && self.at_rest()
     }
 
     /// Queues an error for the client after whatever server output is already complete. Returns

@@ -52,6 +52,19 @@ fn a_simple_query_releases_at_ready_for_query_idle() {
 }
 
 #[test]
+fn a_ready_for_query_with_an_unknown_status_fails_the_server_connection() {
+    let mut r = relay();
+    r.client(&msg(b'Q', b"select 1\0")).unwrap();
+    match r.server(&z(b'X')) {
+        Some(Event::ServerFailed { replayable, reason }) => {
+            assert!(!replayable);
+            assert!(reason.contains("0x58"), "{reason}");
+        }
+        other => panic!("expected ServerFailed, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_transaction_keeps_the_link_until_it_ends() {
     let mut r = relay();
     r.client(&msg(b'Q', b"begin\0")).unwrap();
