@@ -8,6 +8,7 @@
 //! client task fails half-way, so the count can never leak.
 
 mod outage;
+mod pause;
 mod stats;
 
 pub use outage::OutageView;
@@ -18,7 +19,7 @@ use crate::credentials::{CredentialSource, Credentials};
 use crate::protocol::backend::TxStatus;
 use crate::server::{self, ServerConn, ServerError, TlsSetup};
 use outage::{Backoff, Outage};
-use stats::Lent;
+use stats::{Lent, Work};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
@@ -178,75 +179,6 @@ impl Pool {
     /// What the pool did since it started.
     pub fn counters(&self) -> &PoolCounters {
         &self.counters
-    }
-
-    /// Every server connection and what it is doing now.
-    pub fn view(&self) -> PoolView {
-        let state = self.lock();
-        let delay = self.settings.server_check_delay;
-        let mut servers: Vec<ServerRow> = state
-            .lent
-            .iter()
-            .map(|(id, lent)| lent.row(*id))
-            .chain(state.idle.iter().map(|c| stats::idle_row(c, delay)))
-            .collect();
-        servers.sort_by_key(|s| s.id);
-        PoolView {
-            size: self.settings.size,
-            open: state.open,
-            logging_in: state.logging_in,
-            testing: state.testing,
-            paused: state.paused,
-            servers,
-        }
-    }
-
-    /// `PAUSE`: new transactions wait for `resume` (within their `PGWARM_QUERY_WAIT_TIMEOUT`);
-    /// returns once those under way have given their connections back.
-    pub async fn pause(&self) {
-        self.lock().paused = true;
-        loop {
-            let drained = self.drained.notified();
-            tokio::pin!(drained);
-            drained.as_mut().enable();
-            {
-                let state = self.lock();
-                if state.lent.is_empty() || !state.paused {
-                    return;
-                }
-            }
-            drained.await;
-        }
-    }
-
-    /// `RESUME`: the clients that queued meanwhile get connections, in order.
-    pub fn resume(&self) {
-        let mut state = self.lock();
-        state.paused = false;
-        self.drained.notify_waiters();
-        while !state.waiters.is_empty() {
-            let grant = match state.idle.pop() {
-                Some(conn) => Grant::Conn(conn),
-                None if state.open < self.settings.size => {
-                    state.open += 1;
-                    Grant::Slot
-                }
-                None => break,
-            };
-            let mut grant = Some(grant);
-            while let Some(g) = grant.take() {
-                let Some(waiter) = state.waiters.pop_front() else {
-                    grant = Some(g);
-                    break;
-                };
-                grant = waiter.send(g).err();
-            }
-            match grant {
-                Some(Grant::Conn(conn)) => state.idle.push(conn),
-                Some(Grant::Slot) => state.open -= 1,
-                None => {}
-            }
-        }
     }
 
     pub fn settings(&self) -> &PoolSettings {
@@ -463,15 +395,6 @@ impl Pool {
         }
     }
 
-    fn unavailable(&self, outage: OutageView) -> PoolError {
-        let known = self.max_connections.load(Ordering::Relaxed);
-        PoolError::Unavailable {
-            waited: self.settings.query_wait_timeout,
-            max_connections: (outage.full && known > 0).then_some(known),
-            outage,
-        }
-    }
-
     /// Checks a connection that sat idle; replaces it in the same slot if it is dead or too old.
     async fn validate(
         &self,
@@ -571,45 +494,6 @@ impl Pool {
             if Instant::now() >= deadline {
                 return Err(self.gave_up(&error));
             }
-        }
-    }
-
-    /// The client's deadline passed while logins failed: it is told the episode's last failure,
-    /// or `last`, its own slot's, when no episode is recorded (a straggler of one that ended).
-    fn gave_up(&self, last: &ServerError) -> PoolError {
-        let outage = self
-            .outage
-            .current()
-            .unwrap_or_else(|| OutageView::of(last));
-        self.unavailable(outage)
-    }
-
-    /// The first failed login of an episode. A database that went away took its connections
-    /// with it (or they lead to the old primary after a failover): the idle ones are closed,
-    /// not lent. A full database keeps them, and its `max_connections` is read from one, to be
-    /// named to clients whose wait runs out.
-    async fn episode_started(&self, error: &ServerError) {
-        if !outage::is_full(error) {
-            let idle = {
-                let mut state = self.lock();
-                let idle = std::mem::take(&mut state.idle);
-                state.open -= idle.len();
-                idle
-            };
-            for conn in idle {
-                conn.close();
-            }
-            return;
-        }
-        if self.max_connections.load(Ordering::Relaxed) > 0 {
-            return;
-        }
-        let row = self
-            .query_idle("reading max_connections", "show max_connections")
-            .await;
-        let value = row.and_then(|r| r.into_iter().next().flatten());
-        if let Some(n) = value.and_then(|v| v.parse().ok()) {
-            self.max_connections.store(n, Ordering::Relaxed);
         }
     }
 
@@ -818,13 +702,6 @@ impl Pool {
         }
     }
 
-    /// Counts `work` as under way (`sv_login`, `sv_tested`) until the guard drops, however the
-    /// future holding it ends.
-    fn under_way(&self, work: Work) -> UnderWay<'_> {
-        *work.count(&mut self.lock()) += 1;
-        UnderWay(self, work)
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         // No code path panics while holding the lock; recover the state rather than propagate.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -836,31 +713,6 @@ impl Pool {
 /// (08P01, PgBouncer) or a value it does not take (22023).
 fn refuses_option(code: &str) -> bool {
     matches!(code, "42704" | "08P01" | "22023")
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Work {
-    LoggingIn,
-    Testing,
-}
-
-impl Work {
-    fn count(self, state: &mut State) -> &mut usize {
-        match self {
-            Work::LoggingIn => &mut state.logging_in,
-            Work::Testing => &mut state.testing,
-        }
-    }
-}
-
-struct UnderWay<'a>(&'a Pool, Work);
-
-impl Drop for UnderWay<'_> {
-    fn drop(&mut self) {
-        let mut state = self.0.lock();
-        let count = self.1.count(&mut state);
-        *count = count.saturating_sub(1);
-    }
 }
 
 /// A queued waiter; if it gives up after being granted something, the grant goes back.

@@ -2,9 +2,12 @@
 //! `max_connections` reached), clients wait as they would for a busy pool while pgwarm retries
 //! the login with a capped, jittered backoff. This module holds the pieces: which failures are
 //! worth waiting out, the backoff, and the episode, which is logged once when it starts and once
-//! when it ends, never once per attempt.
+//! when it ends, never once per attempt; and the pool's side of an episode: what a client whose
+//! wait ran out is told, and what the first failure does to the idle connections.
 
+use super::{Pool, PoolError};
 use crate::server::ServerError;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -177,6 +180,58 @@ impl Outage {
             code: e.code.clone(),
             full: e.full,
         })
+    }
+}
+
+/// The pool's side of an episode: what a client whose wait ran out is told, and what the
+/// first failure of an episode does to the idle connections.
+impl Pool {
+    pub(super) fn unavailable(&self, outage: OutageView) -> PoolError {
+        let known = self.max_connections.load(Ordering::Relaxed);
+        PoolError::Unavailable {
+            waited: self.settings.query_wait_timeout,
+            max_connections: (outage.full && known > 0).then_some(known),
+            outage,
+        }
+    }
+
+    /// The client's deadline passed while logins failed: it is told the episode's last failure,
+    /// or `last`, its own slot's, when no episode is recorded (a straggler of one that ended).
+    pub(super) fn gave_up(&self, last: &ServerError) -> PoolError {
+        let outage = self
+            .outage
+            .current()
+            .unwrap_or_else(|| OutageView::of(last));
+        self.unavailable(outage)
+    }
+
+    /// The first failed login of an episode. A database that went away took its connections
+    /// with it (or they lead to the old primary after a failover): the idle ones are closed,
+    /// not lent. A full database keeps them, and its `max_connections` is read from one, to be
+    /// named to clients whose wait runs out.
+    pub(super) async fn episode_started(&self, error: &ServerError) {
+        if !is_full(error) {
+            let idle = {
+                let mut state = self.lock();
+                let idle = std::mem::take(&mut state.idle);
+                state.open -= idle.len();
+                idle
+            };
+            for conn in idle {
+                conn.close();
+            }
+            return;
+        }
+        if self.max_connections.load(Ordering::Relaxed) > 0 {
+            return;
+        }
+        let row = self
+            .query_idle("reading max_connections", "show max_connections")
+            .await;
+        let value = row.and_then(|r| r.into_iter().next().flatten());
+        if let Some(n) = value.and_then(|v| v.parse().ok()) {
+            self.max_connections.store(n, Ordering::Relaxed);
+        }
     }
 }
 

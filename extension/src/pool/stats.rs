@@ -1,7 +1,8 @@
 //! What the pool can say about itself: counters of what it did (logins, checks, replacements),
-//! and a row per server connection as it is now. The admin console and the metrics read these;
-//! nothing here decides anything.
+//! a row per server connection as it is now, and the logins and checks under way. The admin
+//! console and the metrics read these; nothing here decides anything.
 
+use super::{Pool, State};
 use crate::server::{CancelTarget, PreparedCounters, ServerConn};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,7 +129,7 @@ impl Lent {
 }
 
 /// The row of an idle connection.
-pub(super) fn idle_row(conn: &ServerConn, check_delay: Duration) -> ServerRow {
+fn idle_row(conn: &ServerConn, check_delay: Duration) -> ServerRow {
     let idle_for = conn.idle_for();
     let (peer, local) = conn.addrs();
     ServerRow {
@@ -176,5 +177,60 @@ pub struct PoolView {
 impl PoolView {
     pub fn count(&self, state: ServerState) -> usize {
         self.servers.iter().filter(|s| s.state == state).count()
+    }
+}
+
+impl Pool {
+    /// Every server connection and what it is doing now.
+    pub fn view(&self) -> PoolView {
+        let state = self.lock();
+        let delay = self.settings.server_check_delay;
+        let mut servers: Vec<ServerRow> = state
+            .lent
+            .iter()
+            .map(|(id, lent)| lent.row(*id))
+            .chain(state.idle.iter().map(|c| idle_row(c, delay)))
+            .collect();
+        servers.sort_by_key(|s| s.id);
+        PoolView {
+            size: self.settings.size,
+            open: state.open,
+            logging_in: state.logging_in,
+            testing: state.testing,
+            paused: state.paused,
+            servers,
+        }
+    }
+
+    /// Counts `work` as under way (`sv_login`, `sv_tested`) until the guard drops, however the
+    /// future holding it ends.
+    pub(super) fn under_way(&self, work: Work) -> UnderWay<'_> {
+        *work.count(&mut self.lock()) += 1;
+        UnderWay(self, work)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Work {
+    LoggingIn,
+    Testing,
+}
+
+impl Work {
+    fn count(self, state: &mut State) -> &mut usize {
+        match self {
+            Work::LoggingIn => &mut state.logging_in,
+            Work::Testing => &mut state.testing,
+        }
+    }
+}
+
+pub(super) struct UnderWay<'a>(&'a Pool, Work);
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        let count = self.1.count(&mut state);
+        *count = count.saturating_sub(1);
     }
 }
