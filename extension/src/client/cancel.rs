@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The registry of live client sessions by synthetic process id.
-pub struct CancelRegistry {
+pub(crate) struct CancelRegistry {
     sessions: Mutex<HashMap<i32, Arc<Handle>>>,
     next_pid: AtomicI32,
 }
@@ -21,14 +21,14 @@ struct Handle {
 }
 
 /// A session's entry; unregisters itself on drop.
-pub struct CancelKey {
+pub(crate) struct CancelKey {
     pid: i32,
     handle: Arc<Handle>,
     registry: Arc<CancelRegistry>,
 }
 
 impl CancelRegistry {
-    pub fn new() -> Arc<CancelRegistry> {
+    pub(crate) fn new() -> Arc<CancelRegistry> {
         Arc::new(CancelRegistry {
             sessions: Mutex::new(HashMap::new()),
             // Start somewhere unpredictable so keys differ across environments and restarts.
@@ -36,15 +36,10 @@ impl CancelRegistry {
         })
     }
 
-    /// Registers a new session under a synthetic pid and returns its key.
-    pub fn register(self: &Arc<CancelRegistry>) -> CancelKey {
-        self.register_as(None)
-    }
-
     /// Registers a new session under `pid` (a real backend's, in session mode) when no other
     /// session has it, else under a synthetic one. Synthetic pids are at or above 2^22, Linux's
     /// highest `pid_max`, so they never collide with a real backend's.
-    pub fn register_as(self: &Arc<CancelRegistry>, pid: Option<i32>) -> CancelKey {
+    pub(crate) fn register_as(self: &Arc<CancelRegistry>, pid: Option<i32>) -> CancelKey {
         const SYNTHETIC_FLOOR: i32 = 1 << 22;
         let handle = Arc::new(Handle {
             secret: rand::random(),
@@ -72,7 +67,7 @@ impl CancelRegistry {
     /// connection. The cancel counts as in flight for that connection (under the same lock that
     /// unlinking takes, so a connection is never lent on while one is on its way) until the
     /// guard is dropped.
-    pub fn lookup(&self, pid: i32, secret: i32) -> Option<(CancelTarget, CancelInFlight)> {
+    pub(crate) fn lookup(&self, pid: i32, secret: i32) -> Option<(CancelTarget, CancelInFlight)> {
         let handle = self
             .sessions
             .lock()
@@ -88,16 +83,16 @@ impl CancelRegistry {
 }
 
 impl CancelKey {
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.pid
     }
 
-    pub fn secret(&self) -> i32 {
+    pub(crate) fn secret(&self) -> i32 {
         self.handle.secret
     }
 
     /// Records the server connection the session is linked to (`None` when unlinked).
-    pub fn set_target(&self, target: Option<CancelTarget>) {
+    pub(crate) fn set_target(&self, target: Option<CancelTarget>) {
         *self.handle.target.lock().unwrap_or_else(|p| p.into_inner()) = target;
     }
 }
@@ -123,8 +118,8 @@ mod tests {
     #[test]
     fn a_cancel_reaches_only_the_linked_server_with_the_right_secret() {
         let registry = CancelRegistry::new();
-        let a = registry.register();
-        let b = registry.register();
+        let a = registry.register_as(None);
+        let b = registry.register_as(None);
         assert_ne!(a.pid(), b.pid());
         let find = |pid, secret| registry.lookup(pid, secret).map(|(t, _)| t);
         assert_eq!(
@@ -160,7 +155,7 @@ mod tests {
         let again = registry.register_as(Some(4242));
         assert_ne!(again.pid(), 4242, "taken: a synthetic pid instead");
         for _ in 0..100 {
-            assert!(registry.register().pid() >= 1 << 22);
+            assert!(registry.register_as(None).pid() >= 1 << 22);
         }
     }
 }

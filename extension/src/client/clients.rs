@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What a client is doing, in PgBouncer's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientState {
+pub(crate) enum ClientState {
     /// Idle between transactions (`cl_active` in PgBouncer counts these too).
     Idle = 0,
     /// Linked to a server connection.
@@ -33,7 +33,7 @@ impl ClientState {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ClientState::Idle => "idle",
             ClientState::Active => "active",
@@ -44,14 +44,14 @@ impl ClientState {
 
 /// Who a client is; fixed at login.
 #[derive(Debug, Clone)]
-pub struct ClientIdentity {
+pub(crate) struct ClientIdentity {
     /// The pid the client was told (its `BackendKeyData`), the id `KILL_CLIENT` takes.
-    pub id: i32,
-    pub user: String,
-    pub database: String,
-    pub addr: SocketAddr,
-    pub tls: bool,
-    pub application_name: String,
+    pub(crate) id: i32,
+    pub(crate) user: String,
+    pub(crate) database: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) tls: bool,
+    pub(crate) application_name: String,
 }
 
 #[derive(Debug)]
@@ -69,19 +69,19 @@ struct Entry {
 
 /// One client at one moment.
 #[derive(Debug, Clone)]
-pub struct ClientRow {
-    pub who: ClientIdentity,
-    pub state: ClientState,
-    pub connected: SystemTime,
+pub(crate) struct ClientRow {
+    pub(crate) who: ClientIdentity,
+    pub(crate) state: ClientState,
+    pub(crate) connected: SystemTime,
     /// The latest request for a server connection (PgBouncer's `request_time`).
-    pub since: SystemTime,
+    pub(crate) since: SystemTime,
     /// How long it has waited, when waiting.
-    pub waited: Duration,
-    pub server: Option<u64>,
+    pub(crate) waited: Duration,
+    pub(crate) server: Option<u64>,
 }
 
 #[derive(Debug)]
-pub struct ClientList {
+pub(crate) struct ClientList {
     epoch: Instant,
     entries: Mutex<HashMap<i32, Arc<Entry>>>,
 }
@@ -98,7 +98,7 @@ impl Default for ClientList {
 impl ClientList {
     /// Adds a client; it stays listed until the handle is dropped. Its kill token is a child of
     /// `stop` (pgwarm's shutdown), so a session watches one token for both.
-    pub fn register(
+    pub(crate) fn register(
         self: &Arc<ClientList>,
         who: ClientIdentity,
         stop: &CancellationToken,
@@ -118,7 +118,7 @@ impl ClientList {
         }
     }
 
-    pub fn rows(&self) -> Vec<ClientRow> {
+    pub(crate) fn rows(&self) -> Vec<ClientRow> {
         let now_us = self.now_us();
         let now = SystemTime::now();
         let mut rows: Vec<ClientRow> = self
@@ -147,7 +147,7 @@ impl ClientList {
     }
 
     /// Ends a client's session (it gets FATAL 57P01). Returns whether it was there.
-    pub fn kill(&self, id: i32) -> bool {
+    pub(crate) fn kill(&self, id: i32) -> bool {
         match self.lock().get(&id) {
             Some(entry) => {
                 entry.kill.cancel();
@@ -158,7 +158,7 @@ impl ClientList {
     }
 
     /// Ends every client's session; returns how many there were.
-    pub fn kill_all(&self) -> usize {
+    pub(crate) fn kill_all(&self) -> usize {
         let entries = self.lock();
         for entry in entries.values() {
             entry.kill.cancel();
@@ -177,14 +177,14 @@ impl ClientList {
 
 /// A session's entry in the list.
 #[derive(Debug)]
-pub struct ClientHandle {
+pub(crate) struct ClientHandle {
     list: Arc<ClientList>,
     entry: Arc<Entry>,
 }
 
 impl ClientHandle {
     /// The client asked for a server connection at `since` and waits for one.
-    pub fn waiting(&self, since: Instant) {
+    pub(crate) fn waiting(&self, since: Instant) {
         let us = since.saturating_duration_since(self.list.epoch).as_micros();
         let us = u64::try_from(us).unwrap_or(u64::MAX);
         self.entry.since_us.store(us, Ordering::Relaxed);
@@ -192,12 +192,12 @@ impl ClientHandle {
     }
 
     /// The client holds server connection `server`.
-    pub fn linked(&self, server: u64) {
+    pub(crate) fn linked(&self, server: u64) {
         self.set(ClientState::Active, server);
     }
 
     /// The client holds no server connection and waits for none.
-    pub fn idle(&self) {
+    pub(crate) fn idle(&self) {
         self.set(ClientState::Idle, 0);
     }
 
@@ -207,7 +207,7 @@ impl ClientHandle {
     }
 
     /// Cancelled by `KILL_CLIENT`, `KILL` of its database, or pgwarm's shutdown.
-    pub fn killed(&self) -> CancellationToken {
+    pub(crate) fn killed(&self) -> CancellationToken {
         self.entry.kill.clone()
     }
 }

@@ -32,11 +32,11 @@ use tracing::{debug, info, warn};
 
 /// The names of the admin console's database: pgwarm's own, and PgBouncer's for the tools and
 /// habits made for it (pgbouncer_exporter, `psql -d pgbouncer`).
-pub const ADMIN_DATABASES: [&str; 2] = ["pgwarm", "pgbouncer"];
+pub(crate) const ADMIN_DATABASES: [&str; 2] = ["pgwarm", "pgbouncer"];
 
 /// What a client logged in to. Moved once, from the login to its session.
 #[allow(clippy::large_enum_variant)]
-pub enum Opened {
+pub(crate) enum Opened {
     /// The pooled database.
     Pool(Login),
     /// The admin console.
@@ -44,22 +44,22 @@ pub enum Opened {
 }
 
 /// A client that logged in to the pool.
-pub struct Login {
-    pub user: String,
-    pub database: String,
-    pub application_name: String,
-    pub key: CancelKey,
+pub(crate) struct Login {
+    pub(crate) user: String,
+    pub(crate) database: String,
+    pub(crate) application_name: String,
+    pub(crate) key: CancelKey,
     /// What the client's startup packet asked for, in the database's spelling, applied to every
     /// server connection it uses.
-    pub settings: SessionSettings,
+    pub(crate) settings: SessionSettings,
     /// Session mode: the client's server connection, taken at login.
-    pub server: Option<Checkout>,
+    pub(crate) server: Option<Checkout>,
 }
 
 /// Runs the login, and returns the client's socket (TLS or not) with what it logged in as.
 /// `Ok(None)` means the connection ended as it should (a cancel request, or an error already
 /// sent to the client).
-pub async fn open(
+pub(crate) async fn open(
     tcp: TcpStream,
     shared: &Shared,
     over_limit: bool,
@@ -568,7 +568,7 @@ mod tests {
 /// every parameter except the ones about the connection itself, plus `-c name=value` /
 /// `--name=value` from `options`. `client_encoding=UTF8` is dropped: pgwarm's server
 /// connections log in with it already.
-pub fn startup_settings(params: &[(String, String)]) -> Vec<(String, String)> {
+pub(crate) fn startup_settings(params: &[(String, String)]) -> Vec<(String, String)> {
     let mut settings = Vec::new();
     for (name, value) in params {
         match name.as_str() {

@@ -27,7 +27,7 @@ const CACHE_LIMIT: usize = 1024;
 
 /// Canonical values by (lower-case name, value as the client sent it).
 #[derive(Default)]
-pub struct CheckedSettings(Mutex<HashMap<(String, String), String>>);
+pub(crate) struct CheckedSettings(Mutex<HashMap<(String, String), String>>);
 
 impl CheckedSettings {
     fn cached(&self, name: &str, value: &str) -> Option<String> {
@@ -51,7 +51,7 @@ impl CheckedSettings {
     /// The settings `wanted` (as the client spelled them: errors quote its spelling) with every
     /// value in the database's spelling, or the FATAL PostgreSQL would have refused the login
     /// with. Asks the database only for pairs it has not seen.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         pool: &Arc<Pool>,
         wanted: Vec<(String, String)>,

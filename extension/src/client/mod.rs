@@ -41,25 +41,25 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Shared {
     pub settings: Settings,
     pub pool: Arc<Pool>,
-    pub cancels: Arc<CancelRegistry>,
+    pub(crate) cancels: Arc<CancelRegistry>,
     /// Present when `PGWARM_CLIENT_PASSWORD` is set.
-    pub verifier: Option<ScramVerifier>,
+    pub(crate) verifier: Option<ScramVerifier>,
     /// Statements some server connection parsed successfully.
-    pub known_statements: Arc<KnownStatements>,
+    pub(crate) known_statements: Arc<KnownStatements>,
     /// Startup settings the database accepted, in its spelling.
-    pub checked_settings: CheckedSettings,
+    pub(crate) checked_settings: CheckedSettings,
     /// pgwarm statements found missing or already there on a server connection.
     statement_repairs: AtomicU64,
     /// None when `PGWARM_CLIENT_TLS=off`.
-    pub client_tls: Option<ClientTls>,
+    pub(crate) client_tls: Option<ClientTls>,
     /// Cancelled when pgwarm stops: every session closes its client and server connection.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// The logged-in clients, for the admin console.
-    pub clients: Arc<ClientList>,
+    pub(crate) clients: Arc<ClientList>,
     /// What they did.
     pub traffic: Arc<Traffic>,
     /// Client connections open now, logged in or not (the listener counts them).
-    pub connections: Arc<AtomicUsize>,
+    pub(crate) connections: Arc<AtomicUsize>,
 }
 
 impl Shared {

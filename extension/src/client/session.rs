@@ -42,7 +42,7 @@ enum End {
     Shutdown,
 }
 
-pub struct Session<'a> {
+pub(crate) struct Session<'a> {
     shared: &'a Shared,
     client: Stream,
     relay: Relay,
@@ -57,7 +57,7 @@ pub struct Session<'a> {
 }
 
 /// Maps a failed checkout to what the waiting client is told.
-pub fn pool_error(e: PoolError) -> PgError {
+pub(crate) fn pool_error(e: PoolError) -> PgError {
     match e {
         PoolError::WaitTimeout(..) => PgError::fatal(sqlstate::QUERY_CANCELED, e.to_string())
             .with_hint(
@@ -77,7 +77,7 @@ pub fn pool_error(e: PoolError) -> PgError {
 }
 
 impl<'a> Session<'a> {
-    pub fn new(
+    pub(crate) fn new(
         shared: &'a Shared,
         client: Stream,
         key: CancelKey,
@@ -110,7 +110,7 @@ impl<'a> Session<'a> {
 
     /// Runs the session to its end. `server`: the connection taken at login (session mode),
     /// linked for the client's whole life.
-    pub async fn run(mut self, server: Option<Checkout>) {
+    pub(crate) async fn run(mut self, server: Option<Checkout>) {
         // One token for both pgwarm's shutdown and a KILL: every token a select holds is
         // polled (a mutex each) at every wake-up of the session.
         let stop = self.listed.killed();

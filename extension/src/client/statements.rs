@@ -26,18 +26,18 @@ use std::sync::{Arc, Mutex};
 
 /// Server-side names are `pgwarm_` and 32 hex digits: unique per content, and short enough for
 /// PostgreSQL's 63-byte identifiers.
-pub const SERVER_NAME_LEN: usize = 7 + 32;
+pub(crate) const SERVER_NAME_LEN: usize = 7 + 32;
 
 /// The session settings that decide what the names in a query refer to. PostgreSQL re-analyses
 /// a statement when they change, but parameter types it inferred stay, so statements prepared
 /// under different ones are different statements.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resolution(Box<[u8]>);
+pub(crate) struct Resolution(Box<[u8]>);
 
 impl Resolution {
     const SETTINGS: [&'static str; 3] = ["search_path", "role", "session_authorization"];
 
-    pub fn of(settings: &SessionSettings) -> Resolution {
+    pub(crate) fn of(settings: &SessionSettings) -> Resolution {
         let mut key = Vec::new();
         for name in Self::SETTINGS {
             if let Some(value) = settings.get(name) {
@@ -53,7 +53,7 @@ impl Resolution {
 
 /// One statement's identity on servers and how to create it there.
 #[derive(Debug)]
-pub struct Statement {
+pub(crate) struct Statement {
     digest: Digest,
     name: [u8; SERVER_NAME_LEN],
     /// The Parse message that creates it on a server under `name`.
@@ -66,7 +66,7 @@ pub struct Statement {
 impl Statement {
     /// From the part of a client's Parse body after the statement name (query, parameter types),
     /// prepared under `resolution`.
-    pub fn new(resolution: &Resolution, content: &[u8]) -> Statement {
+    pub(crate) fn new(resolution: &Resolution, content: &[u8]) -> Statement {
         let mut hasher = Sha256::new();
         hasher.update((resolution.0.len() as u32).to_be_bytes());
         hasher.update(&resolution.0);
@@ -86,38 +86,38 @@ impl Statement {
         }
     }
 
-    pub fn digest(&self) -> Digest {
+    pub(crate) fn digest(&self) -> Digest {
         self.digest
     }
 
-    pub fn name(&self) -> &[u8] {
+    pub(crate) fn name(&self) -> &[u8] {
         &self.name
     }
 
-    pub fn parse_message(&self) -> &[u8] {
+    pub(crate) fn parse_message(&self) -> &[u8] {
         &self.parse
     }
 
     /// The Parse body after the statement name: query and parameter types.
-    pub fn content(&self) -> &[u8] {
+    pub(crate) fn content(&self) -> &[u8] {
         self.parse
             .get(HEADER_LEN + SERVER_NAME_LEN + 1..)
             .unwrap_or_default()
     }
 
     /// Whether the next use must parse it anew; true once, until [`Self::sent`].
-    pub fn is_fresh(&self) -> bool {
+    pub(crate) fn is_fresh(&self) -> bool {
         self.fresh.load(Ordering::Relaxed)
     }
 
     /// A Parse of this client's statement went to the server.
-    pub fn sent(&self) {
+    pub(crate) fn sent(&self) {
         self.fresh.store(false, Ordering::Relaxed);
     }
 }
 
 /// The server-side name of the statement with `digest`.
-pub fn server_name(digest: Digest) -> [u8; SERVER_NAME_LEN] {
+pub(crate) fn server_name(digest: Digest) -> [u8; SERVER_NAME_LEN] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut name = [0u8; SERVER_NAME_LEN];
     name[..7].copy_from_slice(b"pgwarm_");
@@ -137,29 +137,29 @@ struct Entry {
 
 /// The client's name → statement map.
 #[derive(Default)]
-pub struct ClientStatements {
+pub(crate) struct ClientStatements {
     map: HashMap<Box<[u8]>, Entry>,
 }
 
 impl ClientStatements {
-    pub fn get(&self, name: &[u8]) -> Option<&Arc<Statement>> {
+    pub(crate) fn get(&self, name: &[u8]) -> Option<&Arc<Statement>> {
         self.map.get(name).map(|e| &e.statement)
     }
 
-    pub fn contains(&self, name: &[u8]) -> bool {
+    pub(crate) fn contains(&self, name: &[u8]) -> bool {
         self.map.contains_key(name)
     }
 
-    pub fn insert(&mut self, name: &[u8], statement: Arc<Statement>, seq: u64) {
+    pub(crate) fn insert(&mut self, name: &[u8], statement: Arc<Statement>, seq: u64) {
         self.map.insert(name.into(), Entry { statement, seq });
     }
 
-    pub fn remove(&mut self, name: &[u8]) -> Option<Arc<Statement>> {
+    pub(crate) fn remove(&mut self, name: &[u8]) -> Option<Arc<Statement>> {
         self.map.remove(name).map(|e| e.statement)
     }
 
     /// Undoes [`Self::insert`] after the Parse failed, unless the name was reused since.
-    pub fn forget(&mut self, name: &[u8], statement: &Arc<Statement>) {
+    pub(crate) fn forget(&mut self, name: &[u8], statement: &Arc<Statement>) {
         if self
             .map
             .get(name)
@@ -170,7 +170,7 @@ impl ClientStatements {
     }
 
     /// Undoes [`Self::remove`] after the Close or DEALLOCATE was skipped by the server.
-    pub fn restore(&mut self, name: &[u8], statement: &Arc<Statement>, seq: u64) {
+    pub(crate) fn restore(&mut self, name: &[u8], statement: &Arc<Statement>, seq: u64) {
         self.map.entry(name.into()).or_insert(Entry {
             statement: Arc::clone(statement),
             seq,
@@ -178,11 +178,12 @@ impl ClientStatements {
     }
 
     /// `DEALLOCATE ALL` or `DISCARD ALL` (read as message `seq`) ran.
-    pub fn forget_before(&mut self, seq: u64) {
+    pub(crate) fn forget_before(&mut self, seq: u64) {
         self.map.retain(|_, e| e.seq > seq);
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 }
@@ -194,13 +195,13 @@ impl ClientStatements {
 /// That saves a round trip, and it is what keeps `pgbench -M prepared` (whose synchronous
 /// `PQprepare` blocks its event loop) from deadlocking with its own clients on a small pool.
 #[derive(Default)]
-pub struct KnownStatements(Mutex<HashSet<Digest>>);
+pub(crate) struct KnownStatements(Mutex<HashSet<Digest>>);
 
 impl KnownStatements {
     /// Bounds memory; past it the set starts over (it is only a shortcut).
     const LIMIT: usize = 10_000;
 
-    pub fn insert(&self, digest: Digest) {
+    pub(crate) fn insert(&self, digest: Digest) {
         if let Ok(mut set) = self.0.lock() {
             if set.len() >= Self::LIMIT {
                 set.clear();
@@ -209,12 +210,12 @@ impl KnownStatements {
         }
     }
 
-    pub fn contains(&self, digest: Digest) -> bool {
+    pub(crate) fn contains(&self, digest: Digest) -> bool {
         self.0.lock().is_ok_and(|set| set.contains(&digest))
     }
 
     /// A Parse of it failed: it no longer parses, so pgwarm stops answering for it.
-    pub fn remove(&self, digest: Digest) {
+    pub(crate) fn remove(&self, digest: Digest) {
         if let Ok(mut set) = self.0.lock() {
             set.remove(&digest);
         }
@@ -224,7 +225,7 @@ impl KnownStatements {
 /// The statement a simple query `DEALLOCATE [PREPARE] name` releases, with SQL's identifier
 /// rules (unquoted names fold to lower case). `DEALLOCATE ALL` and anything longer than that
 /// one statement give None: those reach the server as they are.
-pub fn deallocate_target(sql: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn deallocate_target(sql: &[u8]) -> Option<Vec<u8>> {
     let mut rest = skip_space(sql);
     rest = keyword(rest, b"deallocate")?;
     if let Some(after) = keyword(rest, b"prepare") {

@@ -54,22 +54,22 @@ impl Traffic {
     }
 
     /// pgwarm gave a client an error with this SQLSTATE.
-    pub fn error(&self, code: &str) {
+    pub(crate) fn error(&self, code: &str) {
         self.count_error(ErrorCause::of(code));
     }
 
-    pub fn count_error(&self, cause: ErrorCause) {
+    pub(crate) fn count_error(&self, cause: ErrorCause) {
         Traffic::add(&self.causes[cause as usize], 1);
     }
 
     /// A client starts waiting for a server connection.
-    pub fn wait_begins(&self) {
+    pub(crate) fn wait_begins(&self) {
         let now = self.waiting_now.fetch_add(1, Ordering::Relaxed) + 1;
         self.waiting_peak.fetch_max(now, Ordering::Relaxed);
     }
 
     /// A client's wait ended, with a connection or without.
-    pub fn wait_ends(&self, waited: std::time::Duration) {
+    pub(crate) fn wait_ends(&self, waited: std::time::Duration) {
         self.waiting_now.fetch_sub(1, Ordering::Relaxed);
         let us = micros(waited);
         Traffic::add(&self.wait_us, us);
@@ -84,7 +84,7 @@ impl Traffic {
 
 /// Why pgwarm gave a client an error, from its SQLSTATE: what an operator would alarm on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCause {
+pub(crate) enum ErrorCause {
     /// 57014: no server connection within `PGWARM_QUERY_WAIT_TIMEOUT`.
     QueryWaitTimeout = 0,
     /// The database refused or dropped pgwarm (down, restarting, full: 08xxx, 53xxx, 57P02/3).
@@ -103,7 +103,7 @@ pub enum ErrorCause {
 }
 
 impl ErrorCause {
-    pub const ALL: [ErrorCause; 7] = [
+    pub(crate) const ALL: [ErrorCause; 7] = [
         ErrorCause::QueryWaitTimeout,
         ErrorCause::DatabaseUnavailable,
         ErrorCause::LoginRefused,
@@ -113,7 +113,7 @@ impl ErrorCause {
         ErrorCause::Other,
     ];
 
-    pub fn of(code: &str) -> ErrorCause {
+    pub(crate) fn of(code: &str) -> ErrorCause {
         match code {
             "57014" => ErrorCause::QueryWaitTimeout,
             "08P01" => ErrorCause::ProtocolViolation,
@@ -129,7 +129,7 @@ impl ErrorCause {
     }
 
     /// The metric's name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ErrorCause::QueryWaitTimeout => "QueryWaitTimeout",
             ErrorCause::DatabaseUnavailable => "DatabaseUnavailable",
@@ -144,14 +144,14 @@ impl ErrorCause {
 
 /// One session's view: when its current query and transaction began.
 #[derive(Debug)]
-pub struct Tally {
+pub(crate) struct Tally {
     traffic: Arc<Traffic>,
     query_start: Option<Instant>,
     xact_start: Option<Instant>,
 }
 
 impl Tally {
-    pub fn new(traffic: Arc<Traffic>) -> Tally {
+    pub(crate) fn new(traffic: Arc<Traffic>) -> Tally {
         Tally {
             traffic,
             query_start: None,
@@ -160,7 +160,7 @@ impl Tally {
     }
 
     /// `n` bytes came from the client: a query starts if none was running.
-    pub fn received(&mut self, n: usize) {
+    pub(crate) fn received(&mut self, n: usize) {
         Traffic::add(&self.traffic.received, n as u64);
         if self.query_start.is_none() {
             let now = Instant::now();
@@ -170,16 +170,16 @@ impl Tally {
     }
 
     /// pgwarm parsed a statement of the client's on the linked connection.
-    pub fn reprepared(&self) {
+    pub(crate) fn reprepared(&self) {
         Traffic::add(&self.traffic.reprepares, 1);
     }
 
-    pub fn sent(&self, n: usize) {
+    pub(crate) fn sent(&self, n: usize) {
         Traffic::add(&self.traffic.sent, n as u64);
     }
 
     /// The client is about to read a ReadyForQuery with this transaction status.
-    pub fn ready(&mut self, status: TxStatus) {
+    pub(crate) fn ready(&mut self, status: TxStatus) {
         let Some(query) = self.query_start.take() else {
             return;
         };

@@ -11,7 +11,6 @@ mod rds_secret;
 mod secret;
 
 pub use iam::{auth_token, IamCredentials, SigningKeys};
-pub use rds_secret::SecretFormatError;
 pub use secret::SecretCredentials;
 
 use crate::config::TargetSettings;

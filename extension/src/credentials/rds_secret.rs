@@ -10,7 +10,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum SecretFormatError {
+pub(crate) enum SecretFormatError {
     #[error("secret {secret} is not the JSON object RDS writes (username, password, host, port, dbname): {reason}")]
     NotJson { secret: String, reason: String },
     #[error("secret {secret} has no {field:?} field, and {variable} does not give one")]
@@ -38,7 +38,7 @@ struct RdsSecret {
 }
 
 /// The login in `secret_string`, with the fields `overrides` sets replaced.
-pub fn parse(
+pub(crate) fn parse(
     secret_id: &str,
     secret_string: &str,
     overrides: &DbOverrides,

@@ -11,8 +11,9 @@ mod outage;
 mod pause;
 mod stats;
 
-pub use outage::OutageView;
-pub use stats::{PoolCounters, PoolView, ServerRow, ServerState};
+pub(crate) use outage::OutageView;
+pub use stats::PoolCounters;
+pub(crate) use stats::ServerState;
 
 use crate::config::{PoolMode, Settings, Upstream};
 use crate::credentials::{CredentialSource, Credentials};
@@ -35,15 +36,15 @@ use tracing::{debug, info, warn};
 /// The settings the pool acts on, copied out of [`Settings`].
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
-    pub size: usize,
-    pub query_wait_timeout: Duration,
-    pub connect_timeout: Duration,
-    pub server_check_delay: Duration,
-    pub server_lifetime: Duration,
+    pub(crate) size: usize,
+    pub(crate) query_wait_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) server_check_delay: Duration,
+    pub(crate) server_lifetime: Duration,
     /// Asked of the database at each login (transaction mode only: in session mode a client
     /// owns its connection, and the database must not close it under an idle client; and not
     /// with a pooler upstream, whose own server connections it would not reach).
-    pub idle_session_timeout: Option<Duration>,
+    pub(crate) idle_session_timeout: Option<Duration>,
 }
 
 impl From<&Settings> for PoolSettings {
@@ -62,7 +63,7 @@ impl From<&Settings> for PoolSettings {
 }
 
 #[derive(Debug, Error)]
-pub enum PoolError {
+pub(crate) enum PoolError {
     #[error("waited {0:?} for a server connection (PGWARM_QUERY_WAIT_TIMEOUT); all {1} are busy")]
     WaitTimeout(Duration, usize),
     /// The client's wait ran out while the database refused or did not answer logins.
@@ -91,7 +92,7 @@ fn describe_outage(outage: &OutageView, max_connections: Option<u32>) -> String 
 }
 
 /// ParameterStatus name/value pairs as a server sent them at login.
-pub type ServerParams = Arc<Vec<(String, String)>>;
+pub(crate) type ServerParams = Arc<Vec<(String, String)>>;
 
 /// What a waiter is given. Moved once through a oneshot, so its size does not matter more than
 /// a box per hand-off would.
@@ -138,12 +139,13 @@ pub struct Pool {
     drained: Notify,
 }
 
-/// Statistics for logs and tests.
+/// The pool's counts, for its unit tests (the admin console reads [`Pool::view`]).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolStats {
-    pub idle: usize,
-    pub open: usize,
-    pub waiting: usize,
+pub(crate) struct PoolStats {
+    pub(crate) idle: usize,
+    pub(crate) open: usize,
+    pub(crate) waiting: usize,
 }
 
 impl Pool {
@@ -181,20 +183,17 @@ impl Pool {
         &self.counters
     }
 
-    pub fn settings(&self) -> &PoolSettings {
-        &self.settings
-    }
-
     /// How server connections (and cancels sent to them) are secured.
-    pub fn tls(&self) -> &TlsSetup {
+    pub(crate) fn tls(&self) -> &TlsSetup {
         &self.tls
     }
 
-    pub fn credentials(&self) -> &Arc<dyn CredentialSource> {
+    pub(crate) fn credentials(&self) -> &Arc<dyn CredentialSource> {
         &self.credentials
     }
 
-    pub fn stats(&self) -> PoolStats {
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> PoolStats {
         let state = self.lock();
         PoolStats {
             idle: state.idle.len(),
@@ -206,7 +205,7 @@ impl Pool {
     /// A working server connection, waiting at most `PGWARM_QUERY_WAIT_TIMEOUT` for one: for a
     /// busy pool, for logins and their retries while the database is down or full, for health
     /// checks, all under the one deadline.
-    pub async fn checkout(self: &Arc<Pool>) -> Result<Checkout, PoolError> {
+    pub(crate) async fn checkout(self: &Arc<Pool>) -> Result<Checkout, PoolError> {
         let deadline = Instant::now() + self.settings.query_wait_timeout;
         let now_or_later = {
             let mut state = self.lock();
@@ -261,7 +260,7 @@ impl Pool {
 
     /// The ParameterStatus values a client should see at login; opens a first server connection
     /// if none was ever opened, as a client cannot be told the server version otherwise.
-    pub async fn server_params(self: &Arc<Pool>) -> Result<ServerParams, PoolError> {
+    pub(crate) async fn server_params(self: &Arc<Pool>) -> Result<ServerParams, PoolError> {
         if let Some(params) = self.known_params() {
             return Ok(params);
         }
@@ -301,7 +300,7 @@ impl Pool {
     /// `PGWARM_SERVER_CHECK_DELAY`, replacing the dead ones. Run when Lambda thaws the environment, so that the handler's first query, which
     /// starts at the same moment, meets a live connection instead of paying for the check or the
     /// replacement itself. Returns how many were checked.
-    pub async fn check_idle(self: &Arc<Pool>) -> usize {
+    pub(crate) async fn check_idle(self: &Arc<Pool>) -> usize {
         let stale: Vec<ServerConn> = {
             let mut state = self.lock();
             let delay = self.settings.server_check_delay;
@@ -343,7 +342,7 @@ impl Pool {
 
     /// Closes idle connections with Terminate and refuses new checkouts. Checked-out connections
     /// are closed when their clients finish.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let idle = {
             let mut state = self.lock();
             state.closed = true;
@@ -360,7 +359,7 @@ impl Pool {
     }
 
     /// The ParameterStatus set of the newest login, if any login was made; opens nothing.
-    pub fn known_params(&self) -> Option<ServerParams> {
+    pub(crate) fn known_params(&self) -> Option<ServerParams> {
         self.server_params
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -500,7 +499,11 @@ impl Pool {
     /// Runs `sql` on an idle connection, if one is idle now (none is opened or waited for, and
     /// none is taken while paused), and returns its first row. A connection that fails or does
     /// not answer within `PGWARM_CONNECT_TIMEOUT` is closed.
-    pub async fn query_idle(&self, what: &'static str, sql: &str) -> Option<Vec<Option<String>>> {
+    pub(crate) async fn query_idle(
+        &self,
+        what: &'static str,
+        sql: &str,
+    ) -> Option<Vec<Option<String>>> {
         let mut conn = {
             let mut state = self.lock();
             if state.paused || state.closed {
@@ -734,7 +737,7 @@ impl Drop for Waiter<'_> {
 
 /// A server connection lent to one client. [`Checkout::release`] returns it clean; dropping it
 /// any other way closes the connection and frees its slot.
-pub struct Checkout {
+pub(crate) struct Checkout {
     /// `None` only while a slot is being filled, or after `release`.
     conn: Option<ServerConn>,
     pool: Arc<Pool>,
@@ -743,7 +746,7 @@ pub struct Checkout {
 
 impl Checkout {
     /// Returns a connection that is idle (ReadyForQuery 'I', nothing in flight) to the pool.
-    pub fn release(mut self) {
+    pub(crate) fn release(mut self) {
         self.released = true;
         if let Some(conn) = self.conn.take() {
             self.pool.checkin(conn);

@@ -27,7 +27,7 @@ const LONG_PAUSE: Duration = Duration::from_millis(512);
 /// Whether a failed login is one the database may get over by itself soon: it is down,
 /// restarting or full. Refused credentials, a database that does not exist, or a certificate
 /// that does not verify are not: waiting would only delay the error.
-pub fn is_transient(error: &ServerError) -> bool {
+pub(crate) fn is_transient(error: &ServerError) -> bool {
     match error {
         ServerError::Connect { .. }
         | ServerError::Timeout(_)
@@ -44,7 +44,7 @@ pub fn is_transient(error: &ServerError) -> bool {
 
 /// Whether the failure says the database is full rather than gone: its existing connections
 /// are alive and should be kept.
-pub fn is_full(error: &ServerError) -> bool {
+pub(crate) fn is_full(error: &ServerError) -> bool {
     matches!(error, ServerError::Rejected { code, .. } if code == "53300")
 }
 
@@ -52,20 +52,20 @@ pub fn is_full(error: &ServerError) -> bool {
 /// outage is a few seconds old, each drawn between half and all of its nominal length, so the
 /// slots of many environments do not retry in step.
 #[derive(Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     nominal: Duration,
     attempts: u32,
 }
 
 impl Backoff {
-    pub fn new() -> Backoff {
+    pub(crate) fn new() -> Backoff {
         Backoff {
             nominal: FIRST_PAUSE,
             attempts: 0,
         }
     }
 
-    pub fn next_pause(&mut self) -> Duration {
+    pub(crate) fn next_pause(&mut self) -> Duration {
         self.attempts = self.attempts.saturating_add(1);
         let cap = if self.attempts <= SHORT_ATTEMPTS {
             MAX_PAUSE
@@ -81,7 +81,7 @@ impl Backoff {
 
 /// The current episode of failed logins, if any, and when the last one ended.
 #[derive(Debug, Default)]
-pub struct Outage(Mutex<State>);
+pub(crate) struct Outage(Mutex<State>);
 
 #[derive(Debug, Default)]
 struct State {
@@ -102,14 +102,14 @@ struct Episode {
 
 /// What an episode looked like, for the error a waiting client gets.
 #[derive(Debug, Clone)]
-pub struct OutageView {
-    pub last: String,
-    pub code: Option<String>,
-    pub full: bool,
+pub(crate) struct OutageView {
+    pub(crate) last: String,
+    pub(crate) code: Option<String>,
+    pub(crate) full: bool,
 }
 
 impl OutageView {
-    pub fn of(error: &ServerError) -> OutageView {
+    pub(crate) fn of(error: &ServerError) -> OutageView {
         OutageView {
             last: error.to_string(),
             code: match error {
@@ -125,7 +125,7 @@ impl Outage {
     /// A login that began at `began` failed in a way worth waiting out. Returns true when this
     /// starts an episode. An attempt that began before the last episode ended is a straggler
     /// of that one (another slot's login got through first), not a new episode.
-    pub fn failed(&self, error: &ServerError, began: Instant) -> bool {
+    pub(crate) fn failed(&self, error: &ServerError, began: Instant) -> bool {
         let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if state.episode.is_none() && state.ended.is_some_and(|ended| began < ended) {
             return false;
@@ -155,7 +155,7 @@ impl Outage {
     }
 
     /// A login succeeded: the episode, if there was one, is over.
-    pub fn recovered(&self) {
+    pub(crate) fn recovered(&self) {
         let ended = {
             let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
             let ended = state.episode.take();
@@ -173,7 +173,7 @@ impl Outage {
         }
     }
 
-    pub fn current(&self) -> Option<OutageView> {
+    pub(crate) fn current(&self) -> Option<OutageView> {
         let state = self.0.lock().unwrap_or_else(|p| p.into_inner());
         state.episode.as_ref().map(|e| OutageView {
             last: e.last.clone(),

@@ -6,7 +6,7 @@ use super::{Grant, Pool};
 impl Pool {
     /// `PAUSE`: new transactions wait for `resume` (within their `PGWARM_QUERY_WAIT_TIMEOUT`);
     /// returns once those under way have given their connections back.
-    pub async fn pause(&self) {
+    pub(crate) async fn pause(&self) {
         self.lock().paused = true;
         loop {
             let drained = self.drained.notified();
@@ -23,7 +23,7 @@ impl Pool {
     }
 
     /// `RESUME`: the clients that queued meanwhile get connections, in order.
-    pub fn resume(&self) {
+    pub(crate) fn resume(&self) {
         let mut state = self.lock();
         state.paused = false;
         self.drained.notify_waiters();

@@ -33,7 +33,7 @@ pub struct PoolCounters {
 }
 
 impl PoolCounters {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -45,7 +45,7 @@ impl PoolCounters {
 /// What a server connection is doing, in PgBouncer's words (`SHOW SERVERS`' state and `SHOW
 /// POOLS`' `sv_*` columns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerState {
+pub(crate) enum ServerState {
     /// Lent to a client.
     Active,
     /// Idle, ready to lend.
@@ -55,7 +55,7 @@ pub enum ServerState {
 }
 
 impl ServerState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ServerState::Active => "active",
             ServerState::Idle => "idle",
@@ -66,22 +66,22 @@ impl ServerState {
 
 /// One server connection as the admin console shows it.
 #[derive(Debug, Clone)]
-pub struct ServerRow {
-    pub id: u64,
-    pub pid: i32,
-    pub tls: bool,
+pub(crate) struct ServerRow {
+    pub(crate) id: u64,
+    pub(crate) pid: i32,
+    pub(crate) tls: bool,
     /// The database's address, and pgwarm's end.
-    pub peer: SocketAddr,
-    pub local: Option<SocketAddr>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: Option<SocketAddr>,
     /// A cancel is on its way to its backend.
-    pub being_canceled: bool,
-    pub state: ServerState,
+    pub(crate) being_canceled: bool,
+    pub(crate) state: ServerState,
     /// When it logged in.
-    pub connected: SystemTime,
+    pub(crate) connected: SystemTime,
     /// When it was last given back to the pool (PgBouncer's `request_time`, roughly: the
     /// request that took it came after).
-    pub since: SystemTime,
-    pub prepared: Arc<PreparedCounters>,
+    pub(crate) since: SystemTime,
+    pub(crate) prepared: Arc<PreparedCounters>,
 }
 
 /// A lent connection, remembered while a client holds it.
@@ -159,30 +159,30 @@ fn wall_clock(ago: Duration) -> SystemTime {
 
 /// The pool at one moment.
 #[derive(Debug, Clone)]
-pub struct PoolView {
+pub(crate) struct PoolView {
     /// `PGWARM_POOL_SIZE`.
-    pub size: usize,
+    pub(crate) size: usize,
     /// Connections that exist or are being opened.
-    pub open: usize,
+    pub(crate) open: usize,
     /// Logins under way (`sv_login`).
-    pub logging_in: usize,
+    pub(crate) logging_in: usize,
     /// Health checks under way (`sv_tested`).
-    pub testing: usize,
+    pub(crate) testing: usize,
     /// `PAUSE` is in effect.
-    pub paused: bool,
+    pub(crate) paused: bool,
     /// Lent and idle connections, by id.
-    pub servers: Vec<ServerRow>,
+    pub(crate) servers: Vec<ServerRow>,
 }
 
 impl PoolView {
-    pub fn count(&self, state: ServerState) -> usize {
+    pub(crate) fn count(&self, state: ServerState) -> usize {
         self.servers.iter().filter(|s| s.state == state).count()
     }
 }
 
 impl Pool {
     /// Every server connection and what it is doing now.
-    pub fn view(&self) -> PoolView {
+    pub(crate) fn view(&self) -> PoolView {
         let state = self.lock();
         let delay = self.settings.server_check_delay;
         let mut servers: Vec<ServerRow> = state

@@ -8,21 +8,21 @@ use bytes::{BufMut, BytesMut};
 
 /// Answers the relay gives for the server, whole and constant: ParseComplete, CloseComplete,
 /// the CommandComplete of a `DEALLOCATE` pgwarm ran as a Close, and ReadyForQuery idle.
-pub const PARSE_COMPLETE: &[u8] = b"1\0\0\0\x04";
-pub const CLOSE_COMPLETE: &[u8] = b"3\0\0\0\x04";
-pub const DEALLOCATE_COMPLETE: &[u8] = b"C\0\0\0\x0fDEALLOCATE\0";
-pub const READY_IDLE: &[u8] = b"Z\0\0\0\x05I";
+pub(crate) const PARSE_COMPLETE: &[u8] = b"1\0\0\0\x04";
+pub(crate) const CLOSE_COMPLETE: &[u8] = b"3\0\0\0\x04";
+pub(crate) const DEALLOCATE_COMPLETE: &[u8] = b"C\0\0\0\x0fDEALLOCATE\0";
+pub(crate) const READY_IDLE: &[u8] = b"Z\0\0\0\x05I";
 
 fn put_cstr(buf: &mut BytesMut, s: &str) {
     buf.extend(s.bytes().filter(|b| *b != 0));
     buf.put_u8(0);
 }
 
-pub fn authentication_ok(buf: &mut BytesMut) {
+pub(crate) fn authentication_ok(buf: &mut BytesMut) {
     message(buf, b'R', |b| b.put_i32(0));
 }
 
-pub fn authentication_sasl(buf: &mut BytesMut, mechanisms: &[&str]) {
+pub(crate) fn authentication_sasl(buf: &mut BytesMut, mechanisms: &[&str]) {
     message(buf, b'R', |b| {
         b.put_i32(10);
         for mechanism in mechanisms {
@@ -32,28 +32,28 @@ pub fn authentication_sasl(buf: &mut BytesMut, mechanisms: &[&str]) {
     });
 }
 
-pub fn authentication_sasl_continue(buf: &mut BytesMut, data: &[u8]) {
+pub(crate) fn authentication_sasl_continue(buf: &mut BytesMut, data: &[u8]) {
     message(buf, b'R', |b| {
         b.put_i32(11);
         b.extend_from_slice(data);
     });
 }
 
-pub fn authentication_sasl_final(buf: &mut BytesMut, data: &[u8]) {
+pub(crate) fn authentication_sasl_final(buf: &mut BytesMut, data: &[u8]) {
     message(buf, b'R', |b| {
         b.put_i32(12);
         b.extend_from_slice(data);
     });
 }
 
-pub fn parameter_status(buf: &mut BytesMut, name: &str, value: &str) {
+pub(crate) fn parameter_status(buf: &mut BytesMut, name: &str, value: &str) {
     message(buf, b'S', |b| {
         put_cstr(b, name);
         put_cstr(b, value);
     });
 }
 
-pub fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {
+pub(crate) fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {
     message(buf, b'K', |b| {
         b.put_i32(pid);
         b.put_i32(secret);
@@ -62,7 +62,7 @@ pub fn backend_key_data(buf: &mut BytesMut, pid: i32, secret: i32) {
 
 /// The transaction status a ReadyForQuery carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxStatus {
+pub(crate) enum TxStatus {
     /// `I`: no transaction is open; a server connection here may go back to the pool.
     Idle,
     /// `T`: inside a transaction block.
@@ -73,7 +73,7 @@ pub enum TxStatus {
 
 impl TxStatus {
     /// `None` for a byte no PostgreSQL sends.
-    pub fn from_byte(byte: u8) -> Option<TxStatus> {
+    pub(crate) fn from_byte(byte: u8) -> Option<TxStatus> {
         match byte {
             b'I' => Some(TxStatus::Idle),
             b'T' => Some(TxStatus::InTransaction),
@@ -82,7 +82,7 @@ impl TxStatus {
         }
     }
 
-    pub fn byte(self) -> u8 {
+    pub(crate) fn byte(self) -> u8 {
         match self {
             TxStatus::Idle => b'I',
             TxStatus::InTransaction => b'T',
@@ -90,7 +90,7 @@ impl TxStatus {
         }
     }
 
-    pub fn is_idle(self) -> bool {
+    pub(crate) fn is_idle(self) -> bool {
         self == TxStatus::Idle
     }
 }
@@ -101,13 +101,13 @@ impl std::fmt::Display for TxStatus {
     }
 }
 
-pub fn ready_for_query(buf: &mut BytesMut, status: TxStatus) {
+pub(crate) fn ready_for_query(buf: &mut BytesMut, status: TxStatus) {
     message(buf, b'Z', |b| b.put_u8(status.byte()));
 }
 
 /// A column of a result pgwarm produces itself; values are always sent in text format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnType {
+pub(crate) enum ColumnType {
     Text,
     Int8,
 }
@@ -122,7 +122,7 @@ impl ColumnType {
     }
 }
 
-pub fn row_description(buf: &mut BytesMut, columns: &[(&str, ColumnType)]) {
+pub(crate) fn row_description(buf: &mut BytesMut, columns: &[(&str, ColumnType)]) {
     message(buf, b'T', |b| {
         b.put_i16(columns.len() as i16);
         for (name, ty) in columns {
@@ -139,7 +139,7 @@ pub fn row_description(buf: &mut BytesMut, columns: &[(&str, ColumnType)]) {
 }
 
 /// One row; `None` is SQL NULL.
-pub fn data_row<S: AsRef<str>>(buf: &mut BytesMut, values: &[Option<S>]) {
+pub(crate) fn data_row<S: AsRef<str>>(buf: &mut BytesMut, values: &[Option<S>]) {
     message(buf, b'D', |b| {
         b.put_i16(values.len() as i16);
         for value in values {
@@ -154,17 +154,17 @@ pub fn data_row<S: AsRef<str>>(buf: &mut BytesMut, values: &[Option<S>]) {
     });
 }
 
-pub fn command_complete(buf: &mut BytesMut, tag: &str) {
+pub(crate) fn command_complete(buf: &mut BytesMut, tag: &str) {
     message(buf, b'C', |b| put_cstr(b, tag));
 }
 
-pub fn empty_query_response(buf: &mut BytesMut) {
+pub(crate) fn empty_query_response(buf: &mut BytesMut) {
     message(buf, b'I', |_| {});
 }
 
 /// Tells a client that asked for protocol 3.x (x > 0) or sent `_pq_.` options that pgwarm speaks
 /// 3.0 and which options it ignored, so the client can carry on instead of failing.
-pub fn negotiate_protocol_version(buf: &mut BytesMut, minor: i32, unrecognized: &[&str]) {
+pub(crate) fn negotiate_protocol_version(buf: &mut BytesMut, minor: i32, unrecognized: &[&str]) {
     message(buf, b'v', |b| {
         b.put_i32(minor);
         b.put_i32(unrecognized.len() as i32);

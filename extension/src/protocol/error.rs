@@ -8,27 +8,27 @@ use super::framing::put_message;
 use bytes::{BufMut, BytesMut};
 
 /// SQLSTATE codes pgwarm raises (see PostgreSQL's errcodes.txt).
-pub mod sqlstate {
-    pub const PROTOCOL_VIOLATION: &str = "08P01";
-    pub const CONNECTION_FAILURE: &str = "08006";
-    pub const INVALID_CATALOG_NAME: &str = "3D000";
-    pub const INVALID_AUTHORIZATION: &str = "28000";
-    pub const INVALID_PASSWORD: &str = "28P01";
-    pub const TOO_MANY_CONNECTIONS: &str = "53300";
-    pub const QUERY_CANCELED: &str = "57014";
-    pub const ADMIN_SHUTDOWN: &str = "57P01";
-    pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
-    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
-    pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
-    pub const INVALID_STATEMENT_NAME: &str = "26000";
-    pub const SYNTAX_ERROR: &str = "42601";
-    pub const UNDEFINED_OBJECT: &str = "42704";
-    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+pub(crate) mod sqlstate {
+    pub(crate) const PROTOCOL_VIOLATION: &str = "08P01";
+    pub(crate) const CONNECTION_FAILURE: &str = "08006";
+    pub(crate) const INVALID_CATALOG_NAME: &str = "3D000";
+    pub(crate) const INVALID_AUTHORIZATION: &str = "28000";
+    pub(crate) const INVALID_PASSWORD: &str = "28P01";
+    pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub(crate) const QUERY_CANCELED: &str = "57014";
+    pub(crate) const ADMIN_SHUTDOWN: &str = "57P01";
+    pub(crate) const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
+    pub(crate) const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub(crate) const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+    pub(crate) const INVALID_STATEMENT_NAME: &str = "26000";
+    pub(crate) const SYNTAX_ERROR: &str = "42601";
+    pub(crate) const UNDEFINED_OBJECT: &str = "42704";
+    pub(crate) const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
 }
 
 /// How bad an error is; FATAL means pgwarm closes the client after sending it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     Error,
     Fatal,
 }
@@ -44,16 +44,16 @@ impl Severity {
 
 /// An ErrorResponse to send to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgError {
-    pub severity: Severity,
-    pub code: String,
-    pub message: String,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
+pub(crate) struct PgError {
+    pub(crate) severity: Severity,
+    pub(crate) code: String,
+    pub(crate) message: String,
+    pub(crate) detail: Option<String>,
+    pub(crate) hint: Option<String>,
 }
 
 impl PgError {
-    pub fn fatal(code: &str, message: impl Into<String>) -> PgError {
+    pub(crate) fn fatal(code: &str, message: impl Into<String>) -> PgError {
         PgError {
             severity: Severity::Fatal,
             code: code.to_owned(),
@@ -63,25 +63,25 @@ impl PgError {
         }
     }
 
-    pub fn error(code: &str, message: impl Into<String>) -> PgError {
+    pub(crate) fn error(code: &str, message: impl Into<String>) -> PgError {
         PgError {
             severity: Severity::Error,
             ..PgError::fatal(code, message)
         }
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> PgError {
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> PgError {
         self.hint = Some(hint.into());
         self
     }
 
-    pub fn with_detail(mut self, detail: impl Into<String>) -> PgError {
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> PgError {
         self.detail = Some(detail.into());
         self
     }
 
     /// Appends the ErrorResponse ('E') message to `buf`.
-    pub fn encode(&self, buf: &mut BytesMut) {
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
         put_message(buf, b'E', |buf| {
             let severity = self.severity.as_str();
             put_field(buf, b'S', severity);

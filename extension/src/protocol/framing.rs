@@ -9,18 +9,18 @@ use bytes::{BufMut, BytesMut};
 use thiserror::Error;
 
 /// Type byte plus the 4-byte length (which counts itself but not the type byte).
-pub const HEADER_LEN: usize = 5;
+pub(crate) const HEADER_LEN: usize = 5;
 
 /// Writes a header for a message whose body will be `body_len` bytes (written next, or
 /// streamed through later, as the relay does with a Bind's parameters).
-pub fn put_header(out: &mut BytesMut, tag: u8, body_len: usize) {
+pub(crate) fn put_header(out: &mut BytesMut, tag: u8, body_len: usize) {
     out.put_u8(tag);
     out.put_u32((body_len + HEADER_LEN - 1) as u32);
 }
 
 /// Writes a whole message: the header, then the body `body` writes, and the length patched in
 /// once it is known. The one way pgwarm frames what it writes itself.
-pub fn put_message(out: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
+pub(crate) fn put_message(out: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
     let start = out.len();
     put_header(out, tag, 0);
     body(out);
@@ -36,7 +36,7 @@ const SMALL_MESSAGE_LIMIT: usize = 10_000;
 
 /// A frame that breaks the protocol; the client is told why and closed.
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     #[error("invalid frontend message type {}", describe_tag(*.0))]
     UnknownType(u8),
     #[error("invalid message length {len} for message type {}", describe_tag(*.tag))]
@@ -57,7 +57,7 @@ fn describe_tag(tag: u8) -> String {
 
 /// Reads a header at the start of `buf`: the type byte and the whole frame length (header included).
 #[inline]
-pub fn header(buf: &[u8]) -> Option<(u8, usize)> {
+pub(crate) fn header(buf: &[u8]) -> Option<(u8, usize)> {
     let (&tag, rest) = buf.split_first()?;
     let len = u32::from_be_bytes(*rest.first_chunk::<4>()?) as usize;
     Some((tag, len + 1))
@@ -65,7 +65,7 @@ pub fn header(buf: &[u8]) -> Option<(u8, usize)> {
 
 /// Checks a frontend (client → server) frame header. `frame_len` includes the type byte.
 #[inline]
-pub fn check_frontend(tag: u8, frame_len: usize, max: usize) -> Result<(), FrameError> {
+pub(crate) fn check_frontend(tag: u8, frame_len: usize, max: usize) -> Result<(), FrameError> {
     let body = frame_len.saturating_sub(HEADER_LEN);
     if frame_len < HEADER_LEN {
         return Err(FrameError::BadLength {
@@ -119,7 +119,7 @@ pub fn check_frontend(tag: u8, frame_len: usize, max: usize) -> Result<(), Frame
 /// reads whole (completions, ReadyForQuery, CommandComplete, notifications) have a known size,
 /// and waiting for a gigabyte of one would stall the client for good.
 #[inline]
-pub fn check_backend(tag: u8, frame_len: usize) -> bool {
+pub(crate) fn check_backend(tag: u8, frame_len: usize) -> bool {
     match tag {
         // ParseComplete, BindComplete, CloseComplete, NoData, EmptyQueryResponse,
         // PortalSuspended: a header and nothing else.

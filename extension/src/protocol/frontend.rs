@@ -11,7 +11,7 @@ use super::framing::HEADER_LEN;
 use bytes::{BufMut, BytesMut};
 
 /// Splits `buf` at its first NUL: the C string before it and what follows the NUL.
-pub fn cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(crate) fn cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     let end = buf.iter().position(|b| *b == 0)?;
     let (head, tail) = buf.split_at_checked(end)?;
     Some((head, tail.get(1..)?))
@@ -19,20 +19,20 @@ pub fn cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Parse body: the statement name and the rest (query, parameter types), which is what makes two
 /// statements the same.
-pub fn parse_body(body: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(crate) fn parse_body(body: &[u8]) -> Option<(&[u8], &[u8])> {
     cstr(body)
 }
 
 /// Bind body: portal and statement names, and how many bytes of the body they take (the
 /// parameters after them stream through untouched). None until both names are in `body`.
-pub fn bind_names(body: &[u8]) -> Option<(&[u8], &[u8], usize)> {
+pub(crate) fn bind_names(body: &[u8]) -> Option<(&[u8], &[u8], usize)> {
     let (portal, rest) = cstr(body)?;
     let (statement, _) = cstr(rest)?;
     Some((portal, statement, portal.len() + statement.len() + 2))
 }
 
 /// Describe or Close body: the kind byte ('S' statement, 'P' portal) and the name.
-pub fn target(body: &[u8]) -> Option<(u8, &[u8])> {
+pub(crate) fn target(body: &[u8]) -> Option<(u8, &[u8])> {
     let (&kind, rest) = body.split_first()?;
     let (name, _) = cstr(rest)?;
     Some((kind, name))
@@ -40,7 +40,7 @@ pub fn target(body: &[u8]) -> Option<(u8, &[u8])> {
 
 /// A Parse of `name` whose body continues with `rest` (query and parameter types as the client
 /// sent them).
-pub fn parse(out: &mut BytesMut, name: &[u8], rest: &[u8]) {
+pub(crate) fn parse(out: &mut BytesMut, name: &[u8], rest: &[u8]) {
     header(out, b'P', name.len() + 1 + rest.len());
     out.put_slice(name);
     out.put_u8(0);
@@ -49,7 +49,7 @@ pub fn parse(out: &mut BytesMut, name: &[u8], rest: &[u8]) {
 
 /// The start of a Bind, up to and including the statement name; `tail_len` more body bytes (the
 /// client's parameters) follow.
-pub fn bind_prefix(out: &mut BytesMut, portal: &[u8], name: &[u8], tail_len: usize) {
+pub(crate) fn bind_prefix(out: &mut BytesMut, portal: &[u8], name: &[u8], tail_len: usize) {
     header(out, b'B', portal.len() + name.len() + 2 + tail_len);
     out.put_slice(portal);
     out.put_u8(0);
@@ -58,7 +58,7 @@ pub fn bind_prefix(out: &mut BytesMut, portal: &[u8], name: &[u8], tail_len: usi
 }
 
 /// Describe or Close (`tag` 'D' or 'C') of the statement `name`.
-pub fn statement_message(out: &mut BytesMut, tag: u8, name: &[u8]) {
+pub(crate) fn statement_message(out: &mut BytesMut, tag: u8, name: &[u8]) {
     header(out, tag, name.len() + 2);
     out.put_u8(b'S');
     out.put_slice(name);
@@ -66,7 +66,7 @@ pub fn statement_message(out: &mut BytesMut, tag: u8, name: &[u8]) {
 }
 
 /// A simple Query.
-pub fn query(out: &mut BytesMut, sql: &[u8]) {
+pub(crate) fn query(out: &mut BytesMut, sql: &[u8]) {
     header(out, b'Q', sql.len() + 1);
     out.put_slice(sql);
     out.put_u8(0);

@@ -9,11 +9,11 @@
 //! targets in `extension/fuzz` check the same from the outside.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-pub mod backend;
-pub mod error;
-pub mod framing;
-pub mod frontend;
-pub mod scram;
-pub mod startup;
+pub(crate) mod backend;
+pub(crate) mod error;
+pub(crate) mod framing;
+pub(crate) mod frontend;
+pub(crate) mod scram;
+pub(crate) mod startup;
 
-pub use error::{sqlstate, PgError, Severity};
+pub(crate) use error::{sqlstate, PgError};

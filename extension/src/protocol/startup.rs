@@ -4,7 +4,7 @@
 use thiserror::Error;
 
 /// PostgreSQL's cap on a startup packet (MAX_STARTUP_PACKET_LENGTH).
-pub const MAX_STARTUP_LEN: usize = 10_000;
+pub(crate) const MAX_STARTUP_LEN: usize = 10_000;
 
 const CANCEL_REQUEST_CODE: u32 = 80_877_102;
 const SSL_REQUEST_CODE: u32 = 80_877_103;
@@ -12,7 +12,7 @@ const GSSENC_REQUEST_CODE: u32 = 80_877_104;
 
 /// What a client opened with.
 #[derive(Debug, PartialEq, Eq)]
-pub enum StartupPacket {
+pub(crate) enum StartupPacket {
     Startup {
         /// Protocol minor version the client asked for (3.x).
         minor: u16,
@@ -27,7 +27,7 @@ pub enum StartupPacket {
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum StartupError {
+pub(crate) enum StartupError {
     #[error("invalid length of startup packet ({0} bytes)")]
     BadLength(usize),
     #[error("unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0")]
@@ -37,7 +37,7 @@ pub enum StartupError {
 }
 
 /// Checks the length word of a startup packet (which counts itself).
-pub fn check_len(len: usize) -> Result<(), StartupError> {
+pub(crate) fn check_len(len: usize) -> Result<(), StartupError> {
     if (8..=MAX_STARTUP_LEN).contains(&len) {
         Ok(())
     } else {
@@ -46,7 +46,7 @@ pub fn check_len(len: usize) -> Result<(), StartupError> {
 }
 
 /// Parses the packet body that follows the length word.
-pub fn parse(body: &[u8]) -> Result<StartupPacket, StartupError> {
+pub(crate) fn parse(body: &[u8]) -> Result<StartupPacket, StartupError> {
     let code = u32::from_be_bytes(
         body.get(..4)
             .ok_or(StartupError::Malformed("missing code"))?

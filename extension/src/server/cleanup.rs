@@ -11,23 +11,23 @@ use thiserror::Error;
 use tracing::debug;
 
 /// A healthy backend answers ROLLBACK, DISCARD ALL or the settings query in milliseconds.
-pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a returning connection needs before it is lent again.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Cleanup<'a> {
+pub(crate) struct Cleanup<'a> {
     /// The client left a transaction open (status T or E).
-    pub rollback: bool,
+    pub(crate) rollback: bool,
     /// Session mode's `PGWARM_SERVER_RESET_QUERY`, if there is one.
-    pub reset_query: Option<&'a str>,
+    pub(crate) reset_query: Option<&'a str>,
     /// Session settings may have changed: they are read back, for the next client to compare
     /// its own with.
-    pub read_settings: bool,
+    pub(crate) read_settings: bool,
 }
 
 /// Why a returning connection is closed instead of lent again.
 #[derive(Debug, Error)]
-pub enum CleanupError {
+pub(crate) enum CleanupError {
     #[error("{what} left it in transaction status {status}")]
     NotIdle {
         what: &'static str,
@@ -41,13 +41,13 @@ pub enum CleanupError {
 
 impl ServerConn {
     /// Does `work`, within [`CLEANUP_TIMEOUT`]. An error means the connection must be closed.
-    pub async fn clean_up(&mut self, work: Cleanup<'_>) -> Result<(), CleanupError> {
+    pub(crate) async fn clean_up(&mut self, work: Cleanup<'_>) -> Result<(), CleanupError> {
         within(self.clean_up_now(work)).await?
     }
 
     /// The session settings read back after a transaction changed them, within
     /// [`CLEANUP_TIMEOUT`]; they become the connection's own.
-    pub async fn settings_after_change(&mut self) -> Result<SessionSettings, CleanupError> {
+    pub(crate) async fn settings_after_change(&mut self) -> Result<SessionSettings, CleanupError> {
         Ok(within(self.read_session_settings()).await??)
     }
 

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 /// Connects and logs in, all within `timeout`. `options` is the startup packet's `options`
 /// (command-line settings such as `-c idle_session_timeout=60000`), if any.
-pub async fn connect(
+pub(crate) async fn connect(
     creds: &Credentials,
     tls: &TlsSetup,
     application_name: &str,

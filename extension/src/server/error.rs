@@ -7,7 +7,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-pub enum ServerError {
+pub(crate) enum ServerError {
     #[error("could not connect to the database at {addr}: {source}")]
     Connect { addr: String, source: io::Error },
     /// Limited by `PGWARM_CONNECT_TIMEOUT`, or by what was left of the client's wait.
@@ -40,7 +40,7 @@ pub enum ServerError {
 impl ServerError {
     /// The FATAL a waiting client gets when no server connection could be had for it. A login the
     /// database refused keeps the database's own SQLSTATE, so drivers classify it correctly.
-    pub fn to_client(&self) -> PgError {
+    pub(crate) fn to_client(&self) -> PgError {
         match self {
             ServerError::Rejected { code, message } => PgError::fatal(
                 code,

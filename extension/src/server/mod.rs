@@ -8,15 +8,15 @@
 mod cleanup;
 mod connect;
 mod error;
-pub mod prepared;
-pub mod session_settings;
-pub mod tls;
+pub(crate) mod prepared;
+pub(crate) mod session_settings;
+pub(crate) mod tls;
 
-pub use cleanup::{Cleanup, CleanupError, CLEANUP_TIMEOUT};
-pub use connect::connect;
-pub use error::ServerError;
-pub use prepared::{Digest, PreparedCounters, PreparedSet, Presence};
-pub use session_settings::SessionSettings;
+pub(crate) use cleanup::Cleanup;
+pub(crate) use connect::connect;
+pub(crate) use error::ServerError;
+pub(crate) use prepared::{Digest, PreparedCounters, PreparedSet, Presence};
+pub(crate) use session_settings::SessionSettings;
 pub use tls::{TlsSetup, TlsSetupError};
 
 use crate::protocol::backend::TxStatus;
@@ -38,10 +38,10 @@ use tokio::net::TcpStream;
 /// Where and with which key a CancelRequest for this server connection must be sent, and how
 /// many cancels are on their way to it.
 #[derive(Debug, Clone)]
-pub struct CancelTarget {
-    pub addr: SocketAddr,
-    pub pid: i32,
-    pub secret: i32,
+pub(crate) struct CancelTarget {
+    pub(crate) addr: SocketAddr,
+    pub(crate) pid: i32,
+    pub(crate) secret: i32,
     /// The host name the connection verified its TLS certificate against, when it is encrypted:
     /// the cancel goes encrypted too (as libpq 17 sends it), so the key never crosses the
     /// network in clear.
@@ -58,7 +58,7 @@ impl PartialEq for CancelTarget {
 }
 
 impl CancelTarget {
-    pub fn new(addr: SocketAddr, pid: i32, secret: i32) -> CancelTarget {
+    pub(crate) fn new(addr: SocketAddr, pid: i32, secret: i32) -> CancelTarget {
         CancelTarget {
             addr,
             pid,
@@ -80,14 +80,14 @@ impl CancelTarget {
     }
 
     /// Counts a cancel as under way until the returned guard is dropped.
-    pub fn begin(&self) -> CancelInFlight {
+    pub(crate) fn begin(&self) -> CancelInFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         CancelInFlight(Arc::clone(&self.in_flight))
     }
 }
 
 /// A cancel on its way to the database; see [`CancelTarget::begin`].
-pub struct CancelInFlight(Arc<AtomicUsize>);
+pub(crate) struct CancelInFlight(Arc<AtomicUsize>);
 
 impl Drop for CancelInFlight {
     fn drop(&mut self) {
@@ -100,7 +100,7 @@ impl Drop for CancelInFlight {
 const OWN_MESSAGE_LIMIT: usize = 1 << 20;
 
 /// A logged-in backend connection.
-pub struct ServerConn {
+pub(crate) struct ServerConn {
     stream: Stream,
     /// Read buffer for pgwarm's own round trips; always empty while a client is linked.
     rbuf: BytesMut,
@@ -118,66 +118,66 @@ pub struct ServerConn {
 }
 
 impl ServerConn {
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
-    pub fn cancel_target(&self) -> CancelTarget {
+    pub(crate) fn cancel_target(&self) -> CancelTarget {
         self.cancel.clone()
     }
 
     /// Whether a CancelRequest for this connection is still being delivered.
-    pub fn cancel_in_flight(&self) -> bool {
+    pub(crate) fn cancel_in_flight(&self) -> bool {
         self.cancel.in_flight.load(Ordering::SeqCst) > 0
     }
 
     /// The ParameterStatus values the database sent at login.
-    pub fn params(&self) -> &[(String, String)] {
+    pub(crate) fn params(&self) -> &[(String, String)] {
         &self.params
     }
 
-    pub fn age(&self) -> Duration {
+    pub(crate) fn age(&self) -> Duration {
         self.created.elapsed()
     }
 
-    pub fn idle_for(&self) -> Duration {
+    pub(crate) fn idle_for(&self) -> Duration {
         self.last_used.elapsed()
     }
 
     /// When it logged in, and when it was last given back to the pool.
-    pub fn times(&self) -> (Instant, Instant) {
+    pub(crate) fn times(&self) -> (Instant, Instant) {
         (self.created, self.last_used)
     }
 
-    pub fn touch(&mut self) {
+    pub(crate) fn touch(&mut self) {
         self.last_used = Instant::now();
     }
 
     /// Whether the connection is encrypted.
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         self.stream.is_tls()
     }
 
     /// The database's address and pgwarm's end of the connection.
-    pub fn addrs(&self) -> (SocketAddr, Option<SocketAddr>) {
+    pub(crate) fn addrs(&self) -> (SocketAddr, Option<SocketAddr>) {
         (self.cancel.addr, self.local)
     }
 
     /// What its set of prepared statements did, readable while it is lent.
-    pub fn prepared_counters(&self) -> &Arc<PreparedCounters> {
+    pub(crate) fn prepared_counters(&self) -> &Arc<PreparedCounters> {
         self.prepared.counters()
     }
 
     /// The socket and the set of statements prepared on it, for the relay, which rewrites
     /// statement names as it forwards.
-    pub fn link_parts(&mut self) -> (&mut Stream, &mut PreparedSet) {
+    pub(crate) fn link_parts(&mut self) -> (&mut Stream, &mut PreparedSet) {
         (&mut self.stream, &mut self.prepared)
     }
 
     /// Whether an idle connection has anything to say. An idle backend is silent; if the socket is
     /// readable it has been closed (EOF) or sent a FATAL (pg_terminate_backend, idle timeouts,
     /// a restart). This polls once without waiting and costs nothing when the socket is quiet.
-    pub fn is_quiet(&mut self) -> bool {
+    pub(crate) fn is_quiet(&mut self) -> bool {
         let mut byte = [0u8; 1];
         let mut buf = ReadBuf::new(&mut byte);
         let mut cx = Context::from_waker(Waker::noop());
@@ -187,22 +187,26 @@ impl ServerConn {
         )
     }
 
-    pub fn session_settings(&self) -> &SessionSettings {
+    pub(crate) fn session_settings(&self) -> &SessionSettings {
         &self.session
     }
 
-    pub fn set_session_settings(&mut self, settings: SessionSettings) {
+    pub(crate) fn set_session_settings(&mut self, settings: SessionSettings) {
         self.session = settings;
     }
 
     /// Runs `sql` as a simple query and waits for ReadyForQuery; an ErrorResponse is an error.
     /// Returns the transaction status that followed.
-    pub async fn run(&mut self, what: &'static str, sql: &str) -> Result<TxStatus, ServerError> {
+    pub(crate) async fn run(
+        &mut self,
+        what: &'static str,
+        sql: &str,
+    ) -> Result<TxStatus, ServerError> {
         self.query(what, sql, |_| {}).await
     }
 
     /// Like [`Self::run`], handing each row's text values to `row` (NULL as None).
-    pub async fn query(
+    pub(crate) async fn query(
         &mut self,
         what: &'static str,
         sql: &str,
@@ -246,7 +250,7 @@ impl ServerConn {
     }
 
     /// Reads the session settings in effect and remembers them as this connection's.
-    pub async fn read_session_settings(&mut self) -> Result<SessionSettings, ServerError> {
+    pub(crate) async fn read_session_settings(&mut self) -> Result<SessionSettings, ServerError> {
         let mut rows = Vec::new();
         let status = self
             .query(
@@ -271,7 +275,7 @@ impl ServerConn {
 
     /// Sends Terminate without waiting, then drops the socket. The backend ends cleanly instead of
     /// logging an unexpected EOF; if the socket cannot take the 5 bytes now, closing it is enough.
-    pub fn close(mut self) {
+    pub(crate) fn close(mut self) {
         let mut out = BytesMut::with_capacity(5);
         frontend::terminate(&mut out);
         let mut cx = Context::from_waker(Waker::noop());
@@ -335,7 +339,7 @@ pub(crate) fn error_fields(body: &ErrorResponseBody) -> (String, String) {
 
 /// Writes a CancelRequest for `target` on a new connection, as the protocol requires, over TLS
 /// when the connection to cancel uses it.
-pub async fn send_cancel(
+pub(crate) async fn send_cancel(
     target: &CancelTarget,
     tls: &TlsSetup,
     timeout: Duration,

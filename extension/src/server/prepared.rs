@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A statement's identity: the first 128 bits of SHA-256 over its Parse body after the name.
-pub type Digest = u128;
+pub(crate) type Digest = u128;
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -26,7 +26,7 @@ struct Slot {
 
 /// Whether a statement is on the connection, as far as pgwarm knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presence {
+pub(crate) enum Presence {
     Absent,
     Present,
     /// There, but to be parsed anew (Close, then Parse) before it is used.
@@ -34,7 +34,7 @@ pub enum Presence {
 }
 
 #[derive(Debug, Default)]
-pub struct PreparedSet {
+pub(crate) struct PreparedSet {
     slots: HashMap<Digest, Slot>,
     clock: u64,
     counters: Arc<PreparedCounters>,
@@ -43,17 +43,17 @@ pub struct PreparedSet {
 /// What one connection's set did, readable while a client holds the connection (the admin
 /// console's `SHOW PREPARED`).
 #[derive(Debug, Default)]
-pub struct PreparedCounters {
+pub(crate) struct PreparedCounters {
     /// Statements on the connection now.
-    pub statements: AtomicU64,
+    pub(crate) statements: AtomicU64,
     /// Uses that found the statement there: a Parse saved.
-    pub hits: AtomicU64,
+    pub(crate) hits: AtomicU64,
     /// Statements created that were not there.
-    pub prepares: AtomicU64,
+    pub(crate) prepares: AtomicU64,
     /// Statements parsed anew over themselves: a client's own Parse, or one found stale.
-    pub reprepares: AtomicU64,
+    pub(crate) reprepares: AtomicU64,
     /// Statements closed to stay within `PGWARM_MAX_PREPARED_STATEMENTS`.
-    pub evictions: AtomicU64,
+    pub(crate) evictions: AtomicU64,
 }
 
 impl PreparedCounters {
@@ -64,7 +64,7 @@ impl PreparedCounters {
 
 impl PreparedSet {
     /// Whether the statement exists here; a hit counts as a use.
-    pub fn touch(&mut self, digest: Digest) -> Presence {
+    pub(crate) fn touch(&mut self, digest: Digest) -> Presence {
         self.clock += 1;
         match self.slots.get_mut(&digest) {
             Some(slot) => {
@@ -81,7 +81,7 @@ impl PreparedSet {
     }
 
     /// Marks a statement to be parsed anew before its next use.
-    pub fn condemn(&mut self, digest: Digest) {
+    pub(crate) fn condemn(&mut self, digest: Digest) {
         if let Some(slot) = self.slots.get_mut(&digest) {
             slot.stale = true;
         }
@@ -89,7 +89,7 @@ impl PreparedSet {
 
     /// Records a statement being created (or parsed anew), evicting the least recently used one
     /// when `capacity` is reached. Returns the evicted statement, which the caller must Close on the server.
-    pub fn insert(&mut self, digest: Digest, capacity: usize) -> Option<Digest> {
+    pub(crate) fn insert(&mut self, digest: Digest, capacity: usize) -> Option<Digest> {
         self.clock += 1;
         let mut evicted = None;
         let there = self.slots.contains_key(&digest);
@@ -124,7 +124,7 @@ impl PreparedSet {
 
     /// Puts back a statement whose eviction did not happen (the Close was skipped after an
     /// error): it is still on the server, so the set may briefly exceed its capacity.
-    pub fn restore(&mut self, digest: Digest) {
+    pub(crate) fn restore(&mut self, digest: Digest) {
         self.clock += 1;
         let now = self.clock;
         self.slots.entry(digest).or_insert(Slot {
@@ -135,24 +135,24 @@ impl PreparedSet {
         self.count();
     }
 
-    pub fn remove(&mut self, digest: Digest) {
+    pub(crate) fn remove(&mut self, digest: Digest) {
         self.slots.remove(&digest);
         self.count();
     }
 
     /// The current clock; entries inserted after this value survive [`Self::forget_before`].
-    pub fn clock(&self) -> u64 {
+    pub(crate) fn clock(&self) -> u64 {
         self.clock
     }
 
     /// `DEALLOCATE ALL` or `DISCARD ALL` ran: every statement created before `clock` is gone.
-    pub fn forget_before(&mut self, clock: u64) {
+    pub(crate) fn forget_before(&mut self, clock: u64) {
         self.slots.retain(|_, slot| slot.inserted > clock);
         self.count();
     }
 
     /// The set's counters, shared with whoever shows them.
-    pub fn counters(&self) -> &Arc<PreparedCounters> {
+    pub(crate) fn counters(&self) -> &Arc<PreparedCounters> {
         &self.counters
     }
 
@@ -162,12 +162,9 @@ impl PreparedSet {
             .store(self.slots.len() as u64, Ordering::Relaxed);
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
     }
 }
 

@@ -11,15 +11,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// What a client changed during a link is read with this query.
-pub const READ_SQL: &str =
+pub(crate) const READ_SQL: &str =
     "select name, setting from pg_catalog.pg_settings where source = 'session' order by name";
 
 /// Settings by name. Names are kept in lower case: PostgreSQL matches them without case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionSettings(BTreeMap<String, String>);
+pub(crate) struct SessionSettings(BTreeMap<String, String>);
 
 impl SessionSettings {
-    pub fn new(settings: impl IntoIterator<Item = (String, String)>) -> SessionSettings {
+    pub(crate) fn new(settings: impl IntoIterator<Item = (String, String)>) -> SessionSettings {
         SessionSettings(
             settings
                 .into_iter()
@@ -28,17 +28,18 @@ impl SessionSettings {
         )
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// `self` over `defaults`: what a client has after `RESET`, which returns a setting to the
     /// client's startup value, not to the server connection's.
-    pub fn over(&self, defaults: &SessionSettings) -> SessionSettings {
+    pub(crate) fn over(&self, defaults: &SessionSettings) -> SessionSettings {
         let mut merged = defaults.0.clone();
         merged.extend(self.0.iter().map(|(k, v)| (k.clone(), v.clone())));
         SessionSettings(merged)
@@ -47,7 +48,7 @@ impl SessionSettings {
     /// SQL that turns a connection whose session settings are `current` into one with `self`,
     /// or None when they already match. The statements run as one implicit transaction, so a
     /// value the server refuses leaves the connection as it was.
-    pub fn apply_sql(&self, current: &SessionSettings) -> Option<String> {
+    pub(crate) fn apply_sql(&self, current: &SessionSettings) -> Option<String> {
         let mut sql = String::new();
         for (name, value) in &self.0 {
             if current.0.get(name) != Some(value) {

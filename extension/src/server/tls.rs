@@ -91,7 +91,11 @@ impl TlsSetup {
     }
 
     /// Asks the database for TLS on a fresh socket and does the handshake if it agrees.
-    pub async fn negotiate(&self, mut tcp: TcpStream, host: &str) -> Result<Stream, ServerError> {
+    pub(crate) async fn negotiate(
+        &self,
+        mut tcp: TcpStream,
+        host: &str,
+    ) -> Result<Stream, ServerError> {
         let Some(connector) = &self.connector else {
             return Ok(Stream::Plain(tcp));
         };

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// A frontend message the server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Parse,
     Bind,
     Describe,
@@ -28,7 +28,7 @@ pub enum Kind {
 
 impl Kind {
     /// Whether a backend message with `tag` is the last one answering this message.
-    pub fn done_by(self, tag: u8) -> bool {
+    pub(crate) fn done_by(self, tag: u8) -> bool {
         match self {
             Kind::Parse => tag == b'1',
             Kind::Bind => tag == b'2',
@@ -41,14 +41,14 @@ impl Kind {
 
     /// Extended-protocol messages: an ErrorResponse answers them, and the server then skips to
     /// the next Sync.
-    pub fn extended(self) -> bool {
+    pub(crate) fn extended(self) -> bool {
         !matches!(self, Kind::Sync | Kind::Query | Kind::FunctionCall)
     }
 }
 
 /// What pgwarm does with the answer.
 #[derive(Debug)]
-pub enum Act {
+pub(crate) enum Act {
     /// The client's own message: the answer goes to the client.
     Forward,
     /// pgwarm's own message: its completion is dropped (errors still reach the client, since
@@ -64,7 +64,7 @@ pub enum Act {
 
 /// What to undo in pgwarm's books if the message fails or is skipped.
 #[derive(Debug)]
-pub enum Undo {
+pub(crate) enum Undo {
     None,
     /// A client's Parse: the name was recorded when it was read.
     Forget(Box<[u8]>, Arc<Statement>),
@@ -76,7 +76,7 @@ pub enum Undo {
 
 /// How a message touches a pgwarm statement on the server, for the books of its `PreparedSet`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Touch {
+pub(crate) enum Touch {
     None,
     /// A Parse pgwarm sent: the statement is only on the server if it succeeds.
     Creates(Digest),
@@ -94,20 +94,20 @@ pub enum Touch {
 }
 
 #[derive(Debug)]
-pub struct Expect {
-    pub kind: Kind,
-    pub act: Act,
-    pub undo: Undo,
+pub(crate) struct Expect {
+    pub(crate) kind: Kind,
+    pub(crate) act: Act,
+    pub(crate) undo: Undo,
     /// Which pgwarm statement on the server the message touches.
-    pub statement: Touch,
+    pub(crate) statement: Touch,
     /// The client message count when it was read, and the server set's clock when it was sent:
     /// `DEALLOCATE ALL` forgets statements from before it, not those pipelined after it.
-    pub seq: u64,
-    pub clock: u64,
+    pub(crate) seq: u64,
+    pub(crate) clock: u64,
 }
 
 impl Expect {
-    pub fn new(kind: Kind, act: Act) -> Expect {
+    pub(crate) fn new(kind: Kind, act: Act) -> Expect {
         Expect {
             kind,
             act,

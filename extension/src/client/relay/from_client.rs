@@ -17,17 +17,17 @@ const INSPECT_QUERY_LIMIT: usize = 1024;
 
 /// A client message the server answers, or whose statement name pgwarm rewrites.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     /// Stream offset of the message's first byte.
-    pub at: u64,
-    pub kind: Kind,
-    pub seq: u64,
-    pub edit: Edit,
+    pub(crate) at: u64,
+    pub(crate) kind: Kind,
+    pub(crate) seq: u64,
+    pub(crate) edit: Edit,
 }
 
 /// What the translation must do with the message instead of copying it.
 #[derive(Debug, Clone)]
-pub enum Edit {
+pub(crate) enum Edit {
     /// Nothing: copy it as it is.
     None,
     /// A Parse of a named statement (`len` bytes, replaced as a whole).

@@ -70,7 +70,7 @@ const ERROR_PEEK_LIMIT: usize = 8 * 1024;
 
 /// Why the pump stopped and needs the session to act.
 #[derive(Debug)]
-pub enum Event {
+pub(crate) enum Event {
     /// Client bytes are ready to go and no server connection is linked.
     NeedServer,
     /// The transaction is over (transaction mode): the link may be released.
@@ -88,9 +88,9 @@ pub enum Event {
 }
 
 /// The linked server connection as the pump sees it: its socket and its statements.
-pub type Link<'a> = (&'a mut Stream, &'a mut PreparedSet);
+pub(crate) type Link<'a> = (&'a mut Stream, &'a mut PreparedSet);
 
-pub struct Relay {
+pub(crate) struct Relay {
     mode: PoolMode,
     max_message_size: usize,
     /// Whether the session wants to hear about idle-in-transaction moments.
@@ -171,7 +171,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(
+    pub(crate) fn new(
         mode: PoolMode,
         max_message_size: usize,
         watch_idle: bool,
@@ -229,12 +229,12 @@ impl Relay {
     }
 
     /// Counts this client's traffic into `traffic` (the shared totals) from now on.
-    pub fn count_into(&mut self, traffic: Arc<Traffic>) {
+    pub(crate) fn count_into(&mut self, traffic: Arc<Traffic>) {
         self.tally = Tally::new(traffic);
     }
 
     /// A server connection was linked: the next bytes it sends answer this client.
-    pub fn link(&mut self, backend_pid: i32) {
+    pub(crate) fn link(&mut self, backend_pid: i32) {
         self.linked = true;
         self.fatal_forwarded = false;
         self.client_unnamed_here = false;
@@ -249,7 +249,7 @@ impl Relay {
     /// The link ends (released, failed or replaced). Server bytes not scanned yet are dropped:
     /// they belong to that connection, never to the next. Returns whether there were any (a
     /// server that spoke after its last ReadyForQuery is not clean enough to lend again).
-    pub fn unlink(&mut self) -> bool {
+    pub(crate) fn unlink(&mut self) -> bool {
         self.linked = false;
         self.backend_pid = None;
         self.replay = false;
@@ -266,7 +266,7 @@ impl Relay {
 
     /// After a failed link whose batch was not answered: everything the server was sent and
     /// said is forgotten, so the batch is translated and sent again for the next connection.
-    pub fn rewind(&mut self) {
+    pub(crate) fn rewind(&mut self) {
         debug_assert!(self.replay && !self.answered);
         self.c_done = 0;
         self.o_done = 0;
@@ -275,14 +275,14 @@ impl Relay {
 
     /// The client's session settings changed: statements it prepares from now on are resolved
     /// under the new ones.
-    pub fn set_resolution(&mut self, resolution: Resolution) {
+    pub(crate) fn set_resolution(&mut self, resolution: Resolution) {
         self.resolution = resolution;
     }
 
     /// The server connection failed for good: whether the client has the server's own FATAL
     /// to end on. A FATAL held back as the first answer is released to the client now, after
     /// what it already has; one already forwarded needs nothing more.
-    pub fn pass_on_fatal(&mut self) -> bool {
+    pub(crate) fn pass_on_fatal(&mut self) -> bool {
         if self.doomed && self.s_body_left == 0 {
             if let Some((b'E', len)) = framing::header(&self.sin[self.s_scanned..]) {
                 if self.sin.len() >= self.s_scanned + len {
@@ -298,23 +298,23 @@ impl Relay {
 
     /// Whether a pgwarm statement was found missing or already there since the last call:
     /// a sign that something between pgwarm and the database does not keep them.
-    pub fn take_repaired(&mut self) -> bool {
+    pub(crate) fn take_repaired(&mut self) -> bool {
         std::mem::take(&mut self.repaired)
     }
 
     /// Whether the client changed session settings since the last call.
-    pub fn take_settings_changed(&mut self) -> bool {
+    pub(crate) fn take_settings_changed(&mut self) -> bool {
         std::mem::take(&mut self.settings_changed)
     }
 
     /// The server's last reported transaction status.
-    pub fn status(&self) -> TxStatus {
+    pub(crate) fn status(&self) -> TxStatus {
         self.status
     }
 
     /// Nothing in flight: no partial message either way, nothing expected, no COPY. A server
     /// connection left here can be rolled back or reset and reused.
-    pub fn at_rest(&self) -> bool {
+    pub(crate) fn at_rest(&self) -> bool {
         self.expect.is_empty()
             && !self.unsynced
             && !self.copy_in
@@ -325,13 +325,13 @@ impl Relay {
     }
 
     /// Idle inside a transaction: the client owes the next message.
-    pub fn idle_in_transaction(&self) -> bool {
+    pub(crate) fn idle_in_transaction(&self) -> bool {
         self.linked && !self.status.is_idle() && self.at_rest()
     }
 
     /// Queues an error for the client after whatever server output is already complete. Returns
     /// false if a server message is half-written, when an error would corrupt the stream.
-    pub fn queue_error(&mut self, error: &PgError) -> bool {
+    pub(crate) fn queue_error(&mut self, error: &PgError) -> bool {
         if self.s_body_left != 0 {
             return false;
         }
@@ -342,7 +342,7 @@ impl Relay {
     }
 
     /// Writes what is queued for the client; used after the last event before closing.
-    pub async fn flush_client(&mut self, client: &mut Stream) -> io::Result<()> {
+    pub(crate) async fn flush_client(&mut self, client: &mut Stream) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         client.write_all(&self.sin[..self.s_scanned]).await?;
         self.tally.sent(self.s_scanned);
@@ -353,7 +353,7 @@ impl Relay {
 
     /// Moves bytes until something needs the session. `waiting` means a checkout is under way:
     /// the client is still read (its EOF matters) but no NeedServer is raised.
-    pub fn poll_pump<C: AsyncRead + AsyncWrite + Unpin>(
+    pub(crate) fn poll_pump<C: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         cx: &mut Context<'_>,
         client: &mut C,

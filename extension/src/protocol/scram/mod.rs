@@ -33,7 +33,7 @@ const KEY_LEN: usize = 32;
 /// A password verifier: what PostgreSQL stores in `pg_authid` (salt, iteration count, StoredKey,
 /// ServerKey). It is built once from the plain password so that the password itself need not be
 /// kept around, and so that each authentication exchange is cheap.
-pub struct ScramVerifier {
+pub(crate) struct ScramVerifier {
     salt: Vec<u8>,
     iterations: u32,
     stored_key: [u8; KEY_LEN],
@@ -50,7 +50,7 @@ impl ScramVerifier {
     /// bytes directly. A non-ASCII password is delegated to `postgres_protocol`, which runs the
     /// real SASLprep (the `stringprep` crate is only a transitive dependency of ours) and returns
     /// the verifier in PostgreSQL's text form, which we parse and drop at once.
-    pub fn new(password: &str) -> ScramVerifier {
+    pub(crate) fn new(password: &str) -> ScramVerifier {
         if !password.is_ascii() {
             let secret = postgres_protocol::password::scram_sha_256(password.as_bytes());
             if let Some(verifier) = parse_pg_secret(&secret) {
@@ -69,7 +69,7 @@ impl ScramVerifier {
     /// without SASLprep: identical to [`ScramVerifier::new`] for ASCII passwords and for
     /// non-ASCII passwords already in SASLprep form. An iteration count of 0 is treated as 1,
     /// since clients such as libpq reject `i=0`.
-    pub fn with_salt(password: &str, salt: &[u8], iterations: u32) -> ScramVerifier {
+    pub(crate) fn with_salt(password: &str, salt: &[u8], iterations: u32) -> ScramVerifier {
         let iterations = iterations.max(1);
         let salted_password = hi(password.as_bytes(), salt, iterations);
         let client_key = hmac_sha256(&salted_password, &[b"Client Key"]);
@@ -116,7 +116,7 @@ enum State {
 /// SASLInitialResponse through [`ScramServer::client_first`], send back the result in
 /// AuthenticationSASLContinue, feed it the SASLResponse through [`ScramServer::client_final`],
 /// and send back the result in AuthenticationSASLFinal.
-pub struct ScramServer<'a> {
+pub(crate) struct ScramServer<'a> {
     verifier: &'a ScramVerifier,
     server_nonce: Vec<u8>,
     state: State,
@@ -125,7 +125,7 @@ pub struct ScramServer<'a> {
 impl<'a> ScramServer<'a> {
     /// Starts an exchange against `verifier`, with a fresh random server nonce (18 random bytes,
     /// base64-encoded, like PostgreSQL) so that a recorded exchange cannot be replayed.
-    pub fn new(verifier: &'a ScramVerifier) -> Self {
+    pub(crate) fn new(verifier: &'a ScramVerifier) -> Self {
         let mut raw = [0u8; SERVER_NONCE_LEN];
         rand::fill(&mut raw[..]);
         Self::with_server_nonce(verifier, STANDARD.encode(raw).into_bytes())
@@ -147,7 +147,11 @@ impl<'a> ScramServer<'a> {
     /// Fails if the mechanism is not `SCRAM-SHA-256`, if the message is malformed, if the client
     /// requests channel binding (`p=`) or an authorization identity, or if called twice. Any
     /// error ends the exchange.
-    pub fn client_first(&mut self, mechanism: &str, message: &[u8]) -> Result<Vec<u8>, ScramError> {
+    pub(crate) fn client_first(
+        &mut self,
+        mechanism: &str,
+        message: &[u8],
+    ) -> Result<Vec<u8>, ScramError> {
         let state = std::mem::replace(&mut self.state, State::Finished);
         if !matches!(state, State::Initial) {
             return Err(ScramError::Protocol("client-first-message received twice"));
@@ -181,7 +185,7 @@ impl<'a> ScramServer<'a> {
     /// A wrong proof gives [`ScramError::WrongPassword`]; a nonce mismatch, channel-binding data
     /// that does not match the client-first-message, a malformed message, or a call before
     /// [`ScramServer::client_first`] gives [`ScramError::Protocol`]. Either way the exchange ends.
-    pub fn client_final(&mut self, message: &[u8]) -> Result<Vec<u8>, ScramError> {
+    pub(crate) fn client_final(&mut self, message: &[u8]) -> Result<Vec<u8>, ScramError> {
         let (cbind_flag, client_nonce, client_first_bare, server_first) =
             match std::mem::replace(&mut self.state, State::Finished) {
                 State::FirstSent {
@@ -280,7 +284,7 @@ impl fmt::Debug for ScramServer<'_> {
 /// ErrorResponse (PostgreSQL answers all three with SQLSTATE 28P01 or 08P01) and log the cause.
 /// The messages are static or echo only the mechanism name, never secrets.
 #[derive(Debug, thiserror::Error)]
-pub enum ScramError {
+pub(crate) enum ScramError {
     /// The client picked a SASL mechanism we did not advertise (e.g. `SCRAM-SHA-256-PLUS`).
     #[error("unsupported SASL authentication mechanism {0:?}")]
     UnsupportedMechanism(String),

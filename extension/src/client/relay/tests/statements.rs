@@ -160,7 +160,7 @@ fn an_error_skips_to_sync_and_undoes_what_the_skipped_messages_did() {
     let error = msg(b'E', b"SERROR\0VERROR\0C42703\0Mno\0\0");
     assert!(r.server(&[error, z(b'I')].concat()).is_some());
     assert_eq!(tags(&r.take_for_client()), "EZ");
-    assert!(r.set.is_empty(), "neither statement was created");
+    assert_eq!(r.set.len(), 0, "neither statement was created");
     assert!(
         r.statements.is_empty(),
         "the client's names are free again, as in PostgreSQL"
@@ -280,7 +280,7 @@ fn with_a_pooler_upstream_named_statements_become_unnamed_ones() {
     );
     assert!(matches!(r.server(&answers(b"12CZ")), Some(Event::Release)));
     assert_eq!(tags(&r.take_for_client()), "2CZ");
-    assert!(r.set.is_empty(), "nothing is kept on the server");
+    assert_eq!(r.set.len(), 0, "nothing is kept on the server");
 }
 
 #[test]
