@@ -9,7 +9,7 @@
 //! for: pgwarm registers for SHUTDOWN only.
 
 use crate::admin::{Lifecycle, Registration};
-use crate::pool::{Pool, PoolCounters};
+use crate::pool::Pool;
 use lambda_extension::requests::{init_error, ErrorRequest};
 use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
 use std::sync::Arc;
@@ -96,11 +96,10 @@ pub async fn start(
                     tokio::spawn(async move {
                         let started = std::time::Instant::now();
                         let counters = pool.counters();
-                        let replaced_before = PoolCounters::read(&counters.thaw_replaced);
+                        let replaced_before = counters.thaw_replaced.get();
                         let checked = pool.check_idle().await;
                         if checked > 0 {
-                            let replaced =
-                                PoolCounters::read(&counters.thaw_replaced) - replaced_before;
+                            let replaced = counters.thaw_replaced.get() - replaced_before;
                             info!(
                                 checked,
                                 replaced,

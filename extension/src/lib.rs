@@ -3,7 +3,7 @@
 //!
 //! Data flows one way through the modules: [`config`] → [`credentials`] → [`protocol`] →
 //! [`server`] → [`pool`] → [`client`] → [`admin`] / [`metrics`] → [`listener`] → [`lambda`]; `main.rs` only wires them
-//! together. [`stream`] is the socket type both ends share.
+//! together. [`stream`] is the socket type both ends share, [`counter`] the totals everything counts into.
 //! `docs/ARCHITECTURE.md` follows a connection through them.
 
 // No unwrap, expect or panic outside tests: the release build aborts on a panic, and on Lambda
@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod client;
 pub mod config;
+pub mod counter;
 pub mod credentials;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -7,13 +7,12 @@
 
 use pgwarm::admin::{Console, Lifecycle};
 use pgwarm::client::tls::ClientTls;
-use pgwarm::client::traffic::Traffic;
 use pgwarm::client::Shared;
 use pgwarm::config::{ClientTlsMode, CredentialSettings, Settings};
 use pgwarm::credentials::{CredentialSource, IamCredentials, SecretCredentials, StaticCredentials};
 use pgwarm::lambda::{self, LambdaEnv};
 use pgwarm::metrics::Metrics;
-use pgwarm::pool::{Pool, PoolCounters, PoolSettings};
+use pgwarm::pool::{Pool, PoolSettings};
 use pgwarm::server::TlsSetup;
 use pgwarm::{listener, logging};
 use std::process::ExitCode;
@@ -194,13 +193,13 @@ async fn stopped(shared: &Shared, metrics: Option<&Metrics>, budget: Duration) {
     let pool = shared.pool.counters();
     info!(
         budget_ms = budget.as_millis() as u64,
-        transactions = Traffic::read(&traffic.xacts),
-        queries = Traffic::read(&traffic.queries),
-        client_logins = Traffic::read(&traffic.logins),
-        clients_refused = Traffic::read(&traffic.refused),
-        client_errors = Traffic::read(&traffic.errors),
-        server_logins = PoolCounters::read(&pool.logins),
-        reconnects = PoolCounters::read(&pool.reconnects),
+        transactions = traffic.xacts.get(),
+        queries = traffic.queries.get(),
+        client_logins = traffic.logins.get(),
+        clients_refused = traffic.refused.get(),
+        client_errors = traffic.errors.get(),
+        server_logins = pool.logins.get(),
+        reconnects = pool.reconnects.get(),
         "pgwarm stopped"
     );
 }

@@ -21,16 +21,15 @@ pub(super) struct Totals {
 
 impl Totals {
     pub(super) fn of(t: &Traffic) -> Totals {
-        let r = Traffic::read;
         Totals {
-            xacts: r(&t.xacts),
-            queries: r(&t.queries),
-            received: r(&t.received),
-            sent: r(&t.sent),
-            xact_us: r(&t.xact_us),
-            query_us: r(&t.query_us),
-            wait_us: r(&t.wait_us),
-            waits: r(&t.waits),
+            xacts: t.xacts.get(),
+            queries: t.queries.get(),
+            received: t.received.get(),
+            sent: t.sent.get(),
+            xact_us: t.xact_us.get(),
+            query_us: t.query_us.get(),
+            wait_us: t.wait_us.get(),
+            waits: t.waits.get(),
         }
     }
 }

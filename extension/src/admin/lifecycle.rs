@@ -2,7 +2,7 @@
 //! runs, its registration, the invocations it saw (and the newest one's id), the freezes it
 //! slept through and why it was shut down. The `lambda` module writes it; readers take copies.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::counter::Counter;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,10 +23,10 @@ pub struct Lifecycle {
     started: Instant,
     registration: Mutex<Option<Registration>>,
     /// INVOKE events seen.
-    pub invocations: AtomicU64,
+    pub invocations: Counter,
     /// Freezes noticed (the process stood still longer than a tick allows), and their length.
-    pub freezes: AtomicU64,
-    pub frozen_us: AtomicU64,
+    pub freezes: Counter,
+    pub frozen_us: Counter,
     shutdown_reason: Mutex<Option<String>>,
 }
 
@@ -36,9 +36,9 @@ impl Lifecycle {
             mode,
             started: Instant::now(),
             registration: Mutex::default(),
-            invocations: AtomicU64::new(0),
-            freezes: AtomicU64::new(0),
-            frozen_us: AtomicU64::new(0),
+            invocations: Counter::default(),
+            freezes: Counter::default(),
+            frozen_us: Counter::default(),
             shutdown_reason: Mutex::default(),
         }
     }
@@ -55,7 +55,7 @@ impl Lifecycle {
 
     /// An INVOKE: log lines carry its request id from now on (see `logging`).
     pub fn invoked(&self, request_id: &str) {
-        self.invocations.fetch_add(1, Ordering::Relaxed);
+        self.invocations.add(1);
         crate::logging::set_request_id(Some(request_id));
     }
 
@@ -65,9 +65,9 @@ impl Lifecycle {
     }
 
     pub fn froze(&self, for_: Duration) {
-        self.freezes.fetch_add(1, Ordering::Relaxed);
+        self.freezes.add(1);
         let us = u64::try_from(for_.as_micros()).unwrap_or(u64::MAX);
-        self.frozen_us.fetch_add(us, Ordering::Relaxed);
+        self.frozen_us.add(us);
     }
 
     /// SHUTDOWN: no invocation runs any more, and log lines say so.

@@ -8,10 +8,10 @@ use super::command::{Show, OTHERS};
 use super::table::{addr_port, timestamp, Cell, Table};
 use super::Console;
 use crate::client::clients::ClientState;
-use crate::client::traffic::Traffic;
 use crate::config::PoolMode;
 use crate::credentials::Credentials;
-use crate::pool::{PoolCounters, ServerState};
+use crate::pool::ServerState;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub(super) async fn table(console: &Console, what: Show) -> Table {
@@ -100,7 +100,7 @@ async fn pools(console: &Console) -> Table {
         target.as_ref().map(|t| t.user.clone()).into(),
         (clients.len() - cl_waiting).into(),
         cl_waiting.into(),
-        Traffic::read(&shared.traffic.cancels_now).into(),
+        shared.traffic.cancels_now.load(Ordering::Relaxed).into(),
         // pgwarm forwards a cancel at once; none ever waits for a connection to send it on.
         0u64.into(),
         view.count(ServerState::Active).into(),
@@ -198,22 +198,21 @@ async fn stats(console: &Console, totals: bool, averages: bool) -> Table {
     }
     if totals && averages {
         let p = shared.pool.counters();
-        let r = PoolCounters::read;
         let traffic = &shared.traffic;
         row.extend(
             [
                 now.queries,
-                r(&p.logins),
-                r(&p.login_us),
-                r(&p.login_failures),
-                r(&p.logins_retried),
-                r(&p.reconnects),
-                r(&p.health_checks),
-                r(&p.thaw_checks),
-                Traffic::read(&traffic.reprepares),
+                p.logins.get(),
+                p.login_us.get(),
+                p.login_failures.get(),
+                p.logins_retried.get(),
+                p.reconnects.get(),
+                p.health_checks.get(),
+                p.thaw_checks.get(),
+                traffic.reprepares.get(),
                 shared.pool.credentials().reads(),
-                Traffic::read(&traffic.refused),
-                Traffic::read(&traffic.errors),
+                traffic.refused.get(),
+                traffic.errors.get(),
             ]
             .map(Cell::from),
         );
@@ -449,18 +448,17 @@ fn prepared(console: &Console) -> Table {
             "evictions",
         ],
     );
-    let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     for s in console.shared.pool.view().servers {
         let p = &s.prepared;
         t.row(vec![
             s.id.into(),
             s.pid.into(),
             s.state.as_str().into(),
-            read(&p.statements).into(),
-            read(&p.hits).into(),
-            read(&p.prepares).into(),
-            read(&p.reprepares).into(),
-            read(&p.evictions).into(),
+            p.statements.load(Ordering::Relaxed).into(),
+            p.hits.get().into(),
+            p.prepares.get().into(),
+            p.reprepares.get().into(),
+            p.evictions.get().into(),
         ]);
     }
     t
@@ -470,10 +468,8 @@ fn lambda(console: &Console) -> Table {
     let mut t = Table::new(&["key", "value"], &[]);
     let life = &console.lifecycle;
     let counters = console.shared.pool.counters();
-    let r = PoolCounters::read;
     let registration = life.registration();
     let reg = registration.as_ref();
-    let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let rows: Vec<(&str, Option<String>)> = vec![
         ("mode", Some(life.mode.to_owned())),
         ("function_name", reg.map(|r| r.function_name.clone())),
@@ -485,17 +481,14 @@ fn lambda(console: &Console) -> Table {
             reg.map(|r| r.took.as_millis().to_string()),
         ),
         ("uptime_s", Some(life.uptime().as_secs().to_string())),
-        ("invocations", Some(read(&life.invocations).to_string())),
+        ("invocations", Some(life.invocations.get().to_string())),
         ("last_request_id", life.request_id()),
-        ("freezes", Some(read(&life.freezes).to_string())),
-        (
-            "frozen_ms",
-            Some((read(&life.frozen_us) / 1000).to_string()),
-        ),
-        ("thaw_checks", Some(r(&counters.thaw_checks).to_string())),
+        ("freezes", Some(life.freezes.get().to_string())),
+        ("frozen_ms", Some((life.frozen_us.get() / 1000).to_string())),
+        ("thaw_checks", Some(counters.thaw_checks.get().to_string())),
         (
             "thaw_replaced",
-            Some(r(&counters.thaw_replaced).to_string()),
+            Some(counters.thaw_replaced.get().to_string()),
         ),
         ("shutdown_reason", life.shutdown_reason()),
     ];

@@ -13,7 +13,7 @@
 
 use super::cancel::CancelKey;
 use super::tls::starts_direct_tls;
-use super::traffic::{ErrorCause, Traffic};
+use super::traffic::ErrorCause;
 use super::Shared;
 use crate::config::{ClientTlsMode, PoolMode, Upstream};
 use crate::pool::Checkout;
@@ -214,7 +214,7 @@ pub(crate) async fn open(
     backend::ready_for_query(&mut out, TxStatus::Idle);
     send(&mut stream, &out).await?;
     debug!(client = key.pid(), user = %user, tls = stream.is_tls(), "client logged in");
-    Traffic::add(&shared.traffic.logins, 1);
+    shared.traffic.logins.add(1);
     let login = Login {
         user,
         database,
@@ -388,8 +388,10 @@ async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
         return;
     };
     let traffic = &shared.traffic;
-    Traffic::add(&traffic.cancels, 1);
-    Traffic::add(&traffic.cancels_now, 1);
+    traffic.cancels.add(1);
+    traffic
+        .cancels_now
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let sent =
         server::send_cancel(&target, shared.pool.tls(), shared.settings.connect_timeout).await;
     traffic
@@ -527,7 +529,7 @@ async fn refuse_as(
     cause: ErrorCause,
 ) -> io::Result<()> {
     warn!(code = %error.code, "refused client: {}", error.message);
-    Traffic::add(&shared.traffic.refused, 1);
+    shared.traffic.refused.add(1);
     shared.traffic.count_error(cause);
     let mut out = BytesMut::new();
     error.encode(&mut out);

@@ -358,7 +358,7 @@ impl<'a> Session<'a> {
             };
             if let Some(error) = error {
                 warn!(client = self.key.pid(), code = %error.code, "closing client: {}", error.message);
-                Traffic::add(&self.shared.traffic.errors, 1);
+                self.shared.traffic.errors.add(1);
                 self.shared.traffic.error(&error.code);
                 if self.relay.queue_error(error) {
                     self.relay.flush_client(&mut self.client).await?;

@@ -7,6 +7,7 @@
 //! session counts into its [`Tally`], which adds to the shared [`Traffic`] as it goes: a
 //! relaxed add per read, per write and per ReadyForQuery, and one clock read at each end.
 
+use crate::counter::Counter;
 use crate::protocol::backend::TxStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,22 +16,22 @@ use std::time::Instant;
 /// Totals since pgwarm started, for every client.
 #[derive(Debug, Default)]
 pub struct Traffic {
-    pub xacts: AtomicU64,
-    pub queries: AtomicU64,
+    pub xacts: Counter,
+    pub queries: Counter,
     /// Bytes read from clients.
-    pub received: AtomicU64,
+    pub received: Counter,
     /// Bytes written to clients.
-    pub sent: AtomicU64,
-    pub xact_us: AtomicU64,
-    pub query_us: AtomicU64,
+    pub sent: Counter,
+    pub xact_us: Counter,
+    pub query_us: Counter,
     /// Time clients waited for a server connection, and how many waits that was.
-    pub wait_us: AtomicU64,
-    pub waits: AtomicU64,
+    pub wait_us: Counter,
+    pub waits: Counter,
     /// Client statements pgwarm parsed on a server connection that lacked them (one the client
     /// had not used before, a new or a replaced one): the cost of sharing connections.
-    pub reprepares: AtomicU64,
+    pub reprepares: Counter,
     /// Cancel requests forwarded to the database; and, a gauge, those on their way now.
-    pub cancels: AtomicU64,
+    pub cancels: Counter,
     pub cancels_now: AtomicU64,
     /// Clients waiting for a server connection now, and the most at once and the longest wait
     /// since the metrics last took them.
@@ -38,28 +39,24 @@ pub struct Traffic {
     pub waiting_peak: AtomicU64,
     pub wait_peak_us: AtomicU64,
     /// The errors pgwarm itself gave clients (refusals at login included), by cause.
-    pub causes: [AtomicU64; ErrorCause::ALL.len()],
+    pub causes: [Counter; ErrorCause::ALL.len()],
     /// Clients that logged in to the pool (the admin console's own are not counted).
-    pub logins: AtomicU64,
+    pub logins: Counter,
     /// Clients refused at login (wrong database or password, too many clients, no server).
-    pub refused: AtomicU64,
+    pub refused: Counter,
     /// Errors pgwarm itself sent a client after its login (a wait that ran out, a lost server,
     /// a protocol violation), as opposed to the database's own.
-    pub errors: AtomicU64,
+    pub errors: Counter,
 }
 
 impl Traffic {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
     /// pgwarm gave a client an error with this SQLSTATE.
     pub(crate) fn error(&self, code: &str) {
         self.count_error(ErrorCause::of(code));
     }
 
     pub(crate) fn count_error(&self, cause: ErrorCause) {
-        Traffic::add(&self.causes[cause as usize], 1);
+        self.causes[cause as usize].add(1);
     }
 
     /// A client starts waiting for a server connection.
@@ -72,13 +69,9 @@ impl Traffic {
     pub(crate) fn wait_ends(&self, waited: std::time::Duration) {
         self.waiting_now.fetch_sub(1, Ordering::Relaxed);
         let us = micros(waited);
-        Traffic::add(&self.wait_us, us);
-        Traffic::add(&self.waits, 1);
+        self.wait_us.add(us);
+        self.waits.add(1);
         self.wait_peak_us.fetch_max(us, Ordering::Relaxed);
-    }
-
-    pub fn read(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
     }
 }
 
@@ -161,7 +154,7 @@ impl Tally {
 
     /// `n` bytes came from the client: a query starts if none was running.
     pub(crate) fn received(&mut self, n: usize) {
-        Traffic::add(&self.traffic.received, n as u64);
+        self.traffic.received.add(n as u64);
         if self.query_start.is_none() {
             let now = Instant::now();
             self.query_start = Some(now);
@@ -171,11 +164,11 @@ impl Tally {
 
     /// pgwarm parsed a statement of the client's on the linked connection.
     pub(crate) fn reprepared(&self) {
-        Traffic::add(&self.traffic.reprepares, 1);
+        self.traffic.reprepares.add(1);
     }
 
     pub(crate) fn sent(&self, n: usize) {
-        Traffic::add(&self.traffic.sent, n as u64);
+        self.traffic.sent.add(n as u64);
     }
 
     /// The client is about to read a ReadyForQuery with this transaction status.
@@ -184,12 +177,12 @@ impl Tally {
             return;
         };
         let now = Instant::now();
-        Traffic::add(&self.traffic.queries, 1);
-        Traffic::add(&self.traffic.query_us, micros(now - query));
+        self.traffic.queries.add(1);
+        self.traffic.query_us.add(micros(now - query));
         if status.is_idle() {
             if let Some(xact) = self.xact_start.take() {
-                Traffic::add(&self.traffic.xacts, 1);
-                Traffic::add(&self.traffic.xact_us, micros(now - xact));
+                self.traffic.xacts.add(1);
+                self.traffic.xact_us.add(micros(now - xact));
             }
         }
     }
@@ -217,7 +210,7 @@ mod tests {
         tally.received(5); // SELECT 1
         tally.ready(TxStatus::Idle);
         tally.sent(3);
-        let read = |c: &AtomicU64| Traffic::read(c);
+        let read = |c: &Counter| c.get();
         traffic.error("57014");
         traffic.error("28P01");
         traffic.error("53300");

@@ -12,10 +12,10 @@
 mod emf;
 
 use crate::admin::Lifecycle;
-use crate::client::traffic::{ErrorCause, Traffic};
+use crate::client::traffic::ErrorCause;
 use crate::client::Shared;
 use crate::config::MetricsSettings;
-use crate::pool::PoolCounters;
+use crate::counter::Counter;
 use emf::{Line, Unit};
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -46,12 +46,12 @@ impl Counts {
         let t = &shared.traffic;
         let p = shared.pool.counters();
         Counts {
-            xacts: Traffic::read(&t.xacts),
-            queries: Traffic::read(&t.queries),
-            logins: PoolCounters::read(&p.logins),
-            login_us: PoolCounters::read(&p.login_us),
-            reconnects: PoolCounters::read(&p.reconnects),
-            causes: std::array::from_fn(|i| t.causes.get(i).map_or(0, Traffic::read)),
+            xacts: t.xacts.get(),
+            queries: t.queries.get(),
+            logins: p.logins.get(),
+            login_us: p.login_us.get(),
+            reconnects: p.reconnects.get(),
+            causes: std::array::from_fn(|i| t.causes.get(i).map_or(0, Counter::get)),
         }
     }
 }
@@ -118,7 +118,8 @@ impl Metrics {
     async fn emit(&self, last: bool) {
         let now = Counts::of(&self.shared);
         let before = *self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let clients = self.shared.clients.rows().len() as u64;
+        let rows = self.shared.clients.rows();
+        let clients = rows.len() as u64;
         let traffic = &self.shared.traffic;
         let busy = now != before || clients > 0;
         if !busy && !last {
@@ -135,14 +136,7 @@ impl Metrics {
         let waiting_now = traffic.waiting_now.load(Ordering::Relaxed);
         let waiting = traffic.waiting_peak.swap(waiting_now, Ordering::Relaxed);
         let wait_us = traffic.wait_peak_us.swap(0, Ordering::Relaxed);
-        let current_wait = self
-            .shared
-            .clients
-            .rows()
-            .iter()
-            .map(|c| c.waited)
-            .max()
-            .unwrap_or_default();
+        let current_wait = rows.iter().map(|c| c.waited).max().unwrap_or_default();
         let max_wait_us = wait_us.max(u64::try_from(current_wait.as_micros()).unwrap_or(0));
 
         let mut line = Line::new(&self.settings.namespace, &self.function);

@@ -311,7 +311,7 @@ impl Pool {
             stale
         };
         let checked = stale.len();
-        PoolCounters::add(&self.counters.thaw_checks, checked as u64);
+        self.counters.thaw_checks.add(checked as u64);
         let mut checks = tokio::task::JoinSet::new();
         for conn in stale {
             let pool = Arc::clone(self);
@@ -326,7 +326,7 @@ impl Pool {
                 match pool.validate(slot, conn, deadline).await {
                     Ok(checked) => {
                         if checked.id() != id {
-                            PoolCounters::add(&pool.counters.thaw_replaced, 1);
+                            pool.counters.thaw_replaced.add(1);
                         }
                         checked.release()
                     }
@@ -414,11 +414,11 @@ impl Pool {
                 server = conn.id(),
                 "idle server connection was closed by the database; replacing it"
             );
-            PoolCounters::add(&self.counters.reconnects, 1);
+            self.counters.reconnects.add(1);
             return self.fill(slot, deadline).await;
         }
         if conn.idle_for() >= self.settings.server_check_delay {
-            PoolCounters::add(&self.counters.health_checks, 1);
+            self.counters.health_checks.add(1);
             // Boxed: a cold path whose future would otherwise sit in every checkout's state.
             let check = tokio::time::timeout(
                 self.attempt_timeout(deadline),
@@ -429,7 +429,7 @@ impl Pool {
                 check.await
             };
             if !matches!(checked, Ok(Ok(TxStatus::Idle))) {
-                PoolCounters::add(&self.counters.reconnects, 1);
+                self.counters.reconnects.add(1);
             }
             match checked {
                 Ok(Ok(TxStatus::Idle)) => {}
@@ -487,7 +487,7 @@ impl Pool {
             if self.outage.failed(&error, began) {
                 self.episode_started(&error).await;
             }
-            PoolCounters::add(&self.counters.logins_retried, 1);
+            self.counters.logins_retried.add(1);
             // The client waits all of its time: the database may come back in the last bit.
             tokio::time::sleep_until((Instant::now() + backoff.next_pause()).min(deadline)).await;
             if Instant::now() >= deadline {
@@ -602,15 +602,14 @@ impl Pool {
             let _login = self.under_way(Work::LoggingIn);
             server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await
         };
-        let first = login.is_ok() && PoolCounters::read(&self.counters.logins) == 0;
+        let first = login.is_ok() && self.counters.logins.get() == 0;
         if login.is_ok() {
-            PoolCounters::add(&self.counters.logins, 1);
-            PoolCounters::add(
-                &self.counters.login_us,
-                started.elapsed().as_micros() as u64,
-            );
+            self.counters.logins.add(1);
+            self.counters
+                .login_us
+                .add(started.elapsed().as_micros() as u64);
         } else {
-            PoolCounters::add(&self.counters.login_failures, 1);
+            self.counters.login_failures.add(1);
         }
         match login {
             Ok(conn) => {

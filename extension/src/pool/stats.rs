@@ -3,9 +3,9 @@
 //! console and the metrics read these; nothing here decides anything.
 
 use super::{Pool, State};
+use crate::counter::Counter;
 use crate::server::{CancelTarget, PreparedCounters, ServerConn};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use std::time::{Duration, SystemTime};
@@ -14,32 +14,22 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Default)]
 pub struct PoolCounters {
     /// Server connections opened.
-    pub logins: AtomicU64,
+    pub logins: Counter,
     /// Their login time, summed, in microseconds.
-    pub login_us: AtomicU64,
+    pub login_us: Counter,
     /// Login attempts that failed.
-    pub login_failures: AtomicU64,
+    pub login_failures: Counter,
     /// Attempts made again after a failure worth waiting out (restart, failover, full database).
-    pub logins_retried: AtomicU64,
+    pub logins_retried: Counter,
     /// Connections found dead, or failing their check, and replaced: what a client would
     /// otherwise have met as "server closed the connection unexpectedly".
-    pub reconnects: AtomicU64,
+    pub reconnects: Counter,
     /// Health checks run on connections idle longer than `PGWARM_SERVER_CHECK_DELAY`.
-    pub health_checks: AtomicU64,
+    pub health_checks: Counter,
     /// Of those, the ones run all at once because Lambda thawed the environment.
-    pub thaw_checks: AtomicU64,
+    pub thaw_checks: Counter,
     /// Connections a thaw check replaced.
-    pub thaw_replaced: AtomicU64,
-}
-
-impl PoolCounters {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn read(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
+    pub thaw_replaced: Counter,
 }
 
 /// What a server connection is doing, in PgBouncer's words (`SHOW SERVERS`' state and `SHOW

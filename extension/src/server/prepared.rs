@@ -6,6 +6,7 @@
 //! serves. The set is what pgwarm *sent*: an entry is added when a Parse goes out and removed again
 //! if that Parse fails or is skipped after an earlier error.
 
+use crate::counter::Counter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,19 +48,13 @@ pub(crate) struct PreparedCounters {
     /// Statements on the connection now.
     pub(crate) statements: AtomicU64,
     /// Uses that found the statement there: a Parse saved.
-    pub(crate) hits: AtomicU64,
+    pub(crate) hits: Counter,
     /// Statements created that were not there.
-    pub(crate) prepares: AtomicU64,
+    pub(crate) prepares: Counter,
     /// Statements parsed anew over themselves: a client's own Parse, or one found stale.
-    pub(crate) reprepares: AtomicU64,
+    pub(crate) reprepares: Counter,
     /// Statements closed to stay within `PGWARM_MAX_PREPARED_STATEMENTS`.
-    pub(crate) evictions: AtomicU64,
-}
-
-impl PreparedCounters {
-    fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
+    pub(crate) evictions: Counter,
 }
 
 impl PreparedSet {
@@ -72,7 +67,7 @@ impl PreparedSet {
                 if slot.stale {
                     Presence::Stale
                 } else {
-                    PreparedCounters::add(&self.counters.hits);
+                    self.counters.hits.add(1);
                     Presence::Present
                 }
             }
@@ -93,10 +88,11 @@ impl PreparedSet {
         self.clock += 1;
         let mut evicted = None;
         let there = self.slots.contains_key(&digest);
-        PreparedCounters::add(match there {
+        match there {
             true => &self.counters.reprepares,
             false => &self.counters.prepares,
-        });
+        }
+        .add(1);
         if !there && self.slots.len() >= capacity.max(1) {
             // A linear scan: eviction is rare and the set is small (200 by default).
             evicted = self
@@ -106,7 +102,7 @@ impl PreparedSet {
                 .map(|(d, _)| *d);
             if let Some(d) = evicted {
                 self.slots.remove(&d);
-                PreparedCounters::add(&self.counters.evictions);
+                self.counters.evictions.add(1);
             }
         }
         let now = self.clock;
@@ -184,11 +180,10 @@ mod tests {
         assert_eq!(set.touch(2), Presence::Absent);
         assert_eq!(set.len(), 2);
         let counters = set.counters();
-        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        assert_eq!(read(&counters.statements), 2);
-        assert_eq!(read(&counters.hits), 3);
-        assert_eq!(read(&counters.prepares), 3);
-        assert_eq!(read(&counters.evictions), 1);
+        assert_eq!(counters.statements.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.hits.get(), 3);
+        assert_eq!(counters.prepares.get(), 3);
+        assert_eq!(counters.evictions.get(), 1);
     }
 
     #[test]
