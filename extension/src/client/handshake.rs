@@ -258,24 +258,17 @@ async fn open_admin(
     backend::authentication_ok(&mut out);
     let version = format!("{}/pgwarm", env!("CARGO_PKG_VERSION"));
     let known = shared.pool.known_params();
-    let value = |name: &str| {
-        known
+    let fallbacks = [
+        ("server_version", version.as_str()),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO, MDY"),
+    ];
+    for (name, fallback) in fallbacks {
+        let from_database = known
             .as_ref()
-            .and_then(|p| p.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-    };
-    for name in [
-        "server_version",
-        "server_encoding",
-        "client_encoding",
-        "DateStyle",
-    ] {
-        let fallback = match name {
-            "server_version" => version.as_str(),
-            "DateStyle" => "ISO, MDY",
-            _ => "UTF8",
-        };
-        let v = value(name).unwrap_or_else(|| fallback.to_owned());
-        backend::parameter_status(&mut out, name, &v);
+            .and_then(|p| p.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()));
+        backend::parameter_status(&mut out, name, from_database.unwrap_or(fallback));
     }
     backend::parameter_status(&mut out, "application_name", "");
     backend::parameter_status(&mut out, "standard_conforming_strings", "on");
