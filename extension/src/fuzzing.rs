@@ -51,7 +51,7 @@ pub fn backend_messages(data: &[u8]) {
     let mut buf = bytes::BytesMut::from(data);
     while let Ok(Some(message)) = server::parse_own_message(&mut buf) {
         if let Message::ErrorResponse(body) = message {
-            let _ = server::error_fields(&body);
+            let _ = crate::protocol::error::ServerReport::of(&body);
         }
     }
 }

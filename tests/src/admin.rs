@@ -4,6 +4,7 @@
 
 use crate::pg::{simple_query_rows, Target};
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// One row of a SHOW, by column name; NULL is "".
 pub type AdminRow = BTreeMap<String, String>;
@@ -19,6 +20,30 @@ pub async fn show(client: &tokio_postgres::Client, what: &str) -> Vec<AdminRow> 
             names.zip(values).collect()
         })
         .collect()
+}
+
+/// The one row of `SHOW POOLS` (pgwarm has one pool).
+pub async fn pools(console: &tokio_postgres::Client) -> AdminRow {
+    let mut rows = show(console, "POOLS").await;
+    assert_eq!(rows.len(), 1, "one pool: {rows:?}");
+    rows.remove(0)
+}
+
+/// Polls `SHOW POOLS` until `done` holds (10 s at most); returns that row.
+pub async fn wait_for_pool(
+    console: &tokio_postgres::Client,
+    what: &str,
+    done: impl Fn(&AdminRow) -> bool,
+) -> AdminRow {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = pools(console).await;
+        if done(&row) {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "waited 10 s for {what}: {row:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A number from a row, panicking with the row when it is missing or not one.

@@ -28,7 +28,7 @@ mod tls;
 mod tools;
 mod wire;
 
-pub use admin::{number, psql_csv, show, AdminRow};
+pub use admin::{number, pools, psql_csv, show, wait_for_pool, AdminRow};
 pub use lambda::{in_lambda, lambda_env, simulator, InitError, InitErrorProxy, Lambda};
 pub use load::{is_killed_mid_statement, FaultLoad, LoadError, LoadReport};
 pub use peers::{json_string, Moto, Pgbouncer};

@@ -88,12 +88,6 @@ async fn admin(pgwarm: &Pgwarm) -> tokio_postgres::Client {
     admin_of(pgwarm).connect().await
 }
 
-async fn pools(console: &tokio_postgres::Client) -> AdminRow {
-    let mut rows = show(console, "POOLS").await;
-    assert_eq!(rows.len(), 1, "one pool: {rows:?}");
-    rows.remove(0)
-}
-
 async fn stats(console: &tokio_postgres::Client) -> AdminRow {
     show(console, "STATS").await.remove(0)
 }
@@ -262,27 +256,10 @@ async fn stats_and_clients_match_a_scripted_workload() {
     }
 
     drop(clients);
-    wait_for(&console, "the clients to leave", |p| {
+    wait_for_pool(&console, "the clients to leave", |p| {
         number(p, "cl_active") == 0
     })
     .await;
-}
-
-/// Polls SHOW POOLS until `done` holds (10 s at most); returns that row.
-async fn wait_for(
-    console: &tokio_postgres::Client,
-    what: &str,
-    done: impl Fn(&AdminRow) -> bool,
-) -> AdminRow {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let row = pools(console).await;
-        if done(&row) {
-            return row;
-        }
-        assert!(Instant::now() < deadline, "waited 10 s for {what}: {row:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,7 +276,7 @@ async fn a_blocked_pool_shows_its_waiting_clients_and_a_growing_maxwait() {
             client.simple_query("SELECT 2").await.map(|_| ())
         }));
     }
-    let first = wait_for(&console, "two waiting clients", |p| {
+    let first = wait_for_pool(&console, "two waiting clients", |p| {
         number(p, "cl_waiting") == 2
     })
     .await;
@@ -337,7 +314,7 @@ async fn a_blocked_pool_shows_its_waiting_clients_and_a_growing_maxwait() {
             .expect("task")
             .expect("a waiting client's query runs once the pool is free");
     }
-    let after = wait_for(&console, "no waiting client", |p| {
+    let after = wait_for_pool(&console, "no waiting client", |p| {
         number(p, "cl_waiting") == 0
     })
     .await;

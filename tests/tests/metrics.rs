@@ -93,6 +93,12 @@ async fn emf_lines_add_up_to_the_admin_counters() {
     let stats = show(&console, "STATS").await.remove(0);
     drop(clients);
     drop(late);
+    // Every client gone before the stop: one still connected then would be told pgwarm is
+    // stopping, an error of its own.
+    wait_for_pool(&console, "the clients to leave", |p| {
+        number(p, "cl_active") + number(p, "cl_waiting") == 0
+    })
+    .await;
     drop(console);
     let (status, log) = pgwarm.terminate();
     assert!(status.success(), "{log}");

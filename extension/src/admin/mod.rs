@@ -128,10 +128,9 @@ async fn session(console: &Console, stream: &mut Stream) -> io::Result<()> {
                 }
             }
             other => {
-                PgError::fatal(
-                    sqlstate::PROTOCOL_VIOLATION,
-                    format!("unexpected message type 0x{other:02x} on the admin console"),
-                )
+                PgError::protocol_violation(format!(
+                    "unexpected message type 0x{other:02x} on the admin console"
+                ))
                 .encode(&mut out);
                 stream.write_all(&out).await?;
                 return stream.flush().await;
@@ -155,10 +154,9 @@ async fn next_message(
         if let Some((tag, len)) = framing::header(input) {
             if !(HEADER_LEN..=MAX_COMMAND).contains(&len) {
                 let mut out = BytesMut::new();
-                PgError::fatal(
-                    sqlstate::PROTOCOL_VIOLATION,
-                    format!("admin console message of {len} bytes is too large"),
-                )
+                PgError::protocol_violation(format!(
+                    "admin console message of {len} bytes is too large"
+                ))
                 .encode(&mut out);
                 stream.write_all(&out).await?;
                 stream.flush().await?;

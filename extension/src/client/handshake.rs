@@ -82,8 +82,7 @@ pub(crate) async fn open(
     };
 
     if shared.settings.client_tls.mode == ClientTlsMode::Require && !stream.is_tls() {
-        let error = PgError::fatal(
-            sqlstate::INVALID_AUTHORIZATION,
+        let error = PgError::invalid_authorization(
             "pgwarm accepts TLS connections only (PGWARM_CLIENT_TLS=require)",
         )
         .with_hint("Connect with sslmode=require.");
@@ -121,10 +120,8 @@ pub(crate) async fn open(
             .map(|(_, v)| v.clone())
     };
     let Some(user) = param("user").filter(|u| !u.is_empty()) else {
-        let error = PgError::fatal(
-            sqlstate::INVALID_AUTHORIZATION,
-            "no PostgreSQL user name specified in startup packet",
-        );
+        let error =
+            PgError::invalid_authorization("no PostgreSQL user name specified in startup packet");
         refuse(shared, &mut stream, &error).await?;
         return Ok(None);
     };
@@ -145,7 +142,7 @@ pub(crate) async fn open(
     let target_db = match shared.pool.credentials().credentials().await {
         Ok(creds) => creds.dbname,
         Err(e) => {
-            let error = PgError::fatal(sqlstate::CONNECTION_FAILURE, e.to_string());
+            let error = PgError::connection_failure(e.to_string());
             refuse(shared, &mut stream, &error).await?;
             return Ok(None);
         }
@@ -243,8 +240,7 @@ async fn open_admin(
     user: String,
 ) -> io::Result<Option<(Stream, Opened)>> {
     if !loopback {
-        let error = PgError::fatal(
-            sqlstate::INVALID_AUTHORIZATION,
+        let error = PgError::invalid_authorization(
             "the pgwarm admin console takes loopback connections only",
         );
         refuse(shared, &mut stream, &error).await?;
@@ -334,8 +330,7 @@ async fn read_startup(tcp: TcpStream, shared: &Shared) -> io::Result<(Stream, Op
                 send(&mut stream, b"N").await?;
             }
             StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
-                let error = PgError::fatal(
-                    sqlstate::PROTOCOL_VIOLATION,
+                let error = PgError::protocol_violation(
                     "encryption was already negotiated on this connection",
                 );
                 return Ok((stream, Opening::Refused(error)));
@@ -367,7 +362,7 @@ async fn start_tls(mut tcp: TcpStream, tls: &super::tls::ClientTls) -> io::Resul
 }
 
 fn protocol_error(e: StartupError) -> PgError {
-    PgError::fatal(sqlstate::PROTOCOL_VIOLATION, e.to_string())
+    PgError::protocol_violation(e.to_string())
 }
 
 /// Forwards a cancel to the server connection the named client holds, if any. The protocol gives
@@ -452,7 +447,7 @@ async fn authenticate(
             Ok(false)
         }
         Err(AuthFailure::Scram(e)) => {
-            let error = PgError::fatal(sqlstate::PROTOCOL_VIOLATION, e.to_string());
+            let error = PgError::protocol_violation(e.to_string());
             refuse(shared, stream, &error).await?;
             Ok(false)
         }
@@ -470,16 +465,14 @@ async fn read_password_message(stream: &mut Stream) -> Result<Vec<u8>, AuthFailu
     let tag = stream.read_u8().await.map_err(AuthFailure::Io)?;
     let len = stream.read_u32().await.map_err(AuthFailure::Io)? as usize;
     if tag != b'p' {
-        return Err(AuthFailure::Refused(PgError::fatal(
-            sqlstate::PROTOCOL_VIOLATION,
-            format!("expected a SASL response, got message type 0x{tag:02x}"),
-        )));
+        return Err(AuthFailure::Refused(PgError::protocol_violation(format!(
+            "expected a SASL response, got message type 0x{tag:02x}"
+        ))));
     }
     if !(4..=startup::MAX_STARTUP_LEN).contains(&len) {
-        return Err(AuthFailure::Refused(PgError::fatal(
-            sqlstate::PROTOCOL_VIOLATION,
-            format!("invalid SASL response length {len}"),
-        )));
+        return Err(AuthFailure::Refused(PgError::protocol_violation(format!(
+            "invalid SASL response length {len}"
+        ))));
     }
     let mut body = vec![0u8; len - 4];
     stream

@@ -6,7 +6,7 @@
 
 use super::cancel::CancelKey;
 use super::clients::ClientHandle;
-use super::relay::{Event, Relay};
+use super::relay::{Event, Relay, Rules};
 use super::statements::Resolution;
 use super::traffic::Traffic;
 use super::Shared;
@@ -72,7 +72,7 @@ pub(crate) fn pool_error(e: PoolError) -> PgError {
                 .with_hint("The database did not take logins in time; raise PGWARM_QUERY_WAIT_TIMEOUT to wait longer.")
         }
         PoolError::Server(server) => server.to_client(),
-        PoolError::Closed => PgError::fatal(sqlstate::ADMIN_SHUTDOWN, e.to_string()),
+        PoolError::Closed => PgError::admin_shutdown(e.to_string()),
     }
 }
 
@@ -84,18 +84,13 @@ impl<'a> Session<'a> {
         settings: SessionSettings,
         listed: ClientHandle,
     ) -> Session<'a> {
-        let config = &shared.settings;
         let mut relay = Relay::new(
-            config.pool_mode,
-            config.max_message_size,
-            config.idle_transaction_timeout.is_some(),
-            config.max_prepared_statements,
+            Rules::of(&shared.settings),
             Arc::clone(&shared.known_statements),
             key.pid(),
-            config.upstream,
+            Arc::clone(&shared.traffic),
         );
         relay.set_resolution(Resolution::of(&settings));
-        relay.count_into(Arc::clone(&shared.traffic));
         Session {
             shared,
             client,
@@ -125,9 +120,7 @@ impl<'a> Session<'a> {
             } => end,
             () = stop.cancelled() => match self.shared.shutdown.is_cancelled() {
                 true => End::Shutdown,
-                false => End::Error(PgError::fatal(
-                    sqlstate::ADMIN_SHUTDOWN,
-                    "terminating connection due to administrator command (pgwarm admin console)",
+                false => End::Error(PgError::admin_shutdown("terminating connection due to administrator command (pgwarm admin console)",
                 )),
             },
         };
@@ -163,10 +156,9 @@ impl<'a> Session<'a> {
                         if server_said {
                             return End::ServerEnded;
                         }
-                        return End::Error(PgError::fatal(
-                            sqlstate::CONNECTION_FAILURE,
-                            format!("server connection lost: {reason}"),
-                        ));
+                        return End::Error(PgError::connection_failure(format!(
+                            "server connection lost: {reason}"
+                        )));
                     }
                 }
                 Event::IdleInTransaction => {}
@@ -294,10 +286,9 @@ impl<'a> Session<'a> {
             Err(_) => format!("no answer within {timeout:?}"),
         };
         info!(client = self.key.pid(), server = server.id(), reason = %failed, "applying session settings failed; closing server connection");
-        let error = PgError::fatal(
-            sqlstate::CONNECTION_FAILURE,
-            format!("server connection lost while applying session settings: {failed}"),
-        );
+        let error = PgError::connection_failure(format!(
+            "server connection lost while applying session settings: {failed}"
+        ));
         Err((error, false))
     }
 
@@ -346,10 +337,8 @@ impl<'a> Session<'a> {
     /// Tells the client why it is closed (if it is), then makes the server connection clean
     /// for the next client or closes it.
     async fn finish(mut self, end: End) {
-        let shutdown = PgError::fatal(
-            sqlstate::ADMIN_SHUTDOWN,
-            "terminating connection because pgwarm is shutting down",
-        );
+        let shutdown =
+            PgError::admin_shutdown("terminating connection because pgwarm is shutting down");
         let farewell = async {
             let error = match &end {
                 End::Error(error) => Some(error),

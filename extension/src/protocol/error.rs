@@ -6,6 +6,8 @@
 
 use super::framing::put_message;
 use bytes::{BufMut, BytesMut};
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 
 /// SQLSTATE codes pgwarm raises (see PostgreSQL's errcodes.txt).
 pub(crate) mod sqlstate {
@@ -70,6 +72,26 @@ impl PgError {
         }
     }
 
+    /// The client broke the protocol: it is closed.
+    pub(crate) fn protocol_violation(message: impl Into<String>) -> PgError {
+        PgError::fatal(sqlstate::PROTOCOL_VIOLATION, message)
+    }
+
+    /// The server connection the client depended on is gone.
+    pub(crate) fn connection_failure(message: impl Into<String>) -> PgError {
+        PgError::fatal(sqlstate::CONNECTION_FAILURE, message)
+    }
+
+    /// pgwarm (or its admin console) ends the session.
+    pub(crate) fn admin_shutdown(message: impl Into<String>) -> PgError {
+        PgError::fatal(sqlstate::ADMIN_SHUTDOWN, message)
+    }
+
+    /// The login names a user, role or database pgwarm does not serve.
+    pub(crate) fn invalid_authorization(message: impl Into<String>) -> PgError {
+        PgError::fatal(sqlstate::INVALID_AUTHORIZATION, message)
+    }
+
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> PgError {
         self.hint = Some(hint.into());
         self
@@ -96,6 +118,55 @@ impl PgError {
             }
             buf.put_u8(0);
         });
+    }
+}
+
+/// What an ErrorResponse from a server says, as far as pgwarm acts on it. Every error a server
+/// sends is read here, with postgres-protocol's field reader: the relay's (from the bytes it
+/// holds) and those of pgwarm's own exchanges (already parsed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ServerReport {
+    /// 'V' (the untranslated severity), or 'S' from servers before 9.6.
+    pub(crate) severity: String,
+    pub(crate) code: String,
+    pub(crate) message: String,
+}
+
+impl ServerReport {
+    pub(crate) fn of(body: &ErrorResponseBody) -> ServerReport {
+        let mut report = ServerReport::default();
+        let mut localized = String::new();
+        let mut fields = body.fields();
+        while let Ok(Some(field)) = fields.next() {
+            let value = || String::from_utf8_lossy(field.value_bytes()).into_owned();
+            match field.type_() {
+                b'V' => report.severity = value(),
+                b'S' => localized = value(),
+                b'C' => report.code = value(),
+                b'M' => report.message = value(),
+                _ => {}
+            }
+        }
+        if report.severity.is_empty() {
+            report.severity = localized;
+        }
+        report
+    }
+
+    /// From an ErrorResponse's body as it came off the wire. Errors are rare, so the copy this
+    /// takes costs nothing that matters; a malformed body reads as far as it goes.
+    pub(crate) fn read(body: &[u8]) -> ServerReport {
+        let mut message = BytesMut::with_capacity(body.len() + super::framing::HEADER_LEN);
+        put_message(&mut message, b'E', |buf| buf.put_slice(body));
+        match Message::parse(&mut message) {
+            Ok(Some(Message::ErrorResponse(body))) => ServerReport::of(&body),
+            _ => ServerReport::default(),
+        }
+    }
+
+    /// FATAL or PANIC: the server closes the connection after it.
+    pub(crate) fn is_fatal(&self) -> bool {
+        matches!(self.severity.as_str(), "FATAL" | "PANIC")
     }
 }
 

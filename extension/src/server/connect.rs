@@ -2,8 +2,9 @@
 //! database asks for (trust, cleartext, md5 or SCRAM-SHA-256), then ParameterStatus and
 //! BackendKeyData until the first ReadyForQuery.
 
-use super::{error_fields, CancelTarget, ServerConn, ServerError, TlsSetup};
+use super::{CancelTarget, ServerConn, ServerError, TlsSetup};
 use crate::credentials::Credentials;
+use crate::protocol::error::ServerReport;
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::md5_hash;
@@ -175,7 +176,7 @@ async fn authenticate(
 }
 
 fn rejected(body: &postgres_protocol::message::backend::ErrorResponseBody) -> ServerError {
-    let (code, message) = error_fields(body);
+    let ServerReport { code, message, .. } = ServerReport::of(body);
     ServerError::Rejected { code, message }
 }
 

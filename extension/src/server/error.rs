@@ -1,7 +1,7 @@
 //! What can go wrong with a server connection, and how each failure is told to a client.
 
 use crate::credentials::CredentialError;
-use crate::protocol::{sqlstate, PgError};
+use crate::protocol::PgError;
 use std::io;
 use std::time::Duration;
 use thiserror::Error;
@@ -46,10 +46,9 @@ impl ServerError {
                 code,
                 format!("pgwarm could not log in to the database: {message}"),
             ),
-            other => PgError::fatal(
-                sqlstate::CONNECTION_FAILURE,
-                format!("pgwarm could not reach the database: {other}"),
-            ),
+            other => {
+                PgError::connection_failure(format!("pgwarm could not reach the database: {other}"))
+            }
         }
     }
 }

@@ -20,11 +20,12 @@ pub(crate) use session_settings::SessionSettings;
 pub use tls::{TlsSetup, TlsSetupError};
 
 use crate::protocol::backend::TxStatus;
+use crate::protocol::error::ServerReport;
 use crate::protocol::framing;
 use crate::stream::Stream;
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::message::backend::{ErrorResponseBody, Message};
+use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -221,7 +222,7 @@ impl ServerConn {
             match self.read_message().await? {
                 Message::ReadyForQuery(body) => {
                     return match failure {
-                        Some((code, message)) => Err(ServerError::Query {
+                        Some(ServerReport { code, message, .. }) => Err(ServerError::Query {
                             what,
                             code,
                             message,
@@ -234,7 +235,7 @@ impl ServerConn {
                         }),
                     }
                 }
-                Message::ErrorResponse(body) => failure = Some(error_fields(&body)),
+                Message::ErrorResponse(body) => failure = Some(ServerReport::of(&body)),
                 Message::DataRow(body) => {
                     let buf = body.buffer();
                     let values = body
@@ -320,21 +321,6 @@ pub(crate) fn parse_own_message(buf: &mut BytesMut) -> Result<Option<Message>, S
         }
     }
     Message::parse(buf).map_err(|e| ServerError::Protocol(e.to_string()))
-}
-
-/// SQLSTATE and message of an ErrorResponse, for errors and logs.
-pub(crate) fn error_fields(body: &ErrorResponseBody) -> (String, String) {
-    let mut code = String::new();
-    let mut message = String::new();
-    let mut fields = body.fields();
-    while let Ok(Some(field)) = fields.next() {
-        match field.type_() {
-            b'C' => code = String::from_utf8_lossy(field.value_bytes()).into_owned(),
-            b'M' => message = String::from_utf8_lossy(field.value_bytes()).into_owned(),
-            _ => {}
-        }
-    }
-    (code, message)
 }
 
 /// Writes a CancelRequest for `target` on a new connection, as the protocol requires, over TLS

@@ -3,12 +3,12 @@
 //! (`extension/fuzz`, feature `fuzzing`) feeds it arbitrary bytes and asks only that nothing
 //! panics, whatever a client or a server sends.
 
-use super::{Event, Relay};
+use super::{Event, Relay, Rules};
 use crate::config::{PoolMode, Upstream};
 #[cfg(test)]
 use crate::protocol::framing::{self, FrameError, HEADER_LEN};
 use crate::server::PreparedSet;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
@@ -40,15 +40,14 @@ impl DerefMut for Driver {
 impl Driver {
     /// A transaction-mode relay, linked, keeping `max_prepared` statements per connection.
     pub(crate) fn new(max_prepared: usize, upstream: Upstream) -> Driver {
-        let mut relay = Relay::new(
-            PoolMode::Transaction,
-            1 << 20,
-            false,
+        let rules = Rules {
+            mode: PoolMode::Transaction,
+            max_message_size: 1 << 20,
+            watch_idle: false,
             max_prepared,
-            Arc::default(),
-            CLIENT_PID,
-            upstream,
-        );
+            unnamed_server: upstream == Upstream::Pooler,
+        };
+        let mut relay = Relay::new(rules, Arc::default(), CLIENT_PID, Arc::default());
         relay.link(BACKEND_PID);
         Driver {
             relay,
@@ -70,16 +69,16 @@ impl Driver {
 impl Driver {
     /// Scans and translates client bytes and marks them written, as the pump would.
     pub(super) fn client(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
-        self.relay.cin.extend_from_slice(bytes);
+        self.relay.client.inbox().push(bytes);
         self.relay.scan_client()?;
         self.write_to_server();
         Ok(())
     }
 
     pub(super) fn server(&mut self, bytes: &[u8]) -> Option<Event> {
-        self.relay.sin.extend_from_slice(bytes);
+        self.relay.server.push(bytes);
         self.relay.scan_server(&mut self.set);
-        self.relay.event.take()
+        self.relay.signals.event.take()
     }
 
     /// The messages written to the server so far, as (tag, body).
@@ -91,10 +90,8 @@ impl Driver {
 
     /// The messages ready for the client so far, as (tag, body).
     pub(super) fn take_for_client(&mut self) -> Vec<(u8, Vec<u8>)> {
-        let scanned = self.relay.s_scanned;
-        let out = split(&self.relay.sin[..scanned]);
-        self.relay.sin.advance(scanned);
-        self.relay.s_scanned = 0;
+        let out = split(self.relay.server.walked());
+        self.relay.server.consume(self.relay.server.scanned_len());
         out
     }
 
@@ -156,11 +153,11 @@ pub(crate) fn run_script(script: &[u8]) {
         rest = after;
         match op {
             0 => {
-                d.relay.cin.extend_from_slice(chunk);
+                d.relay.client.inbox().push(chunk);
                 if d.relay.scan_client().is_err() {
                     return;
                 }
-                if !linked && d.relay.c_scanned > d.relay.c_done && !d.relay.answer_locally() {
+                if !linked && d.relay.client.untranslated() > 0 && !d.relay.answer_locally() {
                     d.relay.link(BACKEND_PID);
                     linked = true;
                 }
@@ -170,13 +167,11 @@ pub(crate) fn run_script(script: &[u8]) {
                 }
             }
             1 if linked => {
-                d.relay.sin.extend_from_slice(chunk);
+                d.relay.server.push(chunk);
                 d.relay.scan_server(&mut d.set);
-                // What is scanned goes to the client.
-                let scanned = d.relay.s_scanned;
-                d.relay.sin.advance(scanned);
-                d.relay.s_scanned = 0;
-                match d.relay.event.take() {
+                // What is walked goes to the client.
+                d.relay.server.consume(d.relay.server.scanned_len());
+                match d.relay.signals.event.take() {
                     Some(Event::Release) => {
                         let _ = d.relay.unlink();
                         linked = false;
@@ -186,7 +181,8 @@ pub(crate) fn run_script(script: &[u8]) {
                 }
             }
             2 if linked => {
-                if d.relay.replay && !d.relay.answered && d.relay.s_scanned == 0 {
+                let replayable = d.relay.link.as_ref().is_some_and(|l| l.replayable());
+                if replayable && d.relay.server.scanned_len() == 0 {
                     d.relay.rewind();
                     d.set = PreparedSet::default();
                     d.relay.link(BACKEND_PID);
@@ -199,7 +195,7 @@ pub(crate) fn run_script(script: &[u8]) {
             3 => {
                 let _ = d
                     .relay
-                    .queue_error(&crate::protocol::PgError::fatal("08P01", "fuzz"));
+                    .queue_error(&crate::protocol::PgError::protocol_violation("fuzz"));
                 return;
             }
             _ if linked && d.relay.at_rest() => {

@@ -74,67 +74,52 @@ pub(crate) enum Edit {
 impl Relay {
     /// Whether statement names are rewritten.
     pub(super) fn tracking(&self) -> bool {
-        self.max_prepared > 0
+        self.rules.max_prepared > 0
     }
 
     /// Walks new client bytes: validates each header and queues what the server will owe.
     pub(super) fn scan_client(&mut self) -> Result<(), FrameError> {
+        let tracking = self.tracking();
         loop {
-            if self.c_body_left > 0 {
-                let n = self.c_body_left.min(self.cin.len() - self.c_scanned);
-                self.c_scanned += n;
-                self.c_body_left -= n;
-                if self.c_body_left > 0 {
-                    return Ok(());
-                }
+            // The number the next message gets; counted once it is taken, below.
+            let seq = self.client.seq() + 1;
+            let inbox = self.client.inbox();
+            if !inbox.pass_body() {
+                return Ok(());
             }
-            let available = &self.cin[self.c_scanned..];
-            let Some((tag, frame_len)) = framing::header(available) else {
+            let Some(next) = inbox.next() else {
                 return Ok(());
             };
-            framing::check_frontend(tag, frame_len, self.max_message_size)?;
+            let (tag, frame_len) = (next.tag, next.frame_len);
+            framing::check_frontend(tag, frame_len, self.rules.max_message_size)?;
             // How much of the message must be here before it can be judged.
             let need = match tag {
                 b'P' | b'D' | b'C' => frame_len,
-                b'B' if self.tracking() => {
-                    let body = &available[HEADER_LEN..available.len().min(frame_len)];
-                    match frontend::bind_names(body) {
+                b'B' if tracking => {
+                    let arrived = inbox.body(frame_len.min(next.arrived) - HEADER_LEN);
+                    match arrived.and_then(frontend::bind_names) {
                         Some((_, _, names_len)) => HEADER_LEN + names_len,
                         // Malformed: it goes as it is and the server says what is wrong.
-                        None if available.len() >= frame_len => frame_len,
+                        None if next.whole() => frame_len,
                         None => return Ok(()),
                     }
                 }
-                b'Q' if self.tracking() && frame_len <= INSPECT_QUERY_LIMIT => frame_len,
+                b'Q' if tracking && frame_len <= INSPECT_QUERY_LIMIT => frame_len,
                 _ => HEADER_LEN,
             };
-            if available.len() < need {
+            let Some(body) = inbox.body(need - HEADER_LEN) else {
                 return Ok(());
-            }
-            let body = &available[HEADER_LEN..need];
-            self.c_seq += 1;
-            let seq = self.c_seq;
-            let tracking = self.tracking();
-            let statements = &mut self.statements;
-            let resolution = &self.resolution;
-            let unnamed_server = self.unnamed_server;
+            };
             let (kind, edit) = match tag {
                 b'X' => {
                     // Terminate ends the session here; it is never forwarded, the pool keeps
                     // the server connection.
-                    self.terminated = true;
-                    self.cin.truncate(self.c_scanned);
+                    self.client.terminate();
                     return Ok(());
                 }
                 b'p' => return Err(FrameError::UnexpectedPassword),
-                b'Q' => {
-                    let edit = if tracking {
-                        plan_query(statements, body, need)
-                    } else {
-                        Edit::None
-                    };
-                    (Some(Kind::Query), edit)
-                }
+                b'Q' if tracking => (Some(Kind::Query), plan_query(&mut self.statements, body)),
+                b'Q' => (Some(Kind::Query), Edit::None),
                 b'F' => (Some(Kind::FunctionCall), Edit::None),
                 b'S' => {
                     self.unsynced = false;
@@ -143,10 +128,16 @@ impl Relay {
                 }
                 b'P' | b'B' | b'D' | b'E' | b'C' => {
                     self.unsynced = true;
-                    let edit = if tracking {
-                        plan_extended(statements, resolution, unnamed_server, tag, body, need, seq)
-                    } else {
-                        Edit::None
+                    let edit = match tracking {
+                        true => plan_extended(
+                            &mut self.statements,
+                            &self.resolution,
+                            self.rules.unnamed_server,
+                            tag,
+                            body,
+                            seq,
+                        ),
+                        false => Edit::None,
                     };
                     let kind = match tag {
                         b'P' => Kind::Parse,
@@ -167,22 +158,23 @@ impl Relay {
                 }
                 _ => (None, Edit::None),
             };
+            self.client.count_message();
             if let Some(kind) = kind {
-                self.outgoing.push_back(Outgoing {
-                    at: self.c_base + self.c_scanned as u64,
+                let at = self.client.walk_offset();
+                self.client.queue(Outgoing {
+                    at,
                     kind,
                     seq,
                     edit,
                 });
             }
-            self.c_scanned += need;
-            self.c_body_left = frame_len - need;
+            self.client.inbox().take(&next, need);
         }
     }
 }
 
-/// Parse, Bind, Describe and Close of named statements (`need` bytes of the message are here;
-/// all of it, except for Bind). `unnamed_server`: pgwarm uses the unnamed statement itself, so
+/// Parse, Bind, Describe and Close of named statements (`body`: all of it, except for Bind,
+/// whose names only). `unnamed_server`: pgwarm uses the unnamed statement itself, so
 /// the client's own unnamed statement is noted too.
 fn plan_extended(
     statements: &mut ClientStatements,
@@ -190,9 +182,9 @@ fn plan_extended(
     unnamed_server: bool,
     tag: u8,
     body: &[u8],
-    need: usize,
     seq: u64,
 ) -> Edit {
+    let need = HEADER_LEN + body.len();
     match tag {
         b'P' => match frontend::parse_body(body) {
             Some((&[], content)) if unnamed_server => Edit::UnnamedParse(content.into()),
@@ -253,7 +245,8 @@ fn plan_extended(
 }
 
 /// A simple query that is exactly `DEALLOCATE name` of one of the client's statements.
-fn plan_query(statements: &mut ClientStatements, body: &[u8], need: usize) -> Edit {
+fn plan_query(statements: &mut ClientStatements, body: &[u8]) -> Edit {
+    let need = HEADER_LEN + body.len();
     let Some((sql, _)) = frontend::cstr(body) else {
         return Edit::None;
     };

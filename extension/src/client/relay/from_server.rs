@@ -6,10 +6,13 @@
 //! whole; everything else, rows above all, streams through without being buffered.
 
 use super::expect::{Act, Expect, Kind, Touch, Undo};
-use super::{error_field, is_fatal, Event, Relay, ERROR_PEEK_LIMIT};
+use super::inbox::Next;
+use super::link::FirstAnswer;
+use super::{Event, Relay, ERROR_PEEK_LIMIT};
 use crate::config::PoolMode;
 use crate::protocol::backend::TxStatus;
-use crate::protocol::framing::{self, HEADER_LEN};
+use crate::protocol::error::ServerReport;
+use crate::protocol::framing;
 use crate::protocol::sqlstate;
 use crate::server::{Digest, PreparedSet};
 use bytes::BytesMut;
@@ -41,21 +44,18 @@ impl Relay {
     /// Walks new server bytes.
     pub(super) fn scan_server(&mut self, set: &mut PreparedSet) {
         loop {
-            if self.s_body_left > 0 {
-                let n = self.s_body_left.min(self.sin.len() - self.s_scanned);
-                self.s_scanned += n;
-                self.s_body_left -= n;
-                if self.s_body_left > 0 {
+            if self.server.mid_message() {
+                if !self.server.pass_body() {
                     return;
                 }
                 self.drain_answers();
             }
-            let rest = &self.sin[self.s_scanned..];
-            let Some((tag, frame_len)) = framing::header(rest) else {
+            let Some(next) = self.server.next() else {
                 return;
             };
+            let (tag, frame_len) = (next.tag, next.frame_len);
             if !framing::check_backend(tag, frame_len) {
-                self.event = Some(Event::ServerFailed {
+                self.signals.event = Some(Event::ServerFailed {
                     replayable: false,
                     reason: format!(
                         "invalid length {frame_len} of a message of type 0x{tag:02x} from the database"
@@ -63,103 +63,104 @@ impl Relay {
                 });
                 return;
             }
-            let whole = rest.len() >= frame_len;
-            if !self.answered {
-                // A FATAL as the first answer is held back, not forwarded: how the socket then
-                // closes decides whether the batch can go to another connection.
-                if tag == b'E' && frame_len <= ERROR_PEEK_LIMIT {
-                    if !whole {
+            // A small error is read whole: whether it is a FATAL, and its SQLSTATE, decide what
+            // pgwarm does. A longer one (quoting a huge query) streams through.
+            let report = match tag == b'E' && frame_len <= ERROR_PEEK_LIMIT {
+                true => match self.server.whole_body(&next) {
+                    Some(body) => Some(ServerReport::read(body)),
+                    None => return,
+                },
+                false => None,
+            };
+            if self
+                .link
+                .as_ref()
+                .is_some_and(|l| l.first != FirstAnswer::Received)
+            {
+                if let Some(report) = &report {
+                    // A FATAL as the first answer is held back, not forwarded: how the socket
+                    // then closes decides whether the batch can go to another connection.
+                    if report.is_fatal() {
+                        if let Some(link) = self.link.as_mut() {
+                            link.first = FirstAnswer::FatalHeld;
+                        }
                         return;
                     }
-                    if is_fatal(&rest[HEADER_LEN..frame_len]) {
-                        self.doomed = true;
-                        return;
-                    }
-                    if self.retry_repairable(frame_len, set) {
+                    if self.retry_repairable(&next, report, set) {
                         continue;
                     }
                 }
-                self.answered = true;
-                self.replay = false;
-                self.drop_sent_client_bytes();
+                self.answered();
             }
             // The small messages pgwarm acts on are read whole.
-            let needs_whole = match tag {
-                b'Z' | b'C' | b'1' | b'2' | b'3' | b'I' | b'n' | b's' | b'A' => true,
-                b'E' => frame_len <= ERROR_PEEK_LIMIT,
-                _ => false,
-            };
-            if needs_whole && !whole {
+            let needs_whole = matches!(
+                tag,
+                b'Z' | b'C' | b'1' | b'2' | b'3' | b'I' | b'n' | b's' | b'A'
+            );
+            if needs_whole && !next.whole() {
                 return;
             }
             match tag {
                 b'Z' => {
-                    self.ready_for_query(frame_len);
-                    if self.event.is_some() {
+                    self.ready_for_query(&next);
+                    if self.signals.event.is_some() {
                         return;
                     }
                     continue;
                 }
                 b'E' => {
-                    if whole
-                        && is_fatal(
-                            &self.sin[self.s_scanned + HEADER_LEN..self.s_scanned + frame_len],
-                        )
-                    {
+                    if let Some(link) = self.link.as_mut() {
                         // The client learns from the server itself why its session ends.
-                        self.fatal_forwarded = true;
+                        link.fatal_forwarded |= report.as_ref().is_some_and(ServerReport::is_fatal);
                     }
-                    if self.server_error(frame_len, whole, set) {
+                    if self.server_error(&next, report.as_ref(), set) {
                         continue;
                     }
                 }
-                b'A' => self.own_notification(frame_len),
+                b'A' => self.own_notification(&next),
                 b'S' => {
                     // ParameterStatus: a reported setting changed, perhaps through set_config()
                     // rather than SET (Django sets its time zone that way).
-                    self.settings_changed = true;
+                    self.signals.settings_changed = true;
                 }
                 b'G' => {
                     // COPY FROM STDIN: the server ignores every Sync until CopyDone/CopyFail.
                     self.copy_in = true;
-                    let mut i = 1;
-                    while i < self.expect.len() {
-                        if self.expect[i].kind == Kind::Sync {
-                            self.expect.remove(i);
-                        } else {
-                            i += 1;
-                        }
+                    // The front entry is the query or Execute this answers; the Syncs after it go.
+                    let front = self.expect.pop_front();
+                    self.expect.retain(|e| e.kind != Kind::Sync);
+                    if let Some(front) = front {
+                        self.expect.push_front(front);
                     }
                 }
                 _ => {
                     if tag == b'C' {
-                        self.command_complete(frame_len, set);
+                        self.command_complete(&next, set);
                     }
-                    if self.completion(tag, frame_len) {
+                    if self.completion(&next) {
                         continue;
                     }
                 }
             }
+            let whole = next.whole();
+            self.server.pass(&next);
             if whole {
-                self.s_scanned += frame_len;
                 self.drain_answers();
-            } else {
-                self.s_scanned += HEADER_LEN;
-                self.s_body_left = frame_len - HEADER_LEN;
             }
         }
     }
 
     /// A message that may complete the front entry. Returns true when it was consumed here
     /// (removed or replaced), false when it is to be forwarded as it is.
-    fn completion(&mut self, tag: u8, frame_len: usize) -> bool {
+    fn completion(&mut self, next: &Next) -> bool {
+        let tag = next.tag;
         if let Some(front) = self.expect.front_mut() {
             // The empty query sent for a DEALLOCATE: its only result is renamed; the query still
             // ends at ReadyForQuery.
             if let (Act::EmptyAs(replacement), b'I') = (&front.act, tag) {
                 let replacement = *replacement;
                 front.act = Act::Forward;
-                self.splice_server(frame_len, replacement);
+                self.server.splice(next.frame_len, replacement);
                 return true;
             }
         }
@@ -176,7 +177,7 @@ impl Relay {
         }
         match done.act {
             Act::Swallow => {
-                self.splice_server(frame_len, &[]);
+                self.server.splice(next.frame_len, &[]);
                 self.drain_answers();
                 true
             }
@@ -200,15 +201,20 @@ impl Relay {
     ///   statement: something deallocated it behind pgwarm's back; it is created again.
     /// - "prepared statement already exists" (42P05) to a Parse pgwarm sent to create one: it is
     ///   there after all, and is used as it is.
-    fn retry_repairable(&mut self, frame_len: usize, set: &mut PreparedSet) -> bool {
-        if self.retried || !self.replay || !self.sout.is_empty() {
+    fn retry_repairable(
+        &mut self,
+        next: &Next,
+        report: &ServerReport,
+        set: &mut PreparedSet,
+    ) -> bool {
+        let retried = self.link.as_ref().is_none_or(|l| l.retried);
+        if retried || !self.replay() || !self.sout.is_empty() {
             return false;
         }
         let Some(front) = self.expect.front() else {
             return false;
         };
-        let body = &self.sin[self.s_scanned + HEADER_LEN..self.s_scanned + frame_len];
-        let code = error_field(body, b"C").unwrap_or_default();
+        let code = report.code.as_bytes();
         let repair = match (front.kind, front.statement) {
             (Kind::Bind, Touch::Uses(digest))
                 if code == sqlstate::FEATURE_NOT_SUPPORTED.as_bytes() && self.describes_first() =>
@@ -242,7 +248,7 @@ impl Relay {
             ?repair,
             "repairing a pgwarm statement and sending the batch again"
         );
-        self.splice_server(frame_len, &[]);
+        self.server.splice(next.frame_len, &[]);
         self.expect.clear();
         self.expect.push_back(Expect::new(Kind::Sync, Act::Swallow));
         match repair {
@@ -250,10 +256,11 @@ impl Relay {
             Repair::Forget(digest) => set.remove(digest),
             Repair::Keep(digest) => set.restore(digest),
         }
-        self.c_done = 0;
-        self.o_done = 0;
-        self.retried = true;
-        self.repaired = !matches!(repair, Repair::Condemn(_));
+        self.client.rewind();
+        if let Some(link) = self.link.as_mut() {
+            link.retried = true;
+        }
+        self.signals.repaired = !matches!(repair, Repair::Condemn(_));
         true
     }
 
@@ -266,10 +273,13 @@ impl Relay {
     }
 
     /// ReadyForQuery (whole, well-formed): the end of a Sync's or a query's answer.
-    fn ready_for_query(&mut self, frame_len: usize) {
-        let byte = self.sin[self.s_scanned + HEADER_LEN];
+    fn ready_for_query(&mut self, next: &Next) {
+        let byte = self
+            .server
+            .body(1)
+            .map_or(0, |b| b.first().copied().unwrap_or(0));
         let Some(status) = TxStatus::from_byte(byte) else {
-            self.event = Some(Event::ServerFailed {
+            self.signals.event = Some(Event::ServerFailed {
                 replayable: false,
                 reason: format!(
                     "ReadyForQuery with transaction status 0x{byte:02x} from the database"
@@ -285,7 +295,7 @@ impl Relay {
         {
             // The end of a batch pgwarm is sending again: not the client's.
             self.expect.pop_front();
-            self.splice_server(frame_len, &[]);
+            self.server.splice(next.frame_len, &[]);
             return;
         }
         self.tally.ready(self.status);
@@ -300,43 +310,42 @@ impl Relay {
         // No server is in COPY mode at ReadyForQuery, even one whose client never sent CopyDone
         // (libpq gives up after a COPY error).
         self.copy_in = false;
-        self.s_scanned += frame_len;
+        self.server.pass(next);
         self.drain_answers();
         if !self.expect.is_empty() {
             return;
         }
-        if self.mode == PoolMode::Transaction && self.status.is_idle() && self.at_rest() {
-            self.event = Some(Event::Release);
-        } else if self.watch_idle && !self.status.is_idle() && self.at_rest() {
-            self.event = Some(Event::IdleInTransaction);
+        if self.rules.mode == PoolMode::Transaction && self.status.is_idle() && self.at_rest() {
+            self.signals.event = Some(Event::Release);
+        } else if self.rules.watch_idle && !self.status.is_idle() && self.at_rest() {
+            self.signals.event = Some(Event::IdleInTransaction);
         }
     }
 
     /// An ErrorResponse. In the extended protocol it answers the front message, and the server
     /// then skips every message up to Sync: those entries go, and what they did is undone.
     /// Returns true when the error was replaced by pgwarm's own (already counted as scanned).
-    fn server_error(&mut self, frame_len: usize, whole: bool, set: &mut PreparedSet) -> bool {
+    fn server_error(
+        &mut self,
+        next: &Next,
+        report: Option<&ServerReport>,
+        set: &mut PreparedSet,
+    ) -> bool {
         if !self.expect.front().is_some_and(|e| e.kind.extended()) {
             // Inside a simple query, or a failing COMMIT at Sync: ReadyForQuery still follows.
             return false;
         }
-        let code = if whole {
-            let body = &self.sin[self.s_scanned + HEADER_LEN..self.s_scanned + frame_len];
-            error_field(body, b"C").map(<[u8]>::to_vec)
-        } else {
-            None
-        };
+        let code = report.map(|r| r.code.as_str());
         let mut replaced = false;
         if let Some(failed) = self.expect.pop_front() {
-            if let (Act::ReplaceError(error), true) = (&failed.act, whole) {
+            if let (Act::ReplaceError(error), true) = (&failed.act, next.whole()) {
                 let mut ours = BytesMut::new();
                 error.encode(&mut ours);
-                self.splice_server(frame_len, &ours);
+                self.server.splice(next.frame_len, &ours);
                 replaced = true;
             }
-            let code = code.as_deref();
             if let Touch::Uses(digest) = failed.statement {
-                if code == Some(sqlstate::INVALID_STATEMENT_NAME.as_bytes()) {
+                if code == Some(sqlstate::INVALID_STATEMENT_NAME) {
                     // Deallocated behind pgwarm's back: created again next time.
                     set.remove(digest);
                 } else {
@@ -346,7 +355,7 @@ impl Relay {
                     set.condemn(digest);
                 }
             }
-            let outcome = if code == Some(sqlstate::DUPLICATE_PREPARED_STATEMENT.as_bytes()) {
+            let outcome = if code == Some(sqlstate::DUPLICATE_PREPARED_STATEMENT) {
                 Outcome::Exists
             } else {
                 Outcome::Failed
@@ -391,34 +400,36 @@ impl Relay {
             Undo::Restore(name, statement) => {
                 self.statements.restore(&name, &statement, failed.seq)
             }
-            Undo::UnnamedLost => self.client_unnamed_here = false,
+            Undo::UnnamedLost => self.set_client_unnamed_here(false),
         }
     }
 
     /// NotificationResponse (whole): one from the client's own backend carries the pid the
     /// client was told, so "is this my own NOTIFY?" gets the answer it gets directly.
-    fn own_notification(&mut self, frame_len: usize) {
-        let at = self.s_scanned + HEADER_LEN;
+    fn own_notification(&mut self, next: &Next) {
+        let Some(backend_pid) = self.link.as_ref().map(|l| l.backend_pid) else {
+            return;
+        };
+        let client_pid = self.client_pid.to_be_bytes();
         let Some(pid) = self
-            .sin
-            .get(at..at + 4)
-            .filter(|_| frame_len >= HEADER_LEN + 4)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .server
+            .whole_body_mut(next)
+            .and_then(|body| body.get_mut(..4))
         else {
             return;
         };
-        if Some(i32::from_be_bytes(pid)) == self.backend_pid {
-            self.sin[at..at + 4].copy_from_slice(&self.client_pid.to_be_bytes());
+        if *pid == backend_pid.to_be_bytes() {
+            pid.copy_from_slice(&client_pid);
         }
     }
 
     /// CommandComplete (whole): `SET`, `RESET` and `DISCARD ALL` change session settings;
     /// `DEALLOCATE ALL` and `DISCARD ALL` drop every statement the connection had and every one
     /// the client had made before that command.
-    fn command_complete(&mut self, frame_len: usize, set: &mut PreparedSet) {
-        let body = &self.sin[self.s_scanned + HEADER_LEN..self.s_scanned + frame_len];
+    fn command_complete(&mut self, next: &Next, set: &mut PreparedSet) {
+        let body = self.server.whole_body(next).unwrap_or_default();
         if matches!(body, b"SET\0" | b"RESET\0" | b"DISCARD ALL\0") {
-            self.settings_changed = true;
+            self.signals.settings_changed = true;
         }
         if body != b"DEALLOCATE ALL\0" && body != b"DISCARD ALL\0" {
             return;
@@ -426,9 +437,9 @@ impl Relay {
         let (seq, clock) = self
             .expect
             .front()
-            .map_or((self.c_seq, set.clock()), |e| (e.seq, e.clock));
+            .map_or((self.client.seq(), set.clock()), |e| (e.seq, e.clock));
         set.forget_before(clock);
-        if self.max_prepared > 0 {
+        if self.rules.max_prepared > 0 {
             self.statements.forget_before(seq);
         }
     }

@@ -17,13 +17,17 @@ impl Relay {
     /// Answers the next batch here if it is made only of Parses of known statements and Closes,
     /// ending with a Sync. Returns whether it did.
     pub(super) fn answer_locally(&mut self) -> bool {
-        if self.linked || !self.tracking() || !self.status.is_idle() || !self.expect.is_empty() {
+        if self.link.is_some()
+            || !self.tracking()
+            || !self.status.is_idle()
+            || !self.expect.is_empty()
+        {
             return false;
         }
-        let mut at = self.c_base + self.c_done as u64;
+        let mut at = self.client.done_offset();
         let mut answers = Vec::new();
         let mut end = None;
-        for (i, message) in self.outgoing.iter().enumerate().skip(self.o_done) {
+        for (i, message) in self.client.queued().enumerate() {
             if message.at != at {
                 return false;
             }
@@ -39,25 +43,24 @@ impl Relay {
                     at += *len as u64;
                 }
                 (Edit::None, Kind::Sync) => {
-                    end = Some((i, at + HEADER_LEN as u64));
+                    end = Some((i + 1, at + HEADER_LEN as u64));
                     break;
                 }
                 _ => return false,
             }
         }
-        let Some((last, end_at)) = end else {
+        let Some((messages, end_at)) = end else {
             return false;
         };
-        if end_at > self.c_base + self.c_scanned as u64 {
+        if end_at > self.client.walk_offset() {
             return false;
         }
         for answer in answers {
-            self.splice_server(0, answer);
+            self.server.splice(0, answer);
         }
-        self.splice_server(0, READY_IDLE);
+        self.server.splice(0, READY_IDLE);
         self.tally.ready(TxStatus::Idle);
-        self.outgoing.drain(self.o_done..=last);
-        self.c_done = (end_at - self.c_base) as usize;
+        self.client.answered_here(messages, end_at);
         self.drop_sent_client_bytes();
         true
     }

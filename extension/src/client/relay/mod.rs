@@ -21,19 +21,24 @@
 //! The pump is a single `poll` function over both sockets, so reading and writing in both
 //! directions interleave without deadlock and without a task per direction.
 //!
-//! No index here can panic on input, by construction rather than by lint (unlike `protocol/`):
-//! every index is into the relay's own buffers, at positions it keeps ordered
-//! (`c_done <= c_scanned <= cin.len()`, `s_scanned <= sin.len()`), and a message's body is
-//! sliced only once the whole message is there (`frame_len` bytes, from a header already checked
-//! by `framing`). The `relay` fuzz target plays arbitrary client and server bytes with link
-//! events against it, with debug assertions on; the redesign with typed inputs (issue 16) is to
-//! make the lint hold here too.
+//! The state is split by who owns it: [`ClientInput`] (the client's bytes, from walked to
+//! translated to forgotten), [`Inbox`] (the server's bytes, walked on their way to the client),
+//! [`Linked`] (everything about the current server connection, made and dropped as one value),
+//! and the queue of what the server owes ([`expect`]). No stage reaches into another's offsets.
+//! Every index into a buffer is made by `Inbox` or `ClientInput` at positions they keep ordered,
+//! and a message's body is sliced only once it has arrived; the `relay` fuzz target plays
+//! arbitrary client and server bytes with link events against it, with debug assertions on.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+mod client_input;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod driver;
 mod expect;
 mod from_client;
 mod from_server;
+mod inbox;
+mod link;
 mod local;
 #[cfg(test)]
 mod tests;
@@ -41,25 +46,23 @@ mod to_server;
 
 use super::statements::{ClientStatements, KnownStatements, Resolution};
 use super::traffic::{Tally, Traffic};
-use crate::config::{PoolMode, Upstream};
+use crate::config::{PoolMode, Settings, Upstream};
 use crate::protocol::backend::TxStatus;
-use crate::protocol::framing::{self, HEADER_LEN};
-use crate::protocol::{sqlstate, PgError};
+use crate::protocol::error::ServerReport;
+use crate::protocol::PgError;
 use crate::server::PreparedSet;
 use crate::stream::Stream;
 use bytes::{Buf, BytesMut};
+use client_input::ClientInput;
 use expect::Expect;
-use from_client::Outgoing;
+use inbox::Inbox;
+use link::{FirstAnswer, Linked};
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::io::poll_read_buf;
-
-/// How much is read per call; large enough for bulk COPY, small enough to stay in cache.
-const READ_CHUNK: usize = 16 * 1024;
 /// A direction stops reading while this much is waiting to be written (backpressure).
 const HIGH_WATER: usize = 256 * 1024;
 /// A first batch larger than this is not kept for replay; it is rare and memory matters more.
@@ -88,177 +91,122 @@ pub(crate) enum Event {
 }
 
 /// The linked server connection as the pump sees it: its socket and its statements.
-pub(crate) type Link<'a> = (&'a mut Stream, &'a mut PreparedSet);
+pub(crate) type ServerSide<'a> = (&'a mut Stream, &'a mut PreparedSet);
 
-pub(crate) struct Relay {
-    mode: PoolMode,
-    max_message_size: usize,
+/// The settings a relay follows, copied out of [`Settings`] once per client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    pub(crate) mode: PoolMode,
+    pub(crate) max_message_size: usize,
     /// Whether the session wants to hear about idle-in-transaction moments.
-    watch_idle: bool,
+    pub(crate) watch_idle: bool,
     /// Statements kept per server connection; 0 when names pass through unchanged (session
     /// mode, or `PGWARM_MAX_PREPARED_STATEMENTS=0`).
-    max_prepared: usize,
+    pub(crate) max_prepared: usize,
     /// A pooler is upstream (`PGWARM_UPSTREAM_POOLER=on`): the client's named statements are
     /// parsed as the unnamed statement before each use, as nothing lasts beyond a transaction.
-    unnamed_server: bool,
-    /// The client's own unnamed statement (in that mode), and whether the linked connection has
-    /// it now rather than one pgwarm parsed there.
-    client_unnamed: Option<Arc<[u8]>>,
-    client_unnamed_here: bool,
+    pub(crate) unnamed_server: bool,
+}
 
-    /// Bytes from the client. `[..c_done]` were translated for the server (kept while `replay`),
-    /// `[..c_scanned]` were checked, the rest is an incomplete message.
-    cin: BytesMut,
-    /// Stream offset of `cin[0]`: queued messages are placed by offset, which survives `advance`.
-    c_base: u64,
-    c_done: usize,
-    c_scanned: usize,
-    /// Body bytes of the current client message that have not arrived yet.
-    c_body_left: usize,
-    /// Messages read so far (numbers `seq`).
-    c_seq: u64,
-    /// Terminate seen: no more client bytes are read or scanned.
-    terminated: bool,
-    /// Scanned messages the server will answer or pgwarm must rewrite, in order;
-    /// `[..o_done]` were translated and are kept while `replay`.
-    outgoing: VecDeque<Outgoing>,
-    o_done: usize,
+impl Rules {
+    pub(crate) fn of(settings: &Settings) -> Rules {
+        Rules {
+            mode: settings.pool_mode,
+            max_message_size: settings.max_message_size,
+            watch_idle: settings.idle_transaction_timeout.is_some(),
+            max_prepared: match settings.pool_mode {
+                PoolMode::Transaction => settings.max_prepared_statements,
+                PoolMode::Session => 0,
+            },
+            unnamed_server: settings.upstream == Upstream::Pooler,
+        }
+    }
+}
+
+/// What the pump tells the session besides its events, each taken once read.
+#[derive(Default)]
+struct Signals {
+    /// Set by walking; returned by the pump.
+    event: Option<Event>,
+    /// A statement was repaired since the last [`Relay::take_repaired`].
+    repaired: bool,
+    /// A SET, RESET or DISCARD ALL completed, or the server reported a setting's new value:
+    /// the session's settings must be read back.
+    settings_changed: bool,
+}
+
+pub(crate) struct Relay {
+    rules: Rules,
+    client: ClientInput,
+    /// Translated bytes not yet written to the server.
+    sout: BytesMut,
+    /// Bytes from the server; walked ones may go to the client.
+    server: Inbox,
+    /// The current server connection, if any.
+    link: Option<Linked>,
+    /// What the server owes, in order.
+    expect: VecDeque<Expect>,
+    /// Parse/Bind/Describe/Execute/Close/Flush since the last Sync: the link is kept.
+    unsynced: bool,
+    /// In COPY FROM STDIN, where the server ignores Sync.
+    copy_in: bool,
+    /// The server's last reported transaction status.
+    status: TxStatus,
     /// The client's named statements.
     statements: ClientStatements,
     /// Statements known to parse, shared by all sessions.
     known: Arc<KnownStatements>,
     /// The client's name-resolution settings, part of every statement it prepares.
     resolution: Resolution,
-    /// The pid the client was told, and that of the linked backend: a notification the client's
-    /// own backend sends carries the one the client knows, as it would directly.
+    /// The client's own unnamed statement, when a pooler is upstream.
+    client_unnamed: Option<Arc<[u8]>>,
+    /// The pid the client was told: a notification its own backend sends carries it, as it
+    /// would directly.
     client_pid: i32,
-    backend_pid: Option<i32>,
-
-    /// Translated bytes not yet written to the server.
-    sout: BytesMut,
-
-    /// Bytes from the server; `[..s_scanned]` may go to the client.
-    sin: BytesMut,
-    s_scanned: usize,
-    s_body_left: usize,
-
-    /// What the server owes, in order.
-    expect: VecDeque<Expect>,
-    unsynced: bool,
-    copy_in: bool,
-    status: TxStatus,
-    linked: bool,
-    /// Keep `cin[..c_done]` until the server answers, for a replay.
-    replay: bool,
-    /// The server's first message of this link was looked at (or pgwarm answered for it).
-    answered: bool,
-    /// The first answer was a FATAL, held back while waiting to see how the socket closes.
-    doomed: bool,
-    /// A FATAL from the server went to the client: it needs no second one from pgwarm.
-    fatal_forwarded: bool,
-    /// A batch was sent again after a repairable error (`from_server::retry_repairable`): at
-    /// most once per link.
-    retried: bool,
-    /// A statement was repaired since the last [`Relay::take_repaired`].
-    repaired: bool,
-    /// A SET, RESET or DISCARD ALL completed, or the server reported a setting's new value:
-    /// the session's settings must be read back.
-    settings_changed: bool,
-    /// Set by scanning; returned by the pump.
-    event: Option<Event>,
+    signals: Signals,
     /// Queries, transactions and bytes, for `SHOW STATS`.
     tally: Tally,
 }
 
 impl Relay {
     pub(crate) fn new(
-        mode: PoolMode,
-        max_message_size: usize,
-        watch_idle: bool,
-        max_prepared: usize,
+        rules: Rules,
         known: Arc<KnownStatements>,
         client_pid: i32,
-        upstream: Upstream,
+        traffic: Arc<Traffic>,
     ) -> Relay {
         Relay {
-            mode,
-            max_message_size,
-            watch_idle,
-            max_prepared: if mode == PoolMode::Transaction {
-                max_prepared
-            } else {
-                0
-            },
-            unnamed_server: upstream == Upstream::Pooler,
-            client_unnamed: None,
-            client_unnamed_here: false,
-            // Allocated at the first read: a client that only logged in costs no buffer.
-            cin: BytesMut::new(),
-            c_base: 0,
-            c_done: 0,
-            c_scanned: 0,
-            c_body_left: 0,
-            c_seq: 0,
-            terminated: false,
-            outgoing: VecDeque::new(),
-            o_done: 0,
-            statements: ClientStatements::default(),
-            known,
-            resolution: Resolution::default(),
-            client_pid,
-            backend_pid: None,
+            rules,
+            client: ClientInput::default(),
             sout: BytesMut::new(),
-            sin: BytesMut::new(),
-            s_scanned: 0,
-            s_body_left: 0,
+            server: Inbox::default(),
+            link: None,
             expect: VecDeque::new(),
             unsynced: false,
             copy_in: false,
             status: TxStatus::Idle,
-            linked: false,
-            replay: false,
-            answered: true,
-            doomed: false,
-            fatal_forwarded: false,
-            retried: false,
-            repaired: false,
-            settings_changed: false,
-            event: None,
-            tally: Tally::new(Arc::default()),
+            statements: ClientStatements::default(),
+            known,
+            resolution: Resolution::default(),
+            client_unnamed: None,
+            client_pid,
+            signals: Signals::default(),
+            tally: Tally::new(traffic),
         }
-    }
-
-    /// Counts this client's traffic into `traffic` (the shared totals) from now on.
-    pub(crate) fn count_into(&mut self, traffic: Arc<Traffic>) {
-        self.tally = Tally::new(traffic);
     }
 
     /// A server connection was linked: the next bytes it sends answer this client.
     pub(crate) fn link(&mut self, backend_pid: i32) {
-        self.linked = true;
-        self.fatal_forwarded = false;
-        self.client_unnamed_here = false;
-        self.backend_pid = Some(backend_pid);
-        self.replay = true;
-        self.answered = false;
-        self.doomed = false;
-        self.retried = false;
-        self.s_body_left = 0;
+        self.link = Some(Linked::new(backend_pid));
     }
 
-    /// The link ends (released, failed or replaced). Server bytes not scanned yet are dropped:
+    /// The link ends (released, failed or replaced). Server bytes not walked yet are dropped:
     /// they belong to that connection, never to the next. Returns whether there were any (a
     /// server that spoke after its last ReadyForQuery is not clean enough to lend again).
     pub(crate) fn unlink(&mut self) -> bool {
-        self.linked = false;
-        self.backend_pid = None;
-        self.replay = false;
-        self.drop_sent_client_bytes();
-        self.answered = true;
-        self.doomed = false;
-        let leftover = self.sin.len() > self.s_scanned || self.s_body_left > 0;
-        self.sin.truncate(self.s_scanned);
-        self.s_body_left = 0;
+        self.link = None;
+        self.client.forget_translated();
+        let leftover = self.server.drop_unwalked();
         self.expect.clear();
         self.sout.clear();
         leftover
@@ -267,9 +215,8 @@ impl Relay {
     /// After a failed link whose batch was not answered: everything the server was sent and
     /// said is forgotten, so the batch is translated and sent again for the next connection.
     pub(crate) fn rewind(&mut self) {
-        debug_assert!(self.replay && !self.answered);
-        self.c_done = 0;
-        self.o_done = 0;
+        debug_assert!(self.link.as_ref().is_some_and(Linked::replayable));
+        self.client.rewind();
         self.unlink();
     }
 
@@ -283,28 +230,29 @@ impl Relay {
     /// to end on. A FATAL held back as the first answer is released to the client now, after
     /// what it already has; one already forwarded needs nothing more.
     pub(crate) fn pass_on_fatal(&mut self) -> bool {
-        if self.doomed && self.s_body_left == 0 {
-            if let Some((b'E', len)) = framing::header(&self.sin[self.s_scanned..]) {
-                if self.sin.len() >= self.s_scanned + len {
-                    self.s_scanned += len;
-                    self.sin.truncate(self.s_scanned);
-                    self.doomed = false;
-                    self.fatal_forwarded = true;
-                }
+        let Some(link) = self.link.as_mut() else {
+            return false;
+        };
+        if link.first == FirstAnswer::FatalHeld && !self.server.mid_message() {
+            if let Some(next) = self.server.next().filter(|n| n.tag == b'E' && n.whole()) {
+                self.server.pass(&next);
+                self.server.drop_unwalked();
+                link.first = FirstAnswer::Received;
+                link.fatal_forwarded = true;
             }
         }
-        self.fatal_forwarded
+        link.fatal_forwarded
     }
 
     /// Whether a pgwarm statement was found missing or already there since the last call:
     /// a sign that something between pgwarm and the database does not keep them.
     pub(crate) fn take_repaired(&mut self) -> bool {
-        std::mem::take(&mut self.repaired)
+        std::mem::take(&mut self.signals.repaired)
     }
 
     /// Whether the client changed session settings since the last call.
     pub(crate) fn take_settings_changed(&mut self) -> bool {
-        std::mem::take(&mut self.settings_changed)
+        std::mem::take(&mut self.signals.settings_changed)
     }
 
     /// The server's last reported transaction status.
@@ -318,36 +266,29 @@ impl Relay {
         self.expect.is_empty()
             && !self.unsynced
             && !self.copy_in
-            && self.c_body_left == 0
-            && self.s_body_left == 0
-            && self.c_done == self.c_scanned
+            && self.client.at_rest()
+            && !self.server.mid_message()
             && self.sout.is_empty()
     }
 
     /// Idle inside a transaction: the client owes the next message.
     pub(crate) fn idle_in_transaction(&self) -> bool {
-        self.linked && !self.status.is_idle() && self.at_rest()
+        self.link.is_some() && !self.status.is_idle() && self.at_rest()
     }
 
     /// Queues an error for the client after whatever server output is already complete. Returns
     /// false if a server message is half-written, when an error would corrupt the stream.
     pub(crate) fn queue_error(&mut self, error: &PgError) -> bool {
-        if self.s_body_left != 0 {
-            return false;
-        }
-        self.sin.truncate(self.s_scanned);
-        error.encode(&mut self.sin);
-        self.s_scanned = self.sin.len();
-        true
+        self.server.replace_unwalked(|buf| error.encode(buf))
     }
 
     /// Writes what is queued for the client; used after the last event before closing.
     pub(crate) async fn flush_client(&mut self, client: &mut Stream) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
-        client.write_all(&self.sin[..self.s_scanned]).await?;
-        self.tally.sent(self.s_scanned);
-        self.sin.advance(self.s_scanned);
-        self.s_scanned = 0;
+        client.write_all(self.server.walked()).await?;
+        let n = self.server.scanned_len();
+        self.tally.sent(n);
+        self.server.consume(n);
         client.flush().await
     }
 
@@ -357,7 +298,7 @@ impl Relay {
         &mut self,
         cx: &mut Context<'_>,
         client: &mut C,
-        mut server: Option<Link<'_>>,
+        mut server: Option<ServerSide<'_>>,
         waiting: bool,
     ) -> Poll<Event> {
         loop {
@@ -365,7 +306,7 @@ impl Relay {
 
             // Client messages, translated for this server, to the server.
             if let Some((stream, set)) = server.as_mut() {
-                if self.c_done < self.c_scanned {
+                if self.client.untranslated() > 0 {
                     self.translate(set);
                 }
                 if !self.sout.is_empty() {
@@ -392,11 +333,10 @@ impl Relay {
             }
 
             // Server bytes to the client.
-            if self.s_scanned > 0 {
-                match Pin::new(&mut *client).poll_write(cx, &self.sin[..self.s_scanned]) {
+            if self.server.scanned_len() > 0 {
+                match Pin::new(&mut *client).poll_write(cx, self.server.walked()) {
                     Poll::Ready(Ok(n)) if n > 0 => {
-                        self.sin.advance(n);
-                        self.s_scanned -= n;
+                        self.server.consume(n);
                         self.tally.sent(n);
                         progress = true;
                     }
@@ -411,15 +351,15 @@ impl Relay {
 
             // Client input. Only checked bytes waiting for the server count against the limit:
             // a message pgwarm must read whole keeps being read until it is.
-            if !self.terminated && self.c_scanned - self.c_done + self.sout.len() < HIGH_WATER {
-                self.cin.reserve(READ_CHUNK);
-                match poll_read_buf(Pin::new(&mut *client), cx, &mut self.cin) {
+            if !self.client.terminated()
+                && self.client.untranslated() + self.sout.len() < HIGH_WATER
+            {
+                match self.client.inbox().poll_read(cx, client) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Event::ClientGone),
                     Poll::Ready(Ok(n)) => {
                         self.tally.received(n);
                         if let Err(e) = self.scan_client() {
-                            return Poll::Ready(Event::CloseClient(PgError::fatal(
-                                sqlstate::PROTOCOL_VIOLATION,
+                            return Poll::Ready(Event::CloseClient(PgError::protocol_violation(
                                 e.to_string(),
                             )));
                         }
@@ -432,9 +372,8 @@ impl Relay {
 
             // Server input.
             if let Some((stream, set)) = server.as_mut() {
-                if self.sin.len() < HIGH_WATER {
-                    self.sin.reserve(READ_CHUNK);
-                    match poll_read_buf(Pin::new(&mut **stream), cx, &mut self.sin) {
+                if self.server.len() < HIGH_WATER {
+                    match self.server.poll_read(cx, &mut **stream) {
                         Poll::Ready(Ok(0)) => {
                             let reason = self.closed_reason();
                             return Poll::Ready(self.server_failed(&reason, false));
@@ -451,10 +390,10 @@ impl Relay {
                 }
             }
 
-            if let Some(event) = self.event.take() {
+            if let Some(event) = self.signals.event.take() {
                 return Poll::Ready(event);
             }
-            if !self.linked && !waiting && self.c_scanned > self.c_done {
+            if self.link.is_none() && !waiting && self.client.untranslated() > 0 {
                 if self.answer_locally() {
                     continue;
                 }
@@ -462,7 +401,7 @@ impl Relay {
             }
             // Terminate: once everything before it reached the server, the session ends; the
             // session's clean-up decides whether the server connection can be reused.
-            if self.terminated && self.c_scanned == self.c_done && self.sout.is_empty() {
+            if self.client.terminated() && self.client.untranslated() == 0 && self.sout.is_empty() {
                 return Poll::Ready(Event::ClientGone);
             }
             if !progress {
@@ -478,42 +417,66 @@ impl Relay {
     /// pg_terminate_backend of a running query, a procedure that committed half-way): running
     /// it again could repeat committed work or undo a deliberate kill.
     fn server_failed(&mut self, reason: &str, reset: bool) -> Event {
+        let held = self
+            .link
+            .as_ref()
+            .is_some_and(|l| l.first == FirstAnswer::FatalHeld);
         // A held FATAL says why better than the reset that followed it.
-        let reason = match self.doomed {
+        let reason = match held {
             true => self.closed_reason(),
             false => reason.to_owned(),
         };
-        Event::ServerFailed {
-            replayable: reset && self.replay && !self.answered && self.s_scanned == 0,
-            reason,
-        }
+        let replayable = reset
+            && self.link.as_ref().is_some_and(Linked::replayable)
+            && self.server.scanned_len() == 0;
+        Event::ServerFailed { replayable, reason }
     }
 
     /// Why the server's socket closed: the held FATAL's message if there was one.
     fn closed_reason(&self) -> String {
-        let held = &self.sin[self.s_scanned..];
-        match framing::header(held) {
-            Some((b'E', len)) if self.doomed && held.len() >= len => format!(
-                "the database closed the connection: {}",
-                error_message(&held[HEADER_LEN..len])
-            ),
-            _ => "the database closed the connection".to_owned(),
+        let held = self
+            .link
+            .as_ref()
+            .is_some_and(|l| l.first == FirstAnswer::FatalHeld);
+        let report = self
+            .server
+            .next()
+            .filter(|n| held && n.tag == b'E')
+            .and_then(|n| self.server.whole_body(&n))
+            .map(ServerReport::read);
+        match report {
+            Some(report) => format!("the database closed the connection: {}", report.message),
+            None => "the database closed the connection".to_owned(),
         }
     }
 
     /// Forgets client bytes and messages the server has, unless they may still be replayed.
     fn drop_sent_client_bytes(&mut self) {
-        if self.replay && self.c_done > REPLAY_LIMIT {
-            self.replay = false;
+        let replay = match self.link.as_mut() {
+            Some(link) if link.replay && self.client.translated() > REPLAY_LIMIT => {
+                link.replay = false;
+                false
+            }
+            Some(link) => link.replay,
+            None => false,
+        };
+        if !replay {
+            self.client.forget_translated();
         }
-        if !self.replay && self.c_done > 0 {
-            self.cin.advance(self.c_done);
-            self.c_base += self.c_done as u64;
-            self.c_scanned -= self.c_done;
-            self.c_done = 0;
-            self.outgoing.drain(..self.o_done);
-            self.o_done = 0;
+    }
+
+    /// Whether translated client bytes are kept for a replay.
+    fn replay(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.replay)
+    }
+
+    /// The server answered on this link: the batch is its, and is not kept for a replay.
+    fn answered(&mut self) {
+        if let Some(link) = self.link.as_mut() {
+            link.first = FirstAnswer::Received;
+            link.replay = false;
         }
+        self.drop_sent_client_bytes();
     }
 }
 
@@ -525,30 +488,4 @@ fn is_reset(e: &io::Error) -> bool {
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::ConnectionAborted
     )
-}
-
-/// The first field of an ErrorResponse body whose type is one of `kinds`.
-fn error_field<'a>(body: &'a [u8], kinds: &[u8]) -> Option<&'a [u8]> {
-    let mut fields = body;
-    while let Some((&kind, rest)) = fields.split_first() {
-        if kind == 0 {
-            break;
-        }
-        let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-        if kinds.contains(&kind) {
-            return Some(&rest[..end]);
-        }
-        fields = rest.get(end + 1..).unwrap_or(&[]);
-    }
-    None
-}
-
-/// The message ('M') of an ErrorResponse body.
-fn error_message(body: &[u8]) -> String {
-    String::from_utf8_lossy(error_field(body, b"M").unwrap_or_default()).into_owned()
-}
-
-/// Whether an ErrorResponse body has severity FATAL or PANIC ('V', or 'S' from old servers).
-fn is_fatal(body: &[u8]) -> bool {
-    matches!(error_field(body, b"VS"), Some(b"FATAL" | b"PANIC"))
 }

@@ -22,35 +22,18 @@ use std::sync::Arc;
 const NO_SUCH_STATEMENT: &[u8] = b"pgwarm.none";
 
 impl Relay {
-    /// Translates everything scanned and not yet translated.
+    /// Translates everything walked and not yet translated.
     pub(super) fn translate(&mut self, set: &mut PreparedSet) {
-        // Messages translated while the batch could still be replayed are kept in `outgoing`;
-        // once it cannot, they must be gone before new ones are taken from the front.
-        debug_assert!(self.replay || self.o_done == 0);
-        let scanned_end = self.c_base + self.c_scanned as u64;
-        while self.c_done < self.c_scanned {
-            let done_at = self.c_base + self.c_done as u64;
-            let next_at = self
-                .outgoing
-                .get(self.o_done)
-                .map_or(scanned_end, |o| o.at.min(scanned_end));
-            if next_at > done_at {
-                let to = (next_at - self.c_base) as usize;
-                self.sout.extend_from_slice(&self.cin[self.c_done..to]);
-                self.c_done = to;
+        while self.client.untranslated() > 0 {
+            if !self.client.copy_to_next(&mut self.sout) {
                 continue;
             }
             // A queued message starts here. While the batch may be replayed it is kept.
-            let message = if self.replay {
-                self.o_done += 1;
-                self.outgoing[self.o_done - 1].clone()
-            } else {
-                match self.outgoing.pop_front() {
-                    Some(message) => message,
-                    None => break,
-                }
+            let Some(message) = self.client.take_next(self.replay()) else {
+                break;
             };
-            self.c_done += self.apply(message, set);
+            let replaced = self.apply(message, set);
+            self.client.translated_bytes(replaced);
         }
         self.drain_answers();
     }
@@ -71,7 +54,7 @@ impl Relay {
                 ..Expect::new(kind, act)
             })
         };
-        if self.unnamed_server {
+        if self.rules.unnamed_server {
             if let Some(replaced) = self.apply_unnamed(&edit, kind, seq, clock) {
                 return replaced;
             }
@@ -172,7 +155,7 @@ impl Relay {
                 statement,
             } => {
                 frontend::parse(&mut self.sout, b"", statement.content());
-                self.client_unnamed_here = false;
+                self.set_client_unnamed_here(false);
                 self.expect.push_back(Expect {
                     undo: Undo::Forget(name.clone(), Arc::clone(statement)),
                     statement: Touch::Checks(statement.digest()),
@@ -188,29 +171,29 @@ impl Relay {
                 statement,
             } => {
                 self.parse_unnamed(statement.content(), Undo::None, seq, clock);
-                self.client_unnamed_here = false;
+                self.set_client_unnamed_here(false);
                 self.rebind(*names_end, *portal_len, b"");
                 forward(self, Undo::None);
                 Some(*names_end)
             }
             Edit::Describe { len, statement } => {
                 self.parse_unnamed(statement.content(), Undo::None, seq, clock);
-                self.client_unnamed_here = false;
+                self.set_client_unnamed_here(false);
                 frontend::statement_message(&mut self.sout, b'D', b"");
                 forward(self, Undo::None);
                 Some(*len)
             }
             Edit::UnnamedParse(content) => {
                 self.client_unnamed = Some(Arc::clone(content));
-                self.client_unnamed_here = true;
+                self.set_client_unnamed_here(true);
                 forward(self, Undo::None);
                 Some(0)
             }
             Edit::UnnamedUse => {
-                if !self.client_unnamed_here {
+                if !self.client_unnamed_here() {
                     if let Some(content) = self.client_unnamed.clone() {
                         self.parse_unnamed(&content, Undo::UnnamedLost, seq, clock);
-                        self.client_unnamed_here = true;
+                        self.set_client_unnamed_here(true);
                     }
                 }
                 forward(self, Undo::None);
@@ -220,12 +203,15 @@ impl Relay {
         }
     }
 
-    /// Writes the start of the client's Bind at `c_done` (its first `names_end` bytes: header,
-    /// portal and statement names) for statement `name`; the parameters after it are copied.
+    /// Writes the start of the client's Bind (its first `names_end` bytes: header, portal and
+    /// statement names), now first among the untranslated bytes, for statement `name`; the
+    /// parameters after it are copied.
     fn rebind(&mut self, names_end: usize, portal_len: usize, name: &[u8]) {
-        let start = self.c_done;
-        let frame_len = framing::header(&self.cin[start..]).map_or(names_end, |h| h.1);
-        let portal = &self.cin[start + HEADER_LEN..start + HEADER_LEN + portal_len];
+        let bind = self.client.pending();
+        let frame_len = framing::header(bind).map_or(names_end, |h| h.1);
+        let portal = bind
+            .get(HEADER_LEN..HEADER_LEN + portal_len)
+            .unwrap_or_default();
         frontend::bind_prefix(&mut self.sout, portal, name, frame_len - names_end);
     }
 
@@ -275,7 +261,7 @@ impl Relay {
             });
             Touch::Recreates(statement.digest())
         };
-        if let Some(evicted) = set.insert(statement.digest(), self.max_prepared) {
+        if let Some(evicted) = set.insert(statement.digest(), self.rules.max_prepared) {
             frontend::statement_message(&mut self.sout, b'C', &server_name(evicted));
             self.expect.push_back(Expect {
                 statement: Touch::Closes(evicted),
@@ -307,7 +293,7 @@ impl Relay {
     /// Sends pgwarm's own answers once every message before them was answered. They count as
     /// an answer on this link: the batch can no longer be replayed elsewhere.
     pub(super) fn drain_answers(&mut self) {
-        while self.s_body_left == 0 {
+        while !self.server.mid_message() {
             let Some(Expect {
                 act: Act::Answer(bytes),
                 ..
@@ -317,25 +303,19 @@ impl Relay {
             };
             let bytes = *bytes;
             self.expect.pop_front();
-            self.splice_server(0, bytes);
-            self.answered = true;
-            self.replay = false;
-            self.drop_sent_client_bytes();
+            self.server.splice(0, bytes);
+            self.answered();
         }
     }
 
-    /// Replaces the `remove` server bytes at `s_scanned` with `insert`, which then count as
-    /// scanned (ready for the client).
-    pub(super) fn splice_server(&mut self, remove: usize, insert: &[u8]) {
-        let at = self.s_scanned;
-        let tail = at + remove..self.sin.len();
-        let tail_len = tail.len();
-        if insert.len() > remove {
-            self.sin.resize(self.sin.len() + insert.len() - remove, 0);
+    /// With a pooler upstream: whether the connection has the client's own unnamed statement.
+    fn client_unnamed_here(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.client_unnamed_here)
+    }
+
+    pub(super) fn set_client_unnamed_here(&mut self, here: bool) {
+        if let Some(link) = self.link.as_mut() {
+            link.client_unnamed_here = here;
         }
-        self.sin.copy_within(tail, at + insert.len());
-        self.sin.truncate(at + insert.len() + tail_len);
-        self.sin[at..at + insert.len()].copy_from_slice(insert);
-        self.s_scanned += insert.len();
     }
 }

@@ -5,6 +5,7 @@ mod statements;
 
 use super::driver::{split, Driver, BACKEND_PID, CLIENT_PID};
 use super::expect::Kind;
+use super::link::FirstAnswer;
 use super::*;
 use crate::config::Upstream;
 use crate::protocol::framing::FrameError;
@@ -146,7 +147,7 @@ fn large_messages_stream_through_in_pieces() {
     for chunk in row.chunks(4096) {
         assert!(r.server(chunk).is_none());
     }
-    assert_eq!(r.s_scanned, row.len());
+    assert_eq!(r.server.scanned_len(), row.len());
     assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
 }
 
@@ -156,7 +157,8 @@ fn a_fatal_first_answer_is_held_and_only_a_reset_makes_the_batch_replayable() {
     r.client(&msg(b'Q', b"select 1\0")).unwrap();
     let fatal = msg(b'E', b"SFATAL\0VFATAL\0C57P01\0Mterminating\0\0");
     assert!(r.server(&fatal).is_none(), "held, not forwarded");
-    assert!(r.doomed && r.s_scanned == 0);
+    assert_eq!(r.link.as_ref().unwrap().first, FirstAnswer::FatalHeld);
+    assert_eq!(r.server.scanned_len(), 0);
     assert!(r.closed_reason().contains("terminating"));
     // A clean close: the backend may have read the batch.
     let reason = r.closed_reason();
@@ -170,10 +172,14 @@ fn a_fatal_first_answer_is_held_and_only_a_reset_makes_the_batch_replayable() {
         other => panic!("{other:?}"),
     }
     r.rewind();
-    assert_eq!((r.c_done, r.o_done), (0, 0));
-    assert_eq!(r.outgoing.len(), 1, "the query is kept to be sent again");
+    assert_eq!(r.client.kept(), (0, 0));
+    assert_eq!(
+        r.client.queue_len(),
+        1,
+        "the query is kept to be sent again"
+    );
     assert!(r.expect.is_empty());
-    assert!(!r.doomed);
+    assert!(r.link.is_none());
 }
 
 #[test]
@@ -186,10 +192,10 @@ fn a_huge_first_error_streams_instead_of_stalling() {
     let err = msg(b'E', &body);
     assert!(r.server(&err[..100_000]).is_none());
     assert!(
-        r.answered,
+        r.link.as_ref().unwrap().first == FirstAnswer::Received,
         "a long error is an answer, streamed without waiting for its end"
     );
-    assert_eq!(r.s_scanned, 100_000);
+    assert_eq!(r.server.scanned_len(), 100_000);
 }
 
 #[test]
@@ -224,7 +230,7 @@ fn an_ordinary_error_is_an_answer() {
     r.client(&msg(b'Q', b"select x\0")).unwrap();
     let err = msg(b'E', b"SERROR\0VERROR\0C42703\0Mno column\0\0");
     assert!(r.server(&err).is_none());
-    assert!(r.answered && !r.replay);
+    assert!(r.link.as_ref().unwrap().first == FirstAnswer::Received && !r.replay());
     assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
 }
 
@@ -233,9 +239,9 @@ fn garbage_is_refused_before_it_is_forwarded() {
     let mut r = relay();
     let err = r.client(b"GET / HTTP/1.1\r\n").unwrap_err();
     assert_eq!(err, FrameError::UnknownType(b'G'));
-    assert_eq!(r.c_scanned, 0);
+    assert_eq!(r.client.walked_len(), 0);
     let mut r = relay();
-    r.max_message_size = 100;
+    r.rules.max_message_size = 100;
     assert!(matches!(
         r.client(&msg(b'Q', &[b'x'; 200])),
         Err(FrameError::TooLong { .. })
@@ -253,7 +259,7 @@ fn bytes_after_the_last_ready_for_query_never_reach_the_next_link() {
         r.unlink(),
         "the notification after Z makes the connection unfit to lend"
     );
-    assert_eq!(r.sin.len(), r.s_scanned);
+    assert_eq!(r.server.len(), r.server.scanned_len());
     r.link(BACKEND_PID);
     r.client(&msg(b'Q', b"select 2\0")).unwrap();
     assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
@@ -266,8 +272,8 @@ fn terminate_stops_the_scan() {
     let mut b = BytesMut::new();
     frontend::terminate(&mut b);
     r.client(&b).unwrap();
-    assert!(r.terminated);
-    assert_eq!(r.c_scanned, 0);
+    assert!(r.client.terminated());
+    assert_eq!(r.client.walked_len(), 0);
 }
 
 // Named prepared statements in transaction mode.
@@ -314,7 +320,7 @@ impl tokio::io::AsyncRead for HoldsUntilFlushed {
 #[test]
 fn the_pump_flushes_what_it_wrote_to_the_client() {
     let mut relay = linked(0).relay;
-    let error = PgError::fatal(sqlstate::ADMIN_SHUTDOWN, "bye");
+    let error = PgError::admin_shutdown("bye");
     assert!(relay.queue_error(&error));
     let mut client = HoldsUntilFlushed::default();
     let mut cx = Context::from_waker(std::task::Waker::noop());

@@ -2,6 +2,7 @@
 //! lack them, sharing, repairs, eviction, DEALLOCATE, and the unnamed mode for a pooler upstream.
 
 use super::*;
+use crate::protocol::error::ServerReport;
 
 impl Driver {
     /// The client prepares `name` as `sql` on the linked connection, which answers; what was
@@ -327,8 +328,9 @@ fn a_duplicate_name_fails_like_postgresql() {
     r.server(&[not_found, z(b'I')].concat());
     let out = r.take_for_client();
     assert_eq!(tags(&out), "EZ");
-    assert_eq!(error_field(&out[0].1, b"C"), Some(&b"42P05"[..]));
-    assert!(error_message(&out[0].1).contains("\"s1\" already exists"));
+    let report = ServerReport::read(&out[0].1);
+    assert_eq!(report.code, "42P05");
+    assert!(report.message.contains("\"s1\" already exists"));
 }
 
 #[test]
@@ -425,27 +427,21 @@ fn a_parse_of_a_known_statement_outside_a_transaction_needs_no_server() {
     r.take_sent();
     assert!(!r.unlink());
     // Another client (same shared knowledge) prepares the same SQL: answered here, unlinked.
-    let mut other = Relay::new(
-        PoolMode::Transaction,
-        1 << 20,
-        false,
-        200,
-        Arc::clone(&r.known),
-        CLIENT_PID,
-        Upstream::Database,
-    );
+    let mut other = Relay::new(r.rules, Arc::clone(&r.known), CLIENT_PID, Arc::default());
     other
-        .cin
-        .extend_from_slice(&[parse("mine", "select 1"), sync()].concat());
+        .client
+        .inbox()
+        .push(&[parse("mine", "select 1"), sync()].concat());
     other.scan_client().unwrap();
     assert!(other.answer_locally());
-    assert_eq!(other.c_done, other.c_scanned);
-    assert_eq!(split(&other.sin[..other.s_scanned]), split(&answers(b"1Z")));
+    assert_eq!(other.client.untranslated(), 0);
+    assert_eq!(split(other.server.walked()), split(&answers(b"1Z")));
     assert!(other.statements.contains(b"mine"));
     // An unknown statement, or anything else in the batch, needs the server.
     other
-        .cin
-        .extend_from_slice(&[parse("new", "select 2"), sync()].concat());
+        .client
+        .inbox()
+        .push(&[parse("new", "select 2"), sync()].concat());
     other.scan_client().unwrap();
     assert!(!other.answer_locally());
 }
@@ -460,7 +456,7 @@ fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
     let mut describe = BytesMut::new();
     frontend::describe(b'P', "", &mut describe).unwrap();
     let execute = bind_execute_sync("s1");
-    let bind_len = framing::header(&execute).unwrap().1;
+    let bind_len = crate::protocol::framing::header(&execute).unwrap().1;
     let batch = [&execute[..bind_len], &describe[..], &execute[bind_len..]].concat();
     r.client(&batch).unwrap();
     assert_eq!(tags(&r.take_sent()), "BDES");
@@ -486,7 +482,7 @@ fn a_changed_result_type_is_retried_once_with_the_statement_made_again() {
     // A second change on the same link reaches the client.
     r.unlink();
     r.link(BACKEND_PID);
-    r.retried = true;
+    r.link.as_mut().unwrap().retried = true;
     r.client(&batch).unwrap();
     r.take_sent();
     r.server(&[changed.clone(), z(b'I')].concat());
@@ -507,7 +503,7 @@ fn messages_are_translated_once_even_when_the_first_answer_is_pgwarms() {
     r.prepared("a", "select 1");
     r.relink();
     // pgwarm answers the Close itself, which ends replay; the server socket is not written yet.
-    r.relay.cin.extend_from_slice(
+    r.relay.client.inbox().push(
         &[
             close_statement("a"),
             parse("b", "select 2"),
@@ -517,7 +513,7 @@ fn messages_are_translated_once_even_when_the_first_answer_is_pgwarms() {
     );
     r.relay.scan_client().unwrap();
     r.relay.translate(&mut r.set);
-    r.relay.cin.extend_from_slice(&sync());
+    r.relay.client.inbox().push(&sync());
     r.relay.scan_client().unwrap();
     r.relay.translate(&mut r.set);
     assert_eq!(
