@@ -1,49 +1,59 @@
 #!/usr/bin/env bash
-# Benchmark pgwarm against a direct connection and against PgBouncer, with pgbench.
+# Benchmark pgwarm against a direct connection, PgBouncer and a plain TCP relay, with pgbench.
 #
 # On a fresh Debian/Ubuntu machine it first installs what is missing, one line per install:
-#   apt: postgresql (server), postgresql-client (psql, pgbench), pgbouncer
-# then builds the workspace in release, starts a throwaway PostgreSQL cluster, pgwarm and
-# PgBouncer on free ports on 127.0.0.1 (nothing else is touched), and runs
+#   apt: postgresql (server), postgresql-client (psql, pgbench), pgbouncer, haproxy
+# then builds the workspace in release, starts a throwaway PostgreSQL cluster, pgwarm, PgBouncer
+# and HAProxy on free ports on 127.0.0.1 (nothing else is touched), and runs
 #   pgbench -n -S -M MODE -T DURATION -c C -j min(C,2)
 # against each target, BENCH_ROUNDS times. Within a round, for each mode and client count, the
-# three targets run back to back, and their order rotates from round to round (direct, pgwarm,
-# pgbouncer; then pgwarm, pgbouncer, direct; then pgbouncer, direct, pgwarm; ...) so that drift
-# and position effects hit all three alike.
+# targets run back to back, and their order rotates from round to round (direct, pgwarm,
+# pgbouncer, haproxy; then pgwarm, pgbouncer, haproxy, direct; ...) so that drift and position
+# effects hit all of them alike.
 #
-# Single runs are noisy on small machines, so besides the TPS it records, for pgwarm and
-# PgBouncer, the pooler's own CPU time per transaction: utime+stime of the pooler process (all
-# its threads; /proc/PID/stat fields 14 and 15, in clock ticks of `getconf CLK_TCK`) read just
+# The targets:
+#   direct     PostgreSQL itself: the ceiling.
+#   pgwarm     pool of 4, transaction mode.
+#   pgbouncer  PgBouncer (Debian's), pool of 4, transaction mode, SCRAM.
+#   haproxy    HAProxy (Debian's) in `mode tcp` with one thread, as pgwarm and PgBouncer run: a
+#              relay that only copies bytes, one server connection per client, no pooling. No
+#              pooler does less work per transaction: it is the floor for CPU, and the reference
+#              for the latency a hop adds.
+# PgBouncer before 1.21 cannot run -M prepared in transaction mode; when -M extended runs too,
+# its -M prepared runs are skipped and the prepared table compares with its extended figures.
+#
+# Single runs are noisy on small machines, so besides the TPS it records, for pgwarm, PgBouncer
+# and HAProxy, the process's own CPU time per transaction: utime+stime of the process (all its
+# threads; /proc/PID/stat fields 14 and 15, in clock ticks of `getconf CLK_TCK`) read just
 # before and just after each pgbench run, divided by pgbench's "number of transactions actually
-# processed". It includes the pooler's share of the connection setup (SCRAM) of that run.
+# processed". It includes the process's share of the connection setup (SCRAM) of that run.
 #
 # The report has one table per mode. Per client count it gives the median over the rounds of
-# each target's TPS, the ratios of those medians with the min-max range of the per-round ratios,
-# and the median CPU us/transaction of both poolers with their ratio and its range. It is printed
-# and written to target/bench/report.txt; every run's figures go to target/bench/runs.tsv,
-# pgbench outputs to target/bench/runs/ and server logs to target/bench/logs/. Everything it
-# started is stopped and removed on exit.
+# each target's TPS, pgwarm's ratios to the others (ratios of those medians, with the min-max
+# range of the per-round ratios), and the median CPU us/transaction of the three relays with
+# pgwarm's ratios to PgBouncer's and HAProxy's. It is printed and written to
+# target/bench/report.txt; every run's figures go to target/bench/runs.tsv, pgbench outputs to
+# target/bench/runs/ and server logs to target/bench/logs/. Everything it started is stopped
+# and removed on exit.
 #
 # Environment:
 #   BENCH_ROUNDS    rounds (each runs every target once per mode and client count) (default 3)
 #   BENCH_DURATION  seconds per pgbench run                                        (default 10)
-#   BENCH_CLIENTS   client counts, space separated                                 (default "1 16")
-#   BENCH_MODES     pgbench -M query modes, space separated          (default "extended prepared")
+#   BENCH_CLIENTS   client counts, space separated                            (default "1 16 64")
+#   BENCH_MODES     pgbench -M query modes, space separated  (default "simple extended prepared")
 #   BENCH_SCALE     pgbench -i scale factor                                        (default 10)
 #   PGWARM_*        passed through to pgwarm (e.g. PGWARM_WORKER_THREADS=2), except the ones the
 #                   benchmark fixes: LISTEN, DB_HOST/PORT/NAME/USER/PASSWORD, POOL_SIZE (4, the
 #                   same as PgBouncer's default_pool_size) and LOG_LEVEL (warn).
-# Runs: ROUNDS x modes x client counts x 3 targets, each DURATION s; the defaults make 36 runs of
-# 10 s, about 6.5 minutes with setup (plus the build).
+# Runs: ROUNDS x modes x client counts x 4 targets (3 for prepared), each DURATION s; the
+# defaults make 99 runs of 10 s, about 18 minutes with setup (plus the build).
 #
 # A pgbench run succeeds only if it exits 0, has no "aborted" in its output, reports
 # "number of failed transactions: 0", prints no "pgbench: error:" line, and reports a TPS and a
 # non-zero transaction count. Any other run counts as FAILED: the report marks the figures it
-# belongs to FAILED and quotes its first error line. PgBouncer 1.18 (no max_prepared_statements
-# yet) cannot run -M prepared in transaction mode: pgbench's named statements land on server
-# connections that did not prepare them, or that another client already prepared them on. Those
-# failures are expected and reported as such; the script exits non-zero if any other run failed
-# or a pooler's CPU time could not be read.
+# belongs to FAILED and quotes its first error line. PgBouncer's -M prepared runs, when they run,
+# are expected to fail (see expected_failure); the script exits non-zero if any other run failed
+# or a relay's CPU time could not be read.
 set -euo pipefail
 SCRIPT_NAME=bench.sh
 # shellcheck source=scripts/common.sh
@@ -52,11 +62,11 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_DURATION:-10}
-CLIENTS=${BENCH_CLIENTS:-1 16}
-MODES=${BENCH_MODES:-extended prepared}
+CLIENTS=${BENCH_CLIENTS:-1 16 64}
+MODES=${BENCH_MODES:-simple extended prepared}
 SCALE=${BENCH_SCALE:-10}
 POOL_SIZE=4
-TARGETS=(direct pgwarm pgbouncer)
+TARGETS=(direct pgwarm pgbouncer haproxy)
 BENCH_PASSWORD=password
 
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
@@ -73,7 +83,7 @@ done
 [ -n "${MODES// /}" ] || die "BENCH_MODES is empty"
 
 # ---- install what is missing (apt) -------------------------------------------------------------
-install_missing postgresql postgresql-client pgbouncer
+install_missing postgresql postgresql-client pgbouncer haproxy
 
 # ---- build -------------------------------------------------------------------------------------
 cargo_build_release
@@ -129,6 +139,27 @@ echo "\"bench\" \"$BENCH_PASSWORD\"" >"$WORK/userlist.txt"
 chmod 600 "$WORK/userlist.txt"
 pgbouncer_start "$PGBOUNCER_PORT" "$WORK/pgbouncer.ini" "$WORK/pgbouncer.log" "$WORK/userlist.txt"
 
+# ---- HAProxy: the plain TCP relay --------------------------------------------------------------
+free_port HAPROXY_PORT
+cat >"$WORK/haproxy.cfg" <<EOF
+global
+    maxconn 1000
+    nbthread 1
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+listen postgres
+    bind 127.0.0.1:$HAPROXY_PORT
+    server db 127.0.0.1:$PG_PORT
+EOF
+say "starting HAProxy ($(haproxy -v 2>/dev/null | head -n 1 | cut -d' ' -f1-3)) on 127.0.0.1:$HAPROXY_PORT"
+haproxy -f "$WORK/haproxy.cfg" -db </dev/null >"$WORK/haproxy.log" 2>&1 &
+HAPROXY_PID=$!
+common_on_exit pid "$HAPROXY_PID"
+wait_listening haproxy "$HAPROXY_PID" "$HAPROXY_PORT" "$WORK/haproxy.log"
+
 # One query through each target before measuring: a broken path fails here, clearly.
 for t in "${TARGETS[@]}"; do
     if ! out=$("${PGVARS[@]}" PGPASSWORD="$BENCH_PASSWORD" psql -X -At -p "$(target_port "$t")" -U bench \
@@ -157,6 +188,12 @@ round_order() {
 # prepares one that an earlier client left there ("already exists").
 expected_failure() {
     [ "$1" = pgbouncer ] && [ "$2" = prepared ]
+}
+
+# skipped TARGET MODE: PgBouncer's -M prepared runs are skipped when its -M extended runs too:
+# they can only fail, and the prepared table compares pgwarm with its extended figures.
+skipped() {
+    expected_failure "$1" "$2" && [[ " $MODES " == *" extended "* ]]
 }
 
 # run_failure OUT RC: why the pgbench run whose output is OUT and exit status RC failed, or
@@ -203,9 +240,13 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 # first client abort line if that is another one.
 declare -A TPS CPU WHY ERR ABORT
 n_expected_failed=0
-n_modes=$(wc -w <<<"$MODES")
 n_clients=$(wc -w <<<"$CLIENTS")
-total_runs=$((ROUNDS * n_modes * n_clients * ${#TARGETS[@]}))
+total_runs=0
+for m in $MODES; do
+    for t in "${TARGETS[@]}"; do
+        skipped "$t" "$m" || total_runs=$((total_runs + ROUNDS * n_clients))
+    done
+done
 say "running $total_runs pgbench runs of ${DURATION}s each, $ROUNDS rounds (load average before: $LOAD_BEFORE)"
 
 tsv="$OUT_DIR/runs.tsv"
@@ -219,6 +260,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
             j=$((c < 2 ? c : 2))
             pos=0
             for t in "${order[@]}"; do
+                skipped "$t" "$m" && continue
                 run=$((run + 1))
                 pos=$((pos + 1))
                 out="$RUNS_DIR/$m-c$c-$t-r$r.txt"
@@ -294,7 +336,7 @@ RUNS_SECONDS=$(($(date +%s) - RUNS_STARTED))
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 # Bail out early if a server died during the runs: its log tells why.
-for pair in "pgwarm:$PGWARM_PID" "pgbouncer:$PGBOUNCER_PID"; do
+for pair in "pgwarm:$PGWARM_PID" "pgbouncer:$PGBOUNCER_PID" "haproxy:$HAPROXY_PID"; do
     kill -0 "${pair#*:}" 2>/dev/null || {
         any_failed=1
         say "${pair%%:*} is no longer running at the end of the runs (log in $LOGS_DIR)"
@@ -302,12 +344,20 @@ for pair in "pgwarm:$PGWARM_PID" "pgbouncer:$PGBOUNCER_PID"; do
 done
 
 # ---- report ------------------------------------------------------------------------------------
-# figure TPS|CPU MODE,CLIENTS,TARGET,ROUND: one run's figure, FAILED if it has none.
+# figure TPS|CPU MODE CLIENTS TARGET ROUND: one run's figure, FAILED if it has none. PgBouncer's
+# skipped -M prepared runs stand for its -M extended ones.
 figure() {
+    local key
+    key="$(figure_mode "$4" "$2"),$3,$4,$5"
     case "$1" in
-        TPS) echo "${TPS[$2]:-FAILED}" ;;
-        CPU) echo "${CPU[$2]:-FAILED}" ;;
+        TPS) echo "${TPS[$key]:-FAILED}" ;;
+        CPU) echo "${CPU[$key]:-FAILED}" ;;
     esac
+}
+
+# figure_mode TARGET MODE: the mode whose runs give TARGET's figures in MODE's table.
+figure_mode() {
+    if skipped "$1" "$2"; then echo extended; else echo "$2"; fi
 }
 
 # summary TPS|CPU MODE CLIENTS TARGET: the median of that cell over the rounds, or "FAILED k/N" if
@@ -315,7 +365,7 @@ figure() {
 summary() {
     local r v failed=0 vals=()
     for ((r = 1; r <= ROUNDS; r++)); do
-        v=$(figure "$1" "$2,$3,$4,$r")
+        v=$(figure "$1" "$2" "$3" "$4" "$r")
         if [ "$v" = FAILED ]; then
             failed=$((failed + 1))
         else
@@ -334,8 +384,8 @@ summary() {
 round_ratio_range() {
     local r a b vals=()
     for ((r = 1; r <= ROUNDS; r++)); do
-        a=$(figure "$1" "$2,$3,$4,$r")
-        b=$(figure "$1" "$2,$3,$5,$r")
+        a=$(figure "$1" "$2" "$3" "$4" "$r")
+        b=$(figure "$1" "$2" "$3" "$5" "$r")
         [ "$a" != FAILED ] && [ "$b" != FAILED ] && vals+=("$a $b")
     done
     [ "${#vals[@]}" -gt 0 ] || {
@@ -376,34 +426,44 @@ report="$OUT_DIR/report.txt"
     echo "pgwarm benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "commit: $commit   nproc: $(nproc)   pgwarm release binary: $bin_bytes bytes ($bin_mib MiB)"
     echo "pgbench -n -S -M MODE -T $DURATION -c C -j min(C,2), scale $SCALE; modes: $MODES"
-    echo "$("$PG_BIN/postgres" --version); $(pgbouncer --version 2>/dev/null | head -n 1)"
+    echo "$("$PG_BIN/postgres" --version); $(pgbouncer --version 2>/dev/null | head -n 1); $(haproxy -v 2>/dev/null | head -n 1 | cut -d' ' -f1-3), one thread, mode tcp"
     echo "pool size $POOL_SIZE (pgwarm and PgBouncer, transaction mode); pgwarm extra env: ${PGWARM_PASSTHROUGH:-none}"
-    echo "$ROUNDS rounds of $((n_modes * n_clients * ${#TARGETS[@]})) runs; in each, per mode and client count, the 3 targets back to back in"
-    echo "an order rotating each round ($(round_order 1 | paste -sd, -) first); $total_runs runs took ${RUNS_SECONDS}s"
+    echo "$ROUNDS rounds; in each, per mode and client count, the targets back to back in an order"
+    echo "rotating each round ($(round_order 1 | paste -sd, -) first); $total_runs runs took ${RUNS_SECONDS}s"
     echo "load average before: $LOAD_BEFORE   after: $LOAD_AFTER"
     echo
     echo "TPS: median over the $ROUNDS rounds. Ratios: of those medians, (min-max of the per-round ratios)."
-    echo "us/txn: the pooler's CPU time per transaction in µs (utime+stime of the pooler process from"
-    echo "/proc/PID/stat around each run, CLK_TCK $CLK_TCK, / transactions processed), median over the rounds;"
-    echo "CPU pgbouncer/pgwarm > 1: pgwarm spends less. FAILED k/N: k of the N runs failed; ratios then"
-    echo "show -. Each failed run is listed below its table with pgbench's first error line (and its"
-    echo "first client abort line, if that is another one)."
+    echo "us/txn: the process's CPU time per transaction in µs (utime+stime from /proc/PID/stat around"
+    echo "each run, CLK_TCK $CLK_TCK, / transactions processed), median over the rounds. CPU ratios below 1:"
+    echo "pgwarm spends less. HAProxy only copies bytes (no pooling): the floor for a relay's CPU."
+    echo "FAILED k/N: k of the N runs failed; ratios then show -. Each failed run is listed below its"
+    echo "table with pgbench's first error line (and its first client abort line, if another)."
     for m in $MODES; do
         echo
-        echo "-M $m"
-        printf '%7s %11s %11s %14s  %-17s %-17s %13s %16s  %s\n' clients "direct TPS" "pgwarm TPS" \
-            "pgbouncer TPS" pgwarm/direct pgwarm/pgbouncer "pgwarm us/txn" "pgbouncer us/txn" \
-            "CPU pgbouncer/pgwarm"
+        note=
+        skipped pgbouncer "$m" && note=" (PgBouncer: its -M extended figures; it cannot run prepared statements in transaction mode)"
+        echo "-M $m$note"
+        printf '%7s %10s %10s %10s %10s  %-17s %-17s %-17s\n' clients "direct" "pgwarm" "pgbouncer" \
+            "haproxy" pgwarm/direct pgwarm/pgbouncer pgwarm/haproxy
         for c in $CLIENTS; do
             d=$(summary TPS "$m" "$c" direct)
             w=$(summary TPS "$m" "$c" pgwarm)
             b=$(summary TPS "$m" "$c" pgbouncer)
+            h=$(summary TPS "$m" "$c" haproxy)
+            printf '%7s %10s %10s %10s %10s  %-17s %-17s %-17s\n' "$c" "$(fmt "$d" 0)" "$(fmt "$w" 0)" \
+                "$(fmt "$b" 0)" "$(fmt "$h" 0)" "$(ratio_cell TPS "$m" "$c" pgwarm direct "$w" "$d")" \
+                "$(ratio_cell TPS "$m" "$c" pgwarm pgbouncer "$w" "$b")" \
+                "$(ratio_cell TPS "$m" "$c" pgwarm haproxy "$w" "$h")"
+        done
+        printf '%7s %10s %10s %10s  %-21s %-21s\n' "us/txn" "pgwarm" "pgbouncer" "haproxy" \
+            "CPU pgwarm/pgbouncer" "CPU pgwarm/haproxy"
+        for c in $CLIENTS; do
             cw=$(summary CPU "$m" "$c" pgwarm)
             cb=$(summary CPU "$m" "$c" pgbouncer)
-            printf '%7s %11s %11s %14s  %-17s %-17s %13s %16s  %s\n' "$c" "$(fmt "$d" 1)" "$(fmt "$w" 1)" \
-                "$(fmt "$b" 1)" "$(ratio_cell TPS "$m" "$c" pgwarm direct "$w" "$d")" \
-                "$(ratio_cell TPS "$m" "$c" pgwarm pgbouncer "$w" "$b")" "$(fmt "$cw" 2)" "$(fmt "$cb" 2)" \
-                "$(ratio_cell CPU "$m" "$c" pgbouncer pgwarm "$cb" "$cw")"
+            ch=$(summary CPU "$m" "$c" haproxy)
+            printf '%7s %10s %10s %10s  %-21s %-21s\n' "c=$c" "$(fmt "$cw" 2)" "$(fmt "$cb" 2)" \
+                "$(fmt "$ch" 2)" "$(ratio_cell CPU "$m" "$c" pgwarm pgbouncer "$cw" "$cb")" \
+                "$(ratio_cell CPU "$m" "$c" pgwarm haproxy "$cw" "$ch")"
         done
         # The failed runs of this mode, each with why and pgbench's first error line.
         for c in $CLIENTS; do

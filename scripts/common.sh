@@ -86,7 +86,7 @@ pg_bindir() {
 
 # Installs with apt whichever of the given Debian packages is missing, one line per install, then
 # checks that their programs are there. Packages: postgresql (server: initdb, pg_ctl; sets
-# PG_BIN), postgresql-client (psql, pgbench), pgbouncer, openssl (the CLI), python3-pip.
+# PG_BIN), postgresql-client (psql, pgbench), pgbouncer, haproxy, openssl (the CLI), python3-pip.
 install_missing() {
     local want pkg sudo=() apt_pkgs=()
     # Also look where Debian puts programs that are not always on PATH (pgbouncer is in /usr/sbin).
@@ -102,6 +102,7 @@ install_missing() {
             postgresql) pg_bindir >/dev/null || apt_pkgs+=(postgresql) ;;
             postgresql-client) { have psql && have pgbench; } || apt_pkgs+=(postgresql-client) ;;
             pgbouncer) have pgbouncer || apt_pkgs+=(pgbouncer) ;;
+            haproxy) have haproxy || apt_pkgs+=(haproxy) ;;
             openssl) have openssl || apt_pkgs+=(openssl) ;;
             python3-pip) { have python3 && python3 -m pip --version >/dev/null 2>&1; } || apt_pkgs+=(python3-pip) ;;
             # pgJDBC (the jar) and a JDK to compile and run the JDBC test.
@@ -138,8 +139,8 @@ install_missing() {
                     fi
                     "${sudo[@]}" service postgresql stop >/dev/null 2>&1 || true
                     ;;
-                pgbouncer)
-                    "${sudo[@]}" service pgbouncer stop >/dev/null 2>&1 || true
+                pgbouncer | haproxy)
+                    "${sudo[@]}" service "$pkg" stop >/dev/null 2>&1 || true
                     ;;
             esac
         done
@@ -157,6 +158,9 @@ install_missing() {
                 ;;
             pgbouncer)
                 have pgbouncer || die "pgbouncer not found after install"
+                ;;
+            haproxy)
+                have haproxy || die "haproxy not found after install"
                 ;;
             openssl)
                 have openssl || die "openssl not found after install"
@@ -537,7 +541,7 @@ bench_cleanup() {
 
 # bench_pooler_pids: the pooler processes whose CPU time a benchmark reads, and the clock tick.
 # PgBouncer runs under setpriv (which execs) when we are root: check anyway that the pid is
-# PgBouncer itself, not a wrapper. Needs PGWARM_PID, PGBOUNCER_PID and WORK.
+# PgBouncer itself, not a wrapper. Needs PGWARM_PID, PGBOUNCER_PID, WORK and, when set, HAPROXY_PID.
 bench_pooler_pids() {
     CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
     [[ "$CLK_TCK" =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
@@ -546,15 +550,20 @@ bench_pooler_pids() {
         die "cannot find the pgwarm process (started as pid $PGWARM_PID)"
     POOLER_PID[pgbouncer]=$(real_pid pgbouncer "$PGBOUNCER_PID" "$WORK/pgbouncer.pid") ||
         die "cannot find the pgbouncer process (started as pid $PGBOUNCER_PID)"
-    say "measuring CPU of pgwarm pid ${POOLER_PID[pgwarm]}, pgbouncer pid ${POOLER_PID[pgbouncer]} (CLK_TCK $CLK_TCK)"
+    if [ -n "${HAPROXY_PID:-}" ]; then
+        POOLER_PID[haproxy]=$(real_pid haproxy "$HAPROXY_PID") ||
+            die "cannot find the haproxy process (started as pid $HAPROXY_PID)"
+    fi
+    say "measuring CPU of pgwarm pid ${POOLER_PID[pgwarm]}, pgbouncer pid ${POOLER_PID[pgbouncer]}${POOLER_PID[haproxy]:+, haproxy pid ${POOLER_PID[haproxy]}} (CLK_TCK $CLK_TCK)"
 }
 
-# target_port TARGET: the port of direct (PostgreSQL), pgwarm or pgbouncer.
+# target_port TARGET: the port of direct (PostgreSQL), pgwarm, pgbouncer or haproxy.
 target_port() {
     case "$1" in
         direct) echo "$PG_PORT" ;;
         pgwarm) echo "$PGWARM_PORT" ;;
         pgbouncer) echo "$PGBOUNCER_PORT" ;;
+        haproxy) echo "$HAPROXY_PORT" ;;
     esac
 }
 
