@@ -19,14 +19,14 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 /// The name Lambda knows the extension by (and the file name in the layer, `extensions/pgwarm`).
-pub const EXTENSION_NAME: &str = "pgwarm";
+pub(crate) const EXTENSION_NAME: &str = "pgwarm";
 
 /// The `Lambda-Extension-Function-Error-Type` of a configuration error.
 const CONFIG_ERROR_TYPE: &str = "Extension.ConfigError";
 
 #[derive(Debug, Error)]
 #[error("Lambda Extensions API: {0}")]
-pub struct LambdaError(String);
+pub(crate) struct LambdaError(String);
 
 impl From<lambda_extension::Error> for LambdaError {
     fn from(e: lambda_extension::Error) -> LambdaError {
@@ -36,14 +36,14 @@ impl From<lambda_extension::Error> for LambdaError {
 
 /// Which Lambda this is, read once at start-up.
 #[derive(Debug, Clone, Copy)]
-pub struct LambdaEnv {
+pub(crate) struct LambdaEnv {
     /// `AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances`.
     pub managed_instances: bool,
 }
 
 impl LambdaEnv {
     /// `None` outside Lambda (no `AWS_LAMBDA_RUNTIME_API`): pgwarm runs standalone.
-    pub fn detect() -> Option<LambdaEnv> {
+    pub(crate) fn detect() -> Option<LambdaEnv> {
         std::env::var_os("AWS_LAMBDA_RUNTIME_API")?;
         let managed_instances = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref()
             == Ok("lambda-managed-instances");
@@ -60,11 +60,11 @@ impl LambdaEnv {
 }
 
 /// Completes when Lambda sends SHUTDOWN, with the time left until its deadline.
-pub struct Shutdown(oneshot::Receiver<Duration>);
+pub(crate) struct Shutdown(oneshot::Receiver<Duration>);
 
 impl Shutdown {
     /// The time left before Lambda kills the process; zero if the event loop ended without one.
-    pub async fn wait(self) -> Duration {
+    pub(crate) async fn wait(self) -> Duration {
         self.0.await.unwrap_or_default()
     }
 }
@@ -72,7 +72,7 @@ impl Shutdown {
 /// Registers with the Extensions API, opens `prefill` server connections while Init is still
 /// under way (the environment is not frozen until pgwarm asks for its first event), then follows
 /// the events in a task of its own.
-pub async fn start(
+pub(crate) async fn start(
     env: LambdaEnv,
     pool: Arc<Pool>,
     lifecycle: Arc<Lifecycle>,
@@ -182,7 +182,7 @@ fn watch_freezes(lifecycle: Arc<Lifecycle>) {
 
 /// Tells Lambda that Init failed because of `message` (which names the variable and never holds
 /// a secret). The call needs a registration, so pgwarm registers first, for SHUTDOWN only.
-pub async fn report_init_error(message: &str) -> Result<(), LambdaError> {
+pub(crate) async fn report_init_error(message: &str) -> Result<(), LambdaError> {
     let registered = Extension::new()
         .with_extension_name(EXTENSION_NAME)
         .with_events(&["SHUTDOWN"])

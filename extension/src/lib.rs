@@ -2,13 +2,15 @@
 //! execution environment (and, the same binary, standalone).
 //!
 //! Data flows one way through the modules: [`config`] → [`credentials`] → [`protocol`] →
-//! [`server`] → [`pool`] → [`client`] → [`admin`] / [`metrics`] → [`listener`] → [`lambda`]; `main.rs` only wires them
-//! together. [`stream`] is the socket type both ends share, [`counter`] the totals everything counts into.
+//! [`server`] → [`pool`] → [`client`] → [`admin`] / [`metrics`] → [`listener`] → [`lambda`]; [`app`] wires them
+//! together and `main.rs` calls it. [`stream`] is the socket type both ends share, [`counter`] the totals everything counts into.
 //! `docs/ARCHITECTURE.md` follows a connection through them.
 
 // No unwrap, expect or panic outside tests: the release build aborts on a panic, and on Lambda
 // Managed Instances that takes the execution environment down. The few invariants that cannot
 // fail say so where they are allowed.
+// Visibility tells the truth: what no other crate can reach is `pub(crate)`, not `pub`.
+#![warn(unreachable_pub)]
 #![cfg_attr(
     not(test),
     deny(
@@ -21,18 +23,21 @@
     )
 )]
 
-pub mod admin;
-pub mod client;
-pub mod config;
-pub mod counter;
+// Public: the program itself, the IAM token signer (the tests check it against AWS's), and the
+// fuzz targets' entry points. Everything else is the program's own.
+pub(crate) mod admin;
+pub mod app;
+pub(crate) mod client;
+pub(crate) mod config;
+pub(crate) mod counter;
 pub mod credentials;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod lambda;
-pub mod listener;
-pub mod logging;
-pub mod metrics;
-pub mod pool;
-pub mod protocol;
-pub mod server;
-pub mod stream;
+pub(crate) mod lambda;
+pub(crate) mod listener;
+pub(crate) mod logging;
+pub(crate) mod metrics;
+pub(crate) mod pool;
+pub(crate) mod protocol;
+pub(crate) mod server;
+pub(crate) mod stream;

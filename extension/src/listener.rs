@@ -22,7 +22,7 @@ impl Drop for ClientSlot {
 }
 
 /// Accepts clients until `stop` completes; returns the client tasks, which keep running.
-pub async fn run(
+pub(crate) async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
     console: Arc<Console>,
@@ -66,7 +66,7 @@ pub async fn run(
 /// Ends every session (clients get FATAL 57P01, their server connections Terminate), waits up to
 /// `budget` for them, then closes the idle server connections. Returns whether every session
 /// ended in time; those that did not are cut off when the process exits.
-pub async fn stop(shared: &Shared, sessions: TaskTracker, budget: Duration) -> bool {
+pub(crate) async fn stop(shared: &Shared, sessions: TaskTracker, budget: Duration) -> bool {
     shared.shutdown.cancel();
     sessions.close();
     let open = sessions.len();

@@ -24,16 +24,16 @@ use tracing_subscriber::EnvFilter;
 static REQUEST_ID: Mutex<Option<Arc<str>>> = Mutex::new(None);
 
 /// Lines from now on carry `request_id` (None: none).
-pub fn set_request_id(request_id: Option<&str>) {
+pub(crate) fn set_request_id(request_id: Option<&str>) {
     *REQUEST_ID.lock().unwrap_or_else(|p| p.into_inner()) = request_id.map(Arc::from);
 }
 
-pub fn request_id() -> Option<Arc<str>> {
+pub(crate) fn request_id() -> Option<Arc<str>> {
     REQUEST_ID.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// Installs the global subscriber; errors name `PGWARM_LOG_LEVEL`.
-pub fn init(settings: &Settings) -> Result<(), ConfigError> {
+pub(crate) fn init(settings: &Settings) -> Result<(), ConfigError> {
     let filter = EnvFilter::try_new(&settings.log_level).map_err(|e| ConfigError::Invalid {
         variable: "PGWARM_LOG_LEVEL",
         value: settings.log_level.clone(),

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone, Default)]
-pub struct Registration {
+pub(crate) struct Registration {
     pub function_name: String,
     pub function_version: String,
     pub events: Vec<&'static str>,
@@ -17,7 +17,7 @@ pub struct Registration {
 }
 
 #[derive(Debug)]
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     /// `standalone`, `lambda` or `lambda-managed-instances`.
     pub mode: &'static str,
     started: Instant,
@@ -31,7 +31,7 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn new(mode: &'static str) -> Lifecycle {
+    pub(crate) fn new(mode: &'static str) -> Lifecycle {
         Lifecycle {
             mode,
             started: Instant::now(),
@@ -43,44 +43,44 @@ impl Lifecycle {
         }
     }
 
-    pub fn registered(&self, mut registration: Registration) {
+    pub(crate) fn registered(&self, mut registration: Registration) {
         registration.at = Some(SystemTime::now());
         registration.took = self.started.elapsed();
         *lock(&self.registration) = Some(registration);
     }
 
-    pub fn registration(&self) -> Option<Registration> {
+    pub(crate) fn registration(&self) -> Option<Registration> {
         lock(&self.registration).clone()
     }
 
     /// An INVOKE: log lines carry its request id from now on (see `logging`).
-    pub fn invoked(&self, request_id: &str) {
+    pub(crate) fn invoked(&self, request_id: &str) {
         self.invocations.add(1);
         crate::logging::set_request_id(Some(request_id));
     }
 
     /// The newest INVOKE's request id: an extension is not told when an invocation ends.
-    pub fn request_id(&self) -> Option<String> {
+    pub(crate) fn request_id(&self) -> Option<String> {
         crate::logging::request_id().map(|id| id.to_string())
     }
 
-    pub fn froze(&self, for_: Duration) {
+    pub(crate) fn froze(&self, for_: Duration) {
         self.freezes.add(1);
         let us = u64::try_from(for_.as_micros()).unwrap_or(u64::MAX);
         self.frozen_us.add(us);
     }
 
     /// SHUTDOWN: no invocation runs any more, and log lines say so.
-    pub fn shut_down(&self, reason: &str) {
+    pub(crate) fn shut_down(&self, reason: &str) {
         *lock(&self.shutdown_reason) = Some(reason.to_owned());
         crate::logging::set_request_id(None);
     }
 
-    pub fn shutdown_reason(&self) -> Option<String> {
+    pub(crate) fn shutdown_reason(&self) -> Option<String> {
         lock(&self.shutdown_reason).clone()
     }
 
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 }

@@ -14,7 +14,7 @@ mod lifecycle;
 mod show;
 mod table;
 
-pub use lifecycle::{Lifecycle, Registration};
+pub(crate) use lifecycle::{Lifecycle, Registration};
 
 use crate::client::{AdminClient, Shared};
 use crate::protocol::backend::TxStatus;
@@ -35,7 +35,7 @@ use tracing::{debug, info, warn};
 const MAX_COMMAND: usize = 64 * 1024;
 
 /// What the console reads, shared by its sessions.
-pub struct Console {
+pub(crate) struct Console {
     shared: Arc<Shared>,
     averages: Averages,
     lifecycle: Arc<Lifecycle>,
@@ -44,7 +44,7 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(shared: Arc<Shared>, lifecycle: Arc<Lifecycle>) -> Arc<Console> {
+    pub(crate) fn new(shared: Arc<Shared>, lifecycle: Arc<Lifecycle>) -> Arc<Console> {
         let averages = Averages::new(shared.settings.stats_period, Totals::of(&shared.traffic));
         Arc::new(Console {
             shared,
@@ -56,7 +56,7 @@ impl Console {
 
     /// Closes a stats period every `PGWARM_STATS_PERIOD`, for the `avg_*` columns; ends when
     /// pgwarm stops.
-    pub fn start_periods(self: &Arc<Console>) {
+    pub(crate) fn start_periods(self: &Arc<Console>) {
         let console = Arc::clone(self);
         tokio::spawn(async move {
             let period = console.averages.period();
@@ -70,14 +70,10 @@ impl Console {
             }
         });
     }
-
-    pub fn lifecycle(&self) -> &Arc<Lifecycle> {
-        &self.lifecycle
-    }
 }
 
 /// Serves one admin session until the client leaves or pgwarm stops.
-pub async fn serve(console: Arc<Console>, client: AdminClient) {
+pub(crate) async fn serve(console: Arc<Console>, client: AdminClient) {
     let AdminClient { mut stream, user } = client;
     console.sessions.fetch_add(1, Ordering::Relaxed);
     let shutdown = console.shared.shutdown.clone();

@@ -3,15 +3,15 @@
 //! tracking ([`relay`]), the per-client event loop ([`session`]) and cancel-key mapping
 //! ([`cancel`]); and what they tell the admin console ([`clients`], [`traffic`]).
 
-pub mod cancel;
-pub mod clients;
-pub mod handshake;
-pub mod login_settings;
-pub mod relay;
-pub mod session;
-pub mod statements;
-pub mod tls;
-pub mod traffic;
+pub(crate) mod cancel;
+pub(crate) mod clients;
+pub(crate) mod handshake;
+pub(crate) mod login_settings;
+pub(crate) mod relay;
+pub(crate) mod session;
+pub(crate) mod statements;
+pub(crate) mod tls;
+pub(crate) mod traffic;
 
 use crate::config::{Settings, Upstream};
 use crate::pool::Pool;
@@ -38,7 +38,7 @@ use traffic::Traffic;
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What every session shares.
-pub struct Shared {
+pub(crate) struct Shared {
     pub settings: Settings,
     pub pool: Arc<Pool>,
     pub(crate) cancels: Arc<CancelRegistry>,
@@ -63,7 +63,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(settings: Settings, pool: Arc<Pool>, client_tls: Option<ClientTls>) -> Shared {
+    pub(crate) fn new(
+        settings: Settings,
+        pool: Arc<Pool>,
+        client_tls: Option<ClientTls>,
+    ) -> Shared {
         let verifier = settings
             .client_password
             .as_ref()
@@ -87,14 +91,14 @@ impl Shared {
 
 impl Shared {
     /// Client connections open now, logged in or not.
-    pub fn connections(&self) -> usize {
+    pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
 
     /// A pgwarm statement was missing on its server connection, or there when pgwarm was
     /// creating it, and was repaired. Now and then is someone's DEALLOCATE ALL; often means a
     /// transaction pooler between pgwarm and the database, which should be said once.
-    pub fn statement_repaired(&self) {
+    pub(crate) fn statement_repaired(&self) {
         const OFTEN: u64 = 3;
         let n = self.statement_repairs.fetch_add(1, Ordering::Relaxed) + 1;
         if n == OFTEN && self.settings.upstream == Upstream::Database {
@@ -109,14 +113,14 @@ impl Shared {
 }
 
 /// A client that logged in to the admin console, for the admin module to serve.
-pub struct AdminClient {
+pub(crate) struct AdminClient {
     pub stream: Stream,
     pub user: String,
 }
 
 /// Serves one client connection from login to close; a client of the admin console is handed
 /// back once it has logged in.
-pub async fn serve(
+pub(crate) async fn serve(
     shared: Arc<Shared>,
     tcp: TcpStream,
     peer: SocketAddr,

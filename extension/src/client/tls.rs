@@ -28,7 +28,7 @@ const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 #[derive(Debug, Error)]
-pub enum ClientTlsError {
+pub(crate) enum ClientTlsError {
     #[error("{variable}={path:?} cannot be read: {source}")]
     Unreadable {
         variable: &'static str,
@@ -52,14 +52,14 @@ pub enum ClientTlsError {
 }
 
 /// What TLS the listener offers its clients, decided once at start-up.
-pub struct ClientTls {
+pub(crate) struct ClientTls {
     acceptor: TlsAcceptor,
     /// True when pgwarm made its own certificate (no PGWARM_CLIENT_TLS_CERT).
     pub self_signed: bool,
 }
 
 impl ClientTls {
-    pub fn new(settings: &ClientTlsSettings) -> Result<ClientTls, ClientTlsError> {
+    pub(crate) fn new(settings: &ClientTlsSettings) -> Result<ClientTls, ClientTlsError> {
         let (chain, key, self_signed) = match &settings.cert_and_key {
             Some((cert, key)) => (load_chain(cert)?, load_key(key)?, false),
             None => {
@@ -88,13 +88,13 @@ impl ClientTls {
 
     /// The TLS handshake after an SSLRequest was answered 'S'. A client may offer ALPN or not;
     /// one that offers only other protocols fails the handshake.
-    pub async fn accept(&self, tcp: TcpStream) -> io::Result<Stream> {
+    pub(crate) async fn accept(&self, tcp: TcpStream) -> io::Result<Stream> {
         Ok(Stream::from(self.acceptor.accept(tcp).await?))
     }
 
     /// The TLS handshake of a client that started with one (direct TLS); it must have agreed on
     /// ALPN `postgresql`, as PostgreSQL 17 requires.
-    pub async fn accept_direct(&self, tcp: TcpStream) -> io::Result<Stream> {
+    pub(crate) async fn accept_direct(&self, tcp: TcpStream) -> io::Result<Stream> {
         let tls = self.acceptor.accept(tcp).await?;
         if tls.get_ref().1.alpn_protocol() != Some(ALPN_POSTGRESQL) {
             return Err(io::Error::new(
@@ -108,7 +108,7 @@ impl ClientTls {
 
 /// Whether a client's first byte opens a TLS handshake: a startup packet starts with its length,
 /// whose first byte is 0 for any length PostgreSQL accepts.
-pub fn starts_direct_tls(first_byte: u8) -> bool {
+pub(crate) fn starts_direct_tls(first_byte: u8) -> bool {
     first_byte == TLS_HANDSHAKE_RECORD
 }
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 /// Totals since pgwarm started, for every client.
 #[derive(Debug, Default)]
-pub struct Traffic {
+pub(crate) struct Traffic {
     pub xacts: Counter,
     pub queries: Counter,
     /// Bytes read from clients.

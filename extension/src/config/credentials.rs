@@ -38,7 +38,7 @@ pub struct SecretSettings {
 }
 
 #[derive(Debug, Clone)]
-pub enum CredentialSettings {
+pub(crate) enum CredentialSettings {
     /// `PGWARM_AUTH=password`: the login is `PGWARM_DB_*`.
     Static(TargetSettings),
     /// `PGWARM_AUTH=secret`: the login is read from Secrets Manager.
@@ -53,7 +53,7 @@ pub enum CredentialSettings {
 
 impl CredentialSettings {
     /// The database host when it is known before any secret is read.
-    pub fn known_host(&self) -> Option<&str> {
+    pub(crate) fn known_host(&self) -> Option<&str> {
         match self {
             CredentialSettings::Static(target) | CredentialSettings::Iam { target, .. } => {
                 Some(&target.host)
@@ -63,7 +63,7 @@ impl CredentialSettings {
     }
 
     /// For the start-up log line: where the login comes from, without any secret value.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             CredentialSettings::Static(t) => format!("{}:{}/{}", t.host, t.port, t.dbname),
             CredentialSettings::Iam { target: t, .. } => {

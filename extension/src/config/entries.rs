@@ -6,14 +6,14 @@ use std::time::Duration;
 
 /// One line of `SHOW CONFIG`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigEntry {
+pub(crate) struct ConfigEntry {
     pub key: &'static str,
     pub value: String,
     pub default: String,
 }
 
 impl Settings {
-    pub fn entries(&self) -> Vec<ConfigEntry> {
+    pub(crate) fn entries(&self) -> Vec<ConfigEntry> {
         let mut out = Vec::new();
         let mut add = |key: &'static str, value: String, default: &str| {
             out.push(ConfigEntry {
@@ -169,7 +169,7 @@ impl Settings {
 }
 
 /// A duration as the variables take it: whole seconds as `10s`, anything else in `ms`.
-pub fn duration(d: Duration) -> String {
+pub(super) fn duration(d: Duration) -> String {
     if d.subsec_millis() == 0 && d.as_secs() > 0 {
         format!("{}s", d.as_secs())
     } else {

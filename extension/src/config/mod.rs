@@ -6,8 +6,7 @@
 mod credentials;
 mod entries;
 
-pub use credentials::{CredentialSettings, DbOverrides, SecretSettings, TargetSettings};
-pub use entries::ConfigEntry;
+pub(crate) use credentials::{CredentialSettings, DbOverrides, SecretSettings, TargetSettings};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -34,7 +33,7 @@ impl std::fmt::Debug for Secret {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolMode {
+pub(crate) enum PoolMode {
     /// A server connection is held from a transaction's first message to its end.
     Transaction,
     /// A server connection is held for the client's whole session.
@@ -43,7 +42,7 @@ pub enum PoolMode {
 
 /// What is between pgwarm and the database (`PGWARM_UPSTREAM_POOLER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upstream {
+pub(crate) enum Upstream {
     /// The database itself: a server connection keeps what pgwarm leaves on it.
     Database,
     /// Another transaction pooler (PgBouncer, RDS Proxy, PgDog): each transaction may run on
@@ -52,13 +51,13 @@ pub enum Upstream {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
+pub(crate) enum SslMode {
     Disable,
     Prefer,
     Require,
@@ -68,7 +67,7 @@ pub enum SslMode {
 
 impl SslMode {
     /// The value as PGWARM_SSLMODE spells it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
             SslMode::Prefer => "prefer",
@@ -81,7 +80,7 @@ impl SslMode {
 
 /// Whether clients may (or must) talk TLS to pgwarm (`PGWARM_CLIENT_TLS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientTlsMode {
+pub(crate) enum ClientTlsMode {
     /// SSLRequest is answered 'N'.
     Off,
     /// TLS for clients that ask for it, plain text for the others.
@@ -92,7 +91,7 @@ pub enum ClientTlsMode {
 
 /// The certificate pgwarm presents to its clients.
 #[derive(Debug, Clone)]
-pub struct ClientTlsSettings {
+pub(crate) struct ClientTlsSettings {
     pub mode: ClientTlsMode,
     /// `PGWARM_CLIENT_TLS_CERT` and `PGWARM_CLIENT_TLS_KEY`; both or neither. Neither means a
     /// self-signed certificate made at start-up, enough for `sslmode=require`.
@@ -101,7 +100,7 @@ pub struct ClientTlsSettings {
 
 /// Everything pgwarm needs to run, validated.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub listen: SocketAddr,
     /// Where the database login comes from.
     pub credentials: CredentialSettings,
@@ -146,14 +145,14 @@ pub struct Settings {
 
 /// `PGWARM_METRICS_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetricsSettings {
+pub(crate) struct MetricsSettings {
     pub namespace: String,
     /// At most one line per this long while invocations run.
     pub interval: Duration,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("{variable}={value:?} is invalid: {reason}")]
     Invalid {
         variable: &'static str,
@@ -165,48 +164,45 @@ pub enum ConfigError {
         variable: &'static str,
         reason: &'static str,
     },
-    #[error("{variable} is not supported yet: {reason}")]
-    Unsupported {
-        variable: &'static str,
-        reason: &'static str,
-    },
 }
 
 /// Defaults, documented in README's configuration table.
-pub mod defaults {
-    pub const LISTEN: &str = "127.0.0.1:5432";
-    pub const POOL_SIZE: usize = 2;
-    pub const MAX_CLIENT_CONN: usize = 1000;
-    pub const SERVER_CHECK_DELAY: &str = "10s";
-    pub const QUERY_WAIT_TIMEOUT: &str = "30s";
-    pub const CONNECT_TIMEOUT: &str = "5s";
-    pub const IDLE_TRANSACTION_TIMEOUT: &str = "0";
+pub(crate) mod defaults {
+    pub(crate) const LISTEN: &str = "127.0.0.1:5432";
+    pub(crate) const POOL_SIZE: usize = 2;
+    pub(crate) const MAX_CLIENT_CONN: usize = 1000;
+    pub(crate) const SERVER_CHECK_DELAY: &str = "10s";
+    pub(crate) const QUERY_WAIT_TIMEOUT: &str = "30s";
+    pub(crate) const CONNECT_TIMEOUT: &str = "5s";
+    pub(crate) const IDLE_TRANSACTION_TIMEOUT: &str = "0";
     /// An environment idle (frozen) this long gives its database slots back; the next
     /// invocation after such a pause pays one login.
-    pub const IDLE_SESSION_TIMEOUT: &str = "60s";
-    pub const SERVER_LIFETIME: &str = "1h";
-    pub const SERVER_RESET_QUERY: &str = "DISCARD ALL";
+    pub(crate) const IDLE_SESSION_TIMEOUT: &str = "60s";
+    pub(crate) const SERVER_LIFETIME: &str = "1h";
+    pub(crate) const SERVER_RESET_QUERY: &str = "DISCARD ALL";
     /// PostgreSQL's own limit for one message (PQ_LARGE_MESSAGE_LIMIT is 1 GiB - 1).
-    pub const MAX_MESSAGE_SIZE: usize = (1 << 30) - 1;
-    pub const WORKER_THREADS: usize = 1;
-    pub const MAX_PREPARED_STATEMENTS: usize = 200;
-    pub const SECRET_TTL: &str = "300s";
-    pub const SECRETS_TIMEOUT: &str = "5s";
+    pub(crate) const MAX_MESSAGE_SIZE: usize = (1 << 30) - 1;
+    pub(crate) const WORKER_THREADS: usize = 1;
+    pub(crate) const MAX_PREPARED_STATEMENTS: usize = 200;
+    pub(crate) const SECRET_TTL: &str = "300s";
+    pub(crate) const SECRETS_TIMEOUT: &str = "5s";
     /// The most server connections the Managed Instances default gives one environment.
-    pub const MANAGED_INSTANCES_MAX_POOL_SIZE: usize = 20;
-    pub const STATS_PERIOD: &str = "60s";
-    pub const METRICS_NAMESPACE: &str = "pgwarm";
-    pub const METRICS_INTERVAL: &str = "60s";
+    pub(crate) const MANAGED_INSTANCES_MAX_POOL_SIZE: usize = 20;
+    pub(crate) const STATS_PERIOD: &str = "60s";
+    pub(crate) const METRICS_NAMESPACE: &str = "pgwarm";
+    pub(crate) const METRICS_INTERVAL: &str = "60s";
 }
 
 impl Settings {
     /// Reads the process environment.
-    pub fn from_env() -> Result<Settings, ConfigError> {
+    pub(crate) fn from_env() -> Result<Settings, ConfigError> {
         Settings::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads settings through `lookup`, so tests need not touch the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    pub(crate) fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
         let env = Env(&lookup);
         let in_lambda = env.get("AWS_LAMBDA_RUNTIME_API").is_some();
 
@@ -490,7 +486,7 @@ fn parse_metrics(env: &Env<'_>) -> Result<Option<MetricsSettings>, ConfigError> 
     }))
 }
 
-pub fn parse_duration(raw: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (digits, unit) = raw.split_at(split);

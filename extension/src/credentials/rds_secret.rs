@@ -50,6 +50,23 @@ pub(crate) fn parse(
             secret: secret(),
             reason: format!("{} at line {} column {}", kind(&e), e.line(), e.column()),
         })?;
+    // PostgreSQL's protocol carries these as C strings: one with a NUL inside cannot be sent.
+    let fields = [
+        ("username", &parsed.username),
+        ("password", &parsed.password),
+        ("host", &parsed.host),
+        ("dbname", &parsed.dbname),
+    ];
+    if let Some((field, _)) = fields
+        .iter()
+        .find(|(_, value)| value.as_ref().is_some_and(|v| v.contains('\0')))
+    {
+        return Err(SecretFormatError::Invalid {
+            secret: secret(),
+            field,
+            expected: "text without a NUL character",
+        });
+    }
     let missing = |field, variable| SecretFormatError::Missing {
         secret: secret(),
         field,
@@ -138,6 +155,25 @@ mod tests {
         let t = parse("s", RDS, &overrides).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("proxy.local", 6432));
         assert_eq!(t.user, "app");
+    }
+
+    #[test]
+    fn a_nul_inside_a_field_is_refused_by_name() {
+        let e = parse(
+            "prod/db",
+            r#"{"username":"u","password":"p\u0000q","host":"h"}"#,
+            &DbOverrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            SecretFormatError::Invalid {
+                secret: "prod/db".into(),
+                field: "password",
+                expected: "text without a NUL character",
+            }
+        );
+        assert!(!e.to_string().contains('q'), "{e}");
     }
 
     #[test]

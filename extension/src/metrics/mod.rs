@@ -63,7 +63,7 @@ struct DatabaseUse {
     max: u64,
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     settings: MetricsSettings,
     function: String,
     shared: Arc<Shared>,
@@ -74,7 +74,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(
+    pub(crate) fn new(
         settings: MetricsSettings,
         shared: Arc<Shared>,
         lifecycle: Arc<Lifecycle>,
@@ -95,7 +95,7 @@ impl Metrics {
 
     /// Writes a line every interval in which something happened, until pgwarm stops. A frozen
     /// environment's timer does not run, so lines come only while invocations do.
-    pub fn start(self: &Arc<Metrics>) {
+    pub(crate) fn start(self: &Arc<Metrics>) {
         let metrics = Arc::clone(self);
         tokio::spawn(async move {
             let every = metrics.settings.interval;
@@ -111,7 +111,7 @@ impl Metrics {
     }
 
     /// The last line, when pgwarm stops: whatever the counters say since the previous one.
-    pub async fn finish(&self) {
+    pub(crate) async fn finish(&self) {
         self.emit(true).await;
     }
 

@@ -12,7 +12,7 @@ mod pause;
 mod stats;
 
 pub(crate) use outage::OutageView;
-pub use stats::PoolCounters;
+pub(crate) use stats::PoolCounters;
 pub(crate) use stats::ServerState;
 
 use crate::config::{PoolMode, Settings, Upstream};
@@ -35,7 +35,7 @@ use tracing::{debug, info, warn};
 
 /// The settings the pool acts on, copied out of [`Settings`].
 #[derive(Debug, Clone)]
-pub struct PoolSettings {
+pub(crate) struct PoolSettings {
     pub(crate) size: usize,
     pub(crate) query_wait_timeout: Duration,
     pub(crate) connect_timeout: Duration,
@@ -118,7 +118,7 @@ struct State {
     testing: usize,
 }
 
-pub struct Pool {
+pub(crate) struct Pool {
     state: Mutex<State>,
     settings: PoolSettings,
     credentials: Arc<dyn CredentialSource>,
@@ -149,7 +149,7 @@ pub(crate) struct PoolStats {
 }
 
 impl Pool {
-    pub fn new(
+    pub(crate) fn new(
         settings: PoolSettings,
         credentials: Arc<dyn CredentialSource>,
         tls: Arc<TlsSetup>,
@@ -179,7 +179,7 @@ impl Pool {
     }
 
     /// What the pool did since it started.
-    pub fn counters(&self) -> &PoolCounters {
+    pub(crate) fn counters(&self) -> &PoolCounters {
         &self.counters
     }
 
@@ -272,7 +272,7 @@ impl Pool {
 
     /// Opens up to `n` server connections at once and leaves them idle, so the first clients
     /// find them ready (`PGWARM_MIN_POOL_SIZE`, during Lambda Init). Returns how many it opened.
-    pub async fn prefill(self: &Arc<Pool>, n: usize) -> usize {
+    pub(crate) async fn prefill(self: &Arc<Pool>, n: usize) -> usize {
         let mut opens = tokio::task::JoinSet::new();
         for _ in 0..n.min(self.settings.size) {
             let pool = Arc::clone(self);

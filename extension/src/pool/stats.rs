@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 /// Totals since pgwarm started. Each is bumped where the event happens, with a relaxed add.
 #[derive(Debug, Default)]
-pub struct PoolCounters {
+pub(crate) struct PoolCounters {
     /// Server connections opened.
     pub logins: Counter,
     /// Their login time, summed, in microseconds.

@@ -3,7 +3,7 @@
 //! Everything a server says during a client's transaction is relayed byte for byte; these are
 //! the messages of pgwarm's own side of the handshake, and the result sets of the admin console.
 
-use super::framing::put_message as message;
+use super::framing::{put_cstr, put_message as message};
 use bytes::{BufMut, BytesMut};
 
 /// Answers the relay gives for the server, whole and constant: ParseComplete, CloseComplete,
@@ -12,11 +12,6 @@ pub(crate) const PARSE_COMPLETE: &[u8] = b"1\0\0\0\x04";
 pub(crate) const CLOSE_COMPLETE: &[u8] = b"3\0\0\0\x04";
 pub(crate) const DEALLOCATE_COMPLETE: &[u8] = b"C\0\0\0\x0fDEALLOCATE\0";
 pub(crate) const READY_IDLE: &[u8] = b"Z\0\0\0\x05I";
-
-fn put_cstr(buf: &mut BytesMut, s: &str) {
-    buf.extend(s.bytes().filter(|b| *b != 0));
-    buf.put_u8(0);
-}
 
 pub(crate) fn authentication_ok(buf: &mut BytesMut) {
     message(buf, b'R', |b| b.put_i32(0));

@@ -4,7 +4,7 @@
 //! an ErrorResponse with a severity and a SQLSTATE the driver already knows how to treat (a FATAL
 //! closes the session, an ERROR leaves it usable).
 
-use super::framing::put_message;
+use super::framing::{put_cstr, put_message};
 use bytes::{BufMut, BytesMut};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::{ErrorResponseBody, Message};
@@ -182,11 +182,9 @@ impl std::fmt::Display for PgError {
     }
 }
 
-/// Fields are NUL-terminated C strings; an interior NUL would end the field early, so it is dropped.
 fn put_field(buf: &mut BytesMut, kind: u8, value: &str) {
     buf.put_u8(kind);
-    buf.extend(value.bytes().filter(|b| *b != 0));
-    buf.put_u8(0);
+    put_cstr(buf, value);
 }
 
 #[cfg(test)]

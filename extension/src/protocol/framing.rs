@@ -18,6 +18,19 @@ pub(crate) fn put_header(out: &mut BytesMut, tag: u8, body_len: usize) {
     out.put_u32((body_len + HEADER_LEN - 1) as u32);
 }
 
+/// Writes `s` as a C string (NUL-terminated), the one way pgwarm writes text into a message.
+///
+/// The protocol cannot carry a NUL inside a string, so pgwarm refuses one where text enters it:
+/// a secret's fields (`credentials/rds_secret.rs`); environment variables cannot hold one, and
+/// strings read off the wire end at their NUL. Text that got past that would be a bug: it is
+/// cut at the NUL, leaving a well-formed message, rather than shifting every field after it.
+pub(crate) fn put_cstr(out: &mut BytesMut, s: &str) {
+    debug_assert!(!s.contains('\0'), "a NUL inside {s:?}");
+    let text = s.split('\0').next().unwrap_or_default();
+    out.put_slice(text.as_bytes());
+    out.put_u8(0);
+}
+
 /// Writes a whole message: the header, then the body `body` writes, and the length patched in
 /// once it is known. The one way pgwarm frames what it writes itself.
 pub(crate) fn put_message(out: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {

@@ -17,7 +17,7 @@ pub(crate) use connect::connect;
 pub(crate) use error::ServerError;
 pub(crate) use prepared::{Digest, PreparedCounters, PreparedSet, Presence};
 pub(crate) use session_settings::SessionSettings;
-pub use tls::{TlsSetup, TlsSetupError};
+pub(crate) use tls::TlsSetup;
 
 use crate::protocol::backend::TxStatus;
 use crate::protocol::error::ServerReport;
@@ -238,11 +238,19 @@ impl ServerConn {
                 Message::ErrorResponse(body) => failure = Some(ServerReport::of(&body)),
                 Message::DataRow(body) => {
                     let buf = body.buffer();
-                    let values = body
+                    let values: Vec<Option<String>> = body
                         .ranges()
                         .map(|r| Ok(r.map(|r| String::from_utf8_lossy(&buf[r]).into_owned())))
                         .collect()
                         .map_err(|e| ServerError::Protocol(e.to_string()))?;
+                    // Values pgwarm reads end up in messages of its own (a setting's value in
+                    // a ParameterStatus), where a NUL cannot go.
+                    if values.iter().flatten().any(|v| v.contains('\0')) {
+                        return Err(ServerError::Protocol(
+                            "a value with a NUL character in an answer to pgwarm's own query"
+                                .into(),
+                        ));
+                    }
                     row(values);
                 }
                 _ => {}

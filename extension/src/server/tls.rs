@@ -33,7 +33,7 @@ use tokio_rustls::TlsConnector;
 const RDS_BUNDLE: &[u8] = include_bytes!("../../certs/rds-global-bundle.pem");
 
 #[derive(Debug, Error)]
-pub enum TlsSetupError {
+pub(crate) enum TlsSetupError {
     #[error("PGWARM_SSLROOTCERT={path:?} cannot be read: {source}")]
     Unreadable {
         path: String,
@@ -46,14 +46,14 @@ pub enum TlsSetupError {
 }
 
 /// How server connections are secured, decided once at start-up.
-pub struct TlsSetup {
+pub(crate) struct TlsSetup {
     mode: SslMode,
     /// None for `disable`.
     connector: Option<TlsConnector>,
 }
 
 impl TlsSetup {
-    pub fn new(mode: SslMode, root_cert: Option<&Path>) -> Result<TlsSetup, TlsSetupError> {
+    pub(crate) fn new(mode: SslMode, root_cert: Option<&Path>) -> Result<TlsSetup, TlsSetupError> {
         if mode == SslMode::Disable {
             return Ok(TlsSetup {
                 mode,

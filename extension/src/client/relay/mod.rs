@@ -333,20 +333,9 @@ impl Relay {
             }
 
             // Server bytes to the client.
-            if self.server.scanned_len() > 0 {
-                match Pin::new(&mut *client).poll_write(cx, self.server.walked()) {
-                    Poll::Ready(Ok(n)) if n > 0 => {
-                        self.server.consume(n);
-                        self.tally.sent(n);
-                        progress = true;
-                    }
-                    Poll::Ready(_) => return Poll::Ready(Event::ClientGone),
-                    Poll::Pending => {}
-                }
-            }
-            // Over TLS, what the socket could not take waits inside rustls until flushed.
-            if let Poll::Ready(Err(_)) = Pin::new(&mut *client).poll_flush(cx) {
-                return Poll::Ready(Event::ClientGone);
+            match self.poll_to_client(cx, client) {
+                Ok(wrote) => progress |= wrote,
+                Err(ClientClosed) => return Poll::Ready(Event::ClientGone),
             }
 
             // Client input. Only checked bytes waiting for the server count against the limit:
@@ -391,6 +380,12 @@ impl Relay {
             }
 
             if let Some(event) = self.signals.event.take() {
+                // The transaction's last answer goes to the client before the session gives the
+                // connection back: the client's next transaction starts meanwhile. A closed
+                // client shows at the next pump.
+                if matches!(event, Event::Release) {
+                    let _ = self.poll_to_client(cx, client);
+                }
                 return Poll::Ready(event);
             }
             if self.link.is_none() && !waiting && self.client.untranslated() > 0 {
@@ -408,6 +403,31 @@ impl Relay {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Writes walked server bytes to the client. Ok(true) when some went.
+    fn poll_to_client<C: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut C,
+    ) -> Result<bool, ClientClosed> {
+        let mut wrote = false;
+        if self.server.scanned_len() > 0 {
+            match Pin::new(&mut *client).poll_write(cx, self.server.walked()) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    self.server.consume(n);
+                    self.tally.sent(n);
+                    wrote = true;
+                }
+                Poll::Ready(_) => return Err(ClientClosed),
+                Poll::Pending => {}
+            }
+        }
+        // Over TLS, what the socket could not take waits inside rustls until flushed.
+        if let Poll::Ready(Err(_)) = Pin::new(&mut *client).poll_flush(cx) {
+            return Err(ClientClosed);
+        }
+        Ok(wrote)
     }
 
     /// A failed server connection. The batch may be replayed only when the connection was
@@ -479,6 +499,9 @@ impl Relay {
         self.drop_sent_client_bytes();
     }
 }
+
+/// The client's socket failed or closed while pgwarm wrote to it.
+struct ClientClosed;
 
 /// Connection resets: the peer closed with data unread, or was never there.
 fn is_reset(e: &io::Error) -> bool {
