@@ -9,6 +9,7 @@
 
 use crate::counter::Counter;
 use crate::protocol::backend::TxStatus;
+use crate::protocol::sqlstate;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -108,13 +109,18 @@ impl ErrorCause {
 
     pub(crate) fn of(code: &str) -> ErrorCause {
         match code {
-            "57014" => ErrorCause::QueryWaitTimeout,
-            "08P01" => ErrorCause::ProtocolViolation,
-            "25P03" => ErrorCause::IdleTransactionTimeout,
-            "57P01" => ErrorCause::Terminated,
-            "3D000" => ErrorCause::LoginRefused,
-            _ if code.starts_with("28") => ErrorCause::LoginRefused,
-            _ if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") => {
+            sqlstate::QUERY_CANCELED => ErrorCause::QueryWaitTimeout,
+            sqlstate::PROTOCOL_VIOLATION => ErrorCause::ProtocolViolation,
+            sqlstate::IDLE_IN_TRANSACTION_TIMEOUT => ErrorCause::IdleTransactionTimeout,
+            sqlstate::ADMIN_SHUTDOWN => ErrorCause::Terminated,
+            sqlstate::INVALID_CATALOG_NAME => ErrorCause::LoginRefused,
+            _ if code.starts_with(sqlstate::CLASS_INVALID_AUTHORIZATION) => {
+                ErrorCause::LoginRefused
+            }
+            _ if code.starts_with(sqlstate::CLASS_CONNECTION_EXCEPTION)
+                || code.starts_with(sqlstate::CLASS_INSUFFICIENT_RESOURCES)
+                || code.starts_with(sqlstate::GROUP_SERVER_GOING_AWAY) =>
+            {
                 ErrorCause::DatabaseUnavailable
             }
             _ => ErrorCause::Other,

@@ -18,6 +18,7 @@ pub(crate) use stats::ServerState;
 use crate::config::{PoolMode, Settings, Upstream};
 use crate::credentials::{CredentialSource, Credentials};
 use crate::protocol::backend::TxStatus;
+use crate::protocol::sqlstate;
 use crate::server::{self, ServerConn, ServerError, TlsSetup};
 use outage::{Backoff, Outage};
 use stats::{Lent, Work};
@@ -714,7 +715,12 @@ impl Pool {
 /// option: an unknown setting (42704, PostgreSQL before 14), an unsupported startup parameter
 /// (08P01, PgBouncer) or a value it does not take (22023).
 fn refuses_option(code: &str) -> bool {
-    matches!(code, "42704" | "08P01" | "22023")
+    matches!(
+        code,
+        sqlstate::UNDEFINED_OBJECT
+            | sqlstate::PROTOCOL_VIOLATION
+            | sqlstate::INVALID_PARAMETER_VALUE
+    )
 }
 
 /// A queued waiter; if it gives up after being granted something, the grant goes back.

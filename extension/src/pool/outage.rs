@@ -6,6 +6,7 @@
 //! wait ran out is told, and what the first failure does to the idle connections.
 
 use super::{Pool, PoolError};
+use crate::protocol::sqlstate;
 use crate::server::ServerError;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
@@ -36,7 +37,9 @@ pub(crate) fn is_transient(error: &ServerError) -> bool {
         // 57P0x: shutting down, starting up, in recovery; 53xxx: too many connections,
         // remaining slots reserved, out of memory; 08xxx: connection failures.
         ServerError::Rejected { code, .. } => {
-            code.starts_with("57P") || code.starts_with("53") || code.starts_with("08")
+            code.starts_with(sqlstate::GROUP_SERVER_GOING_AWAY)
+                || code.starts_with(sqlstate::CLASS_INSUFFICIENT_RESOURCES)
+                || code.starts_with(sqlstate::CLASS_CONNECTION_EXCEPTION)
         }
         _ => false,
     }
@@ -45,7 +48,7 @@ pub(crate) fn is_transient(error: &ServerError) -> bool {
 /// Whether the failure says the database is full rather than gone: its existing connections
 /// are alive and should be kept.
 pub(crate) fn is_full(error: &ServerError) -> bool {
-    matches!(error, ServerError::Rejected { code, .. } if code == "53300")
+    matches!(error, ServerError::Rejected { code, .. } if code == sqlstate::TOO_MANY_CONNECTIONS)
 }
 
 /// Pauses that double from [`FIRST_PAUSE`] to [`MAX_PAUSE`], then to [`LONG_PAUSE`] once the

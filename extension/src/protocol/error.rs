@@ -26,6 +26,14 @@ pub(crate) mod sqlstate {
     pub(crate) const SYNTAX_ERROR: &str = "42601";
     pub(crate) const UNDEFINED_OBJECT: &str = "42704";
     pub(crate) const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+    pub(crate) const INVALID_PARAMETER_VALUE: &str = "22023";
+
+    /// Classes (a code's first two characters) and the "57P" group pgwarm acts on as a whole.
+    pub(crate) const CLASS_CONNECTION_EXCEPTION: &str = "08";
+    pub(crate) const CLASS_INVALID_AUTHORIZATION: &str = "28";
+    pub(crate) const CLASS_INSUFFICIENT_RESOURCES: &str = "53";
+    /// Shutting down, starting up, in recovery, terminated by an administrator.
+    pub(crate) const GROUP_SERVER_GOING_AWAY: &str = "57P";
 }
 
 /// How bad an error is; FATAL means pgwarm closes the client after sending it.
