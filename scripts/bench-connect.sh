@@ -63,6 +63,8 @@
 #   BENCH_DURATION  seconds per pgbench run                (default 5)
 #   BENCH_PGBOUNCER_SECRET  what PgBouncer's auth_file holds: verifier (the SCRAM secret) or
 #                   plain (the password)                   (default verifier)
+#   BENCH_PGWARM_BIN  a pgwarm binary to measure instead of a release build (smoke runs)
+#   BENCH_OUT_DIR   where the report, runs and logs go                 (default target/bench)
 #   PGWARM_*        passed through to pgwarm (e.g. PGWARM_CLIENT_PASSWORD=password,
 #                   PGWARM_WORKER_THREADS=2), except the ones the benchmark fixes: LISTEN,
 #                   DB_HOST/PORT/NAME/USER/PASSWORD, POOL_SIZE (2, the same as PgBouncer's
@@ -110,7 +112,7 @@ case_sslmode() {
 install_missing postgresql postgresql-client pgbouncer openssl
 
 # ---- build -------------------------------------------------------------------------------------
-cargo_build_release
+bench_binary
 
 # ---- output folders, clean-up, work dir -------------------------------------------------------
 bench_start "connect-" pgwarm-bench-connect

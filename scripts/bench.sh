@@ -33,7 +33,8 @@
 # range of the per-round ratios), and the median CPU us/transaction of the three relays with
 # pgwarm's ratios to PgBouncer's and HAProxy's. It is printed and written to
 # target/bench/report.txt; every run's figures go to target/bench/runs.tsv, pgbench outputs to
-# target/bench/runs/ and server logs to target/bench/logs/. Everything it started is stopped
+# target/bench/runs/ and server logs to target/bench/logs/; scripts/bench-charts.sh then draws
+# target/bench/tps.svg and cpu.svg from runs.tsv (gnuplot). Everything it started is stopped
 # and removed on exit.
 #
 # Environment:
@@ -42,6 +43,8 @@
 #   BENCH_CLIENTS   client counts, space separated                            (default "1 16 64")
 #   BENCH_MODES     pgbench -M query modes, space separated  (default "simple extended prepared")
 #   BENCH_SCALE     pgbench -i scale factor                                        (default 10)
+#   BENCH_PGWARM_BIN  a pgwarm binary to measure instead of a release build (smoke runs)
+#   BENCH_OUT_DIR   where the report, runs and logs go                 (default target/bench)
 #   PGWARM_*        passed through to pgwarm (e.g. PGWARM_WORKER_THREADS=2), except the ones the
 #                   benchmark fixes: LISTEN, DB_HOST/PORT/NAME/USER/PASSWORD, POOL_SIZE (4, the
 #                   same as PgBouncer's default_pool_size) and LOG_LEVEL (warn).
@@ -86,7 +89,7 @@ done
 install_missing postgresql postgresql-client pgbouncer haproxy
 
 # ---- build -------------------------------------------------------------------------------------
-cargo_build_release
+bench_binary
 
 # ---- output folders, clean-up, work dir -------------------------------------------------------
 bench_start "" pgwarm-bench
@@ -490,6 +493,7 @@ echo
 cat "$report"
 echo
 say "report written to $report (per-run figures in $tsv)"
+"$(dirname "$0")/bench-charts.sh" "$tsv" "$OUT_DIR"
 
 if [ "$any_failed" -ne 0 ]; then
     die "some runs FAILED (see $RUNS_DIR and $LOGS_DIR)"

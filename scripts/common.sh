@@ -197,6 +197,19 @@ cargo_build_release() {
     PGWARM_BIN="$RELEASE_DIR/pgwarm"
 }
 
+# bench_binary: the pgwarm a benchmark measures: BENCH_PGWARM_BIN when set (the smoke runs of
+# scripts/test.sh use the debug build they already have), else a release build. Sets PGWARM_BIN.
+bench_binary() {
+    if [ -n "${BENCH_PGWARM_BIN:-}" ]; then
+        [ -x "$BENCH_PGWARM_BIN" ] || die "BENCH_PGWARM_BIN: $BENCH_PGWARM_BIN is not an executable"
+        PGWARM_BIN=$(cd "$(dirname "$BENCH_PGWARM_BIN")" && pwd)/$(basename "$BENCH_PGWARM_BIN")
+        TARGET_DIR=${CARGO_TARGET_DIR:-target}
+        say "measuring $PGWARM_BIN (BENCH_PGWARM_BIN), not a release build: figures for a smoke run only"
+    else
+        cargo_build_release
+    fi
+}
+
 # ---- processes and ports -----------------------------------------------------------------------
 # Stops a process: SIGTERM, up to 5 s to exit, then SIGKILL. A pid that is gone is fine.
 stop_pid() {
@@ -503,13 +516,15 @@ median() {
 }
 
 # ---- benchmarks (bench.sh, bench-connect.sh) -----------------------------------------------------
-# bench_start PREFIX WORKNAME: the benchmark's output folders under $TARGET_DIR/bench,
+# bench_start PREFIX WORKNAME: the benchmark's output folders under $BENCH_OUT_DIR (default
+# $TARGET_DIR/bench),
 # ${PREFIX}runs (pgbench outputs) and ${PREFIX}logs (the servers' logs, copied there on exit,
 # after the servers stopped), emptied first; the traps; and the work dir `WORKNAME.XXXXXX`.
 # Sets OUT_DIR, RUNS_DIR, LOGS_DIR (absolute) and WORK.
 bench_start() {
-    mkdir -p "$TARGET_DIR/bench"
-    OUT_DIR=$(cd "$TARGET_DIR/bench" && pwd)
+    local out=${BENCH_OUT_DIR:-$TARGET_DIR/bench}
+    mkdir -p "$out"
+    OUT_DIR=$(cd "$out" && pwd)
     RUNS_DIR="$OUT_DIR/${1}runs"
     LOGS_DIR="$OUT_DIR/${1}logs"
     rm -rf "$RUNS_DIR" "$LOGS_DIR"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Run every check of the workspace: formatting, clippy, shellcheck, the SAM template's linters,
 # build, all tests (unit + end-to-end against a real PostgreSQL, PgBouncer and moto_server), the
-# fuzz targets for a few seconds each, and the deployment path: the Lambda layer for x86_64 and arm64, run from its zip, and `sam build` of
+# benchmarks and the fuzz targets for a few seconds each, and the deployment path: the Lambda layer for x86_64 and arm64, run from its zip, and `sam build` of
 # template.yaml (no Docker) with its artifacts checked.
 #
 # On a fresh Debian/Ubuntu machine it first installs what is missing, one line per install:
-#   apt:    postgresql (server), postgresql-client (psql, pgbench), pgbouncer, shellcheck, make,
+#   apt:    postgresql (server), postgresql-client (psql, pgbench), pgbouncer, haproxy (bench.sh's
+#           plain TCP relay), shellcheck, make,
 #           libpostgresql-jdbc-java and default-jdk-headless (pgJDBC and javac, for the JDBC test),
 #           zip, unzip, binutils (readelf), qemu-user (runs the arm64 pgwarm on x86_64),
-#           prometheus-pgbouncer-exporter (a real reader of the admin console)
+#           prometheus-pgbouncer-exporter (a real reader of the admin console), gnuplot-nox
+#           (bench.sh's charts)
 #   pip:    moto[server] (moto_server, the Secrets Manager emulator), aws-sam-cli (sam),
 #           cfn-lint, cargo-lambda with ziglang (cross-compiles the layer and the function),
 #           psycopg[binary] (a real driver for the fidelity tests)
@@ -46,13 +48,13 @@ have_pip() { have python3 && python3 -m pip --version >/dev/null 2>&1; }
 # ---- apt ---------------------------------------------------------------------------------------
 # The tests start their own clusters and PgBouncers on free ports; install_missing also stops the
 # services Debian starts on install, so nothing lingers on pgwarm's default port.
-apt_wants=(postgresql postgresql-client pgbouncer pgjdbc)
+apt_wants=(postgresql postgresql-client pgbouncer haproxy pgjdbc)
 if ! { have moto_server && have sam && have cfn-lint && have cargo-lambda &&
     python3 -c 'import psycopg' 2>/dev/null; } && ! have_pip; then
     apt_wants+=(python3-pip)
 fi
 install_missing "${apt_wants[@]}"
-apt_install_commands shellcheck=shellcheck make=make zip=zip unzip=unzip readelf=binutils \
+apt_install_commands shellcheck=shellcheck make=make zip=zip unzip=unzip readelf=binutils gnuplot=gnuplot-nox \
     prometheus-pgbouncer-exporter=prometheus-pgbouncer-exporter
 if [ "$(host_arch)" = x86_64 ]; then
     apt_install_commands qemu-aarch64=qemu-user
@@ -120,6 +122,14 @@ echo "tests: $totals"
 [ "$rc" -eq 0 ] || die "cargo test failed (exit $rc)"
 
 # ---- fuzzing: a few seconds per target from the committed seeds ----------------------------------
+# The benchmarks still work: a second each, on the debug build (figures mean nothing here).
+described_step "scripts/bench.sh runs every target and mode (a smoke run of seconds)" \
+    env BENCH_PGWARM_BIN=target/debug/pgwarm BENCH_OUT_DIR=target/bench-smoke BENCH_ROUNDS=1 \
+    BENCH_DURATION=1 BENCH_CLIENTS=2 BENCH_SCALE=1 BENCH_MODES="simple extended prepared" scripts/bench.sh
+described_step "scripts/bench-connect.sh runs its six cases (a smoke run of seconds)" \
+    env BENCH_PGWARM_BIN=target/debug/pgwarm BENCH_OUT_DIR=target/bench-smoke BENCH_ROUNDS=1 \
+    BENCH_DURATION=1 scripts/bench-connect.sh
+
 described_step "the fuzz targets run from their seeds without a crash (scripts/fuzz.sh --runs 10000000 is the long run)" \
     scripts/fuzz.sh --seconds 5 --no-sanitizer
 
