@@ -3,9 +3,10 @@
 # as the extension and the example handler as the function, with a printed report.
 #
 # On a fresh Debian/Ubuntu machine with Rust it first installs what is missing, one line per
-# install (apt: postgresql, postgresql-client, python3-pip; pip: moto[server]), then
-#   1. builds the workspace in release: pgwarm, handler-example, and lambda-run, the tests
-#      crate's driver around lambda-simulator (tests/src/bin/lambda-run.rs);
+# install (apt: postgresql, postgresql-client, pgbouncer, gnuplot-nox, python3-pip; pip:
+# moto[server]), then
+#   1. builds the workspace in release: pgwarm, handler-example, lambda-run (the tests crate's
+#      driver around lambda-simulator, tests/src/bin/lambda-run.rs) and fleet (step 8);
 #   2. starts a throwaway PostgreSQL cluster on a free port on 127.0.0.1, with role `app`
 #      (random password) and database `app`, and moto_server with the secret `demo/app-db`
 #      holding that login;
@@ -21,6 +22,13 @@
 #   6. SHUTDOWN: pgwarm must exit within Lambda's 2 s and leave no backend behind;
 #   7. runs the same handler in the simulator without pgwarm, connecting straight to
 #      PostgreSQL (a SCRAM login each time), for comparison;
+#   8. the fleet: DEMO_FLEET_ENVIRONMENTS environments (each frozen between its invocations, a
+#      pgwarm per environment with a pool of 1) against a role limited to DEMO_FLEET_SLOTS
+#      connections, invoked DEMO_FLEET_BURST at a time; the handler connects, queries and closes
+#      every time and one invocation in ten leaks its connection. Run directly (counting the
+#      "too many connections" failures), through pgwarm (idle_session_timeout, waiting out a full
+#      database) and through pgwarm chained to a central PgBouncer (pool 10). A table in the
+#      report, and target/demo/fleet-connections.svg: the database's connections over time;
 # and prints a report. Everything it started is stopped and removed on exit.
 # pgwarm's login comes from a Secrets Manager secret (RDS's JSON) served by moto_server, the
 # emulator pgwarm's real AWS SDK reaches through AWS_ENDPOINT_URL; the handler never sees the
@@ -32,6 +40,10 @@
 #   DEMO_FREEZE              on|off: freeze between invocations; off skips the thaw check
 #                                                                        (default on)
 #   DEMO_STARTUP_RUNS        pgwarm starts timed in step 3; 0 skips them  (default 10)
+#   DEMO_FLEET_ENVIRONMENTS  environments in the fleet                   (default 60)
+#   DEMO_FLEET_SLOTS         the fleet's role's connection limit         (default 20)
+#   DEMO_FLEET_BURST         environments invoked at once                (default 30)
+#   DEMO_FLEET_BURSTS        bursts                                      (default 12)
 #   PGWARM_*                 passed through to pgwarm, except the ones the demo fixes: LISTEN,
 #                            SECRET_ID, SSLMODE (prefer), POOL_SIZE (2), LOG_LEVEL (info, and
 #                            debug for client logins). PGWARM_LOG_FORMAT defaults to text.
@@ -47,12 +59,20 @@ INVOCATIONS=${DEMO_INVOCATIONS:-50}
 DIRECT_INVOCATIONS=${DEMO_DIRECT_INVOCATIONS:-50}
 FREEZE=${DEMO_FREEZE:-on}
 STARTUP_RUNS=${DEMO_STARTUP_RUNS:-10}
+FLEET_ENVIRONMENTS=${DEMO_FLEET_ENVIRONMENTS:-60}
+FLEET_SLOTS=${DEMO_FLEET_SLOTS:-20}
+FLEET_BURST=${DEMO_FLEET_BURST:-30}
+FLEET_BURSTS=${DEMO_FLEET_BURSTS:-12}
 POOL_SIZE=2
 [[ "$INVOCATIONS" =~ ^[1-9][0-9]*$ ]] || die "DEMO_INVOCATIONS must be a positive integer, got '$INVOCATIONS'"
 [[ "$DIRECT_INVOCATIONS" =~ ^[1-9][0-9]*$ ]] ||
     die "DEMO_DIRECT_INVOCATIONS must be a positive integer, got '$DIRECT_INVOCATIONS'"
 [[ "$FREEZE" =~ ^(on|off)$ ]] || die "DEMO_FREEZE must be on or off, got '$FREEZE'"
 [[ "$STARTUP_RUNS" =~ ^[0-9]+$ ]] || die "DEMO_STARTUP_RUNS must be a number, got '$STARTUP_RUNS'"
+for v in FLEET_ENVIRONMENTS FLEET_SLOTS FLEET_BURST FLEET_BURSTS; do
+    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "DEMO_$v must be a positive integer, got '${!v}'"
+done
+[ "$FLEET_BURST" -le "$FLEET_ENVIRONMENTS" ] || die "DEMO_FLEET_BURST is larger than DEMO_FLEET_ENVIRONMENTS"
 
 now_ms() { date +%s%3N; }
 STARTED_MS=$(now_ms)
@@ -157,16 +177,19 @@ show_errors() {
 }
 
 # ---- set up ------------------------------------------------------------------------------------
-apt_wants=(postgresql postgresql-client)
+apt_wants=(postgresql postgresql-client pgbouncer)
 have moto_server || { have python3 && python3 -m pip --version >/dev/null 2>&1; } || apt_wants+=(python3-pip)
 install_missing "${apt_wants[@]}"
 pip_install_missing moto_server 'moto[server]'
+# shellcheck source=scripts/layer-common.sh
+source "$(dirname "$0")/layer-common.sh"
+apt_install_commands gnuplot=gnuplot-nox
 build_t0=$(now_ms)
 cargo_build_release
 BUILD_MS=$(($(now_ms) - build_t0))
 HANDLER_BIN="$RELEASE_DIR/handler-example"
 LAMBDA_RUN="$RELEASE_DIR/lambda-run"
-for bin in "$HANDLER_BIN" "$LAMBDA_RUN"; do
+for bin in "$HANDLER_BIN" "$LAMBDA_RUN" "$RELEASE_DIR/fleet"; do
     [ -x "$bin" ] || die "$bin was not built"
 done
 
@@ -265,6 +288,41 @@ read -r DIRECT_WALL_MED DIRECT_WALL_P95 < <(field "$WORK/direct.tsv" invocation 
 VISITS=$(pg_value app "SELECT count(*) FROM visits" 2>/dev/null || echo -1)
 VISITS_EXPECTED=$((CLIENTS_EXPECTED + DIRECT_INVOCATIONS))
 
+# ---- the fleet ---------------------------------------------------------------------------------
+# Many environments against a database role with few connection slots, three ways: the fleet
+# binary (tests/src/bin/fleet.rs) on the tests' harness, with its own throwaway cluster and
+# PgBouncer. Its table goes into the report, its chart next to it.
+FLEET_DIR="$TARGET_DIR/demo"
+mkdir -p "$FLEET_DIR"
+say "fleet: $FLEET_ENVIRONMENTS environments, $FLEET_SLOTS connection slots; direct, through pgwarm, through pgwarm + PgBouncer"
+# --foreground: Ctrl-C reaches the fleet, which kills its environments (frozen ones included).
+if timeout --foreground --kill-after=5 900 env TMPDIR="$WORK" PGWARM_BIN="$PGWARM_BIN" "$RELEASE_DIR/fleet" \
+    --environments "$FLEET_ENVIRONMENTS" --db-slots "$FLEET_SLOTS" --burst-size "$FLEET_BURST" \
+    --bursts "$FLEET_BURSTS" --out "$FLEET_DIR" >"$WORK/fleet.out" 2>"$WORK/fleet.err"; then
+    FLEET_RC=0
+else
+    FLEET_RC=$?
+    echo "--- fleet errors ---" >&2
+    tail -n 20 "$WORK/fleet.err" >&2
+fi
+FLEET_CHART="$FLEET_DIR/fleet-connections.svg"
+if [ -s "$FLEET_DIR/connections-pgwarm.tsv" ]; then
+    gnuplot <<EOF
+set terminal svg size 900,400 dynamic font "sans,11" background rgb "white"
+set output "$FLEET_CHART"
+set title "The database's connections for the fleet's role ($FLEET_SLOTS slots)"
+set xlabel "seconds"
+set ylabel "connections"
+set yrange [0:$((FLEET_SLOTS + 2))]
+set grid
+set key bottom right
+plot "$FLEET_DIR/connections-direct.tsv" using 1:2 skip 1 with steps lw 2 title "direct", \
+     "$FLEET_DIR/connections-pgwarm.tsv" using 1:2 skip 1 with steps lw 2 title "through pgwarm", \
+     "$FLEET_DIR/connections-pgwarm-pgbouncer.tsv" using 1:2 skip 1 with steps lw 2 title "pgwarm + PgBouncer", \
+     $FLEET_SLOTS with lines dt 2 lc rgb "black" title "slots"
+EOF
+fi
+
 # ---- report ------------------------------------------------------------------------------------
 echo
 echo "pgwarm demo, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
@@ -317,6 +375,11 @@ if [ "$FREEZE" = on ]; then
     row "dead server connections pgwarm replaced" "$REPLACED (among the $OPENED it opened)"
     echo
 fi
+echo "The fleet: $FLEET_ENVIRONMENTS environments, each frozen between its invocations, against a role with $FLEET_SLOTS connection slots"
+sed 's/^/  /' "$WORK/fleet.out"
+check "no invocation through pgwarm failed" "fleet exit status $FLEET_RC" $((FLEET_RC == 0))
+[ -s "$FLEET_CHART" ] && row "chart of the database's connections" "$FLEET_CHART"
+echo
 echo "SHUTDOWN"
 check "pgwarm exited, within Lambda's 2000 ms" "status ${SHUTDOWN_STATUS:-unknown} after ${SHUTDOWN_MS:--} ms" \
     "$([ "${SHUTDOWN_STATUS:-}" = 0 ] && [ "${SHUTDOWN_MS:--}" != - ] && echo 1 || echo 0)"

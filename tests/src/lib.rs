@@ -7,6 +7,8 @@
 //!   function, with freeze and thaw; the `lambda-run` binary (`src/bin/lambda-run.rs`) uses it
 //!   for `scripts/demo.sh`.
 //! - [`Pgbouncer`], [`Moto`]: real peers (PgBouncer for chaining, moto_server as Secrets Manager).
+//! - [`fleet`]: many environments against a database with few connection slots, directly, through
+//!   pgwarm and through pgwarm + PgBouncer; the `fleet` binary runs it for `scripts/demo.sh`.
 //! - [`FaultLoad`]: a bounded mixed client load that a fault (restart, terminated backends)
 //!   hits while it runs, with every answer checked.
 //! - [`show`], [`psql_csv`]: an admin console read by column name.
@@ -18,6 +20,7 @@
 //! captured output or log.
 
 mod admin;
+pub mod fleet;
 mod lambda;
 mod load;
 mod peers;

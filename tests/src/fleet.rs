@@ -1,0 +1,290 @@
+//! A fleet of Lambda execution environments against a database with few connection slots: the
+//! problem pgwarm exists for, played at a scale this machine can run.
+//!
+//! Each environment runs the naive handler: connect, one query, close, on every invocation, and
+//! every `leak_every`-th invocation forgets to close (an error path). Between invocations an
+//! environment is frozen, as Lambda freezes it: its pgwarm is stopped with SIGSTOP, and whatever
+//! it holds (a leaked connection, pgwarm's server connection) stays open. Invocations come in
+//! bursts, each a share of the environments at once.
+//!
+//! The same bursts run three ways: the handler connecting to the database directly; through a
+//! pgwarm per environment (pool of 1, `idle_session_timeout` so a frozen environment's connection
+//! is closed by the database, waiting out a full database); and through pgwarm chained to one
+//! central PgBouncer. The database's role has a `CONNECTION LIMIT`, so a full database answers
+//! `too many connections for role`, as RDS does at `max_connections`. A sampler counts the role's
+//! backends every 50 ms.
+
+use crate::{cluster, send_signal, show, Pgbouncer, Pgwarm, Target};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How the fleet reaches the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Direct,
+    Pgwarm,
+    PgwarmPgbouncer,
+}
+
+impl Path {
+    pub const ALL: [Path; 3] = [Path::Direct, Path::Pgwarm, Path::PgwarmPgbouncer];
+
+    /// For file names.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Path::Direct => "direct",
+            Path::Pgwarm => "pgwarm",
+            Path::PgwarmPgbouncer => "pgwarm-pgbouncer",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Direct => "direct",
+            Path::Pgwarm => "pgwarm",
+            Path::PgwarmPgbouncer => "pgwarm + PgBouncer",
+        }
+    }
+}
+
+/// The fleet's shape.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub environments: usize,
+    /// The role's connection limit: the database's slots for this application.
+    pub db_slots: usize,
+    pub bursts: usize,
+    /// Environments invoked at once in each burst.
+    pub burst_size: usize,
+    /// Pause between bursts.
+    pub pause: Duration,
+    /// Every this many invocations, one leaks its connection.
+    pub leak_every: usize,
+    /// The central PgBouncer's pool, for `PgwarmPgbouncer`.
+    pub pgbouncer_pool: usize,
+}
+
+/// What one way of running the fleet gave.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub path: Path,
+    pub invocations: usize,
+    /// Failed invocations, by the SQLSTATE (or "no code") they failed with.
+    pub failures: BTreeMap<String, usize>,
+    /// The database's connections for the role: the most seen, and (ms, count) samples.
+    pub peak_connections: i64,
+    pub samples: Vec<(u64, i64)>,
+    /// Latency of the successful invocations, sorted, in ms.
+    pub latencies_ms: Vec<f64>,
+    /// The first environment's `SHOW POOLS` after the bursts, as `column=value` pairs (pgwarm's
+    /// ways only).
+    pub pools: Option<String>,
+}
+
+impl Outcome {
+    pub fn failed(&self) -> usize {
+        self.failures.values().sum()
+    }
+
+    /// The `q` quantile of the successful invocations' latency, in ms.
+    pub fn latency_ms(&self, q: f64) -> f64 {
+        if self.latencies_ms.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies_ms.len() - 1) as f64 * q).round() as usize;
+        self.latencies_ms[i.min(self.latencies_ms.len() - 1)]
+    }
+}
+
+/// One execution environment: its pgwarm (when there is one) and the connections its handler
+/// leaked, which live as long as it does.
+struct Environment {
+    pgwarm: Option<Pgwarm>,
+    target: Target,
+    leaked: Vec<tokio_postgres::Client>,
+}
+
+impl Environment {
+    fn thaw(&self) {
+        if let Some(p) = &self.pgwarm {
+            send_signal(p.pid(), "CONT");
+        }
+    }
+
+    fn freeze(&self) {
+        if let Some(p) = &self.pgwarm {
+            send_signal(p.pid(), "STOP");
+        }
+    }
+}
+
+/// Runs the fleet one way on a fresh role limited to `shape.db_slots` connections.
+pub async fn run(path: Path, shape: &Shape) -> Outcome {
+    let db = cluster().fresh_target();
+    cluster().psql_super(&format!(
+        "ALTER ROLE {} CONNECTION LIMIT {}",
+        db.user, shape.db_slots
+    ));
+    let pgbouncer = (path == Path::PgwarmPgbouncer).then(|| {
+        Pgbouncer::start(
+            &db,
+            &[
+                ("default_pool_size", &shape.pgbouncer_pool.to_string()),
+                ("max_client_conn", "1000"),
+            ],
+        )
+    });
+    let upstream = pgbouncer
+        .as_ref()
+        .map_or_else(|| db.clone(), Pgbouncer::target);
+    let mut fleet = Vec::with_capacity(shape.environments);
+    for _ in 0..shape.environments {
+        let pgwarm = (path != Path::Direct).then(|| {
+            let mut settings = vec![
+                ("PGWARM_POOL_SIZE", "1"),
+                ("PGWARM_QUERY_WAIT_TIMEOUT", "30s"),
+                ("PGWARM_LOG_LEVEL", "warn"),
+                ("PGWARM_METRICS", "off"),
+            ];
+            match path {
+                Path::PgwarmPgbouncer => settings.push(("PGWARM_UPSTREAM_POOLER", "on")),
+                _ => settings.push(("PGWARM_IDLE_SESSION_TIMEOUT", "1s")),
+            }
+            Pgwarm::start(&upstream, &settings)
+        });
+        let target = pgwarm.as_ref().map_or_else(|| db.clone(), Pgwarm::target);
+        let env = Environment {
+            pgwarm,
+            target,
+            leaked: Vec::new(),
+        };
+        env.freeze();
+        fleet.push(env);
+    }
+
+    let sampling = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(sample(db.user.clone(), sampling.1));
+    let mut outcome = Outcome {
+        path,
+        invocations: 0,
+        failures: BTreeMap::new(),
+        peak_connections: 0,
+        samples: Vec::new(),
+        latencies_ms: Vec::new(),
+        pools: None,
+    };
+    let mut next = 0usize;
+    for burst in 0..shape.bursts {
+        // The environments of this burst: a window that walks the fleet, so each is invoked in
+        // turn and stays frozen in between.
+        let chosen: Vec<usize> = (0..shape.burst_size)
+            .map(|i| (burst * shape.burst_size + i) % shape.environments)
+            .collect();
+        for &i in &chosen {
+            fleet[i].thaw();
+        }
+        let mut calls = Vec::new();
+        for &i in &chosen {
+            next += 1;
+            let leak = shape.leak_every > 0 && next.is_multiple_of(shape.leak_every);
+            let target = fleet[i].target.clone();
+            calls.push(tokio::spawn(
+                async move { (i, invoke(&target, leak).await) },
+            ));
+        }
+        for call in calls {
+            let (i, result) = call.await.expect("an invocation task");
+            outcome.invocations += 1;
+            match result {
+                Ok((ms, leaked)) => {
+                    outcome.latencies_ms.push(ms);
+                    fleet[i].leaked.extend(leaked);
+                }
+                Err(code) => *outcome.failures.entry(code).or_default() += 1,
+            }
+        }
+        for &i in &chosen {
+            fleet[i].freeze();
+        }
+        tokio::time::sleep(shape.pause).await;
+    }
+    let _ = sampling.0.send(true);
+    outcome.samples = sampler.await.expect("the sampler");
+    outcome.peak_connections = outcome.samples.iter().map(|s| s.1).max().unwrap_or(0);
+    outcome.latencies_ms.sort_by(f64::total_cmp);
+    for env in &fleet {
+        env.thaw();
+    }
+    if let Some(pgwarm) = fleet.first().and_then(|env| env.pgwarm.as_ref()) {
+        outcome.pools = Some(pools_line(pgwarm).await);
+    }
+    drop(fleet);
+    drop(pgbouncer);
+    outcome
+}
+
+/// What an operator sees of one environment: its `SHOW POOLS` row, the columns that tell the
+/// story.
+async fn pools_line(pgwarm: &Pgwarm) -> String {
+    let console = pgwarm.admin_target().connect().await;
+    let rows = show(&console, "POOLS").await;
+    let Some(row) = rows.first() else {
+        return "no pool".to_owned();
+    };
+    [
+        "cl_active",
+        "cl_waiting",
+        "sv_active",
+        "sv_idle",
+        "sv_login",
+        "maxwait",
+        "pool_mode",
+    ]
+    .iter()
+    .map(|c| format!("{c}={}", row.get(*c).map_or("?", String::as_str)))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// The naive handler: connect, one query, close (or not, when it leaks). Ok: its time in ms and
+/// the connection it leaked; Err: the SQLSTATE it failed with.
+async fn invoke(
+    target: &Target,
+    leak: bool,
+) -> Result<(f64, Option<tokio_postgres::Client>), String> {
+    let began = Instant::now();
+    let code = |e: tokio_postgres::Error| {
+        e.code()
+            .map_or_else(|| "no code".to_owned(), |c| c.code().to_owned())
+    };
+    let client = target.try_connect().await.map_err(code)?;
+    client
+        .simple_query("SELECT count(*) FROM pg_class")
+        .await
+        .map_err(code)?;
+    let ms = began.elapsed().as_secs_f64() * 1000.0;
+    Ok((ms, leak.then_some(client)))
+}
+
+/// Counts the role's backends every 50 ms until told to stop; returns (ms since start, count).
+async fn sample(role: String, mut stop: tokio::sync::watch::Receiver<bool>) -> Vec<(u64, i64)> {
+    let superuser = cluster().superuser();
+    let client = superuser.connect().await;
+    let began = Instant::now();
+    let mut samples = Vec::new();
+    loop {
+        let rows = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE usename = $1 AND backend_type = 'client backend'",
+                &[&role],
+            )
+            .await
+            .expect("counting the role's backends");
+        samples.push((began.elapsed().as_millis() as u64, rows.get::<_, i64>(0)));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.changed() => return samples,
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The fleet scenario of `scripts/demo.sh` at a small scale: a database role with 4 connection
+//! slots and 8 environments invoked 4 at a time, each connecting and closing on every invocation
+//! and one in five leaking its connection. Directly, invocations fail with 53300; through a
+//! pgwarm per environment, or pgwarm chained to one PgBouncer, none fails and the database never
+//! sees more connections than its slots (or PgBouncer's pool).
+
+use pgwarm_tests::fleet::{run, Path, Shape};
+use std::time::Duration;
+
+fn shape() -> Shape {
+    Shape {
+        environments: 8,
+        db_slots: 4,
+        bursts: 8,
+        burst_size: 4,
+        pause: Duration::from_millis(200),
+        leak_every: 5,
+        pgbouncer_pool: 2,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directly_the_fleet_runs_out_of_connections() {
+    let o = run(Path::Direct, &shape()).await;
+    assert_eq!(o.invocations, 32);
+    assert!(
+        o.failures.get("53300").copied().unwrap_or(0) > 0,
+        "leaked connections fill the role's slots: {o:?}"
+    );
+    assert!(o.peak_connections <= 4, "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_pgwarm_no_invocation_fails() {
+    let o = run(Path::Pgwarm, &shape()).await;
+    assert_eq!(o.invocations, 32);
+    assert_eq!(o.failed(), 0, "{o:?}");
+    assert!(o.peak_connections <= 4, "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_pgwarm_and_a_central_pgbouncer_no_invocation_fails() {
+    let o = run(Path::PgwarmPgbouncer, &shape()).await;
+    assert_eq!(o.invocations, 32);
+    assert_eq!(o.failed(), 0, "{o:?}");
+    assert!(
+        o.peak_connections <= 2,
+        "PgBouncer's pool bounds the database's connections: {o:?}"
+    );
+}
