@@ -20,29 +20,29 @@ use std::time::{Duration, Instant};
 
 /// How the fleet reaches the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Path {
+pub enum Way {
     Direct,
     Pgwarm,
     PgwarmPgbouncer,
 }
 
-impl Path {
-    pub const ALL: [Path; 3] = [Path::Direct, Path::Pgwarm, Path::PgwarmPgbouncer];
+impl Way {
+    pub const ALL: [Way; 3] = [Way::Direct, Way::Pgwarm, Way::PgwarmPgbouncer];
 
     /// For file names.
     pub fn slug(self) -> &'static str {
         match self {
-            Path::Direct => "direct",
-            Path::Pgwarm => "pgwarm",
-            Path::PgwarmPgbouncer => "pgwarm-pgbouncer",
+            Way::Direct => "direct",
+            Way::Pgwarm => "pgwarm",
+            Way::PgwarmPgbouncer => "pgwarm-pgbouncer",
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Path::Direct => "direct",
-            Path::Pgwarm => "pgwarm",
-            Path::PgwarmPgbouncer => "pgwarm + PgBouncer",
+            Way::Direct => "direct",
+            Way::Pgwarm => "pgwarm",
+            Way::PgwarmPgbouncer => "pgwarm + PgBouncer",
         }
     }
 }
@@ -67,7 +67,7 @@ pub struct Shape {
 /// What one way of running the fleet gave.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub path: Path,
+    pub way: Way,
     pub invocations: usize,
     /// Failed invocations, by the SQLSTATE (or "no code") they failed with.
     pub failures: BTreeMap<String, usize>,
@@ -119,13 +119,13 @@ impl Environment {
 }
 
 /// Runs the fleet one way on a fresh role limited to `shape.db_slots` connections.
-pub async fn run(path: Path, shape: &Shape) -> Outcome {
+pub async fn run(way: Way, shape: &Shape) -> Outcome {
     let db = cluster().fresh_target();
     cluster().psql_super(&format!(
         "ALTER ROLE {} CONNECTION LIMIT {}",
         db.user, shape.db_slots
     ));
-    let pgbouncer = (path == Path::PgwarmPgbouncer).then(|| {
+    let pgbouncer = (way == Way::PgwarmPgbouncer).then(|| {
         Pgbouncer::start(
             &db,
             &[
@@ -139,15 +139,15 @@ pub async fn run(path: Path, shape: &Shape) -> Outcome {
         .map_or_else(|| db.clone(), Pgbouncer::target);
     let mut fleet = Vec::with_capacity(shape.environments);
     for _ in 0..shape.environments {
-        let pgwarm = (path != Path::Direct).then(|| {
+        let pgwarm = (way != Way::Direct).then(|| {
             let mut settings = vec![
                 ("PGWARM_POOL_SIZE", "1"),
                 ("PGWARM_QUERY_WAIT_TIMEOUT", "30s"),
                 ("PGWARM_LOG_LEVEL", "warn"),
                 ("PGWARM_METRICS", "off"),
             ];
-            match path {
-                Path::PgwarmPgbouncer => settings.push(("PGWARM_UPSTREAM_POOLER", "on")),
+            match way {
+                Way::PgwarmPgbouncer => settings.push(("PGWARM_UPSTREAM_POOLER", "on")),
                 _ => settings.push(("PGWARM_IDLE_SESSION_TIMEOUT", "1s")),
             }
             Pgwarm::start(&upstream, &settings)
@@ -165,7 +165,7 @@ pub async fn run(path: Path, shape: &Shape) -> Outcome {
     let sampling = tokio::sync::watch::channel(false);
     let sampler = tokio::spawn(sample(db.user.clone(), sampling.1));
     let mut outcome = Outcome {
-        path,
+        way,
         invocations: 0,
         failures: BTreeMap::new(),
         peak_connections: 0,

@@ -4,7 +4,7 @@
 //! pgwarm per environment, or pgwarm chained to one PgBouncer, none fails and the database never
 //! sees more connections than its slots (or PgBouncer's pool).
 
-use pgwarm_tests::fleet::{run, Path, Shape};
+use pgwarm_tests::fleet::{run, Shape, Way};
 use std::time::Duration;
 
 fn shape() -> Shape {
@@ -21,7 +21,7 @@ fn shape() -> Shape {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directly_the_fleet_runs_out_of_connections() {
-    let o = run(Path::Direct, &shape()).await;
+    let o = run(Way::Direct, &shape()).await;
     assert_eq!(o.invocations, 32);
     assert!(
         o.failures.get("53300").copied().unwrap_or(0) > 0,
@@ -32,7 +32,7 @@ async fn directly_the_fleet_runs_out_of_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_pgwarm_no_invocation_fails() {
-    let o = run(Path::Pgwarm, &shape()).await;
+    let o = run(Way::Pgwarm, &shape()).await;
     assert_eq!(o.invocations, 32);
     assert_eq!(o.failed(), 0, "{o:?}");
     assert!(o.peak_connections <= 4, "{o:?}");
@@ -40,7 +40,7 @@ async fn through_pgwarm_no_invocation_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_pgwarm_and_a_central_pgbouncer_no_invocation_fails() {
-    let o = run(Path::PgwarmPgbouncer, &shape()).await;
+    let o = run(Way::PgwarmPgbouncer, &shape()).await;
     assert_eq!(o.invocations, 32);
     assert_eq!(o.failed(), 0, "{o:?}");
     assert!(

@@ -12,7 +12,7 @@
 //! count), from which `scripts/demo.sh` draws its chart. Exit status 0 when pgwarm's ways failed no
 //! invocation, 1 otherwise, 2 for bad usage.
 
-use pgwarm_tests::fleet::{run, Outcome, Path, Shape};
+use pgwarm_tests::fleet::{run, Outcome, Shape, Way};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -64,13 +64,9 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.spawn(end_on_signal());
     let mut outcomes = Vec::new();
-    for path in Path::ALL {
-        eprintln!(
-            "fleet: {} environments, {}",
-            shape.environments,
-            path.name()
-        );
-        outcomes.push(runtime.block_on(run(path, &shape)));
+    for way in Way::ALL {
+        eprintln!("fleet: {} environments, {}", shape.environments, way.name());
+        outcomes.push(runtime.block_on(run(way, &shape)));
     }
 
     std::fs::create_dir_all(&out).expect("the output folder");
@@ -82,12 +78,12 @@ fn main() -> ExitCode {
         for (ms, n) in &o.samples {
             let _ = writeln!(series, "{:.2}\t{n}", *ms as f64 / 1000.0);
         }
-        let file = out.join(format!("connections-{}.tsv", o.path.slug()));
+        let file = out.join(format!("connections-{}.tsv", o.way.slug()));
         std::fs::write(&file, series).expect("a connections file");
     }
     let pgwarm_failed: usize = outcomes
         .iter()
-        .filter(|o| o.path != Path::Direct)
+        .filter(|o| o.way != Way::Direct)
         .map(Outcome::failed)
         .sum();
     match pgwarm_failed {
@@ -149,7 +145,7 @@ fn table(shape: &Shape, outcomes: &[Outcome]) -> String {
         let _ = writeln!(
             t,
             "{:<20} {:>11} {:>8}  {:<32} {:>14} {:>9.1} {:>9.1}",
-            o.path.name(),
+            o.way.name(),
             o.invocations,
             o.failed(),
             failures,
@@ -167,7 +163,7 @@ fn table(shape: &Shape, outcomes: &[Outcome]) -> String {
             let _ = writeln!(
                 t,
                 "SHOW POOLS of one environment, {}: {pools}",
-                o.path.name()
+                o.way.name()
             );
         }
     }

@@ -84,7 +84,7 @@ impl Inbox {
 
     /// The next message's whole body, if it has arrived.
     pub(super) fn whole_body(&self, next: &Next) -> Option<&[u8]> {
-        self.body(next.frame_len - HEADER_LEN)
+        self.body(next.frame_len.checked_sub(HEADER_LEN)?)
     }
 
     /// The same, to rewrite in place (a field of the same length).
@@ -98,7 +98,7 @@ impl Inbox {
     pub(super) fn take(&mut self, next: &Next, taken: usize) {
         debug_assert!(taken <= next.arrived && taken <= next.frame_len);
         self.scanned += taken;
-        self.body_left = next.frame_len - taken;
+        self.body_left = next.frame_len.saturating_sub(taken);
     }
 
     /// Walks past the next message: all of it when it is here, else its header, the body then
