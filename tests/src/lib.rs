@@ -7,6 +7,7 @@
 //!   function, with freeze and thaw; the `lambda-run` binary (`src/bin/lambda-run.rs`) uses it
 //!   for `scripts/demo.sh`.
 //! - [`Pgbouncer`], [`Moto`]: real peers (PgBouncer for chaining, moto_server as Secrets Manager).
+//! - [`DelayRelay`]: a TCP relay that puts a round-trip time between a client and a server.
 //! - [`fleet`]: many environments against a database with few connection slots, directly, through
 //!   pgwarm and through pgwarm + PgBouncer; the `fleet` binary runs it for `scripts/demo.sh`.
 //! - [`FaultLoad`]: a bounded mixed client load that a fault (restart, terminated backends)
@@ -20,6 +21,7 @@
 //! captured output or log.
 
 mod admin;
+mod delay;
 pub mod fleet;
 mod lambda;
 mod load;
@@ -32,6 +34,7 @@ mod tools;
 mod wire;
 
 pub use admin::{number, pools, psql_csv, show, wait_for_pool, AdminRow};
+pub use delay::DelayRelay;
 pub use lambda::{in_lambda, lambda_env, simulator, InitError, InitErrorProxy, Lambda};
 pub use load::{is_killed_mid_statement, FaultLoad, LoadError, LoadReport};
 pub use peers::{json_string, Moto, Pgbouncer};

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pgwarm_tests::{cluster, find_pgwarm_bin, free_port, tool, try_tool, Moto, Pgbouncer};
+use pgwarm_tests::{
+    cluster, find_pgwarm_bin, free_port, tool, try_tool, DelayRelay, Moto, Pgbouncer, Target,
+};
 
 #[test]
 fn cluster_starts_and_answers_as_superuser() {
@@ -197,4 +199,29 @@ fn moto_serves_secrets() {
         .aws_env()
         .iter()
         .any(|(k, v)| *k == "AWS_ENDPOINT_URL" && *v == moto.endpoint()));
+}
+
+/// The delay relay puts its round trip between client and server: a login through it and a
+/// query on the connection each take at least that long, and no more than a bounded margin.
+#[tokio::test]
+async fn the_delay_relay_adds_its_round_trip() {
+    let db = cluster().fresh_target();
+    let upstream = format!("127.0.0.1:{}", db.port).parse().unwrap();
+    let relay = DelayRelay::start(upstream, Duration::from_millis(20));
+    let far = Target {
+        port: relay.addr.port(),
+        ..db.clone()
+    };
+    let began = std::time::Instant::now();
+    let client = far.connect().await;
+    let login = began.elapsed();
+    // The TCP handshake's round trip, then the startup and SCRAM exchanges: three at least.
+    assert!(login >= Duration::from_millis(60), "login took {login:?}");
+    let began = std::time::Instant::now();
+    client.simple_query("SELECT 1").await.unwrap();
+    let query = began.elapsed();
+    assert!(
+        query >= Duration::from_millis(20) && query < Duration::from_millis(500),
+        "a query took {query:?}"
+    );
 }
