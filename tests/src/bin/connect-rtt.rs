@@ -4,24 +4,28 @@
 //! [`DelayRelay`] in front of the tests' throwaway cluster (this machine has no `netem`).
 //!
 //! ```text
-//! connect-rtt [--rtt-ms "0 1 5"] [--seconds N] [--rounds N]
+//! connect-rtt [--rtt-ms "0 1 5"] [--seconds N] [--rounds N] [--tls]
 //! ```
 //! Per round trip, the two ways run in turn for `--seconds` each (default 2), `--rounds` times
 //! (default 3), one unit of work after the other. Prints one row per round trip: the round trip
 //! a query measured through the relay, then each way's median and p99 in ms, and direct /
-//! pgwarm. No TLS: the harness's client speaks plain TCP (`scripts/bench-connect.sh` measures
-//! TLS, at no distance). Exit status 0 when every unit of work succeeded, 1 otherwise, 2 for
+//! pgwarm. `--tls`: the cluster turns TLS on, and every connection uses it with
+//! `sslmode=require`: the handler's to the database or to pgwarm (its default client TLS), and
+//! pgwarm's to the database (`PGWARM_SSLMODE=require`). Exit status 0 when every unit of work succeeded, 1 otherwise, 2 for
 //! bad usage. pgwarm is `$PGWARM_BIN` or the workspace's debug build.
 
-use pgwarm_tests::{cluster, DelayRelay, Pgwarm, Target};
+use pgwarm_tests::{cluster, tls_without_checks, DelayRelay, Pgwarm, Target, TestCerts};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 fn main() -> ExitCode {
     let mut rtts = vec![0.0, 1.0, 5.0];
     let mut seconds = 2.0;
     let mut rounds = 3;
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let tls = args.iter().any(|a| a == "--tls");
+    args.retain(|a| a != "--tls");
     for pair in args.chunks(2) {
         let value = pair.get(1).map(String::as_str).unwrap_or_default();
         let ok = match pair[0].as_str() {
@@ -43,6 +47,11 @@ fn main() -> ExitCode {
     }
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let db = cluster().fresh_target();
+    // One connector for every connection: the handler's TLS set-up is not what is measured.
+    let tls = tls.then(|| {
+        cluster().enable_ssl(&TestCerts::new(&["localhost", "127.0.0.1"]));
+        tls_without_checks(false).0
+    });
     println!(
         "{:>8} {:>12}  {:>17} {:>17}  {:>14}",
         "rtt ms", "query rtt ms", "direct p50 / p99", "pgwarm p50 / p99", "direct/pgwarm"
@@ -62,24 +71,29 @@ fn main() -> ExitCode {
             },
             None => db.clone(),
         };
+        let sslmode = match tls {
+            Some(_) => "require",
+            None => "disable",
+        };
         let pgwarm = Pgwarm::start(
             &far,
             &[
                 ("PGWARM_POOL_SIZE", "2"),
                 ("PGWARM_LOG_LEVEL", "warn"),
                 ("PGWARM_METRICS", "off"),
+                ("PGWARM_SSLMODE", sslmode),
             ],
         );
         let near = pgwarm.target();
         let (direct, through, query_rtt) = runtime.block_on(async {
             // pgwarm's server connection is made before the clock starts, as in a warm
             // environment.
-            let _ = unit(&near).await;
+            let _ = unit(&near, tls.as_ref()).await;
             let query_rtt = query_round_trip(&far).await;
             let (mut direct, mut through) = (Vec::new(), Vec::new());
             for _ in 0..rounds {
-                failed += run_for(&far, seconds, &mut direct).await;
-                failed += run_for(&near, seconds, &mut through).await;
+                failed += run_for(&far, tls.as_ref(), seconds, &mut direct).await;
+                failed += run_for(&near, tls.as_ref(), seconds, &mut through).await;
             }
             (direct, through, query_rtt)
         });
@@ -101,10 +115,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Connect, one query, close; its time in ms, or None if it failed.
-async fn unit(target: &Target) -> Option<f64> {
+/// Connect (over TLS with `sslmode=require` when `tls` is given), one query, close; its time in
+/// ms, or None if it failed.
+async fn unit(target: &Target, tls: Option<&MakeRustlsConnect>) -> Option<f64> {
     let began = Instant::now();
-    let client = target.try_connect().await.ok()?;
+    let client = match tls {
+        Some(tls) => target.try_connect_tls("sslmode=require", tls.clone()).await,
+        None => target.try_connect().await,
+    }
+    .ok()?;
     client.simple_query("SELECT 1").await.ok()?;
     drop(client);
     Some(began.elapsed().as_secs_f64() * 1000.0)
@@ -112,11 +131,16 @@ async fn unit(target: &Target) -> Option<f64> {
 
 /// Units of work one after the other for `seconds`, their times pushed to `times`; returns how
 /// many failed.
-async fn run_for(target: &Target, seconds: f64, times: &mut Vec<f64>) -> usize {
+async fn run_for(
+    target: &Target,
+    tls: Option<&MakeRustlsConnect>,
+    seconds: f64,
+    times: &mut Vec<f64>,
+) -> usize {
     let end = Instant::now() + Duration::from_secs_f64(seconds);
     let mut failed = 0;
     while Instant::now() < end {
-        match unit(target).await {
+        match unit(target, tls).await {
             Some(ms) => times.push(ms),
             None => failed += 1,
         }
