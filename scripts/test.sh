@@ -133,6 +133,9 @@ described_step "scripts/bench-connect.sh runs its six cases (a smoke run of seco
 described_step "connect-rtt runs at 0 and 1 ms of round trip (a smoke run of seconds)" \
     target/debug/connect-rtt --rtt-ms "0 1" --seconds 0.5 --rounds 1
 
+described_step "footprint runs: sizes, start-up under lambda-simulator, memory (a smoke run of seconds)" \
+    target/debug/footprint --starts 2 --idle-clients 50
+
 described_step "the fuzz targets run from their seeds without a crash (scripts/fuzz.sh --runs 10000000 is the long run)" \
     scripts/fuzz.sh --seconds 5 --no-sanitizer
 

@@ -49,7 +49,7 @@ pub use tls::{
 };
 pub use tools::{
     as_postgres, chown_postgres, free_port, is_root, output_with_timeout, package_hint, pgbench,
-    pgbench_processed, poll_until, port_is_listening, process_state, random_hex, run_ok,
+    pgbench_processed, poll_until, port_is_listening, process_state, random_hex, rss_kib, run_ok,
     send_signal, tool, try_tool, wait_timeout, TempDir,
 };
 pub use wire::{

@@ -395,3 +395,13 @@ pub fn pgbench_processed(output: &str) -> u64 {
         .and_then(|v| v.split('/').next()?.trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// A process's resident memory in KiB (VmRSS in /proc/PID/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}

@@ -12,16 +12,6 @@ const IDLE: usize = 1000;
 const ACTIVE: usize = 200;
 const QUERIES: usize = 20;
 
-/// pgwarm's resident memory in KiB, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_idle_and_two_hundred_active_clients_on_a_pool_of_four() {
     let db = cluster().fresh_target();

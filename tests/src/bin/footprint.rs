@@ -1,0 +1,164 @@
+//! `footprint`: what pgwarm costs a Lambda function, in one command: the layer's zip and binary
+//! per architecture (from `target/layer`, which `scripts/build-layer.sh` makes), the start-up
+//! as an extension (`lambda-run --startup-runs`, exec to listening and to registered, under
+//! lambda-simulator), and pgwarm's resident memory at idle and with 1,000 idle clients.
+//!
+//! ```text
+//! footprint [--starts N] [--idle-clients N]
+//! ```
+//! pgwarm is `$PGWARM_BIN` or the workspace's debug build; `lambda-run` is the one next to this
+//! binary. Prints a Markdown table on stdout. Times and memory are this machine's only: arm64
+//! runs here under qemu, so for it the table has sizes alone. Exit status 0, 1 when a step
+//! failed, 2 for bad usage.
+
+use pgwarm_tests::{cluster, free_port, pgwarm_bin, rss_kib, simple_rows, Pgwarm, Wire};
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let (mut starts, mut idle_clients) = (10usize, 1000usize);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let value = pair
+            .get(1)
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0);
+        match (pair[0].as_str(), value) {
+            ("--starts", Some(n)) => starts = n,
+            ("--idle-clients", Some(n)) => idle_clients = n,
+            _ => {
+                eprintln!("footprint: bad option {:?}", pair);
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let bin = pgwarm_bin();
+    let mut rows = Vec::new();
+    for arch in ["x86_64", "arm64"] {
+        let zip = file_mib(&format!("target/layer/pgwarm-{arch}.zip"));
+        let exe = file_mib(&format!("target/layer/{arch}/extensions/pgwarm"));
+        rows.push((format!("layer zip, {arch}"), zip));
+        rows.push((format!("`extensions/pgwarm`, {arch}"), exe));
+    }
+
+    let mut ok = true;
+    match start_up(&bin, starts) {
+        Ok((listening, registered)) => {
+            rows.push((
+                format!("exec to listening, median of {starts}"),
+                format!("{listening:.1} ms"),
+            ));
+            rows.push((
+                format!("exec to registered, median of {starts}"),
+                format!("{registered:.1} ms"),
+            ));
+        }
+        Err(e) => {
+            eprintln!("footprint: start-up: {e}");
+            ok = false;
+        }
+    }
+
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let (idle, with_clients) = runtime.block_on(memory(idle_clients));
+    rows.push(("RSS at idle, one server connection open".into(), mib(idle)));
+    rows.push((
+        format!("RSS with {idle_clients} idle clients"),
+        format!(
+            "{} ({:.1} KiB per client)",
+            mib(with_clients),
+            with_clients.saturating_sub(idle) as f64 / idle_clients as f64
+        ),
+    ));
+
+    println!("pgwarm: {}\n", bin.display());
+    println!("| figure | value |\n|---|---|");
+    for (figure, value) in rows {
+        println!("| {figure} | {value} |");
+    }
+    match ok {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    }
+}
+
+/// A file's size in MiB, or what to run when it is missing.
+fn file_mib(path: &str) -> String {
+    match std::fs::metadata(path) {
+        Ok(m) => format!("{:.2} MiB", m.len() as f64 / 1_048_576.0),
+        Err(_) => "not built (scripts/build-layer.sh all)".into(),
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// Medians of exec to listening and to registered, in ms, from `lambda-run --startup-runs`.
+fn start_up(bin: &Path, starts: usize) -> Result<(f64, f64), String> {
+    let lambda_run = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("lambda-run");
+    // pgwarm needs a database to be configured for, not to reach: it logs in at the first client.
+    let db = cluster().fresh_target();
+    let out = Command::new(&lambda_run)
+        .args(["--startup-runs", &starts.to_string(), "--pgwarm"])
+        .arg(bin)
+        .env("PGWARM_DB_HOST", &db.host)
+        .env("PGWARM_DB_PORT", db.port.to_string())
+        .env("PGWARM_DB_NAME", &db.dbname)
+        .env("PGWARM_DB_USER", &db.user)
+        .env("PGWARM_DB_PASSWORD", &db.password)
+        .env("PGWARM_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .map_err(|e| format!("{}: {e}", lambda_run.display()))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let (mut listening, mut registered) = (Vec::new(), Vec::new());
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if let ["startup", _, l, r] = fields[..] {
+            listening.push(l.parse::<f64>().map_err(|e| e.to_string())?);
+            registered.push(r.parse::<f64>().map_err(|e| e.to_string())?);
+        }
+    }
+    Ok((median(listening), median(registered)))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// pgwarm's RSS in KiB at idle (after one query), then with `clients` idle clients logged in.
+async fn memory(clients: usize) -> (u64, u64) {
+    let db = cluster().fresh_target();
+    let limit = (clients + 10).to_string();
+    let pgwarm = Pgwarm::start(
+        &db,
+        &[
+            ("PGWARM_MAX_CLIENT_CONN", limit.as_str()),
+            ("PGWARM_LOG_LEVEL", "warn"),
+            ("PGWARM_METRICS", "off"),
+        ],
+    );
+    let warm = pgwarm.target().connect().await;
+    simple_rows(&warm, "select 1").await;
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = rss_kib(pgwarm.pid());
+    let (addr, user, dbname) = (pgwarm.addr(), db.user.clone(), db.dbname.clone());
+    let logged_in: Vec<Wire> = tokio::task::spawn_blocking(move || {
+        (0..clients)
+            .map(|_| Wire::login(addr, &user, &dbname).0)
+            .collect()
+    })
+    .await
+    .expect("idle logins");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let with_clients = rss_kib(pgwarm.pid());
+    drop(logged_in);
+    (idle, with_clients)
+}
