@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run every check of the workspace: formatting, clippy, shellcheck, the SAM template's linters,
 # build, all tests (unit + end-to-end against a real PostgreSQL, PgBouncer and moto_server), the
-# benchmarks and the fuzz targets for a few seconds each, and the deployment path: the Lambda layer for x86_64 and arm64, run from its zip, and `sam build` of
-# template.yaml (no Docker) with its artifacts checked.
+# benchmarks and the fuzz targets for a few seconds each, and the deployment path: the Lambda
+# layer for x86_64 and arm64, run from its zip, and `sam build` of template.yaml (no Docker)
+# with its artifacts checked.
 #
 # On a fresh Debian/Ubuntu machine it first installs what is missing, one line per install:
 #   apt:    postgresql (server), postgresql-client (psql, pgbench), pgbouncer, haproxy (bench.sh's
@@ -121,8 +122,7 @@ rm -f "$test_log"
 echo "tests: $totals"
 [ "$rc" -eq 0 ] || die "cargo test failed (exit $rc)"
 
-# ---- fuzzing: a few seconds per target from the committed seeds ----------------------------------
-# The benchmarks still work: a second each, on the debug build (figures mean nothing here).
+# ---- benchmarks: that each still runs, a second per case on the debug build (no figures) --------
 described_step "scripts/bench.sh runs every target and mode (a smoke run of seconds)" \
     env BENCH_PGWARM_BIN=target/debug/pgwarm BENCH_OUT_DIR=target/bench-smoke BENCH_ROUNDS=1 \
     BENCH_DURATION=1 BENCH_CLIENTS=2 BENCH_SCALE=1 BENCH_MODES="simple extended prepared" scripts/bench.sh
@@ -136,6 +136,7 @@ described_step "connect-rtt runs at 0 and 1 ms of round trip (a smoke run of sec
 described_step "footprint runs: sizes, start-up under lambda-simulator, memory (a smoke run of seconds)" \
     target/debug/footprint --starts 2 --idle-clients 50
 
+# ---- fuzzing: a few seconds per target from the committed seeds ----------------------------------
 described_step "the fuzz targets run from their seeds without a crash (scripts/fuzz.sh --runs 10000000 is the long run)" \
     scripts/fuzz.sh --seconds 5 --no-sanitizer
 
