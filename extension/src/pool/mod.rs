@@ -68,7 +68,7 @@ pub(crate) enum PoolError {
     #[error("waited {0:?} for a server connection (PGWARM_QUERY_WAIT_TIMEOUT); all {1} are busy")]
     WaitTimeout(Duration, usize),
     /// The client's wait ran out while the database refused or did not answer logins.
-    #[error("waited {waited:?} for the database to take a login (PGWARM_QUERY_WAIT_TIMEOUT); {}", describe_outage(.outage, *.max_connections))]
+    #[error("waited {waited:?} for the database to take a login (PGWARM_QUERY_WAIT_TIMEOUT); {}", .outage.describe(*.max_connections))]
     Unavailable {
         waited: Duration,
         outage: OutageView,
@@ -79,17 +79,6 @@ pub(crate) enum PoolError {
     Server(#[from] ServerError),
     #[error("pgwarm is shutting down")]
     Closed,
-}
-
-fn describe_outage(outage: &OutageView, max_connections: Option<u32>) -> String {
-    match (outage.full, max_connections) {
-        (true, Some(n)) => format!(
-            "it has no connection slot for pgwarm: {}; its max_connections is {n}",
-            outage.last
-        ),
-        (true, None) => format!("it has no connection slot for pgwarm: {}", outage.last),
-        (false, _) => format!("the last attempt: {}", outage.last),
-    }
 }
 
 /// ParameterStatus name/value pairs as a server sent them at login.

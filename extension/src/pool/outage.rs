@@ -122,6 +122,19 @@ impl OutageView {
             full: is_full(error),
         }
     }
+
+    /// What the database said, for the error: whether it is full, and its `max_connections`
+    /// when pgwarm could read it.
+    pub(crate) fn describe(&self, max_connections: Option<u32>) -> String {
+        match (self.full, max_connections) {
+            (true, Some(n)) => format!(
+                "it has no connection slot for pgwarm: {}; its max_connections is {n}",
+                self.last
+            ),
+            (true, None) => format!("it has no connection slot for pgwarm: {}", self.last),
+            (false, _) => format!("the last attempt: {}", self.last),
+        }
+    }
 }
 
 impl Outage {

@@ -437,14 +437,10 @@ impl Relay {
     /// pg_terminate_backend of a running query, a procedure that committed half-way): running
     /// it again could repeat committed work or undo a deliberate kill.
     fn server_failed(&mut self, reason: &str, reset: bool) -> Event {
-        let held = self
-            .link
-            .as_ref()
-            .is_some_and(|l| l.first == FirstAnswer::FatalHeld);
         // A held FATAL says why better than the reset that followed it.
-        let reason = match held {
-            true => self.closed_reason(),
-            false => reason.to_owned(),
+        let reason = match self.held_fatal() {
+            Some(report) => closed_by(Some(&report)),
+            None => reason.to_owned(),
         };
         let replayable = reset
             && self.link.as_ref().is_some_and(Linked::replayable)
@@ -454,20 +450,20 @@ impl Relay {
 
     /// Why the server's socket closed: the held FATAL's message if there was one.
     fn closed_reason(&self) -> String {
+        closed_by(self.held_fatal().as_ref())
+    }
+
+    /// The FATAL held back as the first answer of this link, if there is one.
+    fn held_fatal(&self) -> Option<ServerReport> {
         let held = self
             .link
             .as_ref()
             .is_some_and(|l| l.first == FirstAnswer::FatalHeld);
-        let report = self
-            .server
+        self.server
             .next()
             .filter(|n| held && n.tag == b'E')
             .and_then(|n| self.server.whole_body(&n))
-            .map(ServerReport::read);
-        match report {
-            Some(report) => format!("the database closed the connection: {}", report.message),
-            None => "the database closed the connection".to_owned(),
-        }
+            .map(ServerReport::read)
     }
 
     /// Forgets client bytes and messages the server has, unless they may still be replayed.
@@ -497,6 +493,14 @@ impl Relay {
             link.replay = false;
         }
         self.drop_sent_client_bytes();
+    }
+}
+
+/// "The database closed the connection", with the reason its FATAL gave when there was one.
+fn closed_by(fatal: Option<&ServerReport>) -> String {
+    match fatal {
+        Some(report) => format!("the database closed the connection: {}", report.message),
+        None => "the database closed the connection".to_owned(),
     }
 }
 
