@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::pg::Target;
 use crate::tools::{self, free_port, poll_until, TempDir};
+use crate::wire::Wire;
 
 /// How long `spawn` waits for the listener and `run_to_exit` waits for the exit.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -103,6 +104,31 @@ pub struct PgwarmBuilder {
 }
 
 impl Pgwarm {
+    /// One client runs one query and leaves: pgwarm then holds a server connection, as warm.
+    pub async fn warm_up(&self) {
+        let client = self.target().connect().await;
+        crate::simple_rows(&client, "select 1").await;
+    }
+
+    /// `n` clients logged in over the raw wire (cheap: no driver state) and left idle.
+    pub async fn idle_clients(&self, n: usize) -> Vec<Wire> {
+        let (addr, target) = (self.addr(), self.target());
+        tokio::task::spawn_blocking(move || {
+            (0..n)
+                .map(|_| Wire::login(addr, &target.user, &target.dbname).0)
+                .collect()
+        })
+        .await
+        .expect("idle logins")
+    }
+
+    /// pgwarm's resident memory in KiB, read once it has settled (200 ms after the caller's
+    /// last change).
+    pub async fn settled_rss_kib(&self) -> u64 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tools::rss_kib(self.pid())
+    }
+
     /// Env preset for the database target: PGWARM_DB_HOST=127.0.0.1, PGWARM_DB_PORT,
     /// PGWARM_DB_NAME, PGWARM_DB_USER, PGWARM_DB_PASSWORD from `db`;
     /// PGWARM_LISTEN=127.0.0.1:<free port>; PGWARM_LOG_LEVEL=debug; PGWARM_LOG_FORMAT=text.

@@ -6,7 +6,7 @@
 
 use pgwarm_tests::*;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const IDLE: usize = 1000;
 const ACTIVE: usize = 200;
@@ -24,23 +24,10 @@ async fn a_thousand_idle_and_two_hundred_active_clients_on_a_pool_of_four() {
             ("PGWARM_LOG_LEVEL", "info"),
         ],
     );
-    let warm = pgwarm.target().connect().await;
-    simple_rows(&warm, "select 1").await;
-    drop(warm);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let at_idle = rss_kib(pgwarm.pid());
-
-    let addr = pgwarm.addr();
-    let (user, dbname) = (db.user.clone(), db.dbname.clone());
-    let idle: Vec<Wire> = tokio::task::spawn_blocking(move || {
-        (0..IDLE)
-            .map(|_| Wire::login(addr, &user, &dbname).0)
-            .collect()
-    })
-    .await
-    .expect("idle logins");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let with_idle = rss_kib(pgwarm.pid());
+    pgwarm.warm_up().await;
+    let at_idle = pgwarm.settled_rss_kib().await;
+    let idle = pgwarm.idle_clients(IDLE).await;
+    let with_idle = pgwarm.settled_rss_kib().await;
 
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();

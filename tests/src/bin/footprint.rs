@@ -11,10 +11,9 @@
 //! runs here under qemu, so for it the table has sizes alone. Exit status 0, 1 when a step
 //! failed, 2 for bad usage.
 
-use pgwarm_tests::{cluster, free_port, pgwarm_bin, rss_kib, simple_rows, Pgwarm, Wire};
+use pgwarm_tests::{cluster, free_port, pgwarm_bin, Pgwarm};
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::time::Duration;
 
 fn main() -> ExitCode {
     let (mut starts, mut idle_clients) = (10usize, 1000usize);
@@ -144,21 +143,10 @@ async fn memory(clients: usize) -> (u64, u64) {
             ("PGWARM_METRICS", "off"),
         ],
     );
-    let warm = pgwarm.target().connect().await;
-    simple_rows(&warm, "select 1").await;
-    drop(warm);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let idle = rss_kib(pgwarm.pid());
-    let (addr, user, dbname) = (pgwarm.addr(), db.user.clone(), db.dbname.clone());
-    let logged_in: Vec<Wire> = tokio::task::spawn_blocking(move || {
-        (0..clients)
-            .map(|_| Wire::login(addr, &user, &dbname).0)
-            .collect()
-    })
-    .await
-    .expect("idle logins");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let with_clients = rss_kib(pgwarm.pid());
+    pgwarm.warm_up().await;
+    let idle = pgwarm.settled_rss_kib().await;
+    let logged_in = pgwarm.idle_clients(clients).await;
+    let with_clients = pgwarm.settled_rss_kib().await;
     drop(logged_in);
     (idle, with_clients)
 }
