@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Charts of a bench.sh run, drawn by gnuplot from the run's own figures (runs.tsv):
+# Charts of a bench.sh run, drawn by gnuplot from the chart data the benchmark wrote (charts.tsv,
+# one row per mode and client count, medians over the rounds):
 #   OUT/tps.svg  each target's TPS as a share of direct PostgreSQL's, per mode and client count;
 #   OUT/cpu.svg  the CPU time per transaction of pgwarm, PgBouncer and HAProxy, in µs.
-# Bars are medians over the rounds; a cell with a failed run has no bar. PgBouncer's -M prepared
-# cells use its -M extended runs when bench.sh skipped prepared (it cannot run it), as its report
-# does.
+# A cell with a failed run is NaN in charts.tsv and has no bar. The benchmark (tests/src/bin/
+# bench.rs) made the figures: PgBouncer's -M prepared cells are its -M extended runs when it
+# skipped prepared, as its report says. To redraw the charts of a runs.tsv (e.g. the committed
+# docs/bench/runs.tsv), write its charts.tsv first: `target/debug/bench --summarize RUNS_TSV`.
 #
-#   scripts/bench-charts.sh [RUNS_TSV [OUT_DIR]]   (default target/bench/runs.tsv, its folder)
+#   scripts/bench-charts.sh [CHARTS_TSV [OUT_DIR]]   (default target/bench/charts.tsv, its folder)
 #
-# Installs gnuplot-nox (apt) when gnuplot is missing; needs python3 for the medians.
+# Installs gnuplot-nox (apt) when gnuplot is missing.
 set -euo pipefail
 SCRIPT_NAME=bench-charts.sh
 # shellcheck source=scripts/common.sh
@@ -16,61 +18,17 @@ source "$(dirname "$0")/common.sh"
 # shellcheck source=scripts/layer-common.sh
 source "$(dirname "$0")/layer-common.sh"
 
-TSV=${1:-target/bench/runs.tsv}
+TSV=${1:-target/bench/charts.tsv}
 OUT=${2:-$(dirname "$TSV")}
-[ -f "$TSV" ] || die "no $TSV: run scripts/bench.sh first, or name a runs.tsv"
-have python3 || die "python3 not found: install the Debian package python3"
+[ -f "$TSV" ] || die "no $TSV: run scripts/bench.sh first, or bench --summarize RUNS_TSV"
+head -n 1 "$TSV" | grep -q '^cell	pgwarm_tps_share	' ||
+    die "$TSV is not the chart data of bench (charts.tsv); for a runs.tsv, run bench --summarize on it"
 apt_install_commands gnuplot=gnuplot-nox
 mkdir -p "$OUT"
-DATA=$(mktemp -d)
-trap 'rm -rf "$DATA"' EXIT
 
-# One row per mode and client count: the label, then the medians of each target.
-python3 - "$TSV" "$DATA" <<'PY'
-import csv, statistics, sys
-tsv, out = sys.argv[1], sys.argv[2]
-runs = {}
-failed = set()
-modes, clients = [], []
-with open(tsv) as f:
-    for r in csv.DictReader(f, delimiter="\t"):
-        key = (r["mode"], int(r["clients"]), r["target"])
-        if r["mode"] not in modes:
-            modes.append(r["mode"])
-        if int(r["clients"]) not in clients:
-            clients.append(int(r["clients"]))
-        if r["tps"] == "FAILED":
-            failed.add(key)
-            continue
-        cpu = r["pooler_cpu_us_per_txn"]
-        runs.setdefault(key, []).append((float(r["tps"]), float(cpu) if cpu else None))
-
-def median(mode, c, target, i):
-    key = (mode, c, target)
-    if target == "pgbouncer" and mode == "prepared" and key not in runs and key not in failed:
-        key = ("extended", c, target)
-    if key in failed or key not in runs:
-        return None
-    values = [v[i] for v in runs[key] if v[i] is not None]
-    return statistics.median(values) if values else None
-
-def cell(v):
-    return "NaN" if v is None else f"{v:.4f}"
-
-with open(f"{out}/tps.dat", "w") as tps, open(f"{out}/cpu.dat", "w") as cpu:
-    for mode in modes:
-        for c in sorted(clients):
-            label = f'"{mode} c={c}"'
-            direct = median(mode, c, "direct", 0)
-            shares = [median(mode, c, t, 0) for t in ("pgwarm", "pgbouncer", "haproxy")]
-            shares = [None if s is None or not direct else s / direct for s in shares]
-            tps.write(" ".join([label] + [cell(s) for s in shares]) + "\n")
-            costs = [median(mode, c, t, 1) for t in ("pgwarm", "pgbouncer", "haproxy")]
-            cpu.write(" ".join([label] + [cell(s) for s in costs]) + "\n")
-PY
-
+# plot NAME YLABEL TITLE FIRST_COLUMN: a clustered bar per relay, from three columns of charts.tsv.
 plot() {
-    local name=$1 ylabel=$2 title=$3
+    local name=$1 ylabel=$2 title=$3 col=$4
     gnuplot <<EOF
 set terminal svg size 900,420 dynamic font "sans,11" background rgb "white"
 set output "$OUT/$name.svg"
@@ -84,12 +42,14 @@ set grid ytics
 set yrange [0:*]
 set xtics rotate by -30
 set key top right
+set datafile separator "\t"
 set datafile missing "NaN"
-plot "$DATA/$name.dat" using 2:xtic(1) title "pgwarm" lc rgb "#2b8cbe", \
-     "" using 3 title "PgBouncer" lc rgb "#fdae6b", \
-     "" using 4 title "HAProxy (TCP relay)" lc rgb "#a1a1a1"
+set key autotitle columnhead
+plot "$TSV" using $col:xtic(1) title "pgwarm" lc rgb "#2b8cbe", \
+     "" using $((col + 1)) title "PgBouncer" lc rgb "#fdae6b", \
+     "" using $((col + 2)) title "HAProxy (TCP relay)" lc rgb "#a1a1a1"
 EOF
     say "wrote $OUT/$name.svg"
 }
-plot tps "TPS / direct PostgreSQL" "pgbench -S throughput, as a share of a direct connection (medians)"
-plot cpu "CPU µs per transaction" "CPU time of the relay process per transaction (medians; lower is better)"
+plot tps "TPS / direct PostgreSQL" "pgbench -S throughput, as a share of a direct connection (medians)" 2
+plot cpu "CPU µs per transaction" "CPU time of the relay process per transaction (medians; lower is better)" 5

@@ -44,7 +44,7 @@ case "$arch" in x86_64 | arm64) ;; *) usage ;; esac
 apt_install_commands unzip=unzip readelf=binutils
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/check-layer.XXXXXX")
-common_on_exit dir "$scratch"
+common_remove_on_exit "$scratch"
 trap 'common_cleanup' EXIT
 
 # The highest glibc symbol version an executable may need: Amazon Linux 2023's glibc.
@@ -151,44 +151,19 @@ $run || exit 0
 [ "${#layer_bins[@]}" -gt 0 ] || die "--run needs a layer (zip or directory) to run"
 
 # ---- --run: pgwarm from the layer in front of a throwaway PostgreSQL --------------------------
+# The tests crate's layer-run (tests/src/bin/layer-run.rs) starts the cluster and each pgwarm on
+# the tests' harness and runs the query.
 install_missing postgresql postgresql-client
 emulator=()
 if [ "$arch" != "$(host_arch)" ]; then
     case "$arch" in
-        arm64) apt_install_commands qemu-aarch64=qemu-user && emulator=(qemu-aarch64) ;;
-        x86_64) apt_install_commands qemu-x86_64=qemu-user && emulator=(qemu-x86_64) ;;
+        arm64) apt_install_commands qemu-aarch64=qemu-user && emulator=(--emulator qemu-aarch64) ;;
+        x86_64) apt_install_commands qemu-x86_64=qemu-user && emulator=(--emulator qemu-x86_64) ;;
     esac
 fi
-WORK=$scratch/run
-mkdir -p "$WORK"
-chmod 755 "$scratch" "$WORK"
-if is_root; then chown postgres: "$WORK"; fi
-pg_start_cluster
-app_pass=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-psql_super -c "CREATE ROLE app LOGIN PASSWORD '$app_pass'" -c "CREATE DATABASE app OWNER app"
-
-for i in "${!layer_bins[@]}"; do
-    bin=${layer_bins[i]}
-    name="${layer_names[i]}: extensions/pgwarm"
-    # pgwarm_start runs $PGWARM_BIN; under emulation that is a wrapper which execs qemu, so the
-    # pid pgwarm_start waits on is the emulated pgwarm itself.
-    if [ "${#emulator[@]}" -gt 0 ]; then
-        PGWARM_BIN=$WORK/pgwarm-under-${emulator[0]}
-        printf '#!/bin/sh\nexec %s %q "$@"\n' "${emulator[0]}" "$bin" >"$PGWARM_BIN"
-        chmod 755 "$PGWARM_BIN"
-    else
-        PGWARM_BIN=$bin
-    fi
-    log=$WORK/pgwarm-$arch.log
-    pgwarm_start "$log" PGWARM_DB_HOST=127.0.0.1 PGWARM_DB_PORT="$PG_PORT" PGWARM_DB_USER=app \
-        PGWARM_DB_PASSWORD="$app_pass" PGWARM_DB_NAME=app PGWARM_SSLMODE=disable PGWARM_LOG_FORMAT=text
-    got=$(env PGCONNECT_TIMEOUT=20 psql -X -q -tA \
-        "host=127.0.0.1 port=$PGWARM_PORT user=app dbname=app sslmode=require" \
-        -c "SELECT current_user || ' ' || 6 * 7" 2>&1) || {
-        tail -n 20 "$log" >&2 || true
-        die "$name (${emulator[*]:-native}): the query through pgwarm failed: $got"
-    }
-    [ "$got" = "app 42" ] || die "$name: unexpected answer '$got'"
-    say "$name ran${emulator[0]:+ under ${emulator[0]}}: psql (sslmode=require) -> pgwarm -> PostgreSQL (SCRAM) answered '$got'"
-    stop_pid "$PGWARM_PID"
-done
+say "cargo build --workspace --bins (layer-run)"
+(cd "$here/.." && cargo build --quiet --workspace --bins)
+layer_run="$here/../${CARGO_TARGET_DIR:-target}/debug/layer-run"
+case "${CARGO_TARGET_DIR:-}" in /*) layer_run="$CARGO_TARGET_DIR/debug/layer-run" ;; esac
+"$layer_run" "${emulator[@]}" "${layer_bins[@]}" ||
+    die "a layer's pgwarm did not relay a query (${layer_names[*]})"

@@ -136,6 +136,10 @@ described_step "connect-rtt runs at 0 and 1 ms of round trip (a smoke run of sec
 described_step "footprint runs: sizes, start-up under lambda-simulator, memory (a smoke run of seconds)" \
     target/debug/footprint --starts 2 --idle-clients 50
 
+described_step "the demo runs end to end, scaled down (a smoke run of seconds; scripts/demo.sh is the real one)" \
+    env DEMO_INVOCATIONS=5 DEMO_DIRECT_INVOCATIONS=5 DEMO_STARTUP_RUNS=2 DEMO_FLEET_ENVIRONMENTS=8 \
+    DEMO_FLEET_SLOTS=4 DEMO_FLEET_BURST=4 DEMO_FLEET_BURSTS=3 target/debug/demo --out target/demo-smoke
+
 # ---- fuzzing: a few seconds per target from the committed seeds ----------------------------------
 described_step "the fuzz targets run from their seeds without a crash (scripts/fuzz.sh --runs 10000000 is the long run)" \
     scripts/fuzz.sh --seconds 5 --no-sanitizer

@@ -14,9 +14,14 @@
 //! `too many connections for role`, as RDS does at `max_connections`. A sampler counts the role's
 //! backends every 50 ms.
 
-use crate::{cluster, send_signal, show, Pgbouncer, Pgwarm, Target};
+use crate::{cluster, number, pools, send_signal, AdminRow, Pgbouncer, Pgwarm, Target};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// How often one environment's `SHOW POOLS` is read while a burst invokes it.
+const POOLS_EVERY: Duration = Duration::from_millis(20);
 
 /// How the fleet reaches the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +81,10 @@ pub struct Outcome {
     pub samples: Vec<(u64, i64)>,
     /// Latency of the successful invocations, sorted, in ms.
     pub latencies_ms: Vec<f64>,
-    /// The first environment's `SHOW POOLS` after the bursts, as `column=value` pairs (pgwarm's
-    /// ways only).
+    /// `SHOW POOLS` of one environment at the busiest moment seen: in each burst, the console of
+    /// the environment in its middle is read every [`POOLS_EVERY`] while it is invoked; busiest
+    /// is most clients waiting, then the longest wait. As `column=value` pairs (pgwarm's ways
+    /// only): what an operator sees while it works.
     pub pools: Option<String>,
 }
 
@@ -86,13 +93,9 @@ impl Outcome {
         self.failures.values().sum()
     }
 
-    /// The `q` quantile of the successful invocations' latency, in ms.
+    /// The `q` quantile of the successful invocations' latency, in ms (NaN when none succeeded).
     pub fn latency_ms(&self, q: f64) -> f64 {
-        if self.latencies_ms.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.latencies_ms.len() - 1) as f64 * q).round() as usize;
-        self.latencies_ms[i.min(self.latencies_ms.len() - 1)]
+        crate::figures::quantile(&self.latencies_ms, q).unwrap_or(f64::NAN)
     }
 }
 
@@ -174,6 +177,7 @@ pub async fn run(way: Way, shape: &Shape) -> Outcome {
         pools: None,
     };
     let mut next = 0usize;
+    let mut busiest = None;
     for burst in 0..shape.bursts {
         // The environments of this burst: a window that walks the fleet, so each is invoked in
         // turn and stays frozen in between.
@@ -183,6 +187,12 @@ pub async fn run(way: Way, shape: &Shape) -> Outcome {
         for &i in &chosen {
             fleet[i].thaw();
         }
+        // The console of the environment in the middle of the burst, read while it is invoked.
+        let watching = tokio::sync::watch::channel(false);
+        let watched = chosen
+            .get(chosen.len() / 2)
+            .and_then(|&i| fleet[i].pgwarm.as_ref());
+        let watcher = watched.map(|p| tokio::spawn(watch_pools(p.admin_target(), watching.1)));
         let mut calls = Vec::new();
         for &i in &chosen {
             next += 1;
@@ -203,6 +213,14 @@ pub async fn run(way: Way, shape: &Shape) -> Outcome {
                 Err(code) => *outcome.failures.entry(code).or_default() += 1,
             }
         }
+        let _ = watching.0.send(true);
+        if let Some(watcher) = watcher {
+            let seen = watcher.await.expect("the SHOW POOLS watcher");
+            busiest = [busiest.take(), seen]
+                .into_iter()
+                .flatten()
+                .max_by_key(busyness);
+        }
         for &i in &chosen {
             fleet[i].freeze();
         }
@@ -212,25 +230,47 @@ pub async fn run(way: Way, shape: &Shape) -> Outcome {
     outcome.samples = sampler.await.expect("the sampler");
     outcome.peak_connections = outcome.samples.iter().map(|s| s.1).max().unwrap_or(0);
     outcome.latencies_ms.sort_by(f64::total_cmp);
+    outcome.pools = busiest.as_ref().map(pools_line);
     for env in &fleet {
         env.thaw();
-    }
-    if let Some(pgwarm) = fleet.first().and_then(|env| env.pgwarm.as_ref()) {
-        outcome.pools = Some(pools_line(pgwarm).await);
     }
     drop(fleet);
     drop(pgbouncer);
     outcome
 }
 
+/// Reads `SHOW POOLS` on `console` every [`POOLS_EVERY`] until told to stop; the busiest row.
+async fn watch_pools(
+    console: Target,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<AdminRow> {
+    let console = console.connect().await;
+    let mut busiest: Option<AdminRow> = None;
+    loop {
+        let row = pools(&console).await;
+        busiest = [busiest.take(), Some(row)]
+            .into_iter()
+            .flatten()
+            .max_by_key(busyness);
+        tokio::select! {
+            _ = tokio::time::sleep(POOLS_EVERY) => {}
+            _ = stop.changed() => return busiest,
+        }
+    }
+}
+
+/// Clients waiting, then the longest wait, then clients linked: what makes a moment busy.
+fn busyness(row: &AdminRow) -> (i64, i64, i64) {
+    (
+        number(row, "cl_waiting"),
+        number(row, "maxwait_us") + 1_000_000 * number(row, "maxwait"),
+        number(row, "cl_active"),
+    )
+}
+
 /// What an operator sees of one environment: its `SHOW POOLS` row, the columns that tell the
 /// story.
-async fn pools_line(pgwarm: &Pgwarm) -> String {
-    let console = pgwarm.admin_target().connect().await;
-    let rows = show(&console, "POOLS").await;
-    let Some(row) = rows.first() else {
-        return "no pool".to_owned();
-    };
+fn pools_line(row: &AdminRow) -> String {
     [
         "cl_active",
         "cl_waiting",
@@ -238,6 +278,7 @@ async fn pools_line(pgwarm: &Pgwarm) -> String {
         "sv_idle",
         "sv_login",
         "maxwait",
+        "maxwait_us",
         "pool_mode",
     ]
     .iter()
@@ -286,5 +327,116 @@ async fn sample(role: String, mut stop: tokio::sync::watch::Receiver<bool>) -> V
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = stop.changed() => return samples,
         }
+    }
+}
+
+/// The table a person reads in ten seconds.
+pub fn table(shape: &Shape, outcomes: &[Outcome]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{} environments, bursts of {} at once ({} bursts), a database role limited to {} connections;",
+        shape.environments, shape.burst_size, shape.bursts, shape.db_slots
+    );
+    let _ = writeln!(
+        t,
+        "the handler connects, queries and closes on every invocation, and every {}th leaks its connection.\n",
+        shape.leak_every
+    );
+    let _ = writeln!(
+        t,
+        "{:<20} {:>11} {:>8}  {:<32} {:>14} {:>9} {:>9}",
+        "way", "invocations", "failed", "failures by SQLSTATE", "db peak conns", "p50 ms", "p99 ms"
+    );
+    for o in outcomes {
+        let failures = match o.failures.is_empty() {
+            true => "-".to_owned(),
+            false => o
+                .failures
+                .iter()
+                .map(|(code, n)| format!("{code} x{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = writeln!(
+            t,
+            "{:<20} {:>11} {:>8}  {:<32} {:>14} {:>9.1} {:>9.1}",
+            o.way.name(),
+            o.invocations,
+            o.failed(),
+            failures,
+            o.peak_connections,
+            o.latency_ms(0.5),
+            o.latency_ms(0.99)
+        );
+    }
+    let _ = writeln!(
+        t,
+        "\n53300: too many connections for role (what RDS answers at max_connections: 53300 too)."
+    );
+    for o in outcomes {
+        if let Some(pools) = &o.pools {
+            let _ = writeln!(
+                t,
+                "SHOW POOLS of one environment at the busiest moment seen (read every {} ms), {}:\n  {pools}",
+                POOLS_EVERY.as_millis(),
+                o.way.name()
+            );
+        }
+    }
+    t
+}
+
+/// Writes into `out` `fleet.txt` (the [`table`]), per way `connections-<way>.tsv` (seconds,
+/// the role's connections), and `fleet-connections.svg`, their chart drawn by gnuplot; returns
+/// the chart's path.
+pub fn write_files(out: &Path, shape: &Shape, outcomes: &[Outcome]) -> Result<PathBuf, String> {
+    let write = |name: &str, text: &str| {
+        std::fs::write(out.join(name), text)
+            .map_err(|e| format!("{}: {e}", out.join(name).display()))
+    };
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    write("fleet.txt", &table(shape, outcomes))?;
+    let mut plots = Vec::new();
+    for o in outcomes {
+        let mut series = String::from("seconds\tconnections\n");
+        for (ms, n) in &o.samples {
+            let _ = writeln!(series, "{:.2}\t{n}", *ms as f64 / 1000.0);
+        }
+        let name = format!("connections-{}.tsv", o.way.slug());
+        write(&name, &series)?;
+        plots.push(format!(
+            "\"{}\" using 1:2 skip 1 with steps lw 2 title \"{}\"",
+            out.join(&name).display(),
+            o.way.name()
+        ));
+    }
+    let chart = out.join("fleet-connections.svg");
+    let script = format!(
+        "set terminal svg size 900,400 dynamic font \"sans,11\" background rgb \"white\"\n\
+         set output \"{}\"\n\
+         set title \"The database's connections for the fleet's role ({} slots)\"\n\
+         set xlabel \"seconds\"\nset ylabel \"connections\"\nset yrange [0:{}]\n\
+         set grid\nset key bottom right\n\
+         plot {}, {} with lines dt 2 lc rgb \"black\" title \"slots\"\n",
+        chart.display(),
+        shape.db_slots,
+        shape.db_slots + 2,
+        plots.join(", "),
+        shape.db_slots
+    );
+    let mut gnuplot = std::process::Command::new(crate::tool("gnuplot"));
+    let done = crate::output_with_timeout(
+        &mut gnuplot,
+        Some(script.as_bytes()),
+        Duration::from_secs(60),
+    );
+    match done.status.success() {
+        true => Ok(chart),
+        false => Err(format!(
+            "gnuplot failed ({}): {}",
+            done.status,
+            String::from_utf8_lossy(&done.stderr)
+        )),
     }
 }

@@ -1,5 +1,6 @@
-//! Real peers the end-to-end tests talk to: PgBouncer (chaining, comparison) and moto_server
-//! (the Secrets Manager emulator). Each runs as a child process, killed on drop.
+//! Real peers the end-to-end tests and the benchmarks talk to: PgBouncer (chaining, comparison),
+//! HAProxy (a plain TCP relay, the benchmarks' floor) and moto_server (the Secrets Manager
+//! emulator). Each runs as a child process, killed on drop.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -98,6 +99,17 @@ impl Pgbouncer {
     /// `default_pool_size = 4`. `settings` are extra `[pgbouncer]` lines as (key, value) and
     /// override the defaults, e.g. `&[("pool_mode", "session")]`.
     pub fn start(upstream: &Target, settings: &[(&str, &str)]) -> Pgbouncer {
+        Pgbouncer::start_with_auth(upstream, &upstream.password, settings)
+    }
+
+    /// [`Pgbouncer::start`] with `auth_secret` in the auth_file instead of the upstream's
+    /// password: e.g. the role's SCRAM secret from pg_authid, with which PgBouncer checks a
+    /// client's login without PBKDF2 and logs in to the upstream with the client's proof.
+    pub fn start_with_auth(
+        upstream: &Target,
+        auth_secret: &str,
+        settings: &[(&str, &str)],
+    ) -> Pgbouncer {
         let bin = tools::tool("pgbouncer");
         let dir = TempDir::new("pgwarm-pgbouncer");
         let port = free_port();
@@ -138,7 +150,7 @@ impl Pgbouncer {
         fs::write(&ini_path, ini).expect("write pgbouncer.ini");
         fs::write(
             dir.path().join("userlist.txt"),
-            format!("\"{}\" \"{}\"\n", upstream.user, upstream.password),
+            format!("\"{}\" \"{}\"\n", upstream.user, auth_secret),
         )
         .expect("write pgbouncer userlist.txt");
         chown_postgres(dir.path());
@@ -194,6 +206,71 @@ impl Pgbouncer {
 
     pub fn dir(&self) -> &Path {
         self.child.dir.path()
+    }
+
+    /// The first line of `pgbouncer --version`, e.g. "PgBouncer 1.18.0".
+    pub fn version() -> String {
+        tools::first_line_of(&tools::tool("pgbouncer"), "--version")
+    }
+}
+
+/// HAProxy (Debian package `haproxy`) on a free port of 127.0.0.1 as a plain TCP relay to one
+/// server: `mode tcp`, one thread (`nbthread 1`, as pgwarm and PgBouncer run), no health check.
+/// It only copies bytes, with a server connection per client: no pooling, so no relay does less
+/// per transaction, which makes it the benchmarks' floor for a relay's CPU.
+#[derive(Debug)]
+pub struct Haproxy {
+    pub port: u16,
+    upstream: Target,
+    child: LoggedChild,
+}
+
+impl Haproxy {
+    pub fn start(upstream: &Target) -> Haproxy {
+        let bin = tools::tool("haproxy");
+        let dir = TempDir::new("pgwarm-haproxy");
+        let port = free_port();
+        let config = format!(
+            "global\n    maxconn 1000\n    nbthread 1\n\
+             defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1h\n    timeout server 1h\n\
+             listen postgres\n    bind 127.0.0.1:{port}\n    server db {}:{}\n",
+            upstream.host, upstream.port
+        );
+        let config_path = dir.path().join("haproxy.cfg");
+        fs::write(&config_path, config).expect("write haproxy.cfg");
+        // -db: in the foreground, not a daemon, so the child is HAProxy itself.
+        let mut cmd = Command::new(bin);
+        cmd.arg("-f").arg(&config_path).arg("-db");
+        let mut child = LoggedChild::spawn("haproxy", cmd, dir);
+        child.wait_listening(port);
+        Haproxy {
+            port,
+            upstream: upstream.clone(),
+            child,
+        }
+    }
+
+    /// A target pointing at HAProxy: the upstream's user, password and dbname.
+    pub fn target(&self) -> Target {
+        Target {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            ..self.upstream.clone()
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+
+    /// `haproxy -v`'s first three words, e.g. "HAProxy version 2.6.12-1+deb12u4".
+    pub fn version() -> String {
+        let line = tools::first_line_of(&tools::tool("haproxy"), "-v");
+        line.split(' ').take(3).collect::<Vec<_>>().join(" ")
     }
 }
 

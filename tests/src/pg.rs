@@ -275,11 +275,16 @@ impl PgCluster {
     /// owned by it. Each test takes its own so counts in pg_stat_activity are per test.
     pub fn fresh_target(&self) -> Target {
         static N: AtomicU64 = AtomicU64::new(1);
-        let name = format!(
+        self.create_target(&format!(
             "t_{}_{}",
             N.fetch_add(1, Ordering::Relaxed),
             std::process::id()
-        );
+        ))
+    }
+
+    /// A role `name` (LOGIN, a random SCRAM password) and a database of the same name owned by
+    /// it. `name` must be a plain lower-case identifier.
+    pub fn create_target(&self, name: &str) -> Target {
         let password = random_hex(12);
         self.psql_super(&format!(
             "CREATE ROLE {name} LOGIN PASSWORD '{password}';\nCREATE DATABASE {name} OWNER {name};"
@@ -287,13 +292,13 @@ impl PgCluster {
         self.passwords
             .lock()
             .unwrap()
-            .insert(name.clone(), password.clone());
+            .insert(name.to_owned(), password.clone());
         Target {
             host: "127.0.0.1".into(),
             port: self.port,
-            user: name.clone(),
+            user: name.to_owned(),
             password,
-            dbname: name,
+            dbname: name.to_owned(),
         }
     }
 

@@ -79,6 +79,37 @@ fn find_workspace_bin(name: &str) -> Result<PathBuf, String> {
     ))
 }
 
+/// The `PGWARM_*` variables of `vars` (the caller's environment) that reach pgwarm: all but
+/// `fixed` (the ones the benchmark sets) and `PGWARM_BIN` (the harness's own: which binary to
+/// run), sorted by name.
+pub fn pgwarm_passthrough(
+    vars: impl IntoIterator<Item = (String, String)>,
+    fixed: &[&str],
+) -> Vec<(String, String)> {
+    let mut passed: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(k, _)| {
+            k.starts_with("PGWARM_") && k != "PGWARM_BIN" && !fixed.contains(&k.as_str())
+        })
+        .collect();
+    passed.sort();
+    passed
+}
+
+/// `NAME=VALUE ...` for a report, a password's value as `***`; "none" for no variable.
+pub fn show_env(vars: &[(String, String)]) -> String {
+    if vars.is_empty() {
+        return "none".into();
+    }
+    vars.iter()
+        .map(|(k, v)| match k.contains("PASSWORD") {
+            true => format!("{k}=***"),
+            false => format!("{k}={v}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A running pgwarm process (standalone mode), killed on drop. Its stdout and stderr go to a log
 /// file in a temp dir; when the owning test panics, the log is printed to stderr on drop.
 #[derive(Debug)]
@@ -268,6 +299,13 @@ impl Drop for Pgwarm {
 }
 
 impl PgwarmBuilder {
+    /// Run `bin` instead of [`pgwarm_bin`] (a layer's pgwarm, or a wrapper that runs it under an
+    /// emulator).
+    pub fn bin(mut self, bin: &Path) -> Self {
+        self.bin = Some(bin.to_path_buf());
+        self
+    }
+
     /// Set (or override) a variable of the child's environment.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.to_string(), Some(value.to_string()));
@@ -404,4 +442,27 @@ fn read_log(path: &Path) -> String {
     fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_pgwarm_variables_pass_but_the_fixed_ones_and_pgwarm_bin() {
+        let vars = [
+            ("PGWARM_WORKER_THREADS", "2"),
+            ("PGWARM_POOL_SIZE", "9"),
+            ("PGWARM_BIN", "/x/pgwarm"),
+            ("PATH", "/bin"),
+            ("PGWARM_CLIENT_PASSWORD", "password"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let passed = pgwarm_passthrough(vars, &["PGWARM_POOL_SIZE", "PGWARM_LISTEN"]);
+        assert_eq!(
+            show_env(&passed),
+            "PGWARM_CLIENT_PASSWORD=*** PGWARM_WORKER_THREADS=2"
+        );
+        assert_eq!(show_env(&[]), "none");
+    }
 }

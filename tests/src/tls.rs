@@ -1,7 +1,7 @@
 //! TLS for the tests: a throwaway CA and a server certificate it issued (rcgen), a cluster
 //! that serves TLS with them, and tokio-postgres clients that talk TLS to pgwarm the way libpq's
 //! `sslmode=require` (no check, certificates recorded) and `verify-full` (checked against a CA)
-//! would.
+//! would; and [`negotiated_tls`], what such a client negotiates with a server.
 
 use crate::pg::{io_runtime, PgCluster, Target};
 use crate::tools::{chown_postgres, TempDir};
@@ -130,17 +130,27 @@ pub fn tls_verifying(ca_file: &Path) -> MakeRustlsConnect {
     MakeRustlsConnect::new(config)
 }
 
-/// End-entity certificates (DER) a [`tls_without_checks`] connector was shown.
+/// End-entity certificates (DER) a [`tls_without_checks`] connector was shown, and the
+/// signature schemes the servers signed their handshakes with.
 #[derive(Clone, Default)]
-pub struct SeenCertificates(Arc<Mutex<Vec<Vec<u8>>>>);
+pub struct SeenCertificates {
+    certificates: Arc<Mutex<Vec<Vec<u8>>>>,
+    schemes: Arc<Mutex<Vec<SignatureScheme>>>,
+}
 
 impl SeenCertificates {
     pub fn count(&self) -> usize {
-        self.0.lock().expect("lock").len()
+        self.certificates.lock().expect("lock").len()
     }
 
     pub fn last(&self) -> Option<Vec<u8>> {
-        self.0.lock().expect("lock").last().cloned()
+        self.certificates.lock().expect("lock").last().cloned()
+    }
+
+    /// The scheme of the last handshake signature checked, e.g. `ECDSA_NISTP256_SHA256`: the
+    /// server key's type.
+    pub fn last_scheme(&self) -> Option<SignatureScheme> {
+        self.schemes.lock().expect("lock").last().copied()
     }
 }
 
@@ -166,7 +176,7 @@ impl ServerCertVerifier for Recorder {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.seen
-            .0
+            .certificates
             .lock()
             .expect("lock")
             .push(end_entity.as_ref().to_vec());
@@ -180,6 +190,7 @@ impl ServerCertVerifier for Recorder {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         let algorithms = &self.provider.signature_verification_algorithms;
+        self.seen.schemes.lock().expect("lock").push(dss.scheme);
         crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
@@ -190,6 +201,7 @@ impl ServerCertVerifier for Recorder {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         let algorithms = &self.provider.signature_verification_algorithms;
+        self.seen.schemes.lock().expect("lock").push(dss.scheme);
         crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
@@ -221,4 +233,51 @@ impl Target {
             .await
             .expect("tokio-postgres connect task panicked")
     }
+}
+
+/// What a client asking for TLS the way libpq does (SSLRequest, 'S', then the handshake, no
+/// certificate check) negotiates with the PostgreSQL-protocol server at `addr`, e.g.
+/// "TLSv1.3 TLS13_AES_256_GCM_SHA384, signed with ECDSA_NISTP256_SHA256". It then closes.
+pub fn negotiated_tls(addr: std::net::SocketAddr) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(10);
+    let mut sock = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    sock.set_read_timeout(Some(timeout))
+        .and_then(|()| sock.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("socket timeouts: {e}"))?;
+    // SSLRequest: length 8, then the code 80877103.
+    sock.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        .map_err(|e| format!("send SSLRequest: {e}"))?;
+    let mut answer = [0u8; 1];
+    sock.read_exact(&mut answer)
+        .map_err(|e| format!("read the answer to SSLRequest: {e}"))?;
+    if answer != *b"S" {
+        return Err(format!(
+            "SSLRequest answered {:?}, not 'S'",
+            answer[0] as char
+        ));
+    }
+    let (config, seen) = client_config_without_checks(false);
+    let name = ServerName::try_from("localhost").expect("a server name");
+    let mut tls = rustls::ClientConnection::new(Arc::new(config), name)
+        .map_err(|e| format!("a TLS client: {e}"))?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut sock)
+            .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+    }
+    let version = match tls.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
+        other => format!("{other:?}"),
+    };
+    let suite = tls
+        .negotiated_cipher_suite()
+        .map_or("?".to_owned(), |s| format!("{:?}", s.suite()));
+    let scheme = seen
+        .last_scheme()
+        .map_or("?".to_owned(), |s| format!("{s:?}"));
+    tls.send_close_notify();
+    let _ = tls.complete_io(&mut sock);
+    Ok(format!("{version} {suite}, signed with {scheme}"))
 }

@@ -83,6 +83,8 @@ pub fn package_hint(tool: &str) -> String {
         "psql" | "pgbench" | "pg_isready" => "Debian package `postgresql-client`".into(),
         "initdb" | "pg_ctl" | "postgres" => "Debian package `postgresql` (the server)".into(),
         "pgbouncer" => "Debian package `pgbouncer`".into(),
+        "haproxy" => "Debian package `haproxy`".into(),
+        "gnuplot" => "Debian package `gnuplot-nox`".into(),
         "prometheus-pgbouncer-exporter" => "Debian package `prometheus-pgbouncer-exporter`".into(),
         "moto_server" => "PyPI package `moto[server]` (`pip install 'moto[server]'`)".into(),
         other => format!("package that provides `{other}`"),
@@ -200,6 +202,16 @@ impl Drop for TempDir {
 /// On timeout the returned status is the kill's status and stderr ends with a note saying so.
 /// Panics if the program cannot be spawned.
 pub fn output_with_timeout(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
+    output_noting_timeout(cmd, input, timeout).0
+}
+
+/// [`output_with_timeout`], also saying whether the timeout killed the command (a caller that
+/// reports why a run failed tells a hang from a crash).
+pub fn output_noting_timeout(
+    cmd: &mut Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> (Output, bool) {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -230,11 +242,12 @@ pub fn output_with_timeout(cmd: &mut Command, input: Option<&[u8]>, timeout: Dur
             format!("\n[pgwarm-tests: killed after {timeout:?} timeout]\n").as_bytes(),
         );
     }
-    Output {
+    let output = Output {
         status,
         stdout,
         stderr,
-    }
+    };
+    (output, timed_out)
 }
 
 /// Wait for `child` up to `timeout`; kill it if it is still running. Returns (status, timed_out).
@@ -265,6 +278,19 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> String {
         );
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The first line `program arg` prints (stdout, else stderr), e.g. of `postgres --version`; what
+/// went wrong, in angle brackets, when it cannot run.
+pub fn first_line_of(program: &Path, arg: &str) -> String {
+    match Command::new(program).arg(arg).output() {
+        Ok(out) => {
+            let text = [out.stdout, out.stderr].concat();
+            let text = String::from_utf8_lossy(&text);
+            text.lines().next().unwrap_or_default().trim().to_owned()
+        }
+        Err(e) => format!("<{} {arg}: {e}>", program.display()),
+    }
 }
 
 /// Poll `f` every 20 ms until it returns `Some`, or `None` after `timeout`.
@@ -361,18 +387,47 @@ pub(crate) fn spawn_logged(
 /// The state letter of a process from /proc/PID/stat (`R`, `S`, `T` stopped, `Z` exited but not
 /// yet reaped, ...), or `None` when there is no such process.
 pub fn process_state(pid: u32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The state follows the command name, which is in parentheses and may hold anything.
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
+    proc_stat(pid).map(|s| s.state)
+}
+
+/// What the harness reads of a process in /proc/PID/stat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    /// The command name: the executable's file name cut to 15 bytes (or what the process set).
+    pub comm: String,
+    /// `R`, `S`, `T` stopped, `Z` exited but not yet reaped, ...
+    pub state: char,
+    pub ppid: u32,
+    /// utime + stime: the CPU time of all the process's threads, in clock ticks.
+    pub cpu_ticks: u64,
+}
+
+/// /proc/PID/stat of `pid`, or `None` when there is no such process.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    parse_proc_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Parses a /proc/PID/stat line. The command name sits between the first `(` and the last `)`
+/// and may hold anything, spaces and parentheses included, so the fields are counted from that
+/// last `)`: state (field 3), ppid (4), utime (14) and stime (15).
+pub fn parse_proc_stat(line: &str) -> Option<ProcStat> {
+    let (head, rest) = line.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(ProcStat {
+        comm,
+        state: fields.first()?.chars().next()?,
+        ppid: u32::try_from(number(1)?).ok()?,
+        cpu_ticks: number(11)? + number(12)?,
+    })
 }
 
 /// Runs pgbench against `target` and returns what it printed. A run counts as clean only with
 /// exit status 0 and no "aborted": pgbench reports 0 failed transactions even when it aborted
 /// clients. Killed after 120 s.
 pub fn pgbench(target: &crate::pg::Target, args: &[&str]) -> String {
-    let mut cmd = Command::new(tool("pgbench"));
-    target.apply_libpq_env(&mut cmd);
-    cmd.args(args);
+    let mut cmd = pgbench_command(target, args);
     let out = output_with_timeout(&mut cmd, None, Duration::from_secs(120));
     let text = format!(
         "{}{}",
@@ -385,6 +440,14 @@ pub fn pgbench(target: &crate::pg::Target, args: &[&str]) -> String {
         "pgbench {args:?} aborted clients:\n{text}"
     );
     text
+}
+
+/// A pgbench command against `target` (its login in libpq's environment) with `args`, not run.
+pub fn pgbench_command(target: &crate::pg::Target, args: &[&str]) -> Command {
+    let mut cmd = Command::new(tool("pgbench"));
+    target.apply_libpq_env(&mut cmd);
+    cmd.args(args);
+    cmd
 }
 
 /// pgbench's "number of transactions actually processed", 0 if it is not in `output`.
@@ -404,4 +467,38 @@ pub fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("VmRSS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real line of /proc/PID/stat, with the command name changed to one that holds what
+    /// would fool a parser splitting on spaces or on the first `)`.
+    #[test]
+    fn a_proc_stat_line_parses_whatever_the_command_name_holds() {
+        let line = "31393 (pg (x) ) bench) S 5420 5420 30908 0 -1 4194304 103 0 0 0 \
+                    1234 56 7 8 20 0 1 0 2944985 3133440 410 18446744073709551615 0 0 0\n";
+        assert_eq!(
+            parse_proc_stat(line),
+            Some(ProcStat {
+                comm: "pg (x) ) bench".into(),
+                state: 'S',
+                ppid: 5420,
+                cpu_ticks: 1234 + 56,
+            })
+        );
+        assert_eq!(parse_proc_stat("31393 (cut short) S 1 2"), None);
+        assert_eq!(parse_proc_stat(""), None);
+    }
+
+    #[test]
+    fn this_process_reads_as_itself() {
+        let me = proc_stat(std::process::id()).expect("/proc/self/stat");
+        assert_eq!(me.ppid, std::os::unix::process::parent_id());
+        let exe = std::env::current_exe().expect("current_exe");
+        let name = exe.file_name().expect("a file name").to_string_lossy();
+        assert!(name.starts_with(&me.comm), "{name} vs comm {:?}", me.comm);
+        assert_eq!(proc_stat(u32::MAX), None, "no such pid");
+    }
 }

@@ -36,6 +36,10 @@ async fn through_pgwarm_no_invocation_fails() {
     assert_eq!(o.invocations, 32);
     assert_eq!(o.failed(), 0, "{o:?}");
     assert!(o.peak_connections <= 4, "{o:?}");
+    // An operator's view of one environment, read while it was invoked (whether a client shows
+    // there depends on the moment: a warm invocation takes a few ms).
+    let pools = o.pools.as_deref().expect("SHOW POOLS of one environment");
+    assert!(pools.contains("pool_mode=transaction"), "{pools}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@
 //! pgwarm's to the database (`PGWARM_SSLMODE=require`). Exit status 0 when every unit of work succeeded, 1 otherwise, 2 for
 //! bad usage. pgwarm is `$PGWARM_BIN` or the workspace's debug build.
 
+use pgwarm_tests::figures;
 use pgwarm_tests::{cluster, tls_without_checks, DelayRelay, Pgwarm, Target, TestCerts};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -161,11 +162,7 @@ async fn query_round_trip(target: &Target) -> f64 {
     quantile(&times, 0.5)
 }
 
+/// The `q` quantile of `values`, NaN (printed as such) when a way had no successful unit.
 fn quantile(values: &[f64], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n => v[((n - 1) as f64 * q).round() as usize],
-    }
+    figures::quantile(values, q).unwrap_or(f64::NAN)
 }

@@ -8,12 +8,12 @@
 //!       [--leak-every N] [--pgbouncer-pool N] [--out DIR]
 //! ```
 //! Prints a table, one row per way, and writes to DIR (default `target/fleet`) `fleet.txt` (the
-//! table) and, per way, `connections-<way>.tsv` (the database's connections over time: seconds,
-//! count), from which `scripts/demo.sh` draws its chart. Exit status 0 when pgwarm's ways failed no
+//! table), per way `connections-<way>.tsv` (the database's connections over time: seconds,
+//! count), and `fleet-connections.svg`, their chart (gnuplot). Exit status 0 when pgwarm's ways failed no
 //! invocation, 1 otherwise, 2 for bad usage.
 
-use pgwarm_tests::fleet::{run, Outcome, Shape, Way};
-use std::fmt::Write as _;
+use pgwarm_tests::children::end_on_signal;
+use pgwarm_tests::fleet::{run, table, write_files, Outcome, Shape, Way};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -62,24 +62,20 @@ fn main() -> ExitCode {
     }
 
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    runtime.spawn(end_on_signal());
+    runtime.spawn(end_on_signal("fleet"));
     let mut outcomes = Vec::new();
     for way in Way::ALL {
         eprintln!("fleet: {} environments, {}", shape.environments, way.name());
         outcomes.push(runtime.block_on(run(way, &shape)));
     }
 
-    std::fs::create_dir_all(&out).expect("the output folder");
-    let table = table(&shape, &outcomes);
-    print!("{table}");
-    std::fs::write(out.join("fleet.txt"), &table).expect("fleet.txt");
-    for o in &outcomes {
-        let mut series = String::from("seconds\tconnections\n");
-        for (ms, n) in &o.samples {
-            let _ = writeln!(series, "{:.2}\t{n}", *ms as f64 / 1000.0);
+    print!("{}", table(&shape, &outcomes));
+    match write_files(&out, &shape, &outcomes) {
+        Ok(chart) => eprintln!("fleet: chart in {}", chart.display()),
+        Err(e) => {
+            eprintln!("fleet: {e}");
+            return ExitCode::FAILURE;
         }
-        let file = out.join(format!("connections-{}.tsv", o.way.slug()));
-        std::fs::write(&file, series).expect("a connections file");
     }
     let pgwarm_failed: usize = outcomes
         .iter()
@@ -90,82 +86,4 @@ fn main() -> ExitCode {
         0 => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     }
-}
-
-/// Ctrl-C or SIGTERM: the environments' pgwarm and PgBouncer processes are killed (a frozen one
-/// would never act on a gentler signal), then the process exits; the harness's reaper removes
-/// the throwaway cluster once it has.
-async fn end_on_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!("fleet: stopped; killing every environment");
-    let me = std::process::id().to_string();
-    for name in ["pgwarm", "pgbouncer"] {
-        let _ = std::process::Command::new("pkill")
-            .args(["-KILL", "-P", &me, "-x", name])
-            .status();
-    }
-    std::process::exit(130);
-}
-
-/// The table a person reads in ten seconds.
-fn table(shape: &Shape, outcomes: &[Outcome]) -> String {
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "{} environments, bursts of {} at once ({} bursts), a database role limited to {} connections;",
-        shape.environments, shape.burst_size, shape.bursts, shape.db_slots
-    );
-    let _ = writeln!(
-        t,
-        "the handler connects, queries and closes on every invocation, and every {}th leaks its connection.\n",
-        shape.leak_every
-    );
-    let _ = writeln!(
-        t,
-        "{:<20} {:>11} {:>8}  {:<32} {:>14} {:>9} {:>9}",
-        "way", "invocations", "failed", "failures by SQLSTATE", "db peak conns", "p50 ms", "p99 ms"
-    );
-    for o in outcomes {
-        let failures = match o.failures.is_empty() {
-            true => "-".to_owned(),
-            false => o
-                .failures
-                .iter()
-                .map(|(code, n)| format!("{code} x{n}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        };
-        let _ = writeln!(
-            t,
-            "{:<20} {:>11} {:>8}  {:<32} {:>14} {:>9.1} {:>9.1}",
-            o.way.name(),
-            o.invocations,
-            o.failed(),
-            failures,
-            o.peak_connections,
-            o.latency_ms(0.5),
-            o.latency_ms(0.99)
-        );
-    }
-    let _ = writeln!(
-        t,
-        "\n53300: too many connections for role (what RDS answers at max_connections: 53300 too)."
-    );
-    for o in outcomes {
-        if let Some(pools) = &o.pools {
-            let _ = writeln!(
-                t,
-                "SHOW POOLS of one environment, {}: {pools}",
-                o.way.name()
-            );
-        }
-    }
-    t
 }

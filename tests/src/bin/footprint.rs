@@ -1,19 +1,20 @@
 //! `footprint`: what pgwarm costs a Lambda function, in one command: the layer's zip and binary
 //! per architecture (from `target/layer`, which `scripts/build-layer.sh` makes), the start-up
-//! as an extension (`lambda-run --startup-runs`, exec to listening and to registered, under
-//! lambda-simulator), and pgwarm's resident memory at idle and with 1,000 idle clients.
+//! as an extension (exec to listening and to registered, under lambda-simulator, with
+//! [`pgwarm_tests::lifecycle::startup`]), and pgwarm's resident memory at idle and with 1,000
+//! idle clients.
 //!
 //! ```text
 //! footprint [--starts N] [--idle-clients N]
 //! ```
-//! pgwarm is `$PGWARM_BIN` or the workspace's debug build; `lambda-run` is the one next to this
-//! binary. Prints a Markdown table on stdout. Times and memory are this machine's only: arm64
-//! runs here under qemu, so for it the table has sizes alone. Exit status 0, 1 when a step
+//! pgwarm is `$PGWARM_BIN` or the workspace's debug build. Prints a Markdown table on stdout.
+//! Times and memory are this machine's only: arm64 runs here under qemu, so for it the table has
+//! sizes alone. Exit status 0, 1 when a step
 //! failed, 2 for bad usage.
 
-use pgwarm_tests::{cluster, free_port, pgwarm_bin, Pgwarm};
-use std::path::Path;
-use std::process::{Command, ExitCode};
+use pgwarm_tests::figures::median;
+use pgwarm_tests::{cluster, lifecycle, pgwarm_bin, Pgwarm};
+use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let (mut starts, mut idle_clients) = (10usize, 1000usize);
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
     }
 
     let mut ok = true;
-    match start_up(&bin, starts) {
+    match start_up(starts) {
         Ok((listening, registered)) => {
             rows.push((
                 format!("exec to listening, median of {starts}"),
@@ -94,41 +95,24 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-/// Medians of exec to listening and to registered, in ms, from `lambda-run --startup-runs`.
-fn start_up(bin: &Path, starts: usize) -> Result<(f64, f64), String> {
-    let lambda_run = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("lambda-run");
+/// Medians of exec to listening and to registered, in ms, over `starts` starts of pgwarm as an
+/// extension, each under a fresh simulator.
+fn start_up(starts: usize) -> Result<(f64, f64), String> {
     // pgwarm needs a database to be configured for, not to reach: it logs in at the first client.
     let db = cluster().fresh_target();
-    let out = Command::new(&lambda_run)
-        .args(["--startup-runs", &starts.to_string(), "--pgwarm"])
-        .arg(bin)
-        .env("PGWARM_DB_HOST", &db.host)
-        .env("PGWARM_DB_PORT", db.port.to_string())
-        .env("PGWARM_DB_NAME", &db.dbname)
-        .env("PGWARM_DB_USER", &db.user)
-        .env("PGWARM_DB_PASSWORD", &db.password)
-        .env("PGWARM_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .output()
-        .map_err(|e| format!("{}: {e}", lambda_run.display()))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
+    // pgwarm's own default log level, as in a function.
+    let pgwarm = Pgwarm::builder(&db)
+        .env_remove("PGWARM_LOG_LEVEL")
+        .env_remove("PGWARM_LOG_FORMAT");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let (mut listening, mut registered) = (Vec::new(), Vec::new());
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let fields: Vec<&str> = line.split('\t').collect();
-        if let ["startup", _, l, r] = fields[..] {
-            listening.push(l.parse::<f64>().map_err(|e| e.to_string())?);
-            registered.push(r.parse::<f64>().map_err(|e| e.to_string())?);
-        }
+    for _ in 0..starts {
+        let one = runtime.block_on(lifecycle::startup(pgwarm.clone()))?;
+        listening.push(one.listening_ms);
+        registered.push(one.registered_ms);
     }
-    Ok((median(listening), median(registered)))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    let of = |v: &[f64]| median(v).ok_or("no start timed".to_owned());
+    Ok((of(&listening)?, of(&registered)?))
 }
 
 /// pgwarm's RSS in KiB at idle (after one query), then with `clients` idle clients logged in.

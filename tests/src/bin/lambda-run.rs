@@ -41,23 +41,15 @@
 //! panics when a step hangs or a process dies; then the status is that of the panic, and pgwarm
 //! and the handler are killed (see [`kill_children_on_panic`]).
 
-use pgwarm_tests::{in_lambda, process_state, simulator, Lambda, Pgwarm, PgwarmBuilder};
-use serde_json::json;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use pgwarm_tests::children::kill_children_on_panic;
+use pgwarm_tests::lifecycle::{self, invoke, pgwarm_from_env, shutdown, thaw_check, Invocation};
+use pgwarm_tests::Lambda;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str = "usage: lambda-run --handler PATH [--pgwarm PATH] [--invocations N] \
                      [--freeze on|off] [--thaw-check] [--pgwarm-log PATH]\n       \
                      lambda-run --startup-runs N --pgwarm PATH";
-
-/// Lambda's SHUTDOWN budget for extensions: pgwarm must be gone within it.
-const SHUTDOWN_BUDGET: Duration = Duration::from_secs(2);
-
-/// How long a step without a deadline of its own may take (terminated backends to go away,
-/// pgwarm to listen or register).
-const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug)]
 struct Args {
@@ -146,66 +138,40 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The release profile aborts on panic, so no drop runs then: this hook kills what the drops
-/// would have killed, pgwarm and the handler (SIGKILL also ends a stopped process), found as this
-/// process's children in /proc. Their temporary directories stay (demo.sh points TMPDIR into its
-/// own work directory).
-fn kill_children_on_panic() {
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        report(info);
-        let me = std::process::id().to_string();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // After the command name (in parentheses): the state, then the parent's pid.
-            let parent = stat
-                .rsplit_once(')')
-                .and_then(|(_, f)| f.split_whitespace().nth(1));
-            if parent == Some(me.as_str()) {
-                let _ = std::process::Command::new("kill")
-                    .arg("-KILL")
-                    .arg(entry.file_name())
-                    .status();
-            }
-        }
-    }));
-}
-
 /// A required variable of this process's environment.
 fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("{name} must be set"))
 }
 
-/// pgwarm at `bin` with every `PGWARM_*` variable of this process.
-fn pgwarm_builder(bin: &Path) -> PgwarmBuilder {
-    std::env::vars()
-        .filter(|(k, _)| k.starts_with("PGWARM_"))
-        .fold(Pgwarm::builder_for(bin), |b, (k, v)| b.env(&k, &v))
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
-
 /// The invocations, the thaw check and SHUTDOWN; `Ok(false)` when any of them failed.
 async fn run(args: &Args) -> Result<bool, String> {
     let database_url = env("DATABASE_URL")?;
-    let thaw_check = if args.thaw_check {
-        Some((env("SUPERUSER_URL")?, env("THAW_ROLE")?))
-    } else {
-        None
+    let superuser = match args.thaw_check {
+        true => {
+            let (client, connection) =
+                tokio_postgres::connect(&env("SUPERUSER_URL")?, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| format!("SUPERUSER_URL: {e}"))?;
+            tokio::spawn(connection);
+            Some((client, env("THAW_ROLE")?))
+        }
+        false => None,
     };
     let handler = args.handler.as_deref().expect("checked by Args::parse");
-    let mut lambda =
-        Lambda::start_with(args.pgwarm.as_deref().map(pgwarm_builder), args.freeze).await;
+    let pgwarm = args.pgwarm.as_deref().map(|bin| pgwarm_from_env(bin, &[]));
+    let mut lambda = Lambda::start_with(pgwarm, args.freeze).await;
     lambda.start_handler_bin(handler, &database_url);
 
     let mut ok = true;
     for n in 1..=args.invocations {
-        ok &= invoke(&lambda, "invocation", &n.to_string()).await;
+        ok &= print_invocation("invocation", n, &invoke(&lambda, "lambda-run").await);
     }
-    if let Some((superuser_url, role)) = thaw_check {
-        ok &= thaw_after_terminate(&lambda, &superuser_url, &role).await?;
+    if let Some((client, role)) = superuser {
+        let check = thaw_check(&lambda, &client, &role).await?;
+        if check.terminated == 0 {
+            eprintln!("lambda-run: thaw check: {role} had no backend to terminate");
+        }
+        ok &= print_invocation("thaw_check", check.terminated, &check.invocation) && check.passed();
     }
     if !ok {
         eprintln!("--- handler log ---\n{}", lambda.handler_log());
@@ -214,163 +180,56 @@ async fn run(args: &Args) -> Result<bool, String> {
         lambda.shutdown().await;
         return Ok(ok);
     }
-    Ok(shutdown(lambda, args.pgwarm_log.as_deref()).await && ok)
-}
-
-/// One invocation, printed as a `KIND FIRST ok|failed WALL_MS DB_MS VISITS` line.
-async fn invoke(lambda: &Lambda, kind: &str, first: &str) -> bool {
-    let (state, wall) = lambda.invoke_timed(json!({ "source": "lambda-run" })).await;
-    let payload = state.response.as_ref().map(|r| &r.payload);
-    let visits = payload.and_then(|p| p["visits"].as_i64());
-    let db_ms = payload.and_then(|p| p["db_ms"].as_f64());
-    match (&state.error, visits, db_ms) {
-        (None, Some(visits), Some(db_ms)) => {
-            println!("{kind}\t{first}\tok\t{}\t{db_ms:.3}\t{visits}", ms(wall));
-            true
-        }
-        (error, ..) => {
-            println!("{kind}\t{first}\tfailed\t{}\t-\t-", ms(wall));
-            eprintln!(
-                "lambda-run: {kind} {first} failed: {:?}",
-                error
-                    .as_ref()
-                    .map_or(json!(payload), |e| json!(format!("{e:?}")))
-            );
-            false
-        }
-    }
-}
-
-/// Frozen, the database ends every backend of `role`; the next invocation must not notice.
-async fn thaw_after_terminate(
-    lambda: &Lambda,
-    superuser_url: &str,
-    role: &str,
-) -> Result<bool, String> {
-    let (client, connection) = tokio_postgres::connect(superuser_url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| format!("SUPERUSER_URL: {e}"))?;
-    tokio::spawn(connection);
-    let sql_error = |e: tokio_postgres::Error| format!("as superuser: {e}");
-    let backends = "FROM pg_stat_activity WHERE usename = $1 \
-                    AND backend_type = 'client backend' AND pid <> pg_backend_pid()";
-    let terminated: i64 = client
-        .query_one(
-            &format!("SELECT count(pg_terminate_backend(pid)) {backends}"),
-            &[&role],
-        )
-        .await
-        .map_err(sql_error)?
-        .get(0);
-    let asked = Instant::now();
-    loop {
-        let left: i64 = client
-            .query_one(&format!("SELECT count(*) {backends}"), &[&role])
-            .await
-            .map_err(sql_error)?
-            .get(0);
-        if left == 0 {
-            break;
-        }
-        if asked.elapsed() > STEP_TIMEOUT {
-            return Err(format!(
-                "{left} backends of {role} still there after termination"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    drop(client);
-    if terminated == 0 {
-        eprintln!("lambda-run: thaw check: {role} had no backend to terminate");
-    }
-    Ok(invoke(lambda, "thaw_check", &terminated.to_string()).await && terminated > 0)
-}
-
-/// SHUTDOWN, timed to pgwarm's exit; `false` unless pgwarm exited with status 0 within the
-/// budget.
-async fn shutdown(lambda: Lambda, log_copy: Option<&Path>) -> bool {
-    let pid = lambda.pgwarm().pid();
-    let sent = Instant::now();
-    // Polled from its own thread, so the time does not depend on the shutdown steps below.
-    let exited = tokio::task::spawn_blocking(move || {
-        while sent.elapsed() < SHUTDOWN_BUDGET {
-            if matches!(process_state(pid), None | Some('Z' | 'X')) {
-                return Some(sent.elapsed());
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        None
-    });
-    let mut pgwarm = lambda.shutdown().await.expect("started with pgwarm");
-    let exited = exited.await.expect("exit watcher");
-    let status = pgwarm.wait_exit(Duration::from_millis(100));
-    let status_text = match status {
-        None => "running".to_string(),
-        Some(s) => s.code().map_or_else(
-            || format!("signal{}", s.signal().unwrap_or_default()),
-            |c| c.to_string(),
-        ),
-    };
+    let shutdown = shutdown(lambda).await;
     println!(
-        "shutdown\t{}\t{status_text}",
-        exited.map_or("-".to_string(), ms)
+        "shutdown\t{}\t{}",
+        shutdown
+            .exit_ms
+            .map_or("-".to_string(), |t| format!("{t:.3}")),
+        shutdown.status_text()
     );
-    if let Some(path) = log_copy {
-        if let Err(e) = std::fs::copy(pgwarm.log_path(), path) {
+    if let Some(path) = &args.pgwarm_log {
+        if let Err(e) = std::fs::copy(shutdown.pgwarm.log_path(), path) {
             eprintln!(
                 "lambda-run: copying pgwarm's log to {}: {e}",
                 path.display()
             );
         }
     }
-    exited.is_some() && status.is_some_and(|s| s.success())
+    Ok(shutdown.clean() && ok)
+}
+
+/// One invocation as a `KIND FIRST ok|failed WALL_MS DB_MS VISITS` line; whether it succeeded.
+fn print_invocation(kind: &str, first: impl std::fmt::Display, i: &Invocation) -> bool {
+    match &i.outcome {
+        Ok(a) => {
+            println!(
+                "{kind}\t{first}\tok\t{:.3}\t{:.3}\t{}",
+                i.wall_ms, a.db_ms, a.visits
+            );
+            true
+        }
+        Err(e) => {
+            println!("{kind}\t{first}\tfailed\t{:.3}\t-\t-", i.wall_ms);
+            eprintln!("lambda-run: {kind} {first} failed: {e}");
+            false
+        }
+    }
 }
 
 /// `runs` starts of pgwarm, each printed as `startup RUN LISTENING_MS REGISTERED_MS`.
 async fn startup(args: &Args, runs: u32) -> Result<bool, String> {
     let bin = args.pgwarm.as_deref().expect("checked by Args::parse");
     for run in 1..=runs {
-        let sim = simulator(false).await;
-        let mut pgwarm = in_lambda(pgwarm_builder(bin), &sim).spawn_nowait();
-        let (pid, addr, started) = (pgwarm.pid(), pgwarm.addr(), pgwarm.started());
-        // The simulator stamps registrations with the wall clock: the spawn on that clock.
-        let spawned_at = SystemTime::now() - started.elapsed();
-        let listening = tokio::task::spawn_blocking(move || {
-            while started.elapsed() < STEP_TIMEOUT {
-                // Refused at once until pgwarm listens.
-                if std::net::TcpStream::connect_timeout(&addr, STEP_TIMEOUT).is_ok() {
-                    return Some(started.elapsed());
-                }
-                if matches!(process_state(pid), None | Some('Z' | 'X')) {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_micros(100));
+        match lifecycle::startup(pgwarm_from_env(bin, &[])).await {
+            Ok(s) => println!(
+                "startup\t{run}\t{:.3}\t{:.3}",
+                s.listening_ms, s.registered_ms
+            ),
+            Err(e) => {
+                eprintln!("lambda-run: start {run}: {e}");
+                return Ok(false);
             }
-            None
-        });
-        let registered = sim
-            .wait_for(|| async { sim.extension_count().await == 1 }, STEP_TIMEOUT)
-            .await;
-        let listening = listening.await.expect("listener watcher");
-        let (Some(listening), Ok(())) = (listening, registered) else {
-            eprintln!("--- pgwarm log ---\n{}", pgwarm.log());
-            return Err(format!("start {run}: pgwarm did not listen and register"));
-        };
-        let registered_at = sim.get_registered_extensions().await[0].registered_at;
-        let spawned_us = spawned_at
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_micros() as i64;
-        let registered_ms = (registered_at.timestamp_micros() - spawned_us) as f64 / 1000.0;
-        println!("startup\t{run}\t{}\t{registered_ms:.3}", ms(listening));
-        sim.graceful_shutdown(lambda_simulator::ShutdownReason::Spindown)
-            .await;
-        if !pgwarm
-            .wait_exit(SHUTDOWN_BUDGET)
-            .is_some_and(|s| s.success())
-        {
-            eprintln!("--- pgwarm log ---\n{}", pgwarm.log());
-            return Ok(false);
         }
     }
     Ok(true)

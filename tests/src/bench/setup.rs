@@ -1,0 +1,128 @@
+//! The frame both benchmarks run in: the role and database `bench` on the tests' cluster, filled
+//! by `pgbench -i`; pgwarm with the caller's `PGWARM_*` variables; whether the servers are still
+//! running at the end; and how a benchmark's outcome becomes its exit status.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::pgbench::{Client, Exit, SslMode};
+use super::settings::OutDirs;
+use super::stop::{self, Halt};
+use crate::pg::{cluster, Target};
+use crate::pooler::Pgwarm;
+use crate::tools::process_state;
+
+/// The role `bench`'s password. A client of pgwarm logs in with it too, so that
+/// `PGWARM_CLIENT_PASSWORD=password` makes pgwarm's clients run SCRAM.
+pub const PASSWORD: &str = "password";
+
+/// The role and database `bench` (owned by it) on the tests' cluster, filled by
+/// `pgbench -i -s scale`, as a target for a client.
+pub fn database(program: &str, scale: u32) -> Result<Target, Halt> {
+    let pg = cluster();
+    stop::check()?;
+    pg.psql_super(&format!(
+        "CREATE ROLE bench LOGIN PASSWORD '{PASSWORD}';\nCREATE DATABASE bench OWNER bench;"
+    ));
+    let db = Target {
+        host: "127.0.0.1".into(),
+        port: pg.port,
+        user: "bench".into(),
+        password: PASSWORD.into(),
+        dbname: "bench".into(),
+    };
+    eprintln!("{program}: pgbench -i -s {scale}");
+    // About 10 s per 10 of scale factor on a small machine.
+    let timeout = Duration::from_secs(600 + 60 * u64::from(scale));
+    let init = Client::new(db.clone(), SslMode::Disable)
+        .pgbench(&["-i", "-q", "-s", &scale.to_string()], timeout);
+    stop::check()?;
+    match init.exit {
+        Exit::Code(0) => Ok(db),
+        _ => Err(Halt::Failed(format!(
+            "pgbench -i failed ({:?}):\n{}",
+            init.exit,
+            init.output()
+        ))),
+    }
+}
+
+/// pgwarm (`$PGWARM_BIN`) against `db` with the caller's variables `passthrough`, then the
+/// benchmark's own `settings`, which win.
+pub fn pgwarm(db: &Target, passthrough: &[(String, String)], settings: &[(&str, &str)]) -> Pgwarm {
+    let mut builder = Pgwarm::builder(db);
+    for (k, v) in passthrough {
+        builder = builder.env(k, v);
+    }
+    for (k, v) in settings {
+        builder = builder.env(k, v);
+    }
+    builder.spawn()
+}
+
+/// The names of the servers, given as (name, pid), that are no longer running.
+pub fn gone<'a>(servers: &[(&'a str, u32)]) -> Vec<&'a str> {
+    servers
+        .iter()
+        .filter(|(_, pid)| process_state(*pid).is_none_or(|state| state == 'Z'))
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+/// A benchmark's frame: its output folders (named with `prefix`), Ctrl-C and SIGTERM watched,
+/// `body` run, the cluster's log saved whichever way it ended (the cluster itself goes with its
+/// reaper once this process has exited), and the exit status ([`exit_status`]; `failed` says
+/// what an `Ok(false)` means).
+pub fn run(
+    program: &'static str,
+    prefix: &str,
+    failed: &str,
+    body: impl FnOnce(&OutDirs) -> Result<bool, Halt>,
+) -> ExitCode {
+    let out = match OutDirs::create(prefix) {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = stop::watch(program) {
+        eprintln!("{program}: {e}");
+        return ExitCode::FAILURE;
+    }
+    let outcome = body(&out);
+    out.save_log("postgres.log", &cluster().log());
+    exit_status(program, outcome, &out, failed)
+}
+
+/// The exit status of a benchmark that ended with `outcome` (`Ok(false)`: a run that should
+/// count failed, which `failed` describes), saying so on stderr: 0; 1 for failed runs or a
+/// failed step; 128 + the signal when stopped.
+pub fn exit_status(
+    program: &str,
+    outcome: Result<bool, Halt>,
+    out: &OutDirs,
+    failed: &str,
+) -> ExitCode {
+    let where_ = format!(
+        "pgbench outputs in {}, server logs in {}",
+        out.runs.display(),
+        out.logs.display()
+    );
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("{program}: {failed} ({where_})");
+            ExitCode::FAILURE
+        }
+        Err(Halt::Stopped(s)) => {
+            eprintln!("{program}: stopped by {}; {where_}", s.name());
+            ExitCode::from(s.exit_code())
+        }
+        Err(Halt::Failed(e)) => {
+            eprintln!("{program}: {e}");
+            eprintln!("{program}: FAILED; {where_}");
+            ExitCode::FAILURE
+        }
+    }
+}
