@@ -1,7 +1,7 @@
 //! What the two pgbench benchmarks (`src/bin/bench.rs`, throughput; `src/bin/bench-connect.rs`,
 //! connect + query + close) share, written once: running pgbench against a target and the rule
 //! that says whether a run counts ([`pgbench`]), the CPU time of a server and of pgbench
-//! ([`cpu`]), the settings read from the environment and the output folders ([`settings`]),
+//! ([`cpu`]), the output folders ([`settings`]),
 //! the database, pgwarm and exit status they share ([`setup`]), and Ctrl-C/SIGTERM ([`stop`]).
 //!
 //! Where a benchmark turns a problem into a report line or a clear message, these return errors
@@ -18,5 +18,5 @@ pub use cpu::{
     children_cpu, clock_ticks_per_second, comm_of, us_per, CpuClock, RunCpu, ServerClocks,
 };
 pub use pgbench::{judge, Client, Exit, Failure, Figure, PgbenchRun, SslMode, Summary};
-pub use settings::{env_choice, env_positive, env_words, OutDirs};
+pub use settings::OutDirs;
 pub use stop::{Halt, Stopped};

@@ -15,6 +15,7 @@
 //! - [`children`]: how a driver binary ends everything it started, on Ctrl-C or a panic.
 //! - [`bench`]: what the `bench` and `bench-connect` binaries share: pgbench runs and the rule
 //!   that says whether one counts, CPU times, settings and output folders.
+//! - [`vars`]: a driver's settings from `BENCH_*` and `DEMO_*` variables, a bad one named.
 //! - [`figures`], [`facts`]: every driver's report arithmetic (medians, quantiles, ratio cells,
 //!   the rounds' order) and the facts a report starts with (date, commit, load).
 //! - [`FaultLoad`]: a bounded mixed client load that a fault (restart, terminated backends)
@@ -43,6 +44,7 @@ mod pooler;
 mod python;
 mod tls;
 mod tools;
+pub mod vars;
 mod wire;
 
 pub use admin::{number, pools, psql_csv, show, wait_for_pool, AdminRow};

@@ -1,52 +1,8 @@
-//! A benchmark's settings from its `BENCH_*` environment variables (a bad value is a message
-//! naming the variable, for an exit status of 2), and the output folders.
+//! Where a benchmark writes: its report, its per-run table, every pgbench output and the
+//! servers' logs.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// The variable's value, `None` when unset or empty (empty means the default, as `${VAR:-x}`
-/// does in a shell).
-fn env_value(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// A positive integer from `name`, `default` when unset.
-pub fn env_positive(name: &str, default: u32) -> Result<u32, String> {
-    parse_positive(name, env_value(name).as_deref(), default)
-}
-
-fn parse_positive(name: &str, value: Option<&str>, default: u32) -> Result<u32, String> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    value
-        .parse::<u32>()
-        .ok()
-        .filter(|n| *n > 0 && value.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| format!("{name} must be a positive integer, got '{value}'"))
-}
-
-/// The space-separated words of `name`, `default` when unset; at least one.
-pub fn env_words(name: &str, default: &str) -> Result<Vec<String>, String> {
-    let value = env_value(name).unwrap_or_else(|| default.to_owned());
-    let words: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
-    match words.is_empty() {
-        true => Err(format!("{name} is empty")),
-        false => Ok(words),
-    }
-}
-
-/// `name`'s value, which must be one of `choices`; `default` when unset.
-pub fn env_choice(name: &str, default: &str, choices: &[&str]) -> Result<String, String> {
-    let value = env_value(name).unwrap_or_else(|| default.to_owned());
-    match choices.contains(&value.as_str()) {
-        true => Ok(value),
-        false => Err(format!(
-            "{name} must be {}, got '{value}'",
-            choices.join(" or ")
-        )),
-    }
-}
 
 /// Where a benchmark writes: `root` (BENCH_OUT_DIR, default `<target>/bench`) for the report and
 /// the per-run table, `runs` for every pgbench output and `logs` for the servers' logs; `runs`
@@ -62,7 +18,7 @@ impl OutDirs {
     /// `prefix` names the folders: `""` gives runs/ and logs/, `"connect-"` connect-runs/ and
     /// connect-logs/.
     pub fn create(prefix: &str) -> Result<OutDirs, String> {
-        let root = env_value("BENCH_OUT_DIR")
+        let root = crate::vars::value("BENCH_OUT_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| target_dir().join("bench"));
         fs::create_dir_all(&root).map_err(|e| format!("BENCH_OUT_DIR {}: {e}", root.display()))?;
@@ -101,24 +57,5 @@ fn target_dir() -> PathBuf {
         Some(t) if Path::new(&t).is_absolute() => PathBuf::from(t),
         Some(t) => workspace.join(t),
         None => workspace.join("target"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positive_integers_or_a_message_naming_the_variable() {
-        assert_eq!(parse_positive("BENCH_ROUNDS", None, 3), Ok(3));
-        assert_eq!(parse_positive("BENCH_ROUNDS", Some("12"), 3), Ok(12));
-        for bad in ["x", "0", "-1", "+2", "1.5", " 2"] {
-            assert_eq!(
-                parse_positive("BENCH_ROUNDS", Some(bad), 3),
-                Err(format!(
-                    "BENCH_ROUNDS must be a positive integer, got '{bad}'"
-                ))
-            );
-        }
     }
 }

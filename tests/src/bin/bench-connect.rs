@@ -97,10 +97,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use pgwarm_tests::bench::{
-    self, clock_ticks_per_second, setup, stop, Client, CpuClock, Figure, Halt, OutDirs, RunCpu,
+    clock_ticks_per_second, setup, stop, Client, CpuClock, Figure, Halt, OutDirs, RunCpu,
     ServerClocks, SslMode,
 };
 use pgwarm_tests::figures::{range, ratio_cell, round_order, Cell};
+use pgwarm_tests::vars;
 use pgwarm_tests::{
     chown_postgres, cluster, facts, find_pgwarm_bin, first_line_of, negotiated_tls,
     pgwarm_passthrough, show_env, tool, Pgbouncer, Pgwarm, Target, TestCerts,
@@ -209,15 +210,15 @@ struct Settings {
 impl Settings {
     fn from_env() -> Result<Settings, String> {
         let secret =
-            match bench::env_choice("BENCH_PGBOUNCER_SECRET", "verifier", &["verifier", "plain"])?
+            match vars::choice("BENCH_PGBOUNCER_SECRET", "verifier", &["verifier", "plain"])?
                 .as_str()
             {
                 "plain" => Secret::Plain,
                 _ => Secret::Verifier,
             };
         Ok(Settings {
-            rounds: bench::env_positive("BENCH_ROUNDS", 3)? as usize,
-            duration: bench::env_positive("BENCH_DURATION", 5)?,
+            rounds: vars::number("BENCH_ROUNDS", 3, 1)? as usize,
+            duration: vars::number("BENCH_DURATION", 5, 1)?,
             secret,
             pgwarm_bin: find_pgwarm_bin(std::env::var_os("PGWARM_BIN").as_deref().map(Path::new))?,
             passthrough: pgwarm_passthrough(std::env::vars(), &FIXED),

@@ -77,10 +77,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use pgwarm_tests::bench::{
-    self, clock_ticks_per_second, setup, stop, Client, CpuClock, Halt, OutDirs, RunCpu,
-    ServerClocks, SslMode,
+    clock_ticks_per_second, setup, stop, Client, CpuClock, Halt, OutDirs, RunCpu, ServerClocks,
+    SslMode,
 };
 use pgwarm_tests::figures::{ratio_cell, round_order, Cell};
+use pgwarm_tests::vars;
 use pgwarm_tests::{
     cluster, facts, find_pgwarm_bin, first_line_of, pgwarm_passthrough, show_env, tool, Haproxy,
     Pgbouncer, Pgwarm, Target,
@@ -192,11 +193,11 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Result<Settings, String> {
-        let rounds = bench::env_positive("BENCH_ROUNDS", 3)? as usize;
-        let duration = bench::env_positive("BENCH_DURATION", 10)?;
-        let scale = bench::env_positive("BENCH_SCALE", 10)?;
+        let rounds = vars::number("BENCH_ROUNDS", 3, 1)? as usize;
+        let duration = vars::number("BENCH_DURATION", 10, 1)?;
+        let scale = vars::number("BENCH_SCALE", 10, 1)?;
         let mut clients = Vec::new();
-        for word in bench::env_words("BENCH_CLIENTS", "1 16 64")? {
+        for word in vars::words("BENCH_CLIENTS", "1 16 64")? {
             let c = word
                 .parse::<u32>()
                 .ok()
@@ -212,7 +213,7 @@ impl Settings {
             }
             clients.push(c);
         }
-        let modes = bench::env_words("BENCH_MODES", "simple extended prepared")?
+        let modes = vars::words("BENCH_MODES", "simple extended prepared")?
             .iter()
             .map(|m| Mode::parse(m).ok_or(format!("BENCH_MODES: unknown pgbench mode '{m}'")))
             .collect::<Result<Vec<_>, _>>()?;

@@ -56,9 +56,10 @@ use pgwarm_tests::fleet::{self, Shape, Way};
 use pgwarm_tests::lifecycle::{
     self, invoke, pgwarm_from_env, thaw_check, Invocation, SHUTDOWN_BUDGET,
 };
+use pgwarm_tests::vars::{self, number};
 use pgwarm_tests::{
-    cluster, free_port, pgwarm_bin, pgwarm_passthrough, show_env, workspace_bin, Lambda, Moto,
-    PgwarmBuilder, Target,
+    cluster, free_port, pgwarm_passthrough, show_env, workspace_bin, Lambda, Moto, PgwarmBuilder,
+    Target,
 };
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -105,10 +106,10 @@ impl Settings {
             }
         }
         let fleet = Shape {
-            environments: number("DEMO_FLEET_ENVIRONMENTS", 60, 1)?,
-            db_slots: number("DEMO_FLEET_SLOTS", 20, 1)?,
-            burst_size: number("DEMO_FLEET_BURST", 30, 1)?,
-            bursts: number("DEMO_FLEET_BURSTS", 12, 1)?,
+            environments: number("DEMO_FLEET_ENVIRONMENTS", 60, 1)? as usize,
+            db_slots: number("DEMO_FLEET_SLOTS", 20, 1)? as usize,
+            burst_size: number("DEMO_FLEET_BURST", 30, 1)? as usize,
+            bursts: number("DEMO_FLEET_BURSTS", 12, 1)? as usize,
             pause: Duration::from_millis(300),
             leak_every: 10,
             pgbouncer_pool: 10,
@@ -116,39 +117,22 @@ impl Settings {
         if fleet.burst_size > fleet.environments {
             return Err("DEMO_FLEET_BURST is larger than DEMO_FLEET_ENVIRONMENTS".into());
         }
-        let freeze = match std::env::var("DEMO_FREEZE").as_deref() {
-            Err(_) | Ok("on") => true,
-            Ok("off") => false,
-            Ok(other) => return Err(format!("DEMO_FREEZE must be on or off, got {other:?}")),
-        };
+        let freeze = vars::choice("DEMO_FREEZE", "on", &["on", "off"])? == "on";
         let binary = |var: &str, name: &str| match std::env::var_os(var) {
             Some(p) => std::path::absolute(&p).map_err(|e| format!("{var}: {e}")),
             None => Ok(workspace_bin(name)),
         };
         Ok(Settings {
-            invocations: number("DEMO_INVOCATIONS", 50, 1)?,
-            direct_invocations: number("DEMO_DIRECT_INVOCATIONS", 50, 1)?,
+            invocations: number("DEMO_INVOCATIONS", 50, 1)? as usize,
+            direct_invocations: number("DEMO_DIRECT_INVOCATIONS", 50, 1)? as usize,
             freeze,
-            startup_runs: number("DEMO_STARTUP_RUNS", 10, 0)?,
+            startup_runs: number("DEMO_STARTUP_RUNS", 10, 0)? as usize,
             fleet,
             keep,
             out,
-            pgwarm: match std::env::var_os("PGWARM_BIN") {
-                Some(_) => binary("PGWARM_BIN", "pgwarm")?,
-                None => pgwarm_bin(),
-            },
+            pgwarm: binary("PGWARM_BIN", "pgwarm")?,
             handler: binary("HANDLER_BIN", "handler-example")?,
         })
-    }
-}
-
-/// A whole number of at least `min` from `var`, `default` when it is unset.
-fn number(var: &str, default: usize, min: usize) -> Result<usize, String> {
-    match std::env::var(var) {
-        Err(_) => Ok(default),
-        Ok(v) => v.parse::<usize>().ok().filter(|n| *n >= min).ok_or(format!(
-            "{var} must be a whole number of at least {min}, got {v:?}"
-        )),
     }
 }
 
