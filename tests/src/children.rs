@@ -5,7 +5,18 @@
 //! every child with SIGKILL. The throwaway
 //! cluster is not a child (its reaper was adopted by init) and goes once this process is gone.
 
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::tools::proc_stat;
+
+/// Set by [`supervise`]: this process is a driver binary.
+static SUPERVISED: AtomicBool = AtomicBool::new(false);
+
+/// Set once a signal is ending the driver: what fails after that (a connection to a killed
+/// child, say) is a consequence, not news, and its panic is not printed.
+static ENDING: AtomicBool = AtomicBool::new(false);
 
 /// `signal` to every process whose parent is this one and, when `name` is given, whose command
 /// name is `name` (found in /proc).
@@ -31,13 +42,25 @@ pub fn kill_children() {
     signal_children(None, libc::SIGKILL);
 }
 
-/// After the panic message is printed, kill every child.
-pub fn kill_children_on_panic() {
+/// Makes this process a driver: its children from now on run in process groups of their own,
+/// and a panic kills every child once its message is printed (not printed once a signal is
+/// ending the driver, see [`ENDING`]).
+pub fn supervise() {
+    SUPERVISED.store(true, Ordering::SeqCst);
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        report(info);
+        if !ENDING.load(Ordering::SeqCst) {
+            report(info);
+        }
         kill_children();
     }));
+}
+
+/// Puts `cmd`'s process in a process group of its own when this process is a driver.
+pub(crate) fn own_group(cmd: &mut Command) {
+    if SUPERVISED.load(Ordering::SeqCst) {
+        cmd.process_group(0);
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM, then kills every child and exits with 130. Spawn it on the
@@ -52,6 +75,7 @@ pub async fn end_on_signal(program: &'static str) {
         _ = term.recv() => {}
     }
     eprintln!("{program}: stopped; ending everything it started");
+    ENDING.store(true, Ordering::SeqCst);
     kill_children();
     std::process::exit(130);
 }

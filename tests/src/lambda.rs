@@ -20,13 +20,13 @@
 
 use crate::pg::Target;
 use crate::pooler::{workspace_bin, Pgwarm, PgwarmBuilder};
-use crate::tools::{process_state, TempDir};
+use crate::tools::{process_state, spawn_logged, TempDir};
 use lambda_simulator::{FreezeMode, InvocationState, Simulator, SimulatorError};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -145,16 +145,10 @@ impl Lambda {
     /// Starts `bin` as the function's runtime, with `DATABASE_URL=database_url`.
     pub fn start_handler_bin(&mut self, bin: &Path, database_url: &str) {
         let dir = TempDir::new("pgwarm-handler");
-        let log = dir.path().join("handler.log");
-        let file = fs::File::create(&log).expect("handler log");
-        let child = Command::new(bin)
-            .envs(lambda_env(&self.sim))
-            .env("DATABASE_URL", database_url)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let mut cmd = Command::new(bin);
+        cmd.envs(lambda_env(&self.sim))
+            .env("DATABASE_URL", database_url);
+        let (child, log) = spawn_logged(&mut cmd, dir.path(), "handler");
         if self.freeze {
             self.sim.register_freeze_pid(child.id());
         }

@@ -215,6 +215,7 @@ pub fn output_noting_timeout(
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    crate::children::own_group(cmd);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let mut stdin = child.stdin.take().expect("piped stdin");
     let input = input.map(<[u8]>::to_vec).unwrap_or_default();
@@ -378,6 +379,7 @@ pub(crate) fn spawn_logged(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::from(log))
         .stderr(std::process::Stdio::from(log_err));
+    crate::children::own_group(cmd);
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));

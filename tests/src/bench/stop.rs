@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use crate::children::{kill_children, kill_children_on_panic, signal_children};
+use crate::children::{kill_children, signal_children, supervise};
 
 /// The signal received, 0 for none yet.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -43,13 +43,14 @@ pub fn check() -> Result<(), Stopped> {
     }
 }
 
-/// Watches for SIGINT and SIGTERM from now on (and kills every child on a panic). Call it before
+/// Watches for SIGINT and SIGTERM from now on (and makes this process a driver: see
+/// [`supervise`]). Call it before
 /// starting anything: the handlers are in place when it returns, so the children spawned later
 /// get the default actions back, even when this process was started with SIGINT ignored (as a
 /// shell's background job is).
 pub fn watch(program: &'static str) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
-    kill_children_on_panic();
+    supervise();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -49,7 +49,7 @@
 //! bad usage, 130 when interrupted. Everything it started ends with it, on Ctrl-C too
 //! ([`pgwarm_tests::children`]).
 
-use pgwarm_tests::children::{end_on_signal, kill_children_on_panic};
+use pgwarm_tests::children::{end_on_signal, supervise};
 use pgwarm_tests::facts::utc_now;
 use pgwarm_tests::figures::{median, quantile};
 use pgwarm_tests::fleet::{self, Shape, Way};
@@ -162,7 +162,7 @@ impl Report {
 }
 
 fn main() -> ExitCode {
-    kill_children_on_panic();
+    supervise();
     let settings = match Settings::read() {
         Ok(s) => s,
         Err(e) => {

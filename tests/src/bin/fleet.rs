@@ -12,7 +12,7 @@
 //! count), and `fleet-connections.svg`, their chart (gnuplot). Exit status 0 when pgwarm's ways failed no
 //! invocation, 1 otherwise, 2 for bad usage.
 
-use pgwarm_tests::children::end_on_signal;
+use pgwarm_tests::children::{end_on_signal, supervise};
 use pgwarm_tests::fleet::{run, table, write_files, Outcome, Shape, Way};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
+    supervise();
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.spawn(end_on_signal("fleet"));
     let mut outcomes = Vec::new();

@@ -39,9 +39,9 @@
 //! Progress and failures go to stderr. The exit status is 0 when every invocation and check
 //! succeeded and pgwarm exited cleanly on SHUTDOWN, 1 otherwise, 2 for bad usage. The harness
 //! panics when a step hangs or a process dies; then the status is that of the panic, and pgwarm
-//! and the handler are killed (see [`kill_children_on_panic`]).
+//! and the handler are killed (see [`supervise`]).
 
-use pgwarm_tests::children::kill_children_on_panic;
+use pgwarm_tests::children::supervise;
 use pgwarm_tests::lifecycle::{self, invoke, pgwarm_from_env, shutdown, thaw_check, Invocation};
 use pgwarm_tests::Lambda;
 use std::path::PathBuf;
@@ -116,7 +116,7 @@ impl Args {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    kill_children_on_panic();
+    supervise();
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(e) => {
