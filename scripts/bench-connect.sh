@@ -37,5 +37,9 @@ cd "$(dirname "$0")/.."
 install_missing postgresql postgresql-client pgbouncer
 bench_binary bench-connect
 
+# The harness's temporary files live in a work folder removed on exit, on Ctrl-C too.
+make_workdir pgwarm-bench-connect
+trap common_cleanup EXIT
 export PGWARM_BIN
-exec "$BENCH_BIN_DIR/bench-connect"
+TMPDIR="$WORK" run_driver "$BENCH_BIN_DIR/bench-connect"
+exit "$DRIVER_RC"

@@ -39,19 +39,15 @@ cd "$(dirname "$0")/.."
 install_missing postgresql postgresql-client pgbouncer haproxy
 bench_binary bench
 
-# bench runs as a child rather than in this shell's place so that the charts can follow. INT and
-# TERM are passed on to it: it stops its pgbench run and everything it started, then exits.
+# The harness's temporary files (the cluster, the servers' folders) live in a work folder removed
+# on exit, on Ctrl-C too. bench runs as a child rather than in this shell's place so that the
+# charts can follow; INT and TERM reach it (run_driver), and it stops its pgbench run and
+# everything it started.
+make_workdir pgwarm-bench
+trap common_cleanup EXIT
 export PGWARM_BIN
-"$BENCH_BIN_DIR/bench" &
-bench_pid=$!
-trap 'kill -TERM "$bench_pid" 2>/dev/null || true' INT TERM
-rc=0
-while :; do
-    # A trapped signal ends the wait early (status > 128): wait again for bench's own status.
-    wait "$bench_pid" && rc=0 || rc=$?
-    kill -0 "$bench_pid" 2>/dev/null || break
-done
-trap - INT TERM
+TMPDIR="$WORK" run_driver "$BENCH_BIN_DIR/bench"
+rc=$DRIVER_RC
 
 # With some runs FAILED (status 1) the charts still show the others, as the report does.
 charts="${BENCH_OUT_DIR:-$TARGET_DIR/bench}/charts.tsv"

@@ -14,8 +14,9 @@
 #
 # --run also starts each layer's pgwarm (under qemu-aarch64 for arm64 on an x86_64 machine, and
 # the reverse) in front of a throwaway PostgreSQL with a SCRAM login, and runs a query through it
-# with psql over TLS (sslmode=require): the binary starts, makes its certificate, logs in and
-# relays, which exercises ring's code for that architecture.
+# over TLS (sslmode=require): the binary starts, makes its certificate, logs in and relays, which
+# exercises ring's code for that architecture. The tests crate's layer-run does that, on the
+# tests' harness (it is built first: cargo build --workspace --bins).
 #
 # It installs what is missing, one line per install: unzip and binutils (apt); with --run also
 # the PostgreSQL server and client, and qemu-user when the architecture is not this machine's.

@@ -18,6 +18,7 @@
 #   bench_binary        PGWARM_BIN (absolute), BENCH_BIN_DIR (absolute: holds bench and
 #                       bench-connect), TARGET_DIR
 #   make_workdir        WORK
+#   run_driver          DRIVER_RC
 
 SCRIPT_NAME=${SCRIPT_NAME:-${0##*/}}
 
@@ -36,14 +37,43 @@ COMMON_CLEANUP=()
 
 common_remove_on_exit() { COMMON_CLEANUP+=("$1"); }
 
-# Removes every registered folder. Never fails: it runs from an EXIT trap.
+# Removes every registered folder. A throwaway cluster of the tests' harness may live in one
+# (TMPDIR pointed there): its reaper stops PostgreSQL once the driver has exited, so wait up to
+# 10 s for the processes that run from the folder to be gone first. Never fails: it runs from an
+# EXIT trap.
 common_cleanup() {
-    local dir
+    local dir _
     for dir in "${COMMON_CLEANUP[@]}"; do
+        for _ in $(seq 100); do
+            pgrep -f -- "$dir/" >/dev/null || break
+            sleep 0.1
+        done
         [ -d "$dir" ] && rm -rf -- "$dir"
     done
     COMMON_CLEANUP=()
     return 0
+}
+
+# run_driver COMMAND...: runs one of the tests crate's driver binaries with this script's stdin
+# and sets DRIVER_RC to its exit status. INT and TERM reach it as TERM (it then ends everything
+# it started and exits), and this script waits for it to finish before going on, so its EXIT
+# trap runs after the driver's own cleanup.
+run_driver() {
+    local pid
+    # A background command would get /dev/null as its stdin: hand it ours (demo --keep reads it).
+    exec 3<&0
+    "$@" <&3 3<&- &
+    pid=$!
+    exec 3<&-
+    # shellcheck disable=SC2064 # the pid is meant to be expanded now
+    trap "kill -TERM $pid 2>/dev/null || true" INT TERM
+    while :; do
+        # A trapped signal ends the wait early (status > 128): wait again for the driver's own.
+        # shellcheck disable=SC2034 # DRIVER_RC is for the script that calls run_driver
+        wait "$pid" && DRIVER_RC=0 || DRIVER_RC=$?
+        kill -0 "$pid" 2>/dev/null || break
+    done
+    trap - INT TERM
 }
 
 # ---- tools -------------------------------------------------------------------------------------

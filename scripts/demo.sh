@@ -14,7 +14,7 @@
 #   - the same handler straight to PostgreSQL;
 #   - the fleet, three ways: a table, and target/demo/fleet-connections.svg, the database's
 #     connections over time.
-# It takes about two minutes after the build. Everything it started is stopped and removed on
+# It takes about a minute after the build. Everything it started is stopped and removed on
 # exit, on Ctrl-C too.
 #
 #   scripts/demo.sh           the demo and its report
@@ -49,22 +49,12 @@ pip_install_missing moto_server 'moto[server]'
 apt_install_commands gnuplot=gnuplot-nox
 cargo_build_release
 
-# The demo's temporary files (the cluster, logs) live in a work folder removed on exit. The
-# cluster's reaper stops PostgreSQL once the demo has exited: wait for that before removing it.
+# The demo's temporary files (the cluster, logs) live in a work folder removed on exit, once
+# the cluster's reaper has stopped PostgreSQL (common_cleanup waits for it).
 make_workdir pgwarm-demo
-cleanup() {
-    local rc=$? _
-    for _ in $(seq 100); do
-        pgrep -f -- "$WORK/" >/dev/null || break
-        sleep 0.1
-    done
-    common_cleanup
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap common_cleanup EXIT
 
-say "running the demo (about two minutes)"
+say "running the demo (about a minute)"
 TMPDIR="$WORK" PGWARM_BIN="$PGWARM_BIN" HANDLER_BIN="$RELEASE_DIR/handler-example" \
-    "$RELEASE_DIR/demo" --out "$TARGET_DIR/demo" "$@"
+    run_driver "$RELEASE_DIR/demo" --out "$TARGET_DIR/demo" "$@"
+exit "$DRIVER_RC"

@@ -7,16 +7,17 @@
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use crate::tools::proc_stat;
 
 /// Set by [`supervise`]: this process is a driver binary.
 static SUPERVISED: AtomicBool = AtomicBool::new(false);
 
-/// Set once a signal is ending the driver: what fails after that (a connection to a killed
-/// child, say) is a consequence, not news, and its panic is not printed.
-static ENDING: AtomicBool = AtomicBool::new(false);
+/// The exit status once a signal is ending the driver, 0 before: what fails after that (a
+/// connection to a killed child, say) is a consequence, not news. Its panic is not printed and
+/// the process exits with this status rather than abort.
+static ENDING: AtomicI32 = AtomicI32::new(0);
 
 /// `signal` to every process whose parent is this one and, when `name` is given, whose command
 /// name is `name` (found in /proc).
@@ -30,8 +31,9 @@ pub fn signal_children(name: Option<&str>, signal: libc::c_int) {
     for pid in pids {
         let Some(stat) = proc_stat(pid) else { continue };
         if stat.ppid == me && name.is_none_or(|n| stat.comm == n) {
-            // SAFETY: kill only sends a signal; a pid that has exited meanwhile makes it fail,
-            // and it cannot have been reused by another process: it is our unreaped child.
+            // SAFETY: kill only sends a signal. A child that has exited and been reaped since
+            // /proc was read makes it fail, or, were its pid reused that fast, reach a process
+            // that is no child of ours: a risk drivers take at their exit only.
             unsafe { libc::kill(pid as libc::pid_t, signal) };
         }
     }
@@ -43,16 +45,20 @@ pub fn kill_children() {
 }
 
 /// Makes this process a driver: its children from now on run in process groups of their own,
-/// and a panic kills every child once its message is printed (not printed once a signal is
-/// ending the driver, see [`ENDING`]).
+/// and a panic kills every child once its message is printed (once a signal is ending the
+/// driver, see [`ENDING`], it exits quietly instead).
 pub fn supervise() {
     SUPERVISED.store(true, Ordering::SeqCst);
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !ENDING.load(Ordering::SeqCst) {
+        let ending = ENDING.load(Ordering::SeqCst);
+        if ending == 0 {
             report(info);
         }
         kill_children();
+        if ending != 0 {
+            std::process::exit(ending);
+        }
     }));
 }
 
@@ -63,19 +69,29 @@ pub(crate) fn own_group(cmd: &mut Command) {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM, then kills every child and exits with 130. Spawn it on the
-/// driver's runtime.
-pub async fn end_on_signal(program: &'static str) {
+/// From now on, Ctrl-C (SIGINT) or SIGTERM kills every child and exits with 128 + the signal.
+/// The handlers are in place when it returns, before the driver starts anything; the wait runs
+/// on `runtime`. Abort the returned task to handle the signals some other way from then on.
+pub fn end_on_signal(
+    runtime: &tokio::runtime::Handle,
+    program: &'static str,
+) -> tokio::task::JoinHandle<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!("{program}: stopped; ending everything it started");
-    ENDING.store(true, Ordering::SeqCst);
-    kill_children();
-    std::process::exit(130);
+    let _entered = runtime.enter();
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    runtime.spawn(async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = (interrupt, terminate) else {
+            eprintln!("{program}: cannot watch SIGINT and SIGTERM; Ctrl-C may leave children");
+            return;
+        };
+        let status = tokio::select! {
+            _ = interrupt.recv() => 130,
+            _ = terminate.recv() => 143,
+        };
+        eprintln!("{program}: stopped; ending everything it started");
+        ENDING.store(status, Ordering::SeqCst);
+        kill_children();
+        std::process::exit(status);
+    })
 }

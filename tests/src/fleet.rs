@@ -425,7 +425,12 @@ pub fn write_files(out: &Path, shape: &Shape, outcomes: &[Outcome]) -> Result<Pa
         plots.join(", "),
         shape.db_slots
     );
-    let mut gnuplot = std::process::Command::new(crate::tool("gnuplot"));
+    let gnuplot = crate::try_tool("gnuplot").ok_or(format!(
+        "no gnuplot to draw {}: install the {}",
+        chart.display(),
+        crate::package_hint("gnuplot")
+    ))?;
+    let mut gnuplot = std::process::Command::new(gnuplot);
     let done = crate::output_with_timeout(
         &mut gnuplot,
         Some(script.as_bytes()),

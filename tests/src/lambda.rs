@@ -4,7 +4,7 @@
 //! the next, as Lambda freezes an idle environment.
 //!
 //! Tests start it with [`Lambda::start`] (pgwarm for a test database, binaries from the
-//! workspace); the `lambda-run` driver behind `scripts/demo.sh` with [`Lambda::start_with`]
+//! workspace); the driver binaries (`demo`, `lambda-run`) with [`Lambda::start_with`]
 //! (explicit binaries and environment, or no pgwarm at all for a handler that connects
 //! directly), so that both run the same lifecycle code.
 //!

@@ -57,7 +57,8 @@ pub use pg::{
     simple_rows, try_server_bindir, PgCluster, Target,
 };
 pub use pooler::{
-    find_pgwarm_bin, pgwarm_bin, pgwarm_passthrough, show_env, workspace_bin, Pgwarm, PgwarmBuilder,
+    find_pgwarm_bin, find_workspace_bin, pgwarm_bin, pgwarm_passthrough, show_env, target_dir,
+    workspace_bin, Pgwarm, PgwarmBuilder,
 };
 pub use python::run_python_case;
 pub use tls::{

@@ -1,6 +1,6 @@
 //! The real `pgwarm` binary as a child process: standalone (no `AWS_LAMBDA_RUNTIME_API`) against
 //! a test's [`Target`], or, through [`Pgwarm::builder_for`], any pgwarm binary with exactly the
-//! environment its caller gives (the `lambda-run` driver, which also adds the Lambda environment).
+//! environment its caller gives (the driver binaries, which also add the Lambda environment).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -49,28 +49,32 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     find_workspace_bin(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// `$CARGO_TARGET_DIR/debug/<name>` (relative to the workspace when relative) or
-/// `<workspace>/target/debug/<name>`, and as a last resort the one next to the running test
-/// binary's `deps/` directory (covers `--target` and `--release` layouts).
-fn find_workspace_bin(name: &str) -> Result<PathBuf, String> {
+/// The workspace's target folder: `$CARGO_TARGET_DIR` (relative to the workspace when
+/// relative), else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ has a parent (the workspace)")
         .to_path_buf();
-    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+    match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) if Path::new(&t).is_absolute() => PathBuf::from(t),
         Some(t) => workspace.join(t),
         None => workspace.join("target"),
-    };
-    let primary = target_dir.join("debug").join(name);
+    }
+}
+
+/// `<target>/debug/<name>` ([`target_dir`]), and as a last resort the one next to the running
+/// binary's folder or its parent (covers `--target` and `--release` layouts, and a test
+/// binary in `deps/`); what to build when there is none.
+pub fn find_workspace_bin(name: &str) -> Result<PathBuf, String> {
+    let primary = target_dir().join("debug").join(name);
     if primary.is_file() {
         return Ok(primary);
     }
-    // <target>/<profile>/deps/<test binary> -> <target>/<profile>/<name>
-    let beside_tests = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join(name)));
-    if let Some(p) = beside_tests.filter(|p| p.is_file()) {
+    // <target>/<profile>/<driver> or <target>/<profile>/deps/<test binary> -> <target>/<profile>/<name>
+    let exe = std::env::current_exe().ok();
+    let folders = exe.iter().flat_map(|exe| exe.ancestors().skip(1).take(2));
+    if let Some(p) = folders.map(|dir| dir.join(name)).find(|p| p.is_file()) {
         return Ok(p);
     }
     Err(format!(

@@ -2,7 +2,7 @@
 //! servers' logs.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Where a benchmark writes: `root` (BENCH_OUT_DIR, default `<target>/bench`) for the report and
 /// the per-run table, `runs` for every pgbench output and `logs` for the servers' logs; `runs`
@@ -20,7 +20,7 @@ impl OutDirs {
     pub fn create(prefix: &str) -> Result<OutDirs, String> {
         let root = crate::vars::value("BENCH_OUT_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| target_dir().join("bench"));
+            .unwrap_or_else(|| crate::pooler::target_dir().join("bench"));
         fs::create_dir_all(&root).map_err(|e| format!("BENCH_OUT_DIR {}: {e}", root.display()))?;
         let root = fs::canonicalize(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         let dirs = OutDirs {
@@ -43,19 +43,5 @@ impl OutDirs {
         if let Err(e) = fs::write(&path, text) {
             eprintln!("cannot write {}: {e}", path.display());
         }
-    }
-}
-
-/// The workspace's target folder: `$CARGO_TARGET_DIR` (relative to the workspace when
-/// relative), else `<workspace>/target`.
-fn target_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent (the workspace)")
-        .to_path_buf();
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) if Path::new(&t).is_absolute() => PathBuf::from(t),
-        Some(t) => workspace.join(t),
-        None => workspace.join("target"),
     }
 }

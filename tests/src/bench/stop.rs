@@ -72,8 +72,12 @@ pub fn watch(program: &'static str) -> Result<(), String> {
                 SIGNAL.store(signal, Ordering::SeqCst);
                 let stopped = Stopped(signal);
                 eprintln!("{program}: {}: stopping", stopped.name());
-                signal_children(Some("pgbench"), libc::SIGTERM);
-                tokio::time::sleep(GRACE).await;
+                // Every second: a pgbench the benchmark started just as the signal came.
+                let began = tokio::time::Instant::now();
+                while began.elapsed() < GRACE {
+                    signal_children(Some("pgbench"), libc::SIGTERM);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
                 eprintln!(
                     "{program}: still running {}s after {}: killing everything it started",
                     GRACE.as_secs(),

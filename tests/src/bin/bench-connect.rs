@@ -506,22 +506,31 @@ fn measure(
             )));
         }
     }
-    // The poolers' server connections must use TLS: every backend of `bench` still open now is
-    // one.
-    let ssl = cluster().psql_super(
-        "SELECT count(*), count(*) FILTER (WHERE NOT s.ssl), \
-         coalesce(string_agg(DISTINCT s.version || '/' || s.cipher, ','), '-') \
-         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'bench'",
-    );
-    let fields: Vec<&str> = ssl.split('|').collect();
-    let (n_server, n_plain, server_tls) = match fields[..] {
-        [n, plain, tls] => (
-            n.parse::<u32>().unwrap_or(0),
-            plain.parse::<u32>().unwrap_or(u32::MAX),
-            tls.to_owned(),
-        ),
-        _ => return Err(Halt::Failed(format!("pg_stat_ssl answered {ssl:?}"))),
+    // The poolers' server connections must use TLS: every backend of `bench` still open once the
+    // sanity queries' own backends have gone (they may take a moment) is one.
+    let count_tls = || {
+        let ssl = cluster().psql_super(
+            "SELECT count(*), count(*) FILTER (WHERE NOT s.ssl), \
+             coalesce(string_agg(DISTINCT s.version || '/' || s.cipher, ','), '-') \
+             FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = 'bench'",
+        );
+        let fields: Vec<&str> = ssl.split('|').collect();
+        match fields[..] {
+            [n, plain, tls] => Ok((
+                n.parse::<u32>().unwrap_or(0),
+                plain.parse::<u32>().unwrap_or(u32::MAX),
+                tls.to_owned(),
+            )),
+            _ => Err(Halt::Failed(format!("pg_stat_ssl answered {ssl:?}"))),
+        }
     };
+    let mut seen = count_tls()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.1 != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        seen = count_tls()?;
+    }
+    let (n_server, n_plain, server_tls) = seen;
     if n_server < 2 {
         return Err(Halt::Failed(format!(
             "expected the poolers' server connections in pg_stat_activity, found {n_server}"
@@ -699,7 +708,7 @@ fn report(s: &Settings, runs: &[Run], session: &Session) -> String {
             facts::utc_now()
         ),
         format!(
-            "commit: {}   nproc: {}   pgwarm release binary: {bytes} bytes, sha256 {digest}...",
+            "commit: {}   nproc: {}   pgwarm binary: {bytes} bytes, sha256 {digest}...",
             facts::commit(),
             facts::nproc()
         ),

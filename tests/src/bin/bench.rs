@@ -89,8 +89,9 @@ use pgwarm_tests::{
 
 const PROGRAM: &str = "bench";
 const POOL_SIZE: u32 = 4;
-/// The tests' cluster allows 300 connections: pgbench's clients and the poolers' must fit.
-const MAX_CLIENTS: u32 = 290;
+/// The tests' cluster allows 300 connections, 3 of them for superusers: pgbench's clients (one
+/// backend each, direct or through HAProxy), the two pools and the checks' own must fit.
+const MAX_CLIENTS: u32 = 280;
 /// The settings pgwarm gets from the benchmark, whatever the caller's environment says.
 const FIXED: [&str; 8] = [
     "PGWARM_LISTEN",
@@ -211,12 +212,21 @@ impl Settings {
                      (at most {MAX_CLIENTS})"
                 ));
             }
+            if clients.contains(&c) {
+                return Err(format!("BENCH_CLIENTS: {c} is there twice"));
+            }
             clients.push(c);
         }
         let modes = vars::words("BENCH_MODES", "simple extended prepared")?
             .iter()
             .map(|m| Mode::parse(m).ok_or(format!("BENCH_MODES: unknown pgbench mode '{m}'")))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(twice) = modes
+            .iter()
+            .find(|m| modes.iter().filter(|n| n == m).count() > 1)
+        {
+            return Err(format!("BENCH_MODES: {} is there twice", twice.as_str()));
+        }
         let pgwarm_bin = find_pgwarm_bin(std::env::var_os("PGWARM_BIN").as_deref().map(Path::new))?;
         Ok(Settings {
             rounds,
@@ -530,7 +540,7 @@ impl Relays {
             db,
             &[
                 ("default_pool_size", &pool_size),
-                ("max_client_conn", "200"),
+                ("max_client_conn", &(MAX_CLIENTS + 10).to_string()),
                 ("ignore_startup_parameters", "extra_float_digits"),
             ],
         );
@@ -828,7 +838,7 @@ fn report(s: &Settings, results: &Results, session: &Session) -> String {
     let _ = writeln!(r, "pgwarm benchmark, {}", facts::utc_now());
     let _ = writeln!(
         r,
-        "commit: {}   nproc: {}   pgwarm release binary: {bytes} bytes ({:.1} MiB)",
+        "commit: {}   nproc: {}   pgwarm binary: {bytes} bytes ({:.1} MiB)",
         facts::commit(),
         facts::nproc(),
         bytes as f64 / 1_048_576.0
@@ -898,7 +908,7 @@ fn report(s: &Settings, results: &Results, session: &Session) -> String {
     for &mode in &s.modes {
         let _ = writeln!(r);
         let note = match skipped(Way::Pgbouncer, mode, &s.modes) {
-            true => " (PgBouncer: its -M extended figures; it cannot run prepared statements in transaction mode)",
+            true => " (PgBouncer: its -M extended figures; before 1.21 it cannot run prepared statements in transaction mode)",
             false => "",
         };
         let _ = writeln!(r, "-M {}{note}", mode.as_str());

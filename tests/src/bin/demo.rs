@@ -58,13 +58,14 @@ use pgwarm_tests::lifecycle::{
 };
 use pgwarm_tests::vars::{self, number};
 use pgwarm_tests::{
-    cluster, free_port, pgwarm_passthrough, show_env, workspace_bin, Lambda, Moto, PgwarmBuilder,
-    Target,
+    cluster, find_workspace_bin, free_port, pgwarm_passthrough, show_env, Lambda, Moto,
+    PgwarmBuilder, Target,
 };
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tokio::signal::unix::Signal;
 
 /// The settings the demo fixes for pgwarm; every other `PGWARM_*` of the caller reaches it.
 const FIXED: [&str; 5] = [
@@ -114,13 +115,21 @@ impl Settings {
             leak_every: 10,
             pgbouncer_pool: 10,
         };
+        // The central PgBouncer's pool must fit in the role's slots.
+        let fleet = Shape {
+            pgbouncer_pool: fleet.pgbouncer_pool.min(fleet.db_slots),
+            ..fleet
+        };
         if fleet.burst_size > fleet.environments {
             return Err("DEMO_FLEET_BURST is larger than DEMO_FLEET_ENVIRONMENTS".into());
         }
         let freeze = vars::choice("DEMO_FREEZE", "on", &["on", "off"])? == "on";
         let binary = |var: &str, name: &str| match std::env::var_os(var) {
-            Some(p) => std::path::absolute(&p).map_err(|e| format!("{var}: {e}")),
-            None => Ok(workspace_bin(name)),
+            Some(p) => std::path::absolute(&p)
+                .ok()
+                .filter(|p| p.is_file())
+                .ok_or(format!("{var}: {} is not a file", p.to_string_lossy())),
+            None => find_workspace_bin(name),
         };
         Ok(Settings {
             invocations: number("DEMO_INVOCATIONS", 50, 1)? as usize,
@@ -171,7 +180,7 @@ fn main() -> ExitCode {
         }
     };
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let on_signal = runtime.spawn(end_on_signal("demo"));
+    let on_signal = end_on_signal(runtime.handle(), "demo");
     let began = Instant::now();
     let (report, kept) = runtime.block_on(demo(&settings));
     println!("\n{}", report.text);
@@ -193,8 +202,17 @@ fn main() -> ExitCode {
         }
     };
     if let Some(kept) = kept {
+        // keep's own handlers first, so that no signal falls between the two.
+        let signals = {
+            use tokio::signal::unix::{signal, SignalKind};
+            let _entered = runtime.enter();
+            (
+                signal(SignalKind::interrupt()).expect("a SIGINT handler"),
+                signal(SignalKind::terminate()).expect("a SIGTERM handler"),
+            )
+        };
         on_signal.abort();
-        runtime.block_on(keep(kept));
+        runtime.block_on(keep(kept, signals));
     }
     status
 }
@@ -595,8 +613,7 @@ async fn the_fleet(r: &mut Report, s: &Settings) {
 }
 
 /// `--keep`: one environment stays up until Ctrl-C (or SIGTERM); Enter invokes the function.
-async fn keep(kept: Kept) {
-    use tokio::signal::unix::{signal, SignalKind};
+async fn keep(kept: Kept, (mut interrupt, mut terminate): (Signal, Signal)) {
     let Kept { lambda, app, _moto } = kept;
     println!(
         "One environment stays up: pgwarm registered as the extension, handler-example as the function.\n\
@@ -607,7 +624,6 @@ async fn keep(kept: Kept) {
         user = app.user,
         db = app.dbname
     );
-    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
     // Lines of stdin, read on a thread of their own: the channel closes with stdin.
     let (line_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
@@ -620,8 +636,8 @@ async fn keep(kept: Kept) {
     let mut stdin_open = true;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
             line = lines.recv(), if stdin_open => match line {
                 Some(()) => {
                     let i = invoke(&lambda, "demo --keep").await;

@@ -63,7 +63,7 @@ fn main() -> ExitCode {
 
     supervise();
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    runtime.spawn(end_on_signal("fleet"));
+    end_on_signal(runtime.handle(), "fleet");
     let mut outcomes = Vec::new();
     for way in Way::ALL {
         eprintln!("fleet: {} environments, {}", shape.environments, way.name());

@@ -1,8 +1,9 @@
-//! `lambda-run`: one Lambda-like run, for `scripts/demo.sh` and for people. lambda-simulator
-//! plays Lambda (freeze mode by default), pgwarm is the extension (or there is none, for a
-//! handler that connects straight to PostgreSQL), and handler-example is the function's runtime.
-//! It uses the tests' harness ([`pgwarm_tests::Lambda`]), so the demo runs the same lifecycle
-//! code the tests check, with the binaries and settings it is given instead of the tests' own.
+//! `lambda-run`: one Lambda-like run, for people and scripts. lambda-simulator plays Lambda
+//! (freeze mode by default), pgwarm is the extension (or there is none, for a handler that
+//! connects straight to PostgreSQL), and handler-example is the function's runtime. It uses the
+//! tests' harness ([`pgwarm_tests::Lambda`], [`pgwarm_tests::lifecycle`], as the `demo` binary
+//! does), so it runs the lifecycle code the tests check, with the binaries and settings it is
+//! given instead of the tests' own.
 //!
 //! ```text
 //! lambda-run --handler PATH [--pgwarm PATH] [--invocations N] [--freeze on|off]
@@ -41,7 +42,7 @@
 //! panics when a step hangs or a process dies; then the status is that of the panic, and pgwarm
 //! and the handler are killed (see [`supervise`]).
 
-use pgwarm_tests::children::supervise;
+use pgwarm_tests::children::{end_on_signal, supervise};
 use pgwarm_tests::lifecycle::{self, invoke, pgwarm_from_env, shutdown, thaw_check, Invocation};
 use pgwarm_tests::Lambda;
 use std::path::PathBuf;
@@ -117,6 +118,7 @@ impl Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     supervise();
+    end_on_signal(&tokio::runtime::Handle::current(), "lambda-run");
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(e) => {
@@ -167,11 +169,19 @@ async fn run(args: &Args) -> Result<bool, String> {
         ok &= print_invocation("invocation", n, &invoke(&lambda, "lambda-run").await);
     }
     if let Some((client, role)) = superuser {
-        let check = thaw_check(&lambda, &client, &role).await?;
-        if check.terminated == 0 {
-            eprintln!("lambda-run: thaw check: {role} had no backend to terminate");
+        match thaw_check(&lambda, &client, &role).await {
+            Ok(check) => {
+                if check.terminated == 0 {
+                    eprintln!("lambda-run: thaw check: {role} had no backend to terminate");
+                }
+                ok &= print_invocation("thaw_check", check.terminated, &check.invocation)
+                    && check.passed();
+            }
+            Err(e) => {
+                eprintln!("lambda-run: thaw check: {e}");
+                ok = false;
+            }
         }
-        ok &= print_invocation("thaw_check", check.terminated, &check.invocation) && check.passed();
     }
     if !ok {
         eprintln!("--- handler log ---\n{}", lambda.handler_log());

@@ -19,13 +19,17 @@ async fn main() -> ExitCode {
     let mut emulator = None;
     let mut binaries = Vec::new();
     let mut args = std::env::args().skip(1);
+    let mut usage_ok = true;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--emulator" => emulator = args.next(),
+            "--emulator" => match args.next() {
+                Some(program) if !program.is_empty() => emulator = Some(program),
+                _ => usage_ok = false,
+            },
             _ => binaries.push(PathBuf::from(arg)),
         }
     }
-    if binaries.is_empty() || emulator.as_deref() == Some("") {
+    if !usage_ok || binaries.is_empty() {
         eprintln!("usage: layer-run [--emulator PROGRAM] PGWARM...");
         return ExitCode::from(2);
     }
@@ -87,8 +91,12 @@ async fn main() -> ExitCode {
 /// A wrapper in `dir` that execs `bin` under `program`, so the pid the harness waits on is the
 /// emulated pgwarm itself.
 fn under(program: &str, bin: &Path, dir: &Path) -> PathBuf {
-    let name = bin.display().to_string().replace('/', "_");
-    let wrapper = dir.join(format!("under-{program}{name}"));
+    let name = |p: &str| p.replace('/', "_");
+    let wrapper = dir.join(format!(
+        "under-{}{}",
+        name(program),
+        name(&bin.display().to_string())
+    ));
     let script = format!(
         "#!/bin/sh\nexec {program} '{}' \"$@\"\n",
         bin.display().to_string().replace('\'', r"'\''")
