@@ -36,6 +36,15 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
         .copied()
 }
 
+/// "a / b" of two medians to `decimals`, followed by "×", or "-" when either has no value or
+/// `b`'s median is 0.
+pub fn median_ratio(a: &[f64], b: &[f64], decimals: usize) -> String {
+    match (median(a), median(b)) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.decimals$}×", a / b),
+        _ => "-".into(),
+    }
+}
+
 /// One cell of a report over the rounds: the median, or how many of its runs failed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cell {
@@ -103,7 +112,8 @@ pub fn ratio_cell(num: &[Option<f64>], den: &[Option<f64>]) -> String {
     format!("{:.2} ({spread})", a / b)
 }
 
-fn min_max(values: &[f64]) -> Option<(f64, f64)> {
+/// The smallest and the largest of `values`, `None` for no value.
+pub fn min_max(values: &[f64]) -> Option<(f64, f64)> {
     let lo = values.iter().copied().min_by(f64::total_cmp)?;
     let hi = values.iter().copied().max_by(f64::total_cmp)?;
     Some((lo, hi))
@@ -151,6 +161,15 @@ mod tests {
         assert_eq!(quantile(&v, 0.0), Some(1.0));
         assert_eq!(quantile(&[2.0, 1.0], 0.95), Some(2.0));
         assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn ratios_of_medians_and_extremes() {
+        assert_eq!(median_ratio(&[7.0, 8.0, 9.0], &[2.0, 1.0, 3.0], 1), "4.0×");
+        assert_eq!(median_ratio(&[1.0], &[], 1), "-");
+        assert_eq!(median_ratio(&[1.0], &[0.0], 1), "-");
+        assert_eq!(min_max(&[3.0, -1.0, 2.0]), Some((-1.0, 3.0)));
+        assert_eq!(min_max(&[]), None);
     }
 
     #[test]

@@ -285,7 +285,12 @@ impl PgCluster {
     /// A role `name` (LOGIN, a random SCRAM password) and a database of the same name owned by
     /// it. `name` must be a plain lower-case identifier.
     pub fn create_target(&self, name: &str) -> Target {
-        let password = random_hex(12);
+        self.create_target_with(name, &random_hex(12))
+    }
+
+    /// [`PgCluster::create_target`] with the password given (plain letters and digits).
+    pub fn create_target_with(&self, name: &str, password: &str) -> Target {
+        let password = password.to_owned();
         self.psql_super(&format!(
             "CREATE ROLE {name} LOGIN PASSWORD '{password}';\nCREATE DATABASE {name} OWNER {name};"
         ));

@@ -28,6 +28,23 @@ fn parse_number(name: &str, value: Option<&str>, default: u32, min: u32) -> Resu
         .ok_or_else(|| format!("{name} must be {what}, got '{value}'"))
 }
 
+/// The space-separated whole numbers of `name`, each from `min` to `max` and none twice;
+/// `default` when unset; at least one.
+pub fn numbers(name: &str, default: &str, min: u32, max: u32) -> Result<Vec<u32>, String> {
+    let mut numbers = Vec::new();
+    for word in words(name, default)? {
+        let n = parse_number(name, Some(&word), 0, min)?;
+        if n > max {
+            return Err(format!("{name}: {n} is more than {max}"));
+        }
+        if numbers.contains(&n) {
+            return Err(format!("{name}: {n} is there twice"));
+        }
+        numbers.push(n);
+    }
+    Ok(numbers)
+}
+
 /// The space-separated words of `name`, `default` when unset; at least one.
 pub fn words(name: &str, default: &str) -> Result<Vec<String>, String> {
     let value = value(name).unwrap_or_else(|| default.to_owned());
@@ -67,6 +84,10 @@ mod tests {
                 ))
             );
         }
+        assert_eq!(
+            parse_number("BENCH_CLIENTS", Some("1 16"), 1, 1),
+            Err("BENCH_CLIENTS must be a positive integer, got '1 16'".to_owned())
+        );
         assert_eq!(
             parse_number("DEMO_STARTUP_RUNS", Some("-1"), 10, 0),
             Err("DEMO_STARTUP_RUNS must be a whole number, got '-1'".to_owned())

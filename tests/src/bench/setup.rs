@@ -21,16 +21,7 @@ pub const PASSWORD: &str = "password";
 pub fn database(program: &str, scale: u32) -> Result<Target, Halt> {
     let pg = cluster();
     stop::check()?;
-    pg.psql_super(&format!(
-        "CREATE ROLE bench LOGIN PASSWORD '{PASSWORD}';\nCREATE DATABASE bench OWNER bench;"
-    ));
-    let db = Target {
-        host: "127.0.0.1".into(),
-        port: pg.port,
-        user: "bench".into(),
-        password: PASSWORD.into(),
-        dbname: "bench".into(),
-    };
+    let db = pg.create_target_with("bench", PASSWORD);
     eprintln!("{program}: pgbench -i -s {scale}");
     // About 10 s per 10 of scale factor on a small machine.
     let timeout = Duration::from_secs(600 + 60 * u64::from(scale));

@@ -197,26 +197,8 @@ impl Settings {
         let rounds = vars::number("BENCH_ROUNDS", 3, 1)? as usize;
         let duration = vars::number("BENCH_DURATION", 10, 1)?;
         let scale = vars::number("BENCH_SCALE", 10, 1)?;
-        let mut clients = Vec::new();
-        for word in vars::words("BENCH_CLIENTS", "1 16 64")? {
-            let c = word
-                .parse::<u32>()
-                .ok()
-                .filter(|c| *c > 0 && word.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| {
-                    format!("BENCH_CLIENTS must hold positive integers, got '{word}'")
-                })?;
-            if c > MAX_CLIENTS {
-                return Err(format!(
-                    "BENCH_CLIENTS: {c} is more than the cluster's max_connections allows \
-                     (at most {MAX_CLIENTS})"
-                ));
-            }
-            if clients.contains(&c) {
-                return Err(format!("BENCH_CLIENTS: {c} is there twice"));
-            }
-            clients.push(c);
-        }
+        // At most what the cluster's connections allow.
+        let clients = vars::numbers("BENCH_CLIENTS", "1 16 64", 1, MAX_CLIENTS)?;
         let modes = vars::words("BENCH_MODES", "simple extended prepared")?
             .iter()
             .map(|m| Mode::parse(m).ok_or(format!("BENCH_MODES: unknown pgbench mode '{m}'")))

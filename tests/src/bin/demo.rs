@@ -51,7 +51,7 @@
 
 use pgwarm_tests::children::{end_on_signal, supervise};
 use pgwarm_tests::facts::utc_now;
-use pgwarm_tests::figures::{median, quantile};
+use pgwarm_tests::figures::{median, median_ratio, min_max, quantile};
 use pgwarm_tests::fleet::{self, Shape, Way};
 use pgwarm_tests::lifecycle::{
     self, invoke, pgwarm_from_env, thaw_check, Invocation, SHUTDOWN_BUDGET,
@@ -569,8 +569,8 @@ async fn direct(r: &mut Report, s: &Settings, url: &str, pooled: &Pooled) {
         "direct / pgwarm, medians",
         format!(
             "db_ms {}, wall {}",
-            ratio(&times.db_ms, &pooled.times.db_ms),
-            ratio(&times.wall_ms, &pooled.times.wall_ms)
+            median_ratio(&times.db_ms, &pooled.times.db_ms, 1),
+            median_ratio(&times.wall_ms, &pooled.times.wall_ms, 1)
         ),
     );
 }
@@ -660,12 +660,8 @@ async fn keep(kept: Kept, (mut interrupt, mut terminate): (Signal, Signal)) {
 
 /// "median M ms (min A, max B)" of `v`, or "-".
 fn spread(v: &[f64]) -> String {
-    match (
-        median(v),
-        v.iter().copied().reduce(f64::min),
-        v.iter().copied().reduce(f64::max),
-    ) {
-        (Some(m), Some(lo), Some(hi)) => format!("median {m:.1} ms (min {lo:.1}, max {hi:.1})"),
+    match (median(v), min_max(v)) {
+        (Some(m), Some((lo, hi))) => format!("median {m:.1} ms (min {lo:.1}, max {hi:.1})"),
         _ => "-".into(),
     }
 }
@@ -674,14 +670,6 @@ fn spread(v: &[f64]) -> String {
 fn median_p95(v: &[f64]) -> String {
     match (median(v), quantile(v, 0.95)) {
         (Some(m), Some(p)) => format!("median {m:.2} ms, p95 {p:.2} ms"),
-        _ => "-".into(),
-    }
-}
-
-/// The ratio of the medians of `a` and `b`, "2.3×", or "-".
-fn ratio(a: &[f64], b: &[f64]) -> String {
-    match (median(a), median(b)) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.1}×", a / b),
         _ => "-".into(),
     }
 }
