@@ -1,7 +1,7 @@
 //! What the two pgbench benchmarks (`src/bin/bench.rs`, throughput; `src/bin/bench-connect.rs`,
 //! connect + query + close) share, written once: running pgbench against a target and the rule
 //! that says whether a run counts ([`pgbench`]), the CPU time of a server and of pgbench
-//! ([`cpu`]), the output folders ([`settings`]),
+//! ([`cpu`]), the runs' clocks, table and timing ([`runner`]), the output folders ([`settings`]),
 //! the database, pgwarm and exit status they share ([`setup`]), and Ctrl-C/SIGTERM ([`stop`]).
 //!
 //! Where a benchmark turns a problem into a report line or a clear message, these return errors
@@ -10,6 +10,7 @@
 
 pub mod cpu;
 pub mod pgbench;
+pub mod runner;
 pub mod settings;
 pub mod setup;
 pub mod stop;

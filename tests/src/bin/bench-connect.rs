@@ -89,16 +89,15 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use pgwarm_tests::bench::runner::{Finished, Runner};
 use pgwarm_tests::bench::{
-    clock_ticks_per_second, setup, stop, Client, CpuClock, Figure, Halt, OutDirs, RunCpu,
-    ServerClocks, SslMode,
+    clock_ticks_per_second, setup, stop, Client, Figure, Halt, OutDirs, RunCpu, SslMode,
 };
 use pgwarm_tests::figures::{range, ratio_cell, round_order, Cell};
 use pgwarm_tests::vars;
@@ -420,9 +419,7 @@ impl Poolers {
 struct Session {
     client_tls: Vec<(Way, String)>,
     server_tls: String,
-    load_before: String,
-    load_after: String,
-    seconds: u64,
+    finished: Finished,
     ticks_per_second: u64,
 }
 
@@ -553,34 +550,22 @@ fn measure(
         })
         .collect();
 
-    let processes = poolers.processes(s);
-    let servers: Vec<(&str, &Path, u32)> = processes
-        .iter()
-        .map(|(name, exe, pid)| (*name, exe.as_path(), *pid))
-        .collect();
-    let clocks = ServerClocks::new(&servers)?;
-    say(format!(
-        "measuring CPU of {} (CLK_TCK {ticks_per_second})",
-        clocks.describe()
-    ));
-
+    let mut runner = Runner::start(
+        PROGRAM,
+        &poolers.processes(s),
+        out.root.join("connect-runs.tsv"),
+        RUNS_HEADER,
+        ticks_per_second,
+    )?;
     let total_runs = s.rounds * CASES.len();
-    let load_before = facts::load_average();
     say(format!(
-        "running {total_runs} pgbench -C runs of {}s each, {} rounds (load average before: {load_before})",
-        s.duration, s.rounds
+        "running {total_runs} pgbench -C runs of {}s each, {} rounds (load average before: {})",
+        s.duration,
+        s.rounds,
+        runner.load_before()
     ));
-    let tsv_path = out.root.join("connect-runs.tsv");
-    let mut tsv =
-        fs::File::create(&tsv_path).map_err(|e| format!("{}: {e}", tsv_path.display()))?;
-    let mut append =
-        |line: &str| writeln!(tsv, "{line}").map_err(|e| format!("{}: {e}", tsv_path.display()));
-    append(RUNS_HEADER)?;
-
-    let started = Instant::now();
     let mut runs: Vec<Run> = Vec::new();
     let mut all_counted = true;
-    let needs = [Figure::LatencyAverage, Figure::ConnectionTime];
     for round in 1..=s.rounds {
         for (i, case) in round_order(&CASES, round, 2).into_iter().enumerate() {
             let label = format!(
@@ -590,101 +575,81 @@ fn measure(
                 case.name(),
                 case.sslmode.as_str()
             );
-            let clock = clocks.get(case.way.name());
-            let before = clock.map(CpuClock::ticks);
-            let duration = s.duration.to_string();
-            let args = ["-n", "-C", "-S", "-c", "1", "-j", "1", "-T", &duration];
-            // -T bounds the load; the timeout only guards against a hung target.
-            let timeout = Duration::from_secs(u64::from(s.duration) + 60);
-            let pgbench = client(case).pgbench(&args, timeout);
-            let after = clock.map(CpuClock::ticks);
             let file = out.runs.join(format!("{}-r{round}.txt", case.name()));
-            fs::write(&file, pgbench.output()).map_err(|e| format!("{}: {e}", file.display()))?;
-            // A run the signal ended counts nowhere.
-            stop::check()?;
-            let sm = &pgbench.summary;
-            let outcome = match pgbench.failure(&needs) {
-                Some(failure) => {
-                    all_counted = false;
-                    say(format!(
-                        "{label}: FAILED ({failure}), see {}",
-                        file.display()
-                    ));
-                    say(format!("    {}", failure.error_line()));
-                    Outcome::Failed {
-                        transactions: Some(sm.processed).filter(|t| *t > 0),
-                        why: failure.why(),
-                        error: failure.error_line().to_owned(),
-                    }
-                }
-                None => {
-                    let figure = |f: Option<f64>| f.expect("a run that counts has its figures");
-                    let tps = figure(sm.tps);
-                    let transactions = sm.processed;
-                    let pooler = RunCpu::new(before, after, transactions, ticks_per_second);
-                    let pgbench_cpu_us = pgbench.cpu.as_secs_f64() * 1e6 / transactions as f64;
-                    let note = match (pooler, clock) {
-                        (RunCpu::Measured { ticks, us_per_item }, _) => format!(
-                            ", {} CPU {us_per_item:.4} us/conn ({ticks} ticks)",
-                            case.way.name()
-                        ),
-                        (RunCpu::Unreadable, Some(clock)) => {
-                            all_counted = false;
-                            format!(
-                                ", {} CPU FAILED (cannot read /proc/{}/stat)",
-                                case.way.name(),
-                                clock.pid()
-                            )
-                        }
-                        _ => String::new(),
-                    };
-                    let f = Figures {
-                        tps,
-                        ms_per_connection: 1000.0 / tps,
-                        latency_ms: figure(sm.latency_ms),
-                        connection_ms: figure(sm.connection_ms),
-                        transactions,
-                        pgbench_cpu_us,
-                        pooler,
-                    };
-                    say(format!(
-                        "{label}: {:.3} ms/conn ({tps} conn/s), connect {} ms, \
-                         pgbench CPU {pgbench_cpu_us:.1} us/conn{note}",
-                        f.ms_per_connection, f.connection_ms
-                    ));
-                    Outcome::Measured(f)
-                }
-            };
+            let (outcome, counted) = one_run(s, &runner, &client(case), case, &file, &label)?;
+            all_counted &= counted;
             let run = Run {
                 round,
                 position: i + 1,
                 case,
                 outcome,
             };
-            append(&run.tsv_line())?;
+            runner.record(&run.tsv_line())?;
             runs.push(run);
         }
     }
-    let seconds = started.elapsed().as_secs();
-    let load_after = facts::load_average();
-    // A server that died during the runs fails the benchmark: its log tells why.
-    let pids: Vec<(&str, u32)> = servers.iter().map(|(n, _, pid)| (*n, *pid)).collect();
-    for name in setup::gone(&pids) {
-        all_counted = false;
-        say(format!(
-            "{name} is no longer running at the end of the runs (log in {})",
-            out.logs.display()
-        ));
-    }
+    let finished = runner.finish(&out.logs);
+    all_counted &= finished.servers_alive;
     let session = Session {
         client_tls,
         server_tls,
-        load_before,
-        load_after,
-        seconds,
+        finished,
         ticks_per_second,
     };
     Ok((runs, session, all_counted))
+}
+
+/// One `pgbench -C` run of `case`, its output saved to `file`, said on stderr as `label`; its
+/// outcome, and whether it counts.
+fn one_run(
+    s: &Settings,
+    runner: &Runner,
+    client: &Client,
+    case: Case,
+    file: &Path,
+    label: &str,
+) -> Result<(Outcome, bool), Halt> {
+    let duration = s.duration.to_string();
+    let args = ["-n", "-C", "-S", "-c", "1", "-j", "1", "-T", &duration];
+    let server = (case.way != Way::Direct).then(|| case.way.name());
+    let timed = runner.pgbench(client, &args, s.duration, server, file)?;
+    let sm = &timed.pgbench.summary;
+    if let Some(failure) = timed
+        .pgbench
+        .failure(&[Figure::LatencyAverage, Figure::ConnectionTime])
+    {
+        say(format!(
+            "{label}: FAILED ({failure}), see {}",
+            file.display()
+        ));
+        say(format!("    {}", failure.error_line()));
+        let outcome = Outcome::Failed {
+            transactions: Some(sm.processed).filter(|t| *t > 0),
+            why: failure.why(),
+            error: failure.error_line().to_owned(),
+        };
+        return Ok((outcome, false));
+    }
+    let figure = |f: Option<f64>| f.expect("a run that counts has its figures");
+    let tps = figure(sm.tps);
+    let transactions = sm.processed;
+    let pgbench_cpu_us = timed.pgbench.cpu.as_secs_f64() * 1e6 / transactions as f64;
+    let (note, cpu_read) = timed.cpu_note("conn");
+    let f = Figures {
+        tps,
+        ms_per_connection: 1000.0 / tps,
+        latency_ms: figure(sm.latency_ms),
+        connection_ms: figure(sm.connection_ms),
+        transactions,
+        pgbench_cpu_us,
+        pooler: timed.cpu,
+    };
+    say(format!(
+        "{label}: {:.3} ms/conn ({tps} conn/s), connect {} ms, \
+         pgbench CPU {pgbench_cpu_us:.1} us/conn{note}",
+        f.ms_per_connection, f.connection_ms
+    ));
+    Ok((Outcome::Measured(f), cpu_read))
 }
 
 // ---- the report ---------------------------------------------------------------------------------
@@ -755,12 +720,12 @@ fn report(s: &Settings, runs: &[Run], session: &Session) -> String {
         "({} first); {} runs took {}s",
         first_order.join(","),
         runs.len(),
-        session.seconds
+        session.finished.seconds
     );
     let _ = writeln!(
         r,
         "load average before: {}   after: {}",
-        session.load_before, session.load_after
+        session.finished.load_before, session.finished.load_after
     );
     let _ = writeln!(r);
     let explanation = [

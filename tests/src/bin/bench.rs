@@ -71,14 +71,12 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
+use pgwarm_tests::bench::runner::{Finished, Runner};
 use pgwarm_tests::bench::{
-    clock_ticks_per_second, setup, stop, Client, CpuClock, Halt, OutDirs, RunCpu, ServerClocks,
-    SslMode,
+    clock_ticks_per_second, setup, stop, Client, Halt, OutDirs, RunCpu, SslMode,
 };
 use pgwarm_tests::figures::{ratio_cell, round_order, Cell};
 use pgwarm_tests::vars;
@@ -572,9 +570,7 @@ impl Relays {
 
 /// What the report needs besides the runs.
 struct Session {
-    load_before: String,
-    load_after: String,
-    seconds: u64,
+    finished: Finished,
     total_runs: usize,
     ticks_per_second: u64,
 }
@@ -639,17 +635,13 @@ fn measure(
             )));
         }
     }
-    let processes = relays.processes(s);
-    let servers: Vec<(&str, &Path, u32)> = processes
-        .iter()
-        .map(|(name, exe, pid)| (*name, exe.as_path(), *pid))
-        .collect();
-    let clocks = ServerClocks::new(&servers)?;
-    say(format!(
-        "measuring CPU of {} (CLK_TCK {ticks_per_second})",
-        clocks.describe()
-    ));
-
+    let mut runner = Runner::start(
+        PROGRAM,
+        &relays.processes(s),
+        out.root.join("runs.tsv"),
+        RUNS_HEADER,
+        ticks_per_second,
+    )?;
     let total_runs: usize = s
         .modes
         .iter()
@@ -658,141 +650,52 @@ fn measure(
         .count()
         * s.rounds
         * s.clients.len();
-    let load_before = facts::load_average();
     say(format!(
-        "running {total_runs} pgbench runs of {}s each, {} rounds (load average before: {load_before})",
-        s.duration, s.rounds
+        "running {total_runs} pgbench runs of {}s each, {} rounds (load average before: {})",
+        s.duration,
+        s.rounds,
+        runner.load_before()
     ));
-    let tsv_path = out.root.join("runs.tsv");
-    let mut tsv =
-        fs::File::create(&tsv_path).map_err(|e| format!("{}: {e}", tsv_path.display()))?;
-    let mut append =
-        |line: &str| writeln!(tsv, "{line}").map_err(|e| format!("{}: {e}", tsv_path.display()));
-    append(RUNS_HEADER)?;
-
-    let started = Instant::now();
     let mut runs = Vec::new();
     let mut all_counted = true;
     for round in 1..=s.rounds {
         let order = round_order(&WAYS, round, 1);
         for &mode in &s.modes {
-            for &c in &s.clients {
+            for &clients in &s.clients {
                 let ways = order.iter().filter(|w| !skipped(**w, mode, &s.modes));
                 for (i, &way) in ways.enumerate() {
-                    let position = i + 1;
                     let label = format!(
-                        "[{}/{total_runs}] round {round}/{} {} c={c} {}",
+                        "[{}/{total_runs}] round {round}/{} {} c={clients} {}",
                         runs.len() + 1,
                         s.rounds,
                         mode.as_str(),
                         way.name()
                     );
-                    let clock = clocks.get(way.name());
-                    let before = clock.map(CpuClock::ticks);
-                    let args = [
-                        "-n".to_owned(),
-                        "-S".into(),
-                        "-M".into(),
-                        mode.as_str().into(),
-                        "-T".into(),
-                        s.duration.to_string(),
-                        "-c".into(),
-                        c.to_string(),
-                        "-j".into(),
-                        c.min(2).to_string(),
-                    ];
-                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    // -T bounds the load; the timeout only guards against a hung target.
-                    let timeout = Duration::from_secs(u64::from(s.duration) + 60);
-                    let pgbench = client(way).pgbench(&args, timeout);
-                    let after = clock.map(CpuClock::ticks);
                     let file = out.runs.join(format!(
-                        "{}-c{c}-{}-r{round}.txt",
+                        "{}-c{clients}-{}-r{round}.txt",
                         mode.as_str(),
                         way.name()
                     ));
-                    fs::write(&file, pgbench.output())
-                        .map_err(|e| format!("{}: {e}", file.display()))?;
-                    // A run the signal ended counts nowhere.
-                    stop::check()?;
-                    let summary = &pgbench.summary;
-                    let outcome = match pgbench.failure(&[]) {
-                        Some(failure) => {
-                            let mut why = failure.why();
-                            // A known limitation is reported like any failure but does not
-                            // fail the benchmark: the other targets' figures are what it is for.
-                            if expected_failure(way, mode) {
-                                why.push_str("; expected");
-                            } else {
-                                all_counted = false;
-                            }
-                            // Its TPS, if pgbench printed one, is shown but counts nowhere.
-                            if let Some(tps) = summary.tps {
-                                let _ = write!(why, "; pgbench's tps {tps:.1}, not counted");
-                            }
-                            say(format!("{label}: FAILED ({why}), see {}", file.display()));
-                            say(format!("    {}", failure.error_line()));
-                            if let Some(abort) = &failure.first_abort {
-                                say(format!("    {abort}"));
-                            }
-                            Outcome::Failed {
-                                transactions: Some(summary.processed).filter(|t| *t > 0),
-                                why,
-                                error: failure.error_line().to_owned(),
-                                abort: failure.first_abort,
-                            }
-                        }
-                        None => {
-                            let tps = summary.tps.expect("a run that counts has a TPS");
-                            let transactions = summary.processed;
-                            let cpu = RunCpu::new(before, after, transactions, ticks_per_second);
-                            let note = match (cpu, clock) {
-                                (RunCpu::Measured { ticks, us_per_item }, _) => {
-                                    format!(", pooler CPU {us_per_item:.4} us/txn ({ticks} ticks)")
-                                }
-                                (RunCpu::Unreadable, Some(clock)) => {
-                                    all_counted = false;
-                                    format!(
-                                        ", pooler CPU FAILED (cannot read /proc/{}/stat as {})",
-                                        clock.pid(),
-                                        clock.name()
-                                    )
-                                }
-                                _ => String::new(),
-                            };
-                            say(format!("{label}: {tps} tps{note}"));
-                            Outcome::Measured {
-                                tps,
-                                transactions,
-                                cpu,
-                            }
-                        }
-                    };
+                    let slot = Slot { way, mode, clients };
+                    let (outcome, counted) =
+                        one_run(s, &runner, &client(way), slot, &file, &label)?;
+                    all_counted &= counted;
                     let run = Run {
                         round,
-                        position,
+                        position: i + 1,
                         mode,
-                        clients: c,
+                        clients,
                         way,
                         outcome,
                     };
-                    append(&run.tsv_line())?;
+                    runner.record(&run.tsv_line())?;
                     runs.push(run);
                 }
             }
         }
     }
-    let seconds = started.elapsed().as_secs();
-    let load_after = facts::load_average();
-    // A server that died during the runs fails the benchmark: its log tells why.
-    let pids: Vec<(&str, u32)> = servers.iter().map(|(n, _, pid)| (*n, *pid)).collect();
-    for name in setup::gone(&pids) {
-        all_counted = false;
-        say(format!(
-            "{name} is no longer running at the end of the runs (log in {})",
-            out.logs.display()
-        ));
-    }
+    let finished = runner.finish(&out.logs);
+    all_counted &= finished.servers_alive;
     let results = Results {
         rounds: s.rounds,
         modes: s.modes.clone(),
@@ -800,13 +703,81 @@ fn measure(
         runs,
     };
     let session = Session {
-        load_before,
-        load_after,
-        seconds,
+        finished,
         total_runs,
         ticks_per_second,
     };
     Ok((results, session, all_counted))
+}
+
+/// Which run: a target, a mode and a client count.
+#[derive(Clone, Copy)]
+struct Slot {
+    way: Way,
+    mode: Mode,
+    clients: u32,
+}
+
+/// One pgbench run, its output saved to `file`, said on stderr as `label`; its outcome, and
+/// whether it counts as it should (a known limitation does not fail the benchmark).
+fn one_run(
+    s: &Settings,
+    runner: &Runner,
+    client: &Client,
+    Slot { way, mode, clients }: Slot,
+    file: &Path,
+    label: &str,
+) -> Result<(Outcome, bool), Halt> {
+    let args = [
+        "-n".to_owned(),
+        "-S".into(),
+        "-M".into(),
+        mode.as_str().into(),
+        "-T".into(),
+        s.duration.to_string(),
+        "-c".into(),
+        clients.to_string(),
+        "-j".into(),
+        clients.min(2).to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = RELAYS.contains(&way).then(|| way.name());
+    let timed = runner.pgbench(client, &args, s.duration, server, file)?;
+    let summary = &timed.pgbench.summary;
+    let Some(failure) = timed.pgbench.failure(&[]) else {
+        let tps = summary.tps.expect("a run that counts has a TPS");
+        let (note, cpu_read) = timed.cpu_note("txn");
+        say(format!("{label}: {tps} tps{note}"));
+        let outcome = Outcome::Measured {
+            tps,
+            transactions: summary.processed,
+            cpu: timed.cpu,
+        };
+        return Ok((outcome, cpu_read));
+    };
+    let mut why = failure.why();
+    // A known limitation is reported like any failure but does not fail the benchmark: the
+    // other targets' figures are what it is for.
+    let expected = expected_failure(way, mode);
+    if expected {
+        why.push_str("; expected");
+    }
+    // Its TPS, if pgbench printed one, is shown but counts nowhere.
+    if let Some(tps) = summary.tps {
+        let _ = write!(why, "; pgbench's tps {tps:.1}, not counted");
+    }
+    say(format!("{label}: FAILED ({why}), see {}", file.display()));
+    say(format!("    {}", failure.error_line()));
+    if let Some(abort) = &failure.first_abort {
+        say(format!("    {abort}"));
+    }
+    let outcome = Outcome::Failed {
+        transactions: Some(summary.processed).filter(|t| *t > 0),
+        why,
+        error: failure.error_line().to_owned(),
+        abort: failure.first_abort,
+    };
+    Ok((outcome, expected))
 }
 
 // ---- the report ---------------------------------------------------------------------------------
@@ -853,12 +824,12 @@ fn report(s: &Settings, results: &Results, session: &Session) -> String {
         "rotating each round ({} first); {} runs took {}s",
         first_order.join(","),
         session.total_runs,
-        session.seconds
+        session.finished.seconds
     );
     let _ = writeln!(
         r,
         "load average before: {}   after: {}",
-        session.load_before, session.load_after
+        session.finished.load_before, session.finished.load_after
     );
     let _ = writeln!(r);
     let _ = writeln!(
