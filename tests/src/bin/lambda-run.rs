@@ -45,38 +45,49 @@
 use pgwarm_tests::children::{end_on_signal, supervise};
 use pgwarm_tests::lifecycle::{self, invoke, pgwarm_from_env, shutdown, thaw_check, Invocation};
 use pgwarm_tests::Lambda;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: lambda-run --handler PATH [--pgwarm PATH] [--invocations N] \
                      [--freeze on|off] [--thaw-check] [--pgwarm-log PATH]\n       \
                      lambda-run --startup-runs N --pgwarm PATH";
 
+/// What to do, from the command line.
 #[derive(Debug)]
-struct Args {
-    handler: Option<PathBuf>,
+enum Task {
+    /// `--startup-runs N --pgwarm PATH`: start pgwarm N times and time it.
+    Startup { pgwarm: PathBuf, runs: u32 },
+    /// `--handler PATH ...`: the invocations.
+    Invocations(Run),
+}
+
+/// The invocations' settings.
+#[derive(Debug)]
+struct Run {
+    handler: PathBuf,
+    /// The extension; none for a handler that connects straight to PostgreSQL.
     pgwarm: Option<PathBuf>,
     invocations: u32,
     freeze: bool,
+    /// Needs pgwarm and freezing (checked when parsed).
     thaw_check: bool,
     pgwarm_log: Option<PathBuf>,
-    startup_runs: Option<u32>,
 }
 
-impl Args {
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-        let mut parsed = Args {
-            handler: None,
+impl Task {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Task, String> {
+        let (mut handler, mut pgwarm, mut startup_runs) = (None, None, None);
+        let mut run = Run {
+            handler: PathBuf::new(),
             pgwarm: None,
             invocations: 10,
             freeze: true,
             thaw_check: false,
             pgwarm_log: None,
-            startup_runs: None,
         };
         while let Some(flag) = args.next() {
             if flag == "--thaw-check" {
-                parsed.thaw_check = true;
+                run.thaw_check = true;
                 continue;
             }
             let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -87,13 +98,13 @@ impl Args {
             // Absolute, as the harness starts pgwarm in a directory of its own.
             let path = || std::path::absolute(&value).map_err(|e| format!("{flag} {value:?}: {e}"));
             match flag.as_str() {
-                "--handler" => parsed.handler = Some(path()?),
-                "--pgwarm" => parsed.pgwarm = Some(path()?),
-                "--invocations" => parsed.invocations = count()?,
-                "--startup-runs" => parsed.startup_runs = Some(count()?),
-                "--pgwarm-log" => parsed.pgwarm_log = Some(PathBuf::from(&value)),
+                "--handler" => handler = Some(path()?),
+                "--pgwarm" => pgwarm = Some(path()?),
+                "--invocations" => run.invocations = count()?,
+                "--startup-runs" => startup_runs = Some(count()?),
+                "--pgwarm-log" => run.pgwarm_log = Some(PathBuf::from(&value)),
                 "--freeze" => {
-                    parsed.freeze = match value.as_str() {
+                    run.freeze = match value.as_str() {
                         "on" => true,
                         "off" => false,
                         _ => return Err(format!("--freeze is on or off, got {value:?}")),
@@ -102,16 +113,21 @@ impl Args {
                 _ => return Err(format!("unknown argument {flag:?}")),
             }
         }
-        if parsed.startup_runs.is_some() && parsed.pgwarm.is_none() {
-            return Err("--startup-runs needs --pgwarm".into());
+        match (startup_runs, handler, pgwarm) {
+            (Some(runs), _, Some(pgwarm)) => Ok(Task::Startup { pgwarm, runs }),
+            (Some(_), _, None) => Err("--startup-runs needs --pgwarm".into()),
+            (None, None, _) => Err("--handler is required".into()),
+            (None, Some(handler), pgwarm) => {
+                if run.thaw_check && (pgwarm.is_none() || !run.freeze) {
+                    return Err("--thaw-check needs --pgwarm and --freeze on".into());
+                }
+                Ok(Task::Invocations(Run {
+                    handler,
+                    pgwarm,
+                    ..run
+                }))
+            }
         }
-        if parsed.startup_runs.is_none() && parsed.handler.is_none() {
-            return Err("--handler is required".into());
-        }
-        if parsed.thaw_check && (parsed.pgwarm.is_none() || !parsed.freeze) {
-            return Err("--thaw-check needs --pgwarm and --freeze on".into());
-        }
-        Ok(parsed)
     }
 }
 
@@ -119,16 +135,16 @@ impl Args {
 async fn main() -> ExitCode {
     supervise();
     end_on_signal(&tokio::runtime::Handle::current(), "lambda-run");
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(args) => args,
+    let task = match Task::parse(std::env::args().skip(1)) {
+        Ok(task) => task,
         Err(e) => {
             eprintln!("lambda-run: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    let result = match args.startup_runs {
-        Some(runs) => startup(&args, runs).await,
-        None => run(&args).await,
+    let result = match &task {
+        Task::Startup { pgwarm, runs } => startup(pgwarm, *runs).await,
+        Task::Invocations(run) => invocations(run).await,
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -146,7 +162,7 @@ fn env(name: &str) -> Result<String, String> {
 }
 
 /// The invocations, the thaw check and SHUTDOWN; `Ok(false)` when any of them failed.
-async fn run(args: &Args) -> Result<bool, String> {
+async fn invocations(args: &Run) -> Result<bool, String> {
     let database_url = env("DATABASE_URL")?;
     let superuser = match args.thaw_check {
         true => {
@@ -159,7 +175,7 @@ async fn run(args: &Args) -> Result<bool, String> {
         }
         false => None,
     };
-    let handler = args.handler.as_deref().expect("checked by Args::parse");
+    let handler = &args.handler;
     let pgwarm = args.pgwarm.as_deref().map(|bin| pgwarm_from_env(bin, &[]));
     let mut lambda = Lambda::start_with(pgwarm, args.freeze).await;
     lambda.start_handler_bin(handler, &database_url);
@@ -228,8 +244,7 @@ fn print_invocation(kind: &str, first: impl std::fmt::Display, i: &Invocation) -
 }
 
 /// `runs` starts of pgwarm, each printed as `startup RUN LISTENING_MS REGISTERED_MS`.
-async fn startup(args: &Args, runs: u32) -> Result<bool, String> {
-    let bin = args.pgwarm.as_deref().expect("checked by Args::parse");
+async fn startup(bin: &Path, runs: u32) -> Result<bool, String> {
     for run in 1..=runs {
         match lifecycle::startup(pgwarm_from_env(bin, &[])).await {
             Ok(s) => println!(
