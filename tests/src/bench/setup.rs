@@ -9,7 +9,7 @@ use super::pgbench::{Client, Exit, SslMode};
 use super::settings::OutDirs;
 use super::stop::{self, Halt};
 use crate::pg::{cluster, Target};
-use crate::pooler::Pgwarm;
+use crate::pooler::{pgwarm_bin, pgwarm_passthrough, show_env, Pgwarm};
 use crate::tools::process_state;
 
 /// The role `bench`'s password. A client of pgwarm logs in with it too, so that
@@ -38,9 +38,35 @@ pub fn database(program: &str, scale: u32) -> Result<Target, Halt> {
     }
 }
 
-/// pgwarm (`$PGWARM_BIN`) against `db` with the caller's variables `passthrough`, then the
-/// benchmark's own `settings`, which win.
-pub fn pgwarm(db: &Target, passthrough: &[(String, String)], settings: &[(&str, &str)]) -> Pgwarm {
+/// What the harness sets for pgwarm's listener and its login to the benchmark's database
+/// ([`Pgwarm::builder`]): never the caller's.
+const CONNECTION: [&str; 6] = [
+    "PGWARM_LISTEN",
+    "PGWARM_DB_HOST",
+    "PGWARM_DB_PORT",
+    "PGWARM_DB_NAME",
+    "PGWARM_DB_USER",
+    "PGWARM_DB_PASSWORD",
+];
+
+/// The caller's `PGWARM_*` variables that reach pgwarm: all but the connection's and the
+/// benchmark's own `settings`, which it fixes.
+pub fn passthrough(settings: &[(&str, &str)]) -> Vec<(String, String)> {
+    let fixed: Vec<&str> = CONNECTION
+        .into_iter()
+        .chain(settings.iter().map(|(k, _)| *k))
+        .collect();
+    pgwarm_passthrough(std::env::vars(), &fixed)
+}
+
+/// pgwarm (`$PGWARM_BIN`) against `db` with the caller's variables `passthrough` (from
+/// [`passthrough`]), then the benchmark's own `settings`; said on stderr.
+pub fn pgwarm(
+    program: &str,
+    db: &Target,
+    passthrough: &[(String, String)],
+    settings: &[(&str, &str)],
+) -> Pgwarm {
     let mut builder = Pgwarm::builder(db);
     for (k, v) in passthrough {
         builder = builder.env(k, v);
@@ -48,7 +74,14 @@ pub fn pgwarm(db: &Target, passthrough: &[(String, String)], settings: &[(&str, 
     for (k, v) in settings {
         builder = builder.env(k, v);
     }
-    builder.spawn()
+    let pgwarm = builder.spawn();
+    eprintln!(
+        "{program}: pgwarm ({}) on 127.0.0.1:{} (extra env: {})",
+        pgwarm_bin().display(),
+        pgwarm.port,
+        show_env(passthrough)
+    );
+    pgwarm
 }
 
 /// The names of the servers, given as (name, pid), that are no longer running.

@@ -102,25 +102,21 @@ use pgwarm_tests::bench::{
 use pgwarm_tests::figures::{range, ratio_cell, round_order, Cell};
 use pgwarm_tests::vars;
 use pgwarm_tests::{
-    chown_postgres, cluster, facts, find_pgwarm_bin, first_line_of, negotiated_tls,
-    pgwarm_passthrough, show_env, tool, Pgbouncer, Pgwarm, Target, TestCerts,
+    chown_postgres, cluster, facts, find_pgwarm_bin, first_line_of, negotiated_tls, show_env, tool,
+    Pgbouncer, Pgwarm, Target, TestCerts,
 };
 
 const PROGRAM: &str = "bench-connect";
-const POOL_SIZE: u32 = 2;
+/// pgwarm's and PgBouncer's pool.
+const POOL_SIZE: &str = "2";
 const SCALE: u32 = 1;
-/// The settings pgwarm gets from the benchmark, whatever the caller's environment says.
-const FIXED: [&str; 10] = [
-    "PGWARM_LISTEN",
-    "PGWARM_DB_HOST",
-    "PGWARM_DB_PORT",
-    "PGWARM_DB_NAME",
-    "PGWARM_DB_USER",
-    "PGWARM_DB_PASSWORD",
-    "PGWARM_POOL_SIZE",
-    "PGWARM_SSLMODE",
-    "PGWARM_CLIENT_TLS",
-    "PGWARM_LOG_LEVEL",
+/// The settings pgwarm gets from the benchmark, whatever the caller's environment says (and its
+/// connection to the database, which the harness sets).
+const PGWARM_SETTINGS: [(&str, &str); 4] = [
+    ("PGWARM_POOL_SIZE", POOL_SIZE),
+    ("PGWARM_SSLMODE", "require"),
+    ("PGWARM_CLIENT_TLS", "on"),
+    ("PGWARM_LOG_LEVEL", "warn"),
 ];
 
 fn say(text: impl AsRef<str>) {
@@ -220,7 +216,7 @@ impl Settings {
             duration: vars::number("BENCH_DURATION", 5, 1)?,
             secret,
             pgwarm_bin: find_pgwarm_bin(std::env::var_os("PGWARM_BIN").as_deref().map(Path::new))?,
-            passthrough: pgwarm_passthrough(std::env::vars(), &FIXED),
+            passthrough: setup::passthrough(&PGWARM_SETTINGS),
         })
     }
 
@@ -339,24 +335,8 @@ struct Poolers {
 
 impl Poolers {
     fn start(s: &Settings, db: &Target, pgbouncer_secret: &str) -> Result<Poolers, String> {
-        let pool_size = POOL_SIZE.to_string();
         // The harness runs $PGWARM_BIN (Pgwarm::builder), which Settings checked: s.pgwarm_bin.
-        let pgwarm = setup::pgwarm(
-            db,
-            &s.passthrough,
-            &[
-                ("PGWARM_POOL_SIZE", pool_size.as_str()),
-                ("PGWARM_SSLMODE", "require"),
-                ("PGWARM_CLIENT_TLS", "on"),
-                ("PGWARM_LOG_LEVEL", "warn"),
-            ],
-        );
-        say(format!(
-            "pgwarm ({}) on 127.0.0.1:{} (extra env: {})",
-            s.pgwarm_bin.display(),
-            pgwarm.port,
-            show_env(&s.passthrough)
-        ));
+        let pgwarm = setup::pgwarm(PROGRAM, db, &s.passthrough, &PGWARM_SETTINGS);
         let certs = TestCerts::new(&["localhost", "127.0.0.1"]);
         // PgBouncer runs as `postgres` when we are root: its key must be that user's.
         fs::set_permissions(&certs.server_key_file, fs::Permissions::from_mode(0o600))
@@ -369,7 +349,7 @@ impl Poolers {
             db,
             pgbouncer_secret,
             &[
-                ("default_pool_size", &pool_size),
+                ("default_pool_size", POOL_SIZE),
                 ("max_client_conn", "200"),
                 ("ignore_startup_parameters", "extra_float_digits"),
                 ("server_tls_sslmode", "require"),

@@ -81,25 +81,21 @@ use pgwarm_tests::bench::{
 use pgwarm_tests::figures::{ratio_cell, round_order, Cell};
 use pgwarm_tests::vars;
 use pgwarm_tests::{
-    cluster, facts, find_pgwarm_bin, first_line_of, pgwarm_passthrough, show_env, tool, Haproxy,
-    Pgbouncer, Pgwarm, Target,
+    cluster, facts, find_pgwarm_bin, first_line_of, show_env, tool, Haproxy, Pgbouncer, Pgwarm,
+    Target,
 };
 
 const PROGRAM: &str = "bench";
-const POOL_SIZE: u32 = 4;
+/// pgwarm's and PgBouncer's pool.
+const POOL_SIZE: &str = "4";
 /// The tests' cluster allows 300 connections, 3 of them for superusers: pgbench's clients (one
 /// backend each, direct or through HAProxy), the two pools and the checks' own must fit.
 const MAX_CLIENTS: u32 = 280;
-/// The settings pgwarm gets from the benchmark, whatever the caller's environment says.
-const FIXED: [&str; 8] = [
-    "PGWARM_LISTEN",
-    "PGWARM_DB_HOST",
-    "PGWARM_DB_PORT",
-    "PGWARM_DB_NAME",
-    "PGWARM_DB_USER",
-    "PGWARM_DB_PASSWORD",
-    "PGWARM_POOL_SIZE",
-    "PGWARM_LOG_LEVEL",
+/// The settings pgwarm gets from the benchmark, whatever the caller's environment says (and its
+/// connection to the database, which the harness sets).
+const PGWARM_SETTINGS: [(&str, &str); 2] = [
+    ("PGWARM_POOL_SIZE", POOL_SIZE),
+    ("PGWARM_LOG_LEVEL", "warn"),
 ];
 
 fn say(text: impl AsRef<str>) {
@@ -215,7 +211,7 @@ impl Settings {
             modes,
             scale,
             pgwarm_bin,
-            passthrough: pgwarm_passthrough(std::env::vars(), &FIXED),
+            passthrough: setup::passthrough(&PGWARM_SETTINGS),
         })
     }
 }
@@ -500,26 +496,12 @@ struct Relays {
 
 impl Relays {
     fn start(s: &Settings, db: &Target) -> Relays {
-        let pool_size = POOL_SIZE.to_string();
         // The harness runs $PGWARM_BIN (Pgwarm::builder), which Settings checked: s.pgwarm_bin.
-        let pgwarm = setup::pgwarm(
-            db,
-            &s.passthrough,
-            &[
-                ("PGWARM_POOL_SIZE", pool_size.as_str()),
-                ("PGWARM_LOG_LEVEL", "warn"),
-            ],
-        );
-        say(format!(
-            "pgwarm ({}) on 127.0.0.1:{} (extra env: {})",
-            s.pgwarm_bin.display(),
-            pgwarm.port,
-            show_env(&s.passthrough)
-        ));
+        let pgwarm = setup::pgwarm(PROGRAM, db, &s.passthrough, &PGWARM_SETTINGS);
         let pgbouncer = Pgbouncer::start(
             db,
             &[
-                ("default_pool_size", &pool_size),
+                ("default_pool_size", POOL_SIZE),
                 ("max_client_conn", &(MAX_CLIENTS + 10).to_string()),
                 ("ignore_startup_parameters", "extra_float_digits"),
             ],

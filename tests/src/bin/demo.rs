@@ -53,12 +53,10 @@ use pgwarm_tests::children::{end_on_signal, supervise};
 use pgwarm_tests::facts::utc_now;
 use pgwarm_tests::figures::{median, median_ratio, min_max, quantile};
 use pgwarm_tests::fleet::{self, Shape, Way};
-use pgwarm_tests::lifecycle::{
-    self, invoke, pgwarm_from_env, thaw_check, Invocation, SHUTDOWN_BUDGET,
-};
+use pgwarm_tests::lifecycle::{self, invoke, thaw_check, Invocation, SHUTDOWN_BUDGET};
 use pgwarm_tests::vars::{self, number};
 use pgwarm_tests::{
-    cluster, find_workspace_bin, free_port, pgwarm_passthrough, show_env, Lambda, Moto,
+    cluster, find_workspace_bin, free_port, pgwarm_passthrough, show_env, Lambda, Moto, Pgwarm,
     PgwarmBuilder, Target,
 };
 use std::fmt::Write as _;
@@ -67,14 +65,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::Signal;
 
-/// The settings the demo fixes for pgwarm; every other `PGWARM_*` of the caller reaches it.
-const FIXED: [&str; 5] = [
-    "PGWARM_LISTEN",
-    "PGWARM_SECRET_ID",
-    "PGWARM_SSLMODE",
-    "PGWARM_POOL_SIZE",
-    "PGWARM_LOG_LEVEL",
-];
 const POOL_SIZE: usize = 2;
 const SECRET_ID: &str = "demo/app-db";
 
@@ -231,18 +221,30 @@ async fn demo(s: &Settings) -> (Report, Option<Kept>) {
     let moto = Moto::start();
     moto.create_secret(SECRET_ID, &Moto::rds_secret_json(&db));
     let pgwarm_port = free_port();
-    let pgwarm = moto
-        .aws_env()
-        .into_iter()
-        .fold(pgwarm_from_env(&s.pgwarm, &FIXED), |b, (k, v)| b.env(k, &v))
-        .env("PGWARM_LISTEN", &format!("127.0.0.1:{pgwarm_port}"))
-        .env("PGWARM_SECRET_ID", SECRET_ID)
+    let (listen, pool_size) = (format!("127.0.0.1:{pgwarm_port}"), POOL_SIZE.to_string());
+    // What the demo fixes for pgwarm; every other `PGWARM_*` of the caller reaches it.
+    let settings = [
+        ("PGWARM_LISTEN", listen.as_str()),
+        ("PGWARM_SECRET_ID", SECRET_ID),
         // The secret's host is this machine, whose cluster has no certificate.
-        .env("PGWARM_SSLMODE", "prefer")
-        .env("PGWARM_POOL_SIZE", &POOL_SIZE.to_string())
+        ("PGWARM_SSLMODE", "prefer"),
+        ("PGWARM_POOL_SIZE", pool_size.as_str()),
         // Client logins are logged at debug level: they are what the report counts.
-        .env("PGWARM_LOG_LEVEL", "info,pgwarm::client::handshake=debug")
-        .env_default("PGWARM_LOG_FORMAT", "text");
+        ("PGWARM_LOG_LEVEL", "info,pgwarm::client::handshake=debug"),
+    ];
+    let fixed: Vec<&str> = settings.iter().map(|(k, _)| *k).collect();
+    let passthrough = pgwarm_passthrough(std::env::vars(), &fixed);
+    let mut pgwarm = Pgwarm::builder_for(&s.pgwarm);
+    for (k, v) in moto.aws_env() {
+        pgwarm = pgwarm.env(k, &v);
+    }
+    for (k, v) in &passthrough {
+        pgwarm = pgwarm.env(k, v);
+    }
+    for (k, v) in settings {
+        pgwarm = pgwarm.env(k, v);
+    }
+    let pgwarm = pgwarm.env_default("PGWARM_LOG_FORMAT", "text");
     let superuser = cluster().superuser().connect().await;
 
     r.line(format!("pgwarm demo, {}", utc_now()));
@@ -257,7 +259,7 @@ async fn demo(s: &Settings) -> (Report, Option<Kept>) {
     });
     r.line(format!(
         "pgwarm as the extension on 127.0.0.1:{pgwarm_port}, PGWARM_POOL_SIZE={POOL_SIZE}; other settings from the environment: {}",
-        show_env(&pgwarm_passthrough(std::env::vars(), &FIXED))
+        show_env(&passthrough)
     ));
     r.line(format!(
         "its login: the secret {SECRET_ID}, read from moto_server (Secrets Manager emulator) on 127.0.0.1:{}",
