@@ -5,7 +5,7 @@
 //! built on these, over [`Lambda`], so they run the lifecycle code the tests check.
 
 use crate::lambda::{in_lambda, simulator, Lambda};
-use crate::pooler::{pgwarm_passthrough, Pgwarm, PgwarmBuilder};
+use crate::pooler::{Pgwarm, PgwarmBuilder};
 use crate::tools::process_state;
 use serde_json::json;
 use std::os::unix::process::ExitStatusExt;
@@ -231,14 +231,6 @@ pub async fn startup(pgwarm: PgwarmBuilder) -> Result<Startup, String> {
         listening_ms: ms(listening),
         registered_ms,
     })
-}
-
-/// pgwarm at `bin` with the `PGWARM_*` settings of this process's environment, except `fixed`
-/// (which the caller sets itself): how a driver passes a person's settings through.
-pub fn pgwarm_from_env(bin: &std::path::Path, fixed: &[&str]) -> PgwarmBuilder {
-    pgwarm_passthrough(std::env::vars(), fixed)
-        .into_iter()
-        .fold(Pgwarm::builder_for(bin), |b, (k, v)| b.env(&k, &v))
 }
 
 fn ms(d: Duration) -> f64 {

@@ -43,8 +43,8 @@
 //! and the handler are killed (see [`supervise`]).
 
 use pgwarm_tests::children::{end_on_signal, supervise};
-use pgwarm_tests::lifecycle::{self, invoke, pgwarm_from_env, shutdown, thaw_check, Invocation};
-use pgwarm_tests::Lambda;
+use pgwarm_tests::lifecycle::{self, invoke, shutdown, thaw_check, Invocation};
+use pgwarm_tests::{pgwarm_passthrough, Lambda, Pgwarm, PgwarmBuilder};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -156,6 +156,13 @@ async fn main() -> ExitCode {
     }
 }
 
+/// pgwarm at `bin` with every `PGWARM_*` setting of this process's environment.
+fn pgwarm_from_env(bin: &Path) -> PgwarmBuilder {
+    pgwarm_passthrough(std::env::vars(), &[])
+        .into_iter()
+        .fold(Pgwarm::builder_for(bin), |b, (k, v)| b.env(&k, &v))
+}
+
 /// A required variable of this process's environment.
 fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("{name} must be set"))
@@ -176,7 +183,7 @@ async fn invocations(args: &Run) -> Result<bool, String> {
         false => None,
     };
     let handler = &args.handler;
-    let pgwarm = args.pgwarm.as_deref().map(|bin| pgwarm_from_env(bin, &[]));
+    let pgwarm = args.pgwarm.as_deref().map(pgwarm_from_env);
     let mut lambda = Lambda::start_with(pgwarm, args.freeze).await;
     lambda.start_handler_bin(handler, &database_url);
 
@@ -246,7 +253,7 @@ fn print_invocation(kind: &str, first: impl std::fmt::Display, i: &Invocation) -
 /// `runs` starts of pgwarm, each printed as `startup RUN LISTENING_MS REGISTERED_MS`.
 async fn startup(bin: &Path, runs: u32) -> Result<bool, String> {
     for run in 1..=runs {
-        match lifecycle::startup(pgwarm_from_env(bin, &[])).await {
+        match lifecycle::startup(pgwarm_from_env(bin)).await {
             Ok(s) => println!(
                 "startup\t{run}\t{:.3}\t{:.3}",
                 s.listening_ms, s.registered_ms
