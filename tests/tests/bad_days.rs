@@ -108,6 +108,51 @@ async fn a_database_that_stays_full_gives_a_clear_53300_at_the_deadline() {
     assert_eq!(full.holders.len(), 2);
 }
 
+/// A tight database full of pgwarm's own connections: client A holds the one connection the
+/// role may have, inside a transaction; client B needs another, and the database refuses its
+/// login (53300). When A commits, B gets A's connection at once, not when the database would
+/// take another login (never, here) or when B's wait runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_given_back_ends_a_wait_on_a_refused_login() {
+    let db = cluster().fresh_target();
+    cluster().psql_super(&format!("alter role {} connection limit 1", db.user));
+    let pgwarm = Pgwarm::start(
+        &db,
+        &[
+            ("PGWARM_POOL_SIZE", "2"),
+            ("PGWARM_QUERY_WAIT_TIMEOUT", "10s"),
+        ],
+    );
+    let a = pgwarm.target().connect().await;
+    a.batch_execute("begin; select 1").await.unwrap();
+    let b = pgwarm.target().connect().await;
+    let asked = tokio::spawn(async move {
+        let rows = simple_rows(&b, "select 'b'").await;
+        (rows, Instant::now())
+    });
+    // B's login is refused and retried meanwhile.
+    let retried = poll_until(Duration::from_secs(5), || {
+        pgwarm
+            .log()
+            .contains("the database is not taking logins")
+            .then_some(())
+    });
+    assert!(retried.is_some(), "B's login was refused: {}", pgwarm.log());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!asked.is_finished(), "B waits while A holds the connection");
+    a.batch_execute("commit").await.unwrap();
+    let committed = Instant::now();
+    let (rows, served) = tokio::time::timeout(Duration::from_secs(5), asked)
+        .await
+        .expect("B is served once A commits")
+        .expect("the client task");
+    assert_eq!(rows, [["b"]]);
+    let after = served.saturating_duration_since(committed);
+    eprintln!("B served {after:?} after A's COMMIT");
+    assert!(after < Duration::from_secs(1), "{after:?}");
+    assert_eq!(cluster().backends_for(&db.user), 1);
+}
+
 /// The deadline holds whatever pgwarm is doing: waiting for a busy pool, logging in to a
 /// database that does not answer, or retrying one that refuses connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@
 
 mod outage;
 mod pause;
+mod queue;
 mod stats;
 
 pub(crate) use outage::OutageView;
@@ -21,8 +22,9 @@ use crate::protocol::backend::TxStatus;
 use crate::protocol::sqlstate;
 use crate::server::{self, ServerConn, ServerError, TlsSetup};
 use outage::{Backoff, Outage};
+use queue::{Queue, Wants};
 use stats::{Lent, Work};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
@@ -97,7 +99,7 @@ struct State {
     idle: Vec<ServerConn>,
     /// Connections that exist or are being opened: idle + checked out + connecting.
     open: usize,
-    waiters: VecDeque<oneshot::Sender<Grant>>,
+    waiters: Queue,
     closed: bool,
     /// `PAUSE`: new transactions wait, those under way finish.
     paused: bool,
@@ -148,7 +150,7 @@ impl Pool {
             state: Mutex::new(State {
                 idle: Vec::with_capacity(settings.size),
                 open: 0,
-                waiters: VecDeque::new(),
+                waiters: Queue::default(),
                 closed: false,
                 paused: false,
                 lent: HashMap::new(),
@@ -196,29 +198,22 @@ impl Pool {
     /// busy pool, for logins and their retries while the database is down or full, for health
     /// checks, all under the one deadline.
     pub(crate) async fn checkout(self: &Arc<Pool>) -> Result<Checkout, PoolError> {
-        let deadline = Instant::now() + self.settings.query_wait_timeout;
+        let since = Instant::now();
+        let deadline = since + self.settings.query_wait_timeout;
         let now_or_later = {
             let mut state = self.lock();
             if state.closed {
                 return Err(PoolError::Closed);
             }
             if state.paused {
-                state.waiters.retain(|w| !w.is_closed());
-                let (tx, rx) = oneshot::channel();
-                state.waiters.push_back(tx);
-                Err(rx)
+                Err(state.waiters.push(Wants::Either, since))
             } else if let Some(conn) = state.idle.pop() {
                 Ok(Grant::Conn(conn))
             } else if state.open < self.settings.size {
                 state.open += 1;
                 Ok(Grant::Slot)
             } else {
-                // Waiters that gave up are dropped here too, not only when a connection comes
-                // back, so a pool held for long cannot pile them up.
-                state.waiters.retain(|w| !w.is_closed());
-                let (tx, rx) = oneshot::channel();
-                state.waiters.push_back(tx);
-                Err(rx)
+                Err(state.waiters.push(Wants::Either, since))
             }
         };
         let grant = match now_or_later {
@@ -231,8 +226,8 @@ impl Pool {
             released: false,
         };
         let lent = match grant {
-            Grant::Conn(conn) => self.validate(slot, conn, deadline).await,
-            Grant::Slot => self.fill(slot, deadline).await,
+            Grant::Conn(conn) => self.validate(slot, conn, since, deadline).await,
+            Grant::Slot => self.fill(slot, since, deadline).await,
         }?;
         self.lock().lent.insert(lent.id(), Lent::of(&lent));
         Ok(lent)
@@ -243,9 +238,10 @@ impl Pool {
     fn fill(
         &self,
         slot: Checkout,
+        since: Instant,
         deadline: Instant,
     ) -> Pin<Box<dyn Future<Output = Result<Checkout, PoolError>> + Send + '_>> {
-        Box::pin(self.open_into(slot, deadline))
+        Box::pin(self.open_into(slot, since, deadline))
     }
 
     /// The ParameterStatus values a client should see at login; opens a first server connection
@@ -312,8 +308,9 @@ impl Pool {
                     pool: Arc::clone(&pool),
                     released: false,
                 };
-                let deadline = Instant::now() + pool.settings.query_wait_timeout;
-                match pool.validate(slot, conn, deadline).await {
+                let since = Instant::now();
+                let deadline = since + pool.settings.query_wait_timeout;
+                match pool.validate(slot, conn, since, deadline).await {
                     Ok(checked) => {
                         if checked.id() != id {
                             pool.counters.thaw_replaced.add(1);
@@ -361,19 +358,11 @@ impl Pool {
         rx: oneshot::Receiver<Grant>,
         deadline: Instant,
     ) -> Result<Grant, PoolError> {
-        let mut waiter = Waiter {
-            rx: Some(rx),
-            pool: self,
-        };
-        #[allow(clippy::expect_used, reason = "set just above; taken only on drop")]
-        let rx = waiter.rx.as_mut().expect("receiver present until drop");
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(grant)) => {
-                waiter.rx = None;
-                Ok(grant)
-            }
+        let mut waiter = Waiter::new(self, rx);
+        match tokio::time::timeout_at(deadline, waiter.granted()).await {
+            Ok(Some(grant)) => Ok(grant),
             // The sender was dropped: the pool closed.
-            Ok(Err(_)) => Err(PoolError::Closed),
+            Ok(None) => Err(PoolError::Closed),
             // The slots were busy retrying logins, not serving clients: say so.
             Err(_) => Err(match self.outage.current() {
                 Some(outage) => self.unavailable(outage),
@@ -389,6 +378,7 @@ impl Pool {
         &self,
         mut slot: Checkout,
         mut conn: ServerConn,
+        since: Instant,
         deadline: Instant,
     ) -> Result<Checkout, PoolError> {
         if conn.age() >= self.settings.server_lifetime {
@@ -397,7 +387,7 @@ impl Pool {
                 "server connection reached PGWARM_SERVER_LIFETIME"
             );
             conn.close();
-            return self.fill(slot, deadline).await;
+            return self.fill(slot, since, deadline).await;
         }
         if !conn.is_quiet() {
             info!(
@@ -405,7 +395,7 @@ impl Pool {
                 "idle server connection was closed by the database; replacing it"
             );
             self.counters.reconnects.add(1);
-            return self.fill(slot, deadline).await;
+            return self.fill(slot, since, deadline).await;
         }
         if conn.idle_for() >= self.settings.server_check_delay {
             self.counters.health_checks.add(1);
@@ -426,18 +416,18 @@ impl Pool {
                 Ok(Ok(status)) => {
                     warn!(server = conn.id(), %status, "server connection was not idle; replacing it");
                     conn.close();
-                    return self.fill(slot, deadline).await;
+                    return self.fill(slot, since, deadline).await;
                 }
                 Ok(Err(e)) => {
                     info!(server = conn.id(), error = %e, "server connection failed its health check; replacing it");
-                    return self.fill(slot, deadline).await;
+                    return self.fill(slot, since, deadline).await;
                 }
                 Err(_) => {
                     info!(
                         server = conn.id(),
                         "server connection health check timed out; replacing it"
                     );
-                    return self.fill(slot, deadline).await;
+                    return self.fill(slot, since, deadline).await;
                 }
             }
         }
@@ -448,13 +438,17 @@ impl Pool {
     /// Opens a new connection into a slot already counted in `open`. On failure the slot is
     /// given back by the Checkout's drop. A login the database may get over by itself (it is
     /// restarting, failing over, or full) is retried with a backoff until `deadline`; other
-    /// failures are the client's at once.
+    /// failures are the client's at once. While it retries, the client also queues (in the
+    /// place its checkout began, `since`) for a connection another client gives back: when the
+    /// database is full of pgwarm's own connections, that is the one that frees first.
     async fn open_into(
         &self,
         mut slot: Checkout,
+        since: Instant,
         deadline: Instant,
     ) -> Result<Checkout, PoolError> {
         let mut backoff = Backoff::new();
+        let mut given_back: Option<Waiter<'_>> = None;
         loop {
             let began = Instant::now();
             let error = match self.login(deadline).await {
@@ -478,8 +472,38 @@ impl Pool {
                 self.episode_started(&error).await;
             }
             self.counters.logins_retried.add(1);
+            let waiter = match &mut given_back {
+                Some(waiter) => waiter,
+                None => {
+                    let rx = self.lock().waiters.push(Wants::Connection, since);
+                    given_back.insert(Waiter::new(self, rx))
+                }
+            };
             // The client waits all of its time: the database may come back in the last bit.
-            tokio::time::sleep_until((Instant::now() + backoff.next_pause()).min(deadline)).await;
+            let pause =
+                tokio::time::sleep_until((Instant::now() + backoff.next_pause()).min(deadline));
+            tokio::select! {
+                () = pause => {}
+                grant = waiter.granted() => match grant {
+                    Some(Grant::Conn(conn)) => {
+                        debug!(server = conn.id(), "a login was being retried; took a connection given back instead");
+                        let instead = Checkout {
+                            conn: None,
+                            pool: Arc::clone(&slot.pool),
+                            released: false,
+                        };
+                        // The slot whose login failed is given up (to a waiter, or freed).
+                        drop(slot);
+                        return self.validate(instead, conn, since, deadline).await;
+                    }
+                    Some(Grant::Slot) => {
+                        // Not handed to a client that holds a slot; queued again if ever.
+                        self.give_back(Grant::Slot);
+                        given_back = None;
+                    }
+                    None => return Err(PoolError::Closed),
+                },
+            }
             if Instant::now() >= deadline {
                 return Err(self.gave_up(&error));
             }
@@ -654,15 +678,9 @@ impl Pool {
             state.idle.push(conn);
             return;
         }
-        while let Some(waiter) = state.waiters.pop_front() {
-            match waiter.send(Grant::Conn(conn)) {
-                Ok(()) => return,
-                Err(Grant::Conn(back)) => conn = back,
-                #[allow(clippy::unreachable, reason = "send gives back what it was given")]
-                Err(Grant::Slot) => unreachable!("sent a connection"),
-            }
+        if let Some(conn) = state.waiters.hand_conn(conn) {
+            state.idle.push(conn);
         }
-        state.idle.push(conn);
     }
 
     /// A connection is gone (`lent`: the id it was lent under): its slot goes to the longest
@@ -672,12 +690,9 @@ impl Pool {
         if let Some(id) = lent {
             self.unlend(&mut state, id);
         }
-        while let Some(waiter) = (!state.paused).then(|| state.waiters.pop_front()).flatten() {
-            if waiter.send(Grant::Slot).is_ok() {
-                return;
-            }
+        if state.paused || state.waiters.hand(Grant::Slot).is_some() {
+            state.open -= 1;
         }
-        state.open -= 1;
     }
 
     fn give_back(&self, grant: Grant) {
@@ -716,6 +731,23 @@ fn refuses_option(code: &str) -> bool {
 struct Waiter<'a> {
     rx: Option<oneshot::Receiver<Grant>>,
     pool: &'a Pool,
+}
+
+impl<'a> Waiter<'a> {
+    fn new(pool: &'a Pool, rx: oneshot::Receiver<Grant>) -> Waiter<'a> {
+        Waiter { rx: Some(rx), pool }
+    }
+
+    /// What the waiter was handed; `None` when the pool closed. Waits forever once it has
+    /// answered.
+    async fn granted(&mut self) -> Option<Grant> {
+        let Some(rx) = self.rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        let grant = rx.await.ok();
+        self.rx = None;
+        grant
+    }
 }
 
 impl Drop for Waiter<'_> {

@@ -36,19 +36,13 @@ impl Pool {
                 }
                 None => break,
             };
-            let mut grant = Some(grant);
-            while let Some(g) = grant.take() {
-                let Some(waiter) = state.waiters.pop_front() else {
-                    grant = Some(g);
-                    break;
-                };
-                grant = waiter.send(g).err();
-            }
-            match grant {
+            // Nobody took it: nobody left who can use it.
+            match state.waiters.hand(grant) {
                 Some(Grant::Conn(conn)) => state.idle.push(conn),
                 Some(Grant::Slot) => state.open -= 1,
-                None => {}
+                None => continue,
             }
+            break;
         }
     }
 }
