@@ -155,7 +155,7 @@ async fn serve(
             stopped(&shared, metrics.as_deref(), SHUTDOWN_BUDGET).await;
             return ExitCode::SUCCESS;
         }
-        Some(env) => match lambda::start(env, Arc::clone(&pool), Arc::clone(&lifecycle), prefill)
+        Some(env) => match lambda::start(env, Arc::clone(&shared), Arc::clone(&lifecycle), prefill)
             .await
         {
             Ok(shutdown) => {

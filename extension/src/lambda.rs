@@ -9,7 +9,8 @@
 //! for: pgwarm registers for SHUTDOWN only.
 
 use crate::admin::{Lifecycle, Registration};
-use crate::pool::Pool;
+use crate::client::Shared;
+use crate::pool::InvocationDeadline;
 use lambda_extension::requests::{init_error, ErrorRequest};
 use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
 use std::sync::Arc;
@@ -23,6 +24,11 @@ pub(crate) const EXTENSION_NAME: &str = "pgwarm";
 
 /// The `Lambda-Extension-Function-Error-Type` of a configuration error.
 const CONFIG_ERROR_TYPE: &str = "Extension.ConfigError";
+
+/// At INVOKE, a transaction idle since at least this long before it was left open by the
+/// invocation before. The slack keeps a transaction the new invocation's handler began in the
+/// moment between the thaw and pgwarm reading INVOKE from being taken for a leak.
+const INVOKE_SLACK: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Error)]
 #[error("Lambda Extensions API: {0}")]
@@ -74,16 +80,16 @@ impl Shutdown {
 /// the events in a task of its own.
 pub(crate) async fn start(
     env: LambdaEnv,
-    pool: Arc<Pool>,
+    shared: Arc<Shared>,
     lifecycle: Arc<Lifecycle>,
     prefill: usize,
 ) -> Result<Shutdown, LambdaError> {
     let (tx, rx) = oneshot::channel();
     let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
-    let events_pool = Arc::clone(&pool);
+    let pool = Arc::clone(&shared.pool);
     let events_life = Arc::clone(&lifecycle);
     let processor = service_fn(move |event: LambdaEvent| {
-        let pool = Arc::clone(&events_pool);
+        let shared = Arc::clone(&shared);
         let lifecycle = Arc::clone(&events_life);
         let tx = Arc::clone(&tx);
         async move {
@@ -91,7 +97,16 @@ pub(crate) async fn start(
                 NextEvent::Invoke(invoke) => {
                     // First, so that this line and every later one carry the request id.
                     lifecycle.invoked(&invoke.request_id);
-                    debug!(request = %invoke.request_id, "INVOKE");
+                    let now = tokio::time::Instant::now();
+                    let left = time_left(invoke.deadline_ms);
+                    debug!(request = %invoke.request_id, left_ms = left.as_millis() as u64, "INVOKE");
+                    shared
+                        .pool
+                        .invocation_began(InvocationDeadline::new(now, now + left));
+                    shared
+                        .invocation_ends
+                        .ended(now.checked_sub(INVOKE_SLACK).unwrap_or(now));
+                    let pool = Arc::clone(&shared.pool);
                     // The handler is starting right now; it must not wait for this.
                     tokio::spawn(async move {
                         let started = std::time::Instant::now();

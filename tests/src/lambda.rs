@@ -232,6 +232,36 @@ impl Lambda {
         pgwarm
     }
 
+    /// Runs one invocation with the test itself as the function's handler ([`TestRuntime`]):
+    /// enqueues `payload` with a function timeout of `timeout`, takes the invocation as the
+    /// runtime, runs `handler` with it, and posts what it returns as the response; then, in
+    /// freeze mode, waits for the environment to be frozen again.
+    pub async fn invoke_here<F, Fut>(
+        &self,
+        runtime: &TestRuntime,
+        timeout: Duration,
+        handler: F,
+    ) -> Value
+    where
+        F: FnOnce(Invoked) -> Fut,
+        Fut: std::future::Future<Output = Value>,
+    {
+        let invocation = lambda_simulator::InvocationBuilder::new()
+            .payload(serde_json::json!({}))
+            .timeout_ms(timeout.as_millis() as u64)
+            .build()
+            .expect("an invocation");
+        self.sim.enqueue(invocation).await;
+        let invoked = runtime.next().await;
+        let id = invoked.request_id.clone();
+        let answer = handler(invoked).await;
+        runtime.respond(&id, &answer).await;
+        if self.freeze {
+            self.wait_frozen().await;
+        }
+        answer
+    }
+
     /// The events pgwarm registered for, upper case (`INVOKE`, `SHUTDOWN`).
     pub async fn registered_events(&self) -> Vec<String> {
         let extensions = self.sim.get_registered_extensions().await;
@@ -346,5 +376,83 @@ impl InitErrorProxy {
 
     pub fn calls(&self) -> Vec<InitError> {
         self.calls.lock().expect("lock").clone()
+    }
+}
+
+/// An invocation as the function's runtime receives it.
+#[derive(Debug, Clone)]
+pub struct Invoked {
+    pub request_id: String,
+    /// When Lambda kills the invocation.
+    pub deadline: Instant,
+    pub payload: Value,
+}
+
+/// The function's runtime, played by the test process through the Runtime API, so that a test
+/// can be any handler at all (leak a transaction, hold a connection, wait) without a process of
+/// its own. Only pgwarm is frozen between invocations then; the test is not.
+pub struct TestRuntime {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl TestRuntime {
+    pub fn new(lambda: &Lambda) -> TestRuntime {
+        TestRuntime {
+            http: reqwest::Client::new(),
+            base: format!(
+                "{}/2018-06-01/runtime/invocation",
+                lambda.sim.runtime_api_url()
+            ),
+        }
+    }
+
+    /// Waits for the next invocation.
+    pub async fn next(&self) -> Invoked {
+        let answer = self
+            .http
+            .get(format!("{}/next", self.base))
+            .send()
+            .await
+            .expect("the Runtime API answers /next");
+        assert!(answer.status().is_success(), "/next: {}", answer.status());
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("/next without {name}"))
+                .to_owned()
+        };
+        let request_id = header("Lambda-Runtime-Aws-Request-Id");
+        let deadline_ms: u64 = header("Lambda-Runtime-Deadline-Ms")
+            .parse()
+            .expect("a deadline in ms");
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970");
+        let left = Duration::from_millis(deadline_ms).saturating_sub(since_epoch);
+        let body = answer.bytes().await.expect("the event's body");
+        Invoked {
+            request_id,
+            deadline: Instant::now() + left,
+            payload: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Posts the invocation's response: the runtime is done with it.
+    pub async fn respond(&self, request_id: &str, body: &Value) {
+        let answer = self
+            .http
+            .post(format!("{}/{request_id}/response", self.base))
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("the Runtime API takes the response");
+        assert!(
+            answer.status().is_success(),
+            "response: {}",
+            answer.status()
+        );
     }
 }

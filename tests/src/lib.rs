@@ -49,7 +49,9 @@ mod wire;
 
 pub use admin::{number, pools, psql_csv, show, wait_for_pool, AdminRow};
 pub use delay::DelayRelay;
-pub use lambda::{in_lambda, lambda_env, simulator, InitError, InitErrorProxy, Lambda};
+pub use lambda::{
+    in_lambda, lambda_env, simulator, InitError, InitErrorProxy, Invoked, Lambda, TestRuntime,
+};
 pub use load::{is_killed_mid_statement, FaultLoad, LoadError, LoadReport};
 pub use peers::{json_string, Haproxy, Moto, Pgbouncer};
 pub use pg::{

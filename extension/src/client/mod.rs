@@ -6,6 +6,7 @@
 pub(crate) mod cancel;
 pub(crate) mod clients;
 pub(crate) mod handshake;
+pub(crate) mod invocation_end;
 pub(crate) mod login_settings;
 pub(crate) mod relay;
 pub(crate) mod session;
@@ -20,6 +21,7 @@ use crate::stream::Stream;
 use cancel::CancelRegistry;
 use clients::{ClientIdentity, ClientList};
 use handshake::Opened;
+use invocation_end::InvocationEnds;
 use login_settings::CheckedSettings;
 use statements::KnownStatements;
 use std::net::SocketAddr;
@@ -60,6 +62,8 @@ pub(crate) struct Shared {
     pub traffic: Arc<Traffic>,
     /// Client connections open now, logged in or not (the listener counts them).
     pub(crate) connections: Arc<AtomicUsize>,
+    /// When the latest Lambda invocation ended: what its transactions left open are ended.
+    pub(crate) invocation_ends: InvocationEnds,
 }
 
 impl Shared {
@@ -85,6 +89,7 @@ impl Shared {
             clients: Arc::default(),
             traffic: Arc::default(),
             connections: Arc::default(),
+            invocation_ends: InvocationEnds::default(),
         }
     }
 }

@@ -6,12 +6,13 @@
 
 use super::cancel::CancelKey;
 use super::clients::ClientHandle;
+use super::invocation_end::{leaked_error, EndWatch};
 use super::relay::{Event, Relay, Rules};
 use super::statements::Resolution;
 use super::traffic::Traffic;
 use super::Shared;
 use crate::config::{PoolMode, Upstream};
-use crate::pool::{Checkout, PoolError};
+use crate::pool::{Bound, Checkout, PoolError};
 use crate::protocol::backend::TxStatus;
 use crate::protocol::{sqlstate, PgError};
 use crate::server::{self, Cleanup, ServerError, SessionSettings};
@@ -54,22 +55,42 @@ pub(crate) struct Session<'a> {
     startup: SessionSettings,
     /// Its entry in the admin console's list of clients.
     listed: ClientHandle,
+    /// Whether a transaction it sits idle in outlived its Lambda invocation.
+    invocation_end: EndWatch,
 }
 
 /// Maps a failed checkout to what the waiting client is told.
 pub(crate) fn pool_error(e: PoolError) -> PgError {
     match e {
-        PoolError::WaitTimeout(..) => PgError::fatal(sqlstate::QUERY_CANCELED, e.to_string())
-            .with_hint(
-                "Raise PGWARM_POOL_SIZE or PGWARM_QUERY_WAIT_TIMEOUT, or shorten transactions.",
-            ),
-        PoolError::Unavailable { ref outage, .. } => {
+        PoolError::WaitTimeout { bound, .. } => {
+            PgError::fatal(sqlstate::QUERY_CANCELED, e.to_string()).with_hint(match bound {
+                Bound::QueryWait => {
+                    "Raise PGWARM_POOL_SIZE or PGWARM_QUERY_WAIT_TIMEOUT, or shorten transactions."
+                }
+                Bound::Invocation { .. } => {
+                    "The function's timeout came first: raise PGWARM_POOL_SIZE or the function's \
+                     timeout, or shorten transactions (one left open holds a connection)."
+                }
+            })
+        }
+        PoolError::Unavailable {
+            ref outage, bound, ..
+        } => {
             let code = outage
                 .code
                 .clone()
                 .unwrap_or_else(|| sqlstate::CONNECTION_FAILURE.to_owned());
-            PgError::fatal(&code, e.to_string())
-                .with_hint("The database did not take logins in time; raise PGWARM_QUERY_WAIT_TIMEOUT to wait longer.")
+            PgError::fatal(&code, e.to_string()).with_hint(match bound {
+                Bound::QueryWait => {
+                    "The database did not take logins in time; raise \
+                                     PGWARM_QUERY_WAIT_TIMEOUT to wait longer."
+                }
+                Bound::Invocation { .. } => {
+                    "The database did not take logins before the \
+                                             function's timeout; raise the function's timeout \
+                                             to wait longer."
+                }
+            })
         }
         PoolError::Server(server) => server.to_client(),
         PoolError::Closed => PgError::admin_shutdown(e.to_string()),
@@ -100,6 +121,7 @@ impl<'a> Session<'a> {
             startup: settings.clone(),
             settings,
             listed,
+            invocation_end: shared.invocation_ends.watch(),
         }
     }
 
@@ -167,18 +189,16 @@ impl<'a> Session<'a> {
     }
 
     /// The relay's next event; while the client sits idle inside a transaction, the
-    /// idle-in-transaction timeout races it.
+    /// idle-in-transaction timeout and the end of its Lambda invocation race it.
     async fn next_event(&mut self) -> Event {
         loop {
-            let idle_limit = self
-                .shared
-                .settings
-                .idle_transaction_timeout
-                .filter(|_| self.relay.idle_in_transaction());
+            let idle = self.relay.idle_in_transaction();
+            self.invocation_end.idle_in_transaction(idle);
             let Session {
                 relay,
                 client,
                 server,
+                invocation_end,
                 ..
             } = self;
             let mut server = server.as_mut().map(|s| s.link_parts());
@@ -188,17 +208,25 @@ impl<'a> Session<'a> {
                     .map(|(stream, set)| (&mut **stream, &mut **set));
                 relay.poll_pump(cx, client, link, false)
             });
-            let event = match idle_limit {
-                None => pump.await,
-                Some(limit) => tokio::select! {
+            let event = if !idle {
+                pump.await
+            } else {
+                let limit = self.shared.settings.idle_transaction_timeout;
+                tokio::select! {
                     event = pump => event,
-                    _ = tokio::time::sleep(limit) => {
+                    () = tokio::time::sleep(limit.unwrap_or(Duration::MAX)), if limit.is_some() => {
                         if self.relay.idle_in_transaction() {
-                            return Event::CloseClient(idle_timeout_error(limit));
+                            return Event::CloseClient(idle_timeout_error(limit.unwrap_or_default()));
                         }
                         continue;
                     }
-                },
+                    () = invocation_end.leaked() => {
+                        if self.relay.idle_in_transaction() {
+                            return Event::CloseClient(leaked_error());
+                        }
+                        continue;
+                    }
+                }
             };
             if !matches!(event, Event::IdleInTransaction) {
                 return event;

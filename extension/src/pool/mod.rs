@@ -11,10 +11,12 @@ mod outage;
 mod pause;
 mod queue;
 mod stats;
+mod wait;
 
 pub(crate) use outage::OutageView;
 pub(crate) use stats::PoolCounters;
 pub(crate) use stats::ServerState;
+pub(crate) use wait::{Bound, InvocationDeadline};
 
 use crate::config::{PoolMode, Settings, Upstream};
 use crate::credentials::{CredentialSource, Credentials};
@@ -35,6 +37,7 @@ use thiserror::Error;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
+use wait::Wait;
 
 /// The settings the pool acts on, copied out of [`Settings`].
 #[derive(Debug, Clone)]
@@ -67,12 +70,17 @@ impl From<&Settings> for PoolSettings {
 
 #[derive(Debug, Error)]
 pub(crate) enum PoolError {
-    #[error("waited {0:?} for a server connection (PGWARM_QUERY_WAIT_TIMEOUT); all {1} are busy")]
-    WaitTimeout(Duration, usize),
+    #[error("waited {waited:?} for a server connection ({bound}); all {size} are busy")]
+    WaitTimeout {
+        waited: Duration,
+        bound: Bound,
+        size: usize,
+    },
     /// The client's wait ran out while the database refused or did not answer logins.
-    #[error("waited {waited:?} for the database to take a login (PGWARM_QUERY_WAIT_TIMEOUT); {}", .outage.describe(*.max_connections))]
+    #[error("waited {waited:?} for the database to take a login ({bound}); {}", .outage.describe(*.max_connections))]
     Unavailable {
         waited: Duration,
+        bound: Bound,
         outage: OutageView,
         /// The database's `max_connections`, when it is full and pgwarm could read it.
         max_connections: Option<u32>,
@@ -108,6 +116,8 @@ struct State {
     /// Logins and health checks under way.
     logging_in: usize,
     testing: usize,
+    /// The Lambda invocation under way, whose deadline bounds waits.
+    invocation: Option<InvocationDeadline>,
 }
 
 pub(crate) struct Pool {
@@ -156,6 +166,7 @@ impl Pool {
                 lent: HashMap::new(),
                 logging_in: 0,
                 testing: 0,
+                invocation: None,
             }),
             settings,
             credentials,
@@ -199,13 +210,13 @@ impl Pool {
     /// checks, all under the one deadline.
     pub(crate) async fn checkout(self: &Arc<Pool>) -> Result<Checkout, PoolError> {
         let since = Instant::now();
-        let deadline = since + self.settings.query_wait_timeout;
-        let now_or_later = {
+        let (now_or_later, wait) = {
             let mut state = self.lock();
             if state.closed {
                 return Err(PoolError::Closed);
             }
-            if state.paused {
+            let wait = Wait::new(since, self.settings.query_wait_timeout, state.invocation);
+            let now_or_later = if state.paused {
                 Err(state.waiters.push(Wants::Either, since))
             } else if let Some(conn) = state.idle.pop() {
                 Ok(Grant::Conn(conn))
@@ -214,11 +225,12 @@ impl Pool {
                 Ok(Grant::Slot)
             } else {
                 Err(state.waiters.push(Wants::Either, since))
-            }
+            };
+            (now_or_later, wait)
         };
         let grant = match now_or_later {
             Ok(grant) => grant,
-            Err(rx) => self.wait(rx, deadline).await?,
+            Err(rx) => self.wait(rx, &wait).await?,
         };
         let slot = Checkout {
             conn: None,
@@ -226,8 +238,8 @@ impl Pool {
             released: false,
         };
         let lent = match grant {
-            Grant::Conn(conn) => self.validate(slot, conn, since, deadline).await,
-            Grant::Slot => self.fill(slot, since, deadline).await,
+            Grant::Conn(conn) => self.validate(slot, conn, &wait).await,
+            Grant::Slot => self.fill(slot, &wait).await,
         }?;
         self.lock().lent.insert(lent.id(), Lent::of(&lent));
         Ok(lent)
@@ -238,10 +250,9 @@ impl Pool {
     fn fill(
         &self,
         slot: Checkout,
-        since: Instant,
-        deadline: Instant,
+        wait: &Wait,
     ) -> Pin<Box<dyn Future<Output = Result<Checkout, PoolError>> + Send + '_>> {
-        Box::pin(self.open_into(slot, since, deadline))
+        Box::pin(self.open_into(slot, *wait))
     }
 
     /// The ParameterStatus values a client should see at login; opens a first server connection
@@ -308,9 +319,8 @@ impl Pool {
                     pool: Arc::clone(&pool),
                     released: false,
                 };
-                let since = Instant::now();
-                let deadline = since + pool.settings.query_wait_timeout;
-                match pool.validate(slot, conn, since, deadline).await {
+                let wait = Wait::new(Instant::now(), pool.settings.query_wait_timeout, None);
+                match pool.validate(slot, conn, &wait).await {
                     Ok(checked) => {
                         if checked.id() != id {
                             pool.counters.thaw_replaced.add(1);
@@ -325,6 +335,11 @@ impl Pool {
         }
         while checks.join_next().await.is_some() {}
         checked
+    }
+
+    /// A Lambda invocation began: until its deadline, waits end a margin before it.
+    pub(crate) fn invocation_began(&self, invocation: InvocationDeadline) {
+        self.lock().invocation = Some(invocation);
     }
 
     /// Closes idle connections with Terminate and refuses new checkouts. Checked-out connections
@@ -356,19 +371,21 @@ impl Pool {
     async fn wait(
         self: &Arc<Pool>,
         rx: oneshot::Receiver<Grant>,
-        deadline: Instant,
+        wait: &Wait,
     ) -> Result<Grant, PoolError> {
         let mut waiter = Waiter::new(self, rx);
-        match tokio::time::timeout_at(deadline, waiter.granted()).await {
+        match tokio::time::timeout_at(wait.until, waiter.granted()).await {
             Ok(Some(grant)) => Ok(grant),
             // The sender was dropped: the pool closed.
             Ok(None) => Err(PoolError::Closed),
             // The slots were busy retrying logins, not serving clients: say so.
             Err(_) => Err(match self.outage.current() {
-                Some(outage) => self.unavailable(outage),
-                None => {
-                    PoolError::WaitTimeout(self.settings.query_wait_timeout, self.settings.size)
-                }
+                Some(outage) => self.unavailable(outage, wait),
+                None => PoolError::WaitTimeout {
+                    waited: wait.waited(),
+                    bound: wait.bound,
+                    size: self.settings.size,
+                },
             }),
         }
     }
@@ -378,8 +395,7 @@ impl Pool {
         &self,
         mut slot: Checkout,
         mut conn: ServerConn,
-        since: Instant,
-        deadline: Instant,
+        wait: &Wait,
     ) -> Result<Checkout, PoolError> {
         if conn.age() >= self.settings.server_lifetime {
             debug!(
@@ -387,7 +403,7 @@ impl Pool {
                 "server connection reached PGWARM_SERVER_LIFETIME"
             );
             conn.close();
-            return self.fill(slot, since, deadline).await;
+            return self.fill(slot, wait).await;
         }
         if !conn.is_quiet() {
             info!(
@@ -395,13 +411,13 @@ impl Pool {
                 "idle server connection was closed by the database; replacing it"
             );
             self.counters.reconnects.add(1);
-            return self.fill(slot, since, deadline).await;
+            return self.fill(slot, wait).await;
         }
         if conn.idle_for() >= self.settings.server_check_delay {
             self.counters.health_checks.add(1);
             // Boxed: a cold path whose future would otherwise sit in every checkout's state.
             let check = tokio::time::timeout(
-                self.attempt_timeout(deadline),
+                self.attempt_timeout(wait.until),
                 Box::pin(conn.run("health check", ";")),
             );
             let checked = {
@@ -416,18 +432,18 @@ impl Pool {
                 Ok(Ok(status)) => {
                     warn!(server = conn.id(), %status, "server connection was not idle; replacing it");
                     conn.close();
-                    return self.fill(slot, since, deadline).await;
+                    return self.fill(slot, wait).await;
                 }
                 Ok(Err(e)) => {
                     info!(server = conn.id(), error = %e, "server connection failed its health check; replacing it");
-                    return self.fill(slot, since, deadline).await;
+                    return self.fill(slot, wait).await;
                 }
                 Err(_) => {
                     info!(
                         server = conn.id(),
                         "server connection health check timed out; replacing it"
                     );
-                    return self.fill(slot, since, deadline).await;
+                    return self.fill(slot, wait).await;
                 }
             }
         }
@@ -437,16 +453,12 @@ impl Pool {
 
     /// Opens a new connection into a slot already counted in `open`. On failure the slot is
     /// given back by the Checkout's drop. A login the database may get over by itself (it is
-    /// restarting, failing over, or full) is retried with a backoff until `deadline`; other
+    /// restarting, failing over, or full) is retried with a backoff until the wait ends; other
     /// failures are the client's at once. While it retries, the client also queues (in the
-    /// place its checkout began, `since`) for a connection another client gives back: when the
+    /// place its checkout began) for a connection another client gives back: when the
     /// database is full of pgwarm's own connections, that is the one that frees first.
-    async fn open_into(
-        &self,
-        mut slot: Checkout,
-        since: Instant,
-        deadline: Instant,
-    ) -> Result<Checkout, PoolError> {
+    async fn open_into(&self, mut slot: Checkout, wait: Wait) -> Result<Checkout, PoolError> {
+        let deadline = wait.until;
         let mut backoff = Backoff::new();
         let mut given_back: Option<Waiter<'_>> = None;
         loop {
@@ -466,7 +478,7 @@ impl Pool {
                 if self.outage.current().is_none() {
                     self.outage.failed(&error, began);
                 }
-                return Err(self.gave_up(&error));
+                return Err(self.gave_up(&error, &wait));
             }
             if self.outage.failed(&error, began) {
                 self.episode_started(&error).await;
@@ -475,7 +487,7 @@ impl Pool {
             let waiter = match &mut given_back {
                 Some(waiter) => waiter,
                 None => {
-                    let rx = self.lock().waiters.push(Wants::Connection, since);
+                    let rx = self.lock().waiters.push(Wants::Connection, wait.since);
                     given_back.insert(Waiter::new(self, rx))
                 }
             };
@@ -494,7 +506,7 @@ impl Pool {
                         };
                         // The slot whose login failed is given up (to a waiter, or freed).
                         drop(slot);
-                        return self.validate(instead, conn, since, deadline).await;
+                        return self.validate(instead, conn, &wait).await;
                     }
                     Some(Grant::Slot) => {
                         // Not handed to a client that holds a slot; queued again if ever.
@@ -505,7 +517,7 @@ impl Pool {
                 },
             }
             if Instant::now() >= deadline {
-                return Err(self.gave_up(&error));
+                return Err(self.gave_up(&error, &wait));
             }
         }
     }

@@ -5,6 +5,7 @@
 //! when it ends, never once per attempt; and the pool's side of an episode: what a client whose
 //! wait ran out is told, and what the first failure does to the idle connections.
 
+use super::wait::{Bound, Wait};
 use super::{Pool, PoolError};
 use crate::protocol::sqlstate;
 use crate::server::ServerError;
@@ -202,10 +203,14 @@ impl Outage {
 /// The pool's side of an episode: what a client whose wait ran out is told, and what the
 /// first failure of an episode does to the idle connections.
 impl Pool {
-    pub(super) fn unavailable(&self, outage: OutageView) -> PoolError {
+    pub(super) fn unavailable(&self, outage: OutageView, wait: &Wait) -> PoolError {
         let known = self.max_connections.load(Ordering::Relaxed);
         PoolError::Unavailable {
-            waited: self.settings.query_wait_timeout,
+            waited: match wait.bound {
+                Bound::QueryWait => self.settings.query_wait_timeout,
+                Bound::Invocation { .. } => wait.waited(),
+            },
+            bound: wait.bound,
             max_connections: (outage.full && known > 0).then_some(known),
             outage,
         }
@@ -213,12 +218,12 @@ impl Pool {
 
     /// The client's deadline passed while logins failed: it is told the episode's last failure,
     /// or `last`, its own slot's, when no episode is recorded (a straggler of one that ended).
-    pub(super) fn gave_up(&self, last: &ServerError) -> PoolError {
+    pub(super) fn gave_up(&self, last: &ServerError, wait: &Wait) -> PoolError {
         let outage = self
             .outage
             .current()
             .unwrap_or_else(|| OutageView::of(last));
-        self.unavailable(outage)
+        self.unavailable(outage, wait)
     }
 
     /// The first failed login of an episode. A database that went away took its connections

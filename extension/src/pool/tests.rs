@@ -54,7 +54,7 @@ async fn waiters_that_timed_out_do_not_pile_up_while_the_pool_is_held() {
             .await
             .err()
             .expect("no connection to be had");
-        assert!(matches!(err, PoolError::WaitTimeout(..)), "{err}");
+        assert!(matches!(err, PoolError::WaitTimeout { .. }), "{err}");
     }
     assert!(pool.stats().waiting <= 1, "{:?}", pool.stats());
 }

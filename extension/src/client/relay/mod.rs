@@ -113,7 +113,9 @@ impl Rules {
         Rules {
             mode: settings.pool_mode,
             max_message_size: settings.max_message_size,
-            watch_idle: settings.idle_transaction_timeout.is_some(),
+            // Always: besides `PGWARM_IDLE_TRANSACTION_TIMEOUT`, the end of a Lambda invocation
+            // ends a transaction left idle (`client::invocation_end`).
+            watch_idle: true,
             max_prepared: match settings.pool_mode {
                 PoolMode::Transaction => settings.max_prepared_statements,
                 PoolMode::Session => 0,
