@@ -235,13 +235,27 @@ impl Lambda {
     /// Runs one invocation with the test itself as the function's handler ([`TestRuntime`]):
     /// enqueues `payload` with a function timeout of `timeout`, takes the invocation as the
     /// runtime, runs `handler` with it, and posts what it returns as the response; then, in
-    /// freeze mode, waits for the environment to be frozen again.
+    /// freeze mode, waits for the environment to be frozen again. Returns the response.
     pub async fn invoke_here<F, Fut>(
         &self,
         runtime: &TestRuntime,
         timeout: Duration,
         handler: F,
     ) -> Value
+    where
+        F: FnOnce(Invoked) -> Fut,
+        Fut: std::future::Future<Output = Value>,
+    {
+        self.invoke_here_with_id(runtime, timeout, handler).await.0
+    }
+
+    /// [`Lambda::invoke_here`], also returning the invocation's request id.
+    pub async fn invoke_here_with_id<F, Fut>(
+        &self,
+        runtime: &TestRuntime,
+        timeout: Duration,
+        handler: F,
+    ) -> (Value, String)
     where
         F: FnOnce(Invoked) -> Fut,
         Fut: std::future::Future<Output = Value>,
@@ -259,7 +273,28 @@ impl Lambda {
         if self.freeze {
             self.wait_frozen().await;
         }
-        answer
+        (answer, id)
+    }
+
+    /// How long the extensions kept invocation `request_id` going after its runtime was done
+    /// (Lambda's `PostRuntimeExtensionsDuration`, which the function is billed for), in ms.
+    /// The simulator's telemetry says it: from `platform.runtimeDone` to `platform.report`, which
+    /// it sends once every extension has asked for its next event.
+    pub async fn post_runtime_ms(&self, request_id: &str) -> f64 {
+        let of = |kind: &'static str| async move {
+            self.sim
+                .get_telemetry_events_by_type(kind)
+                .await
+                .into_iter()
+                .find(|e| e.record["requestId"] == request_id)
+                .unwrap_or_else(|| panic!("no {kind} for {request_id}"))
+                .time
+        };
+        let (done, report) = (
+            of("platform.runtimeDone").await,
+            of("platform.report").await,
+        );
+        (report - done).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
     }
 
     /// The events pgwarm registered for, upper case (`INVOKE`, `SHUTDOWN`).

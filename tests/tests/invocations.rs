@@ -220,3 +220,150 @@ async fn a_handler_back_at_its_leaked_connection_reads_why_it_was_closed() {
         "{answer}"
     );
 }
+
+/// One plain invocation: connect, query, close; the request id and whether it worked.
+async fn naive_invocation(lambda: &Lambda, runtime: &TestRuntime) -> (Value, String) {
+    let target = lambda.pgwarm().target();
+    lambda
+        .invoke_here_with_id(runtime, FUNCTION_TIMEOUT, |_| async move {
+            match target.try_connect().await {
+                Ok(client) => match client.simple_query("select 1").await {
+                    Ok(_) => json!({ "ok": true }),
+                    Err(e) => error_json(&e),
+                },
+                Err(e) => error_json(&e),
+            }
+        })
+        .await
+}
+
+/// With room in the database nothing is added to an invocation: pgwarm asks for its next event
+/// at once, and its connection stays open through the freeze for the next invocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_room_to_spare_connections_stay_warm_and_nothing_waits_for_the_freeze() {
+    let db = cluster().fresh_target();
+    let lambda = Lambda::start(&db, &[("PGWARM_POOL_SIZE", "2")], true).await;
+    let runtime = TestRuntime::new(&lambda);
+    let mut post_runtime = Vec::new();
+    for _ in 0..5 {
+        let (answer, id) = naive_invocation(&lambda, &runtime).await;
+        assert_eq!(answer["ok"], true, "{answer}");
+        post_runtime.push(lambda.post_runtime_ms(&id).await);
+        assert_eq!(
+            cluster().backends_for(&db.user),
+            1,
+            "kept through the freeze"
+        );
+    }
+    eprintln!("post-runtime duration with room to spare (ms): {post_runtime:?}");
+    let log = lambda.pgwarm().log();
+    assert!(log.contains("subscribed to the Telemetry API"), "{log}");
+    assert_eq!(log.matches("opened server connection").count(), 1, "{log}");
+    assert!(!log.contains("gave its connections back"), "{log}");
+    assert!(!log.contains("the database is tight"), "{log}");
+}
+
+/// A role with two connection slots, one held elsewhere: pgwarm's login finds it tight. The
+/// first invocation learns it during its login (its connection then asks the database to close
+/// it after a second idle); from the second on, pgwarm waits for the runtime's end and closes
+/// its connection before the freeze, and every invocation still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tight_database_gets_its_connections_back_before_each_freeze() {
+    let db = cluster().fresh_target();
+    cluster().psql_super(&format!("alter role {} connection limit 2", db.user));
+    let _elsewhere = db.connect().await;
+    let lambda = Lambda::start(&db, &[("PGWARM_POOL_SIZE", "2")], true).await;
+    let runtime = TestRuntime::new(&lambda);
+    let (first, _) = naive_invocation(&lambda, &runtime).await;
+    assert_eq!(first["ok"], true, "{first}");
+    assert_eq!(
+        cluster().wait_for_backends(&db.user, 1, Duration::from_secs(5)),
+        1,
+        "the first invocation's connection is closed by the database soon after the freeze"
+    );
+    let mut post_runtime = Vec::new();
+    for _ in 0..4 {
+        let (answer, id) = naive_invocation(&lambda, &runtime).await;
+        assert_eq!(answer["ok"], true, "{answer}");
+        post_runtime.push(lambda.post_runtime_ms(&id).await);
+        assert_eq!(
+            cluster().backends_for(&db.user),
+            1,
+            "only the connection held elsewhere is left while frozen"
+        );
+    }
+    eprintln!("post-runtime duration when tight (ms): {post_runtime:?}");
+    let log = lambda.pgwarm().log();
+    assert!(log.contains("the database is tight"), "{log}");
+    assert_eq!(
+        log.matches("gave its connections back before the freeze")
+            .count(),
+        4,
+        "{log}"
+    );
+    // The console tells the same (read while an invocation thaws the environment).
+    let console = lambda.pgwarm().admin_target();
+    let shown = lambda
+        .invoke_here(&runtime, FUNCTION_TIMEOUT, |_| async move {
+            let console = console.connect().await;
+            let rows = show(&console, "LAMBDA").await;
+            let value = |key: &str| {
+                rows.iter()
+                    .find(|r| r.get("key").map(String::as_str) == Some(key))
+                    .and_then(|r| r.get("value").cloned())
+                    .unwrap_or_default()
+            };
+            json!({
+                "tight": value("database_tight"),
+                "use": value("database_use"),
+                "holds": value("holds"),
+                "given_back": value("given_back"),
+            })
+        })
+        .await;
+    assert_eq!(shown["tight"], "yes", "{shown}");
+    assert!(
+        shown["use"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CONNECTION LIMIT 2"),
+        "{shown}"
+    );
+    assert_eq!(shown["holds"], "4", "{shown}");
+    assert_eq!(shown["given_back"], "4", "{shown}");
+}
+
+/// A runtimeDone that never comes holds pgwarm's next-event request no longer than the
+/// invocation's deadline (less a margin), once; after that pgwarm does not wait for it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_done_that_never_comes_stalls_one_invocation_at_most() {
+    let db = cluster().fresh_target();
+    cluster().psql_super(&format!("alter role {} connection limit 2", db.user));
+    let _elsewhere = db.connect().await;
+    let lambda = Lambda::start(&db, &[("PGWARM_POOL_SIZE", "2")], true).await;
+    lambda
+        .sim
+        .set_telemetry_delivery_policy(
+            "platform.runtimeDone",
+            lambda_simulator::DeliveryPolicy::Suppress,
+        )
+        .await;
+    let runtime = TestRuntime::new(&lambda);
+    // The first invocation finds the database tight; the second would wait for runtimeDone.
+    let mut post_runtime = Vec::new();
+    for _ in 0..4 {
+        let (answer, id) = naive_invocation(&lambda, &runtime).await;
+        assert_eq!(answer["ok"], true, "{answer}");
+        post_runtime.push(lambda.post_runtime_ms(&id).await);
+    }
+    eprintln!("post-runtime duration without runtimeDone (ms): {post_runtime:?}");
+    let bound = FUNCTION_TIMEOUT.as_millis() as f64;
+    assert!(
+        post_runtime.iter().all(|&ms| ms < bound),
+        "{post_runtime:?}"
+    );
+    let stalled = post_runtime.iter().filter(|&&ms| ms > 500.0).count();
+    assert_eq!(stalled, 1, "one invocation waited: {post_runtime:?}");
+    let log = lambda.pgwarm().log();
+    assert_eq!(log.matches("no platform.runtimeDone").count(), 1, "{log}");
+}

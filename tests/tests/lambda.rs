@@ -120,6 +120,12 @@ async fn managed_instances_register_for_shutdown_only_and_serve_many_clients() {
     )
     .await;
     assert_eq!(lambda.registered_events().await, ["SHUTDOWN"]);
+    // Never frozen, so nothing to hear of an invocation's end.
+    assert!(
+        !lambda.pgwarm().log().contains("Telemetry API"),
+        "{}",
+        lambda.pgwarm().log()
+    );
     assert!(
         lambda.pgwarm().log().contains("pool_size=8"),
         "{}",

@@ -1,6 +1,7 @@
 //! What pgwarm knows of its Lambda life, for `SHOW LAMBDA`, the metrics and the logs: how it
 //! runs, its registration, the invocations it saw (and the newest one's id), the freezes it
-//! slept through and why it was shut down. The `lambda` module writes it; readers take copies.
+//! slept through, what it gave back before them while the database was tight, and why it was
+//! shut down. The `lambda` module writes it; readers take copies.
 
 use crate::counter::Counter;
 use std::sync::Mutex;
@@ -27,6 +28,16 @@ pub(crate) struct Lifecycle {
     /// Freezes noticed (the process stood still longer than a tick allows), and their length.
     pub freezes: Counter,
     pub frozen_us: Counter,
+    /// Whether `platform.runtimeDone` can be heard (the Telemetry API subscription worked).
+    pub telemetry: std::sync::atomic::AtomicBool,
+    /// Invocations after which pgwarm waited for their runtimeDone before asking for its next
+    /// event (the database was tight), and its own time from that event to the ask.
+    pub holds: Counter,
+    pub held_us: Counter,
+    /// runtimeDone events that did not come before the invocation's deadline.
+    pub runtime_done_missed: Counter,
+    /// Server connections closed before a freeze because the database was tight.
+    pub given_back: Counter,
     shutdown_reason: Mutex<Option<String>>,
 }
 
@@ -39,6 +50,11 @@ impl Lifecycle {
             invocations: Counter::default(),
             freezes: Counter::default(),
             frozen_us: Counter::default(),
+            telemetry: std::sync::atomic::AtomicBool::new(false),
+            holds: Counter::default(),
+            held_us: Counter::default(),
+            runtime_done_missed: Counter::default(),
+            given_back: Counter::default(),
             shutdown_reason: Mutex::default(),
         }
     }

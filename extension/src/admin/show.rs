@@ -490,10 +490,45 @@ fn lambda(console: &Console) -> Table {
             "thaw_replaced",
             Some(counters.thaw_replaced.get().to_string()),
         ),
+        (
+            "telemetry",
+            Some(yes_no(life.telemetry.load(Ordering::Relaxed)).to_owned()),
+        ),
+        (
+            "database_tight",
+            Some(yes_no(console.shared.pool.is_tight()).to_owned()),
+        ),
+        (
+            "database_use",
+            console
+                .shared
+                .pool
+                .headroom()
+                .map(|r| r.fullest.to_string()),
+        ),
+        ("holds", Some(life.holds.get().to_string())),
+        ("held_ms", Some((life.held_us.get() / 1000).to_string())),
+        ("given_back", Some(life.given_back.get().to_string())),
+        (
+            "runtime_done_missed",
+            Some(life.runtime_done_missed.get().to_string()),
+        ),
+        (
+            "leaked_transactions",
+            Some(console.shared.invocation_ends.leaked.get().to_string()),
+        ),
         ("shutdown_reason", life.shutdown_reason()),
     ];
     for (key, value) in rows {
         t.row(vec![key.into(), value.into()]);
     }
     t
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
 }

@@ -10,17 +10,25 @@
 //! connection goes back to the pool, and the client, should its handler come back to it, reads
 //! a FATAL that says why.
 
+use crate::counter::Counter;
 use crate::protocol::{sqlstate, PgError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Tells the sessions when the latest invocation ended.
 #[derive(Debug)]
-pub(crate) struct InvocationEnds(watch::Sender<Option<Instant>>);
+pub(crate) struct InvocationEnds {
+    latest: watch::Sender<Option<Instant>>,
+    /// Transactions ended because their invocation had.
+    pub(crate) leaked: Counter,
+}
 
 impl Default for InvocationEnds {
     fn default() -> InvocationEnds {
-        InvocationEnds(watch::channel(None).0)
+        InvocationEnds {
+            latest: watch::channel(None).0,
+            leaked: Counter::default(),
+        }
     }
 }
 
@@ -28,12 +36,12 @@ impl InvocationEnds {
     /// The invocations before `at` have ended: a transaction idle since before `at` was left
     /// open by one of them.
     pub(crate) fn ended(&self, at: Instant) {
-        self.0.send_replace(Some(at));
+        self.latest.send_replace(Some(at));
     }
 
     pub(crate) fn watch(&self) -> EndWatch {
         EndWatch {
-            ends: self.0.subscribe(),
+            ends: self.latest.subscribe(),
             idle_since: None,
         }
     }

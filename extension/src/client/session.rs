@@ -222,6 +222,7 @@ impl<'a> Session<'a> {
                     }
                     () = invocation_end.leaked() => {
                         if self.relay.idle_in_transaction() {
+                            self.shared.invocation_ends.leaked.add(1);
                             return Event::CloseClient(leaked_error());
                         }
                         continue;

@@ -7,6 +7,7 @@
 //! connection leaves the pool inside a [`Checkout`], whose drop returns the slot even when a
 //! client task fails half-way, so the count can never leak.
 
+mod headroom;
 mod outage;
 mod pause;
 mod queue;
@@ -23,6 +24,7 @@ use crate::credentials::{CredentialSource, Credentials};
 use crate::protocol::backend::TxStatus;
 use crate::protocol::sqlstate;
 use crate::server::{self, ServerConn, ServerError, TlsSetup};
+use headroom::Headroom;
 use outage::{Backoff, Outage};
 use queue::{Queue, Wants};
 use stats::{Lent, Work};
@@ -51,6 +53,10 @@ pub(crate) struct PoolSettings {
     /// owns its connection, and the database must not close it under an idle client; and not
     /// with a pooler upstream, whose own server connections it would not reach).
     pub(crate) idle_session_timeout: Option<Duration>,
+    /// Whether to read the database's connection use, and ask for a short
+    /// `idle_session_timeout` while it is tight (`headroom.rs`): in an on-demand Lambda
+    /// environment, which is frozen between invocations, logging in to the database itself.
+    pub(crate) watch_headroom: bool,
 }
 
 impl From<&Settings> for PoolSettings {
@@ -64,6 +70,8 @@ impl From<&Settings> for PoolSettings {
             idle_session_timeout: s.idle_session_timeout.filter(|_| {
                 s.pool_mode == PoolMode::Transaction && s.upstream == Upstream::Database
             }),
+            // Set by the program once it knows it runs in Lambda.
+            watch_headroom: false,
         }
     }
 }
@@ -137,8 +145,13 @@ pub(crate) struct Pool {
     /// or a pooler in front of it, refuses the option, and then it is left out.
     idle_timeout_accepted: AtomicBool,
     counters: PoolCounters,
-    /// Woken when the last lent connection comes back while paused.
+    /// Woken when the last lent connection comes back.
     drained: Notify,
+    /// The database's connection use, when `watch_headroom`.
+    headroom: Headroom,
+    /// Whether the connection use can be read (PostgreSQL 10 or later; not through a proxy
+    /// that refuses the catalog query).
+    headroom_readable: AtomicBool,
 }
 
 /// The pool's counts, for its unit tests (the admin console reads [`Pool::view`]).
@@ -178,6 +191,8 @@ impl Pool {
             idle_timeout_accepted: AtomicBool::new(true),
             counters: PoolCounters::default(),
             drained: Notify::new(),
+            headroom: Headroom::default(),
+            headroom_readable: AtomicBool::new(true),
         })
     }
 
@@ -418,7 +433,7 @@ impl Pool {
             // Boxed: a cold path whose future would otherwise sit in every checkout's state.
             let check = tokio::time::timeout(
                 self.attempt_timeout(wait.until),
-                Box::pin(conn.run("health check", ";")),
+                Box::pin(self.health_check(&mut conn)),
             );
             let checked = {
                 let _testing = self.under_way(Work::Testing);
@@ -598,18 +613,26 @@ impl Pool {
         creds: &Credentials,
         deadline: Instant,
     ) -> Result<ServerConn, ServerError> {
-        let options = self
+        let tight = self.is_tight();
+        let asked = self
             .settings
             .idle_session_timeout
             .filter(|_| self.idle_timeout_accepted.load(Ordering::Relaxed))
-            .map(|t| format!("-c idle_session_timeout={}", t.as_millis()));
-        match self.connect_with(creds, deadline, options.as_deref()).await {
+            .map(|t| match tight {
+                true => t.min(headroom::TIGHT_IDLE_SESSION_TIMEOUT),
+                false => t,
+            });
+        let options = asked.map(|t| format!("-c idle_session_timeout={}", t.as_millis()));
+        match self
+            .connect_with(creds, deadline, options.as_deref(), asked)
+            .await
+        {
             Err(ServerError::Rejected { code, message })
                 if options.is_some() && refuses_option(&code) =>
             {
                 info!(%code, %message, "the database refused idle_session_timeout; logging in without it (PGWARM_IDLE_SESSION_TIMEOUT has no effect)");
                 self.idle_timeout_accepted.store(false, Ordering::Relaxed);
-                self.connect_with(creds, deadline, None).await
+                self.connect_with(creds, deadline, None, None).await
             }
             result => result,
         }
@@ -620,14 +643,25 @@ impl Pool {
         creds: &Credentials,
         deadline: Instant,
         options: Option<&str>,
+        idle_session_timeout: Option<Duration>,
     ) -> Result<ServerConn, ServerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let timeout = self.attempt_timeout(deadline);
         let login = {
             let _login = self.under_way(Work::LoggingIn);
-            server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await
+            let login = server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await;
+            match login {
+                Ok(mut conn) if self.reads_headroom() => {
+                    let read = self.read_headroom(&mut conn, idle_session_timeout).await;
+                    read.map(|()| conn)
+                }
+                other => other,
+            }
         };
+        if matches!(&login, Err(e) if self.settings.watch_headroom && outage::is_full(e)) {
+            self.headroom.refused();
+        }
         let first = login.is_ok() && self.counters.logins.get() == 0;
         if login.is_ok() {
             self.counters.logins.add(1);
@@ -714,9 +748,9 @@ impl Pool {
         }
     }
 
-    /// Forgets a lent connection; the last one back while paused lets `PAUSE` return.
+    /// Forgets a lent connection; the last one back lets `PAUSE` and `give_back` go on.
     fn unlend(&self, state: &mut State, id: u64) {
-        if state.lent.remove(&id).is_some() && state.paused && state.lent.is_empty() {
+        if state.lent.remove(&id).is_some() && state.lent.is_empty() {
             self.drained.notify_waiters();
         }
     }

@@ -20,6 +20,7 @@ fn pool(size: usize, wait: Duration) -> Arc<Pool> {
             server_check_delay: Duration::from_secs(10),
             server_lifetime: Duration::from_secs(3600),
             idle_session_timeout: None,
+            watch_headroom: false,
         },
         Arc::new(StaticCredentials::new(&target)),
         Arc::new(TlsSetup::new(SslMode::Disable, None).expect("plain TCP needs no set-up")),

@@ -5,15 +5,25 @@
 //! stops everything inside it. A configuration error is reported through the init-error call, so
 //! the function's Init fails with the message in its logs.
 //!
+//! On an on-demand environment it also subscribes to the Telemetry API, to hear when each
+//! invocation's runtime has finished (`telemetry`): then the transactions the invocation left
+//! open are ended, and, while the database is tight, the server connections are given back
+//! before pgwarm asks for its next event, which lets Lambda freeze the environment
+//! (`before_freeze`).
+//!
 //! On Lambda Managed Instances environments are never frozen and INVOKE may not be registered
 //! for: pgwarm registers for SHUTDOWN only.
+
+mod before_freeze;
+mod telemetry;
 
 use crate::admin::{Lifecycle, Registration};
 use crate::client::Shared;
 use crate::pool::InvocationDeadline;
+use before_freeze::BeforeFreeze;
 use lambda_extension::requests::{init_error, ErrorRequest};
 use lambda_extension::{service_fn, Extension, LambdaEvent, NextEvent};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -88,9 +98,14 @@ pub(crate) async fn start(
     let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
     let pool = Arc::clone(&shared.pool);
     let events_life = Arc::clone(&lifecycle);
+    let events_shared = Arc::clone(&shared);
+    // Set once the Telemetry API subscription is made, which needs the registration first.
+    let before_freeze: Arc<OnceLock<BeforeFreeze>> = Arc::default();
+    let events_before_freeze = Arc::clone(&before_freeze);
     let processor = service_fn(move |event: LambdaEvent| {
-        let shared = Arc::clone(&shared);
+        let shared = Arc::clone(&events_shared);
         let lifecycle = Arc::clone(&events_life);
+        let before_freeze = Arc::clone(&events_before_freeze);
         let tx = Arc::clone(&tx);
         async move {
             match event.next {
@@ -107,6 +122,7 @@ pub(crate) async fn start(
                         .invocation_ends
                         .ended(now.checked_sub(INVOKE_SLACK).unwrap_or(now));
                     let pool = Arc::clone(&shared.pool);
+                    let request_id = invoke.request_id.clone();
                     // The handler is starting right now; it must not wait for this.
                     tokio::spawn(async move {
                         let started = std::time::Instant::now();
@@ -123,6 +139,11 @@ pub(crate) async fn start(
                             );
                         }
                     });
+                    if let Some(before_freeze) = before_freeze.get() {
+                        before_freeze
+                            .wait(&request_id, now + left, &shared, &lifecycle)
+                            .await;
+                    }
                 }
                 NextEvent::Shutdown(shutdown) => {
                     let left = time_left(shutdown.deadline_ms);
@@ -154,6 +175,22 @@ pub(crate) async fn start(
         events: env.events().to_vec(),
         ..Registration::default()
     });
+    if !env.managed_instances {
+        match telemetry::subscribe(&registered.extension_id).await {
+            Ok(runtime_done) => {
+                lifecycle
+                    .telemetry
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                watch_runtime_done(runtime_done.clone(), shared, Arc::clone(&lifecycle));
+                let _ = before_freeze.set(BeforeFreeze::new(runtime_done));
+            }
+            Err(e) => warn!(
+                error = %e,
+                "no Telemetry API: transactions an invocation leaves open end at the next INVOKE, \
+                 and connections are not given back before a freeze"
+            ),
+        }
+    }
     watch_freezes(lifecycle);
     if prefill > 0 {
         let opened = pool.prefill(prefill).await;
@@ -169,6 +206,24 @@ pub(crate) async fn start(
         }
     });
     Ok(Shutdown(rx))
+}
+
+/// Ends the transactions an invocation left open as soon as its runtime is done (before the
+/// freeze when pgwarm holds its next-event request, else at the thaw). A runtimeDone of an
+/// older invocation, delivered late, changes nothing: its INVOKE successor already did this.
+fn watch_runtime_done(
+    mut runtime_done: telemetry::RuntimeDone,
+    shared: Arc<Shared>,
+    lifecycle: Arc<Lifecycle>,
+) {
+    tokio::spawn(async move {
+        while runtime_done.changed().await.is_ok() {
+            let id = runtime_done.borrow_and_update().clone();
+            if id.is_some() && id == lifecycle.request_id() {
+                shared.invocation_ends.ended(tokio::time::Instant::now());
+            }
+        }
+    });
 }
 
 /// How often the freeze watch looks at the clock; a tick this much later than due is counted

@@ -1,0 +1,92 @@
+//! Between the end of an invocation and the freeze, while the database is tight.
+//!
+//! With room in the database, pgwarm asks for its next event as soon as INVOKE arrives, and the
+//! environment is frozen with its connections warm: nothing is added to the invocation. When the
+//! database is tight (`pool::headroom`), a connection kept through a freeze is one an invocation
+//! elsewhere waits for; so pgwarm holds its next-event request until the runtime has finished
+//! (the Telemetry API's `platform.runtimeDone`), ends the transactions the invocation left open,
+//! closes its idle server connections, and only then asks. Holding costs nothing while the
+//! runtime works; after it, the function is billed for the wait (Lambda's
+//! `PostRuntimeExtensionsDuration`): the telemetry buffering, at least 25 ms, and the closing.
+//!
+//! The hold ends at the latest a little before the invocation's deadline. A runtimeDone that
+//! has not come by then is taken as telemetry that does not work here: pgwarm stops holding for
+//! the environment's life and relies on the short `idle_session_timeout` its logins ask for
+//! while the database is tight.
+
+use super::telemetry::RuntimeDone;
+use crate::admin::Lifecycle;
+use crate::client::Shared;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+/// The hold ends at the latest this long before the invocation's deadline.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+
+/// How long the transactions an invocation left open get to be rolled back before the
+/// connections are closed (a rollback that takes longer closes its connection anyway).
+const ROLLBACK_WAIT: Duration = Duration::from_millis(100);
+
+pub(crate) struct BeforeFreeze {
+    runtime_done: RuntimeDone,
+    /// Cleared when a runtimeDone did not come in time.
+    trusted: AtomicBool,
+}
+
+impl BeforeFreeze {
+    pub(crate) fn new(runtime_done: RuntimeDone) -> BeforeFreeze {
+        BeforeFreeze {
+            runtime_done,
+            trusted: AtomicBool::new(true),
+        }
+    }
+
+    /// Returns when pgwarm may ask for its next event after INVOKE `request_id`: at once with
+    /// room in the database; when it is tight, once the runtime has finished and the
+    /// connections are given back.
+    pub(crate) async fn wait(
+        &self,
+        request_id: &str,
+        deadline: Instant,
+        shared: &Shared,
+        lifecycle: &Lifecycle,
+    ) {
+        if !shared.pool.is_tight() || !self.trusted.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut done = self.runtime_done.clone();
+        let until = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline);
+        let heard = tokio::time::timeout_at(until, async {
+            done.wait_for(|id| id.as_deref() == Some(request_id))
+                .await
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if !heard {
+            self.trusted.store(false, Ordering::Relaxed);
+            lifecycle.runtime_done_missed.add(1);
+            warn!(
+                "no platform.runtimeDone before the invocation's deadline: pgwarm no longer waits \
+                 for it, and relies on the database closing idle connections instead"
+            );
+            return;
+        }
+        let heard_at = Instant::now();
+        shared.invocation_ends.ended(heard_at);
+        let closed = shared.pool.empty_for_freeze(ROLLBACK_WAIT).await;
+        let took = heard_at.elapsed();
+        lifecycle.holds.add(1);
+        lifecycle
+            .held_us
+            .add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        lifecycle.given_back.add(closed as u64);
+        info!(
+            closed,
+            took_us = took.as_micros() as u64,
+            "the database is tight: gave its connections back before the freeze"
+        );
+    }
+}
