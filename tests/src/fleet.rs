@@ -1,23 +1,27 @@
 //! A fleet of Lambda execution environments against a database with few connection slots: the
 //! problem pgwarm exists for, played at a scale this machine can run.
 //!
-//! Each environment runs the naive handler: connect, one query, close, on every invocation, and
-//! every `leak_every`-th invocation forgets to close (an error path). Between invocations an
-//! environment is frozen, as Lambda freezes it: its pgwarm is stopped with SIGSTOP, and whatever
-//! it holds (a leaked connection, pgwarm's server connection) stays open. Invocations come in
-//! bursts, each a share of the environments at once.
+//! Each environment runs the naive handler on every invocation: connect, one query inside a
+//! transaction (psycopg's default), commit and close; every `leak_every`-th invocation forgets
+//! to commit and close (an error path), so its connection stays idle inside a transaction for as
+//! long as the environment lives. Invocations come in bursts, each a share of the environments
+//! at once, and each has the function's timeout: one that runs past it has failed.
 //!
 //! The same bursts run three ways: the handler connecting to the database directly; through a
-//! pgwarm per environment (pool of 1, `idle_session_timeout` so a frozen environment's connection
-//! is closed by the database, waiting out a full database); and through pgwarm chained to one
-//! central PgBouncer. The database's role has a `CONNECTION LIMIT`, so a full database answers
-//! `too many connections for role`, as RDS does at `max_connections`. A sampler counts the role's
-//! backends every 50 ms.
+//! pgwarm per environment, with pgwarm's defaults; and through pgwarm (defaults, with
+//! `PGWARM_UPSTREAM_POOLER=on`) chained to one central PgBouncer. Each pgwarm runs as the
+//! extension of its own environment under lambda-simulator, with the test as the function's
+//! runtime ([`crate::TestRuntime`]): INVOKE with its deadline, the Telemetry API's runtimeDone,
+//! and a freeze (SIGSTOP) once the runtime and pgwarm have asked for their next event, as Lambda
+//! does. The database's role has a `CONNECTION LIMIT`, so a full database answers `too many
+//! connections for role`, as RDS does at `max_connections`. A sampler counts the role's backends
+//! every 50 ms.
 
-use crate::{cluster, number, pools, send_signal, AdminRow, Pgbouncer, Pgwarm, Target};
+use crate::{cluster, number, pools, AdminRow, Lambda, Pgbouncer, Pgwarm, Target, TestRuntime};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often one environment's `SHOW POOLS` is read while a burst invokes it.
@@ -63,10 +67,12 @@ pub struct Shape {
     pub burst_size: usize,
     /// Pause between bursts.
     pub pause: Duration,
-    /// Every this many invocations, one leaks its connection.
+    /// Every this many invocations, one leaks its connection inside a transaction.
     pub leak_every: usize,
     /// The central PgBouncer's pool, for `PgwarmPgbouncer`.
     pub pgbouncer_pool: usize,
+    /// The function's timeout: an invocation that runs past it has failed.
+    pub function_timeout: Duration,
 }
 
 /// What one way of running the fleet gave.
@@ -74,13 +80,21 @@ pub struct Shape {
 pub struct Outcome {
     pub way: Way,
     pub invocations: usize,
-    /// Failed invocations, by the SQLSTATE (or "no code") they failed with.
+    /// Invocations that failed with an error, by the SQLSTATE (or "no code") they failed with.
     pub failures: BTreeMap<String, usize>,
+    /// Invocations that ran past the function's timeout.
+    pub timed_out: usize,
+    /// Invocations after which pgwarm waited for the runtime's end to give its connections back
+    /// before the freeze (the database was tight), from the environments' logs.
+    pub holds: usize,
     /// The database's connections for the role: the most seen, and (ms, count) samples.
     pub peak_connections: i64,
     pub samples: Vec<(u64, i64)>,
     /// Latency of the successful invocations, sorted, in ms.
     pub latencies_ms: Vec<f64>,
+    /// How long each invocation's extension kept it going after the runtime was done (what
+    /// Lambda bills as `PostRuntimeExtensionsDuration`), sorted, in ms; pgwarm's ways only.
+    pub post_runtime_ms: Vec<f64>,
     /// `SHOW POOLS` of one environment at the busiest moment seen: in each burst, the console of
     /// the environment in its middle is read every [`POOLS_EVERY`] while it is invoked; busiest
     /// is most clients waiting, then the longest wait. As `column=value` pairs (pgwarm's ways
@@ -89,35 +103,98 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Invocations that failed, with an error or past the function's timeout.
     pub fn failed(&self) -> usize {
-        self.failures.values().sum()
+        self.failures.values().sum::<usize>() + self.timed_out
     }
 
     /// The `q` quantile of the successful invocations' latency, in ms (NaN when none succeeded).
     pub fn latency_ms(&self, q: f64) -> f64 {
         crate::figures::quantile(&self.latencies_ms, q).unwrap_or(f64::NAN)
     }
+
+    /// The `q` quantile of the post-runtime duration, in ms (NaN for the direct way).
+    pub fn post_runtime(&self, q: f64) -> f64 {
+        crate::figures::quantile(&self.post_runtime_ms, q).unwrap_or(f64::NAN)
+    }
 }
 
-/// One execution environment: its pgwarm (when there is one) and the connections its handler
-/// leaked, which live as long as it does.
+/// How one invocation ended.
+enum Ended {
+    /// Its time in ms, and the connection it leaked.
+    Done(f64, Option<tokio_postgres::Client>),
+    /// The SQLSTATE it failed with.
+    Failed(String),
+    TimedOut,
+}
+
+/// One execution environment: its Lambda (simulator and pgwarm, when the way has pgwarm) and
+/// the connections its handler leaked, which live as long as it does.
 struct Environment {
-    pgwarm: Option<Pgwarm>,
+    lambda: Option<(Lambda, TestRuntime)>,
     target: Target,
-    leaked: Vec<tokio_postgres::Client>,
+    leaked: Mutex<Vec<tokio_postgres::Client>>,
 }
 
 impl Environment {
-    fn thaw(&self) {
-        if let Some(p) = &self.pgwarm {
-            send_signal(p.pid(), "CONT");
+    async fn start(way: Way, upstream: &Target, db: &Target) -> Environment {
+        if way == Way::Direct {
+            return Environment {
+                lambda: None,
+                target: db.clone(),
+                leaked: Mutex::default(),
+            };
+        }
+        // pgwarm's defaults: nothing but its log format (text) and metrics (off) is set.
+        let mut pgwarm = Pgwarm::builder(upstream)
+            .env("PGWARM_LOG_LEVEL", "info")
+            .env("PGWARM_METRICS", "off");
+        if way == Way::PgwarmPgbouncer {
+            pgwarm = pgwarm.env("PGWARM_UPSTREAM_POOLER", "on");
+        }
+        let lambda = Lambda::start_with(Some(pgwarm), true).await;
+        let runtime = TestRuntime::new(&lambda);
+        Environment {
+            target: lambda.pgwarm().target(),
+            lambda: Some((lambda, runtime)),
+            leaked: Mutex::default(),
         }
     }
 
-    fn freeze(&self) {
-        if let Some(p) = &self.pgwarm {
-            send_signal(p.pid(), "STOP");
-        }
+    /// One invocation of the naive handler: the outcome, the post-runtime duration, and, when
+    /// `watch`, the busiest `SHOW POOLS` row read while it ran (the environment is thawed only
+    /// then).
+    async fn invoke(
+        &self,
+        leak: bool,
+        timeout: Duration,
+        watch: bool,
+    ) -> (Ended, Option<f64>, Option<AdminRow>) {
+        let Some((lambda, runtime)) = &self.lambda else {
+            let deadline = tokio::time::Instant::now() + timeout;
+            return (naive(&self.target, leak, deadline).await, None, None);
+        };
+        let mut ended = None;
+        let mut busiest = None;
+        let (_, id) = lambda
+            .invoke_here_with_id(runtime, timeout, |invoked| {
+                let target = &self.target;
+                let (ended, busiest) = (&mut ended, &mut busiest);
+                let console = watch.then(|| lambda.pgwarm().admin_target());
+                async move {
+                    let stop = tokio::sync::watch::channel(false);
+                    let watcher = console.map(|c| tokio::spawn(watch_pools(c, stop.1)));
+                    *ended = Some(naive(target, leak, invoked.deadline.into()).await);
+                    let _ = stop.0.send(true);
+                    if let Some(watcher) = watcher {
+                        *busiest = watcher.await.expect("the SHOW POOLS watcher");
+                    }
+                    serde_json::json!({})
+                }
+            })
+            .await;
+        let ended = ended.unwrap_or(Ended::TimedOut);
+        (ended, Some(lambda.post_runtime_ms(&id).await), busiest)
     }
 }
 
@@ -142,27 +219,7 @@ pub async fn run(way: Way, shape: &Shape) -> Outcome {
         .map_or_else(|| db.clone(), Pgbouncer::target);
     let mut fleet = Vec::with_capacity(shape.environments);
     for _ in 0..shape.environments {
-        let pgwarm = (way != Way::Direct).then(|| {
-            let mut settings = vec![
-                ("PGWARM_POOL_SIZE", "1"),
-                ("PGWARM_QUERY_WAIT_TIMEOUT", "30s"),
-                ("PGWARM_LOG_LEVEL", "warn"),
-                ("PGWARM_METRICS", "off"),
-            ];
-            match way {
-                Way::PgwarmPgbouncer => settings.push(("PGWARM_UPSTREAM_POOLER", "on")),
-                _ => settings.push(("PGWARM_IDLE_SESSION_TIMEOUT", "1s")),
-            }
-            Pgwarm::start(&upstream, &settings)
-        });
-        let target = pgwarm.as_ref().map_or_else(|| db.clone(), Pgwarm::target);
-        let env = Environment {
-            pgwarm,
-            target,
-            leaked: Vec::new(),
-        };
-        env.freeze();
-        fleet.push(env);
+        fleet.push(Arc::new(Environment::start(way, &upstream, &db).await));
     }
 
     let sampling = tokio::sync::watch::channel(false);
@@ -171,9 +228,12 @@ pub async fn run(way: Way, shape: &Shape) -> Outcome {
         way,
         invocations: 0,
         failures: BTreeMap::new(),
+        timed_out: 0,
+        holds: 0,
         peak_connections: 0,
         samples: Vec::new(),
         latencies_ms: Vec::new(),
+        post_runtime_ms: Vec::new(),
         pools: None,
     };
     let mut next = 0usize;
@@ -184,45 +244,36 @@ pub async fn run(way: Way, shape: &Shape) -> Outcome {
         let chosen: Vec<usize> = (0..shape.burst_size)
             .map(|i| (burst * shape.burst_size + i) % shape.environments)
             .collect();
-        for &i in &chosen {
-            fleet[i].thaw();
-        }
-        // The console of the environment in the middle of the burst, read while it is invoked.
-        let watching = tokio::sync::watch::channel(false);
-        let watched = chosen
-            .get(chosen.len() / 2)
-            .and_then(|&i| fleet[i].pgwarm.as_ref());
-        let watcher = watched.map(|p| tokio::spawn(watch_pools(p.admin_target(), watching.1)));
         let mut calls = Vec::new();
-        for &i in &chosen {
+        for (n, &i) in chosen.iter().enumerate() {
             next += 1;
             let leak = shape.leak_every > 0 && next.is_multiple_of(shape.leak_every);
-            let target = fleet[i].target.clone();
-            calls.push(tokio::spawn(
-                async move { (i, invoke(&target, leak).await) },
-            ));
+            let env = Arc::clone(&fleet[i]);
+            let timeout = shape.function_timeout;
+            // The console of the environment in the middle of the burst, read while it runs.
+            let watch = n == chosen.len() / 2;
+            calls.push(tokio::spawn(async move {
+                let (ended, post_runtime, seen) = env.invoke(leak, timeout, watch).await;
+                if let Ended::Done(ms, Some(client)) = ended {
+                    env.leaked.lock().expect("leaked").push(client);
+                    return (Ended::Done(ms, None), post_runtime, seen);
+                }
+                (ended, post_runtime, seen)
+            }));
         }
         for call in calls {
-            let (i, result) = call.await.expect("an invocation task");
-            outcome.invocations += 1;
-            match result {
-                Ok((ms, leaked)) => {
-                    outcome.latencies_ms.push(ms);
-                    fleet[i].leaked.extend(leaked);
-                }
-                Err(code) => *outcome.failures.entry(code).or_default() += 1,
-            }
-        }
-        let _ = watching.0.send(true);
-        if let Some(watcher) = watcher {
-            let seen = watcher.await.expect("the SHOW POOLS watcher");
+            let (ended, post_runtime, seen) = call.await.expect("an invocation task");
             busiest = [busiest.take(), seen]
                 .into_iter()
                 .flatten()
                 .max_by_key(busyness);
-        }
-        for &i in &chosen {
-            fleet[i].freeze();
+            outcome.invocations += 1;
+            outcome.post_runtime_ms.extend(post_runtime);
+            match ended {
+                Ended::Done(ms, _) => outcome.latencies_ms.push(ms),
+                Ended::Failed(code) => *outcome.failures.entry(code).or_default() += 1,
+                Ended::TimedOut => outcome.timed_out += 1,
+            }
         }
         tokio::time::sleep(shape.pause).await;
     }
@@ -230,10 +281,17 @@ pub async fn run(way: Way, shape: &Shape) -> Outcome {
     outcome.samples = sampler.await.expect("the sampler");
     outcome.peak_connections = outcome.samples.iter().map(|s| s.1).max().unwrap_or(0);
     outcome.latencies_ms.sort_by(f64::total_cmp);
+    outcome.post_runtime_ms.sort_by(f64::total_cmp);
     outcome.pools = busiest.as_ref().map(pools_line);
-    for env in &fleet {
-        env.thaw();
-    }
+    outcome.holds = fleet
+        .iter()
+        .filter_map(|env| env.lambda.as_ref())
+        .map(|(lambda, _)| {
+            let log = lambda.pgwarm().log();
+            log.matches("gave its connections back before the freeze")
+                .count()
+        })
+        .sum();
     drop(fleet);
     drop(pgbouncer);
     outcome
@@ -244,7 +302,10 @@ async fn watch_pools(
     console: Target,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Option<AdminRow> {
-    let console = console.connect().await;
+    let console = tokio::time::timeout(Duration::from_secs(2), console.try_connect())
+        .await
+        .ok()?
+        .ok()?;
     let mut busiest: Option<AdminRow> = None;
     loop {
         let row = pools(&console).await;
@@ -287,24 +348,32 @@ fn pools_line(row: &AdminRow) -> String {
     .join(" ")
 }
 
-/// The naive handler: connect, one query, close (or not, when it leaks). Ok: its time in ms and
-/// the connection it leaked; Err: the SQLSTATE it failed with.
-async fn invoke(
-    target: &Target,
-    leak: bool,
-) -> Result<(f64, Option<tokio_postgres::Client>), String> {
+/// The naive handler, as a Python one with psycopg's defaults runs: connect, one query (inside
+/// a transaction), commit and close; or, when it leaks, neither commit nor close. All of it
+/// before `deadline`, the function's timeout.
+async fn naive(target: &Target, leak: bool, deadline: tokio::time::Instant) -> Ended {
     let began = Instant::now();
-    let code = |e: tokio_postgres::Error| {
-        e.code()
-            .map_or_else(|| "no code".to_owned(), |c| c.code().to_owned())
+    let work = async {
+        let code = |e: tokio_postgres::Error| {
+            e.code()
+                .map_or_else(|| "no code".to_owned(), |c| c.code().to_owned())
+        };
+        let client = target.try_connect().await.map_err(code)?;
+        client
+            .batch_execute("BEGIN; SELECT count(*) FROM pg_class")
+            .await
+            .map_err(code)?;
+        if leak {
+            return Ok(Some(client));
+        }
+        client.batch_execute("COMMIT").await.map_err(code)?;
+        Ok(None)
     };
-    let client = target.try_connect().await.map_err(code)?;
-    client
-        .simple_query("SELECT count(*) FROM pg_class")
-        .await
-        .map_err(code)?;
-    let ms = began.elapsed().as_secs_f64() * 1000.0;
-    Ok((ms, leak.then_some(client)))
+    match tokio::time::timeout_at(deadline, work).await {
+        Ok(Ok(leaked)) => Ended::Done(began.elapsed().as_secs_f64() * 1000.0, leaked),
+        Ok(Err(code)) => Ended::Failed(code),
+        Err(_) => Ended::TimedOut,
+    }
 }
 
 /// Counts the role's backends every 50 ms until told to stop; returns (ms since start, count).
@@ -335,18 +404,31 @@ pub fn table(shape: &Shape, outcomes: &[Outcome]) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{} environments, bursts of {} at once ({} bursts), a database role limited to {} connections;",
+        "{} environments, bursts of {} at once ({} bursts), a database role limited to {} connections,",
         shape.environments, shape.burst_size, shape.bursts, shape.db_slots
     );
     let _ = writeln!(
         t,
-        "the handler connects, queries and closes on every invocation, and every {}th leaks its connection.\n",
+        "a {} s function timeout, pgwarm's defaults. The handler connects, queries inside a transaction,",
+        shape.function_timeout.as_secs_f64()
+    );
+    let _ = writeln!(
+        t,
+        "commits and closes on every invocation; every {}th leaks its connection inside the transaction.\n",
         shape.leak_every
     );
     let _ = writeln!(
         t,
-        "{:<20} {:>11} {:>8}  {:<32} {:>14} {:>9} {:>9}",
-        "way", "invocations", "failed", "failures by SQLSTATE", "db peak conns", "p50 ms", "p99 ms"
+        "{:<20} {:>11} {:>7} {:>10}  {:<24} {:>8} {:>8} {:>8} {:>16}",
+        "way",
+        "invocations",
+        "failed",
+        "timed out",
+        "errors by SQLSTATE",
+        "db peak",
+        "p50 ms",
+        "p99 ms",
+        "added p50/p99 ms"
     );
     for o in outcomes {
         let failures = match o.failures.is_empty() {
@@ -358,21 +440,29 @@ pub fn table(shape: &Shape, outcomes: &[Outcome]) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
         };
+        let added = match o.post_runtime_ms.is_empty() {
+            true => "-".to_owned(),
+            false => format!("{:.1} / {:.1}", o.post_runtime(0.5), o.post_runtime(0.99)),
+        };
         let _ = writeln!(
             t,
-            "{:<20} {:>11} {:>8}  {:<32} {:>14} {:>9.1} {:>9.1}",
+            "{:<20} {:>11} {:>7} {:>10}  {:<24} {:>8} {:>8.1} {:>8.1} {:>16}",
             o.way.name(),
             o.invocations,
             o.failed(),
+            o.timed_out,
             failures,
             o.peak_connections,
             o.latency_ms(0.5),
-            o.latency_ms(0.99)
+            o.latency_ms(0.99),
+            added
         );
     }
     let _ = writeln!(
         t,
-        "\n53300: too many connections for role (what RDS answers at max_connections: 53300 too)."
+        "\nfailed: an error, or past the function's timeout. 53300: too many connections for role (what RDS\n\
+         answers at max_connections: 53300 too). added: how long pgwarm kept each invocation going after the\n\
+         handler was done (billed as PostRuntimeExtensionsDuration)."
     );
     for o in outcomes {
         if let Some(pools) = &o.pools {

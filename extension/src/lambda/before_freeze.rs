@@ -1,13 +1,17 @@
-//! Between the end of an invocation and the freeze, while the database is tight.
+//! Between the end of an invocation and the freeze, when what pgwarm holds is wanted elsewhere.
 //!
 //! With room in the database, pgwarm asks for its next event as soon as INVOKE arrives, and the
 //! environment is frozen with its connections warm: nothing is added to the invocation. When the
 //! database is tight (`pool::headroom`), a connection kept through a freeze is one an invocation
 //! elsewhere waits for; so pgwarm holds its next-event request until the runtime has finished
 //! (the Telemetry API's `platform.runtimeDone`), ends the transactions the invocation left open,
-//! closes its idle server connections, and only then asks. Holding costs nothing while the
-//! runtime works; after it, the function is billed for the wait (Lambda's
-//! `PostRuntimeExtensionsDuration`): the telemetry buffering, at least 25 ms, and the closing.
+//! closes its idle server connections, and only then asks. Behind a shared pooler
+//! (`PGWARM_UPSTREAM_POOLER=on`) its connections cost the pooler little, but a transaction a
+//! handler leaves open holds one of the pooler's few server connections for the whole fleet
+//! while the environment sleeps: there pgwarm always waits for the runtime's end, to end such
+//! transactions before the freeze, and keeps its idle connections. Holding costs nothing while
+//! the runtime works; after it, the function is billed for the wait (Lambda's
+//! `PostRuntimeExtensionsDuration`): the telemetry buffering, at most 25 ms, and the closing.
 //!
 //! The hold ends at the latest a little before the invocation's deadline. A runtimeDone that
 //! has not come by then is taken as telemetry that does not work here: pgwarm stops holding for
@@ -17,10 +21,11 @@
 use super::telemetry::RuntimeDone;
 use crate::admin::Lifecycle;
 use crate::client::Shared;
+use crate::config::Upstream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The hold ends at the latest this long before the invocation's deadline.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
@@ -53,7 +58,9 @@ impl BeforeFreeze {
         shared: &Shared,
         lifecycle: &Lifecycle,
     ) {
-        if !shared.pool.is_tight() || !self.trusted.load(Ordering::Relaxed) {
+        let tight = shared.pool.is_tight();
+        let shared_pooler = shared.settings.upstream == Upstream::Pooler;
+        if !(tight || shared_pooler) || !self.trusted.load(Ordering::Relaxed) {
             return;
         }
         let mut done = self.runtime_done.clone();
@@ -76,17 +83,24 @@ impl BeforeFreeze {
         }
         let heard_at = Instant::now();
         shared.invocation_ends.ended(heard_at);
-        let closed = shared.pool.empty_for_freeze(ROLLBACK_WAIT).await;
+        shared.pool.lent_back(ROLLBACK_WAIT).await;
+        let closed = if tight { shared.pool.close_idle() } else { 0 };
         let took = heard_at.elapsed();
         lifecycle.holds.add(1);
         lifecycle
             .held_us
             .add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
         lifecycle.given_back.add(closed as u64);
-        info!(
-            closed,
-            took_us = took.as_micros() as u64,
-            "the database is tight: gave its connections back before the freeze"
-        );
+        match tight {
+            true => info!(
+                closed,
+                took_us = took.as_micros() as u64,
+                "the database is tight: gave its connections back before the freeze"
+            ),
+            false => debug!(
+                took_us = took.as_micros() as u64,
+                "ended what the invocation left open before the freeze"
+            ),
+        }
     }
 }

@@ -245,22 +245,26 @@ impl Pool {
         self.headroom.latest()
     }
 
-    /// Gives every server connection back to the database before a freeze: waits up to
-    /// `within` for the lent ones to come back (a leaked transaction being rolled back), then
-    /// closes the idle ones with Terminate. Returns how many it closed.
-    pub(crate) async fn empty_for_freeze(&self, within: Duration) -> usize {
+    /// Waits up to `within` for every lent connection to come back (a leaked transaction being
+    /// rolled back), so that what follows a freeze finds them idle.
+    pub(crate) async fn lent_back(&self, within: Duration) {
         let until = Instant::now() + within;
         loop {
             let drained = self.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
             if self.lock().lent.is_empty() || Instant::now() >= until {
-                break;
+                return;
             }
             if tokio::time::timeout_at(until, drained).await.is_err() {
-                break;
+                return;
             }
         }
+    }
+
+    /// Gives the idle server connections back to the database (Terminate) before a freeze;
+    /// returns how many.
+    pub(crate) fn close_idle(&self) -> usize {
         let idle = {
             let mut state = self.lock();
             let idle = std::mem::take(&mut state.idle);

@@ -104,6 +104,7 @@ impl Settings {
             pause: Duration::from_millis(300),
             leak_every: 10,
             pgbouncer_pool: 10,
+            function_timeout: Duration::from_secs(6),
         };
         // The central PgBouncer's pool must fit in the role's slots.
         let fleet = Shape {

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         pause: Duration::from_millis(300),
         leak_every: 10,
         pgbouncer_pool: 10,
+        function_timeout: Duration::from_secs(6),
     };
     let mut out = std::path::PathBuf::from("target/fleet");
     let args: Vec<String> = std::env::args().skip(1).collect();
