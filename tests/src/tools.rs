@@ -15,24 +15,32 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read the port, drop the
-/// listener). A port is never handed out twice within one test process.
+/// A TCP port on 127.0.0.1 that was free a moment ago (a bind to it worked). A port is never
+/// handed out twice within one test process.
 pub fn free_port() -> u16 {
     static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let given = GIVEN.get_or_init(Default::default);
-    for _ in 0..100 {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-        let port = listener
-            .local_addr()
-            .expect("local_addr of a bound listener")
-            .port();
-        drop(listener);
-        if given.lock().unwrap().insert(port) {
+    // Below Linux's ephemeral range (32768 and up), where the kernel puts every listener bound
+    // to port 0 (lambda-simulator's, pgwarm's telemetry receiver) and every outgoing
+    // connection: a port handed out here cannot be taken by one of those between the moment it
+    // is found free and the moment the server it is for binds it.
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    // Processes start at different places; 31 and SPAN share no factor, so every port is tried.
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for i in 0..SPAN {
+        let port = (FIRST + (start + i * 31) % SPAN) as u16;
+        if !given.lock().unwrap().insert(port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("could not find a free TCP port on 127.0.0.1 in 100 attempts");
+    panic!(
+        "could not find a free TCP port on 127.0.0.1 between {FIRST} and {}",
+        FIRST + SPAN
+    );
 }
 
 /// Find an external tool (psql, pgbench, pgbouncer, moto_server, initdb, ...): `PATH` first, then

@@ -237,8 +237,9 @@ async fn naive_invocation(lambda: &Lambda, runtime: &TestRuntime) -> (Value, Str
         .await
 }
 
-/// With room in the database nothing is added to an invocation: pgwarm asks for its next event
-/// at once, and its connection stays open through the freeze for the next invocation.
+/// With room in the database nothing is added to an invocation but the first (whose login reads
+/// the connection use): pgwarm asks for its next event at once, and its connection stays open
+/// through the freeze for the next invocation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_room_to_spare_connections_stay_warm_and_nothing_waits_for_the_freeze() {
     let db = cluster().fresh_target();
@@ -256,6 +257,11 @@ async fn with_room_to_spare_connections_stay_warm_and_nothing_waits_for_the_free
         );
     }
     eprintln!("post-runtime duration with room to spare (ms): {post_runtime:?}");
+    assert!(
+        !log_holds_after_first(&lambda.pgwarm().log()),
+        "{}",
+        lambda.pgwarm().log()
+    );
     let log = lambda.pgwarm().log();
     assert!(log.contains("subscribed to the Telemetry API"), "{log}");
     assert_eq!(log.matches("opened server connection").count(), 1, "{log}");
@@ -263,10 +269,9 @@ async fn with_room_to_spare_connections_stay_warm_and_nothing_waits_for_the_free
     assert!(!log.contains("the database is tight"), "{log}");
 }
 
-/// A role with two connection slots, one held elsewhere: pgwarm's login finds it tight. The
-/// first invocation learns it during its login (its connection then asks the database to close
-/// it after a second idle); from the second on, pgwarm waits for the runtime's end and closes
-/// its connection before the freeze, and every invocation still works.
+/// A role with two connection slots, one held elsewhere: pgwarm's login finds it tight. After
+/// the first invocation (whose login learns it) and every later one, pgwarm waits for the
+/// runtime's end and closes its connection before the freeze, and every invocation still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tight_database_gets_its_connections_back_before_each_freeze() {
     let db = cluster().fresh_target();
@@ -274,15 +279,8 @@ async fn a_tight_database_gets_its_connections_back_before_each_freeze() {
     let _elsewhere = db.connect().await;
     let lambda = Lambda::start(&db, &[("PGWARM_POOL_SIZE", "2")], true).await;
     let runtime = TestRuntime::new(&lambda);
-    let (first, _) = naive_invocation(&lambda, &runtime).await;
-    assert_eq!(first["ok"], true, "{first}");
-    assert_eq!(
-        cluster().wait_for_backends(&db.user, 1, Duration::from_secs(5)),
-        1,
-        "the first invocation's connection is closed by the database soon after the freeze"
-    );
     let mut post_runtime = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         let (answer, id) = naive_invocation(&lambda, &runtime).await;
         assert_eq!(answer["ok"], true, "{answer}");
         post_runtime.push(lambda.post_runtime_ms(&id).await);
@@ -298,7 +296,7 @@ async fn a_tight_database_gets_its_connections_back_before_each_freeze() {
     assert_eq!(
         log.matches("gave its connections back before the freeze")
             .count(),
-        4,
+        5,
         "{log}"
     );
     // The console tells the same (read while an invocation thaws the environment).
@@ -329,8 +327,8 @@ async fn a_tight_database_gets_its_connections_back_before_each_freeze() {
             .contains("CONNECTION LIMIT 2"),
         "{shown}"
     );
-    assert_eq!(shown["holds"], "4", "{shown}");
-    assert_eq!(shown["given_back"], "4", "{shown}");
+    assert_eq!(shown["holds"], "5", "{shown}");
+    assert_eq!(shown["given_back"], "5", "{shown}");
 }
 
 /// A runtimeDone that never comes holds pgwarm's next-event request no longer than the
@@ -349,7 +347,7 @@ async fn a_runtime_done_that_never_comes_stalls_one_invocation_at_most() {
         )
         .await;
     let runtime = TestRuntime::new(&lambda);
-    // The first invocation finds the database tight; the second would wait for runtimeDone.
+    // The first invocation (which learns the database is tight) waits for runtimeDone in vain.
     let mut post_runtime = Vec::new();
     for _ in 0..4 {
         let (answer, id) = naive_invocation(&lambda, &runtime).await;
@@ -366,4 +364,11 @@ async fn a_runtime_done_that_never_comes_stalls_one_invocation_at_most() {
     assert_eq!(stalled, 1, "one invocation waited: {post_runtime:?}");
     let log = lambda.pgwarm().log();
     assert_eq!(log.matches("no platform.runtimeDone").count(), 1, "{log}");
+}
+
+/// Whether pgwarm waited for a runtimeDone after any invocation but the first (debug lines).
+fn log_holds_after_first(log: &str) -> bool {
+    log.matches("ended what the invocation left open before the freeze")
+        .count()
+        > 1
 }

@@ -261,7 +261,19 @@ async fn show_lambda_tells_the_lifecycle() {
         last = state.invocation.request_id.clone();
     }
     let console = lambda.pgwarm().admin_target().connect().await;
-    let rows = show(&console, "LAMBDA").await;
+    // lambda-simulator lets the runtime take the next invocation before every extension has
+    // asked for it (Lambda does not): after an environment's first invocation pgwarm waits for
+    // its runtimeDone, so the second INVOKE may reach it a little after the runtime is done.
+    let mut rows = show(&console, "LAMBDA").await;
+    let began = std::time::Instant::now();
+    while !rows
+        .iter()
+        .any(|r| r["key"] == "invocations" && r["value"] == "2")
+        && began.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        rows = show(&console, "LAMBDA").await;
+    }
     let value = |key: &str| {
         rows.iter()
             .find(|r| r["key"] == key)

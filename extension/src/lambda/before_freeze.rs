@@ -13,6 +13,10 @@
 //! the runtime works; after it, the function is billed for the wait (Lambda's
 //! `PostRuntimeExtensionsDuration`): the telemetry buffering, at most 25 ms, and the closing.
 //!
+//! Until a login has read the connection use, pgwarm cannot know whether the database is tight:
+//! it waits after an environment's first invocation too (once per environment, the cost of
+//! learning), and gives its connections back if that login found the database tight.
+//!
 //! The hold ends at the latest a little before the invocation's deadline. A runtimeDone that
 //! has not come by then is taken as telemetry that does not work here: pgwarm stops holding for
 //! the environment's life and relies on the short `idle_session_timeout` its logins ask for
@@ -58,9 +62,11 @@ impl BeforeFreeze {
         shared: &Shared,
         lifecycle: &Lifecycle,
     ) {
-        let tight = shared.pool.is_tight();
+        // Until a login has read the connection use, the database may be tight: the first
+        // invocation of an environment, which makes that login, is waited for too.
+        let may_be_tight = shared.pool.is_tight() || shared.pool.headroom_unknown();
         let shared_pooler = shared.settings.upstream == Upstream::Pooler;
-        if !(tight || shared_pooler) || !self.trusted.load(Ordering::Relaxed) {
+        if !(may_be_tight || shared_pooler) || !self.trusted.load(Ordering::Relaxed) {
             return;
         }
         let mut done = self.runtime_done.clone();
@@ -84,6 +90,7 @@ impl BeforeFreeze {
         let heard_at = Instant::now();
         shared.invocation_ends.ended(heard_at);
         shared.pool.lent_back(ROLLBACK_WAIT).await;
+        let tight = shared.pool.is_tight();
         let closed = if tight { shared.pool.close_idle() } else { 0 };
         let took = heard_at.elapsed();
         lifecycle.holds.add(1);

@@ -39,13 +39,19 @@ struct Counts {
     login_us: u64,
     reconnects: u64,
     causes: [u64; ErrorCause::ALL.len()],
+    /// Transactions ended because their invocation had, and server connections given back
+    /// before a freeze because the database was tight.
+    leaked: u64,
+    given_back: u64,
 }
 
 impl Counts {
-    fn of(shared: &Shared) -> Counts {
+    fn of(shared: &Shared, lifecycle: &Lifecycle) -> Counts {
         let t = &shared.traffic;
         let p = shared.pool.counters();
         Counts {
+            leaked: shared.invocation_ends.leaked.get(),
+            given_back: lifecycle.given_back.get(),
             xacts: t.xacts.get(),
             queries: t.queries.get(),
             logins: p.logins.get(),
@@ -86,7 +92,7 @@ impl Metrics {
         Arc::new(Metrics {
             settings,
             function,
-            last: Mutex::new(Counts::of(&shared)),
+            last: Mutex::new(Counts::of(&shared, &lifecycle)),
             shared,
             lifecycle,
             read_at: Mutex::new(None),
@@ -116,7 +122,7 @@ impl Metrics {
     }
 
     async fn emit(&self, last: bool) {
-        let now = Counts::of(&self.shared);
+        let now = Counts::of(&self.shared, &self.lifecycle);
         let before = *self.last.lock().unwrap_or_else(|p| p.into_inner());
         let rows = self.shared.clients.rows();
         let clients = rows.len() as u64;
@@ -176,6 +182,20 @@ impl Metrics {
             line.metric(&format!("Errors{}", cause.name()), Unit::Count, n as f64);
         }
         line.metric("Errors", Unit::Count, errors as f64);
+        line.metric(
+            "LeakedTransactions",
+            Unit::Count,
+            (now.leaked - before.leaked) as f64,
+        );
+        if self.lifecycle.mode == "lambda" {
+            let tight = self.shared.pool.is_tight();
+            line.metric("DatabaseTight", Unit::Count, f64::from(u8::from(tight)));
+            line.metric(
+                "GivenBackBeforeFreeze",
+                Unit::Count,
+                (now.given_back - before.given_back) as f64,
+            );
+        }
         if let Some(db) = database {
             line.metric("DatabaseConnections", Unit::Count, db.used as f64);
             line.metric("DatabaseMaxConnections", Unit::Count, db.max as f64);

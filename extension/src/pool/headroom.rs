@@ -240,6 +240,12 @@ impl Pool {
         self.settings.watch_headroom && self.headroom.is_tight()
     }
 
+    /// Whether the database's connection use is still to be read (no login or health check
+    /// has read it yet) where it is watched.
+    pub(crate) fn headroom_unknown(&self) -> bool {
+        self.reads_headroom() && self.headroom.latest().is_none()
+    }
+
     /// The newest reading of the database's connection use, if one was made.
     pub(crate) fn headroom(&self) -> Option<Reading> {
         self.headroom.latest()
