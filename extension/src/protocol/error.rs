@@ -20,6 +20,7 @@ pub(crate) mod sqlstate {
     pub(crate) const QUERY_CANCELED: &str = "57014";
     pub(crate) const ADMIN_SHUTDOWN: &str = "57P01";
     pub(crate) const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
+    pub(crate) const IDLE_SESSION_TIMEOUT: &str = "57P05";
     pub(crate) const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub(crate) const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
     pub(crate) const INVALID_STATEMENT_NAME: &str = "26000";

@@ -49,7 +49,7 @@ use super::traffic::{Tally, Traffic};
 use crate::config::{PoolMode, Settings, Upstream};
 use crate::protocol::backend::TxStatus;
 use crate::protocol::error::ServerReport;
-use crate::protocol::PgError;
+use crate::protocol::{sqlstate, PgError};
 use crate::server::PreparedSet;
 use crate::stream::Stream;
 use bytes::{Buf, BytesMut};
@@ -437,14 +437,21 @@ impl Relay {
     /// RST, so a reset before any answer means the batch was never read. A clean close (EOF),
     /// with or without a FATAL first, means the backend may have read and run it (a DBA's
     /// pg_terminate_backend of a running query, a procedure that committed half-way): running
-    /// it again could repeat committed work or undo a deliberate kill.
+    /// it again could repeat committed work or undo a deliberate kill. The one FATAL that says
+    /// the batch was never read is `idle_session_timeout`'s (57P05): PostgreSQL raises it only
+    /// in a backend waiting for a command, which then reads nothing more. It races a batch sent
+    /// just as the timeout fires, often with the short timeout of a tight database.
     fn server_failed(&mut self, reason: &str, reset: bool) -> Event {
+        let held = self.held_fatal();
+        let timed_out_idle = held
+            .as_ref()
+            .is_some_and(|r| r.code == sqlstate::IDLE_SESSION_TIMEOUT);
         // A held FATAL says why better than the reset that followed it.
-        let reason = match self.held_fatal() {
+        let reason = match held {
             Some(report) => closed_by(Some(&report)),
             None => reason.to_owned(),
         };
-        let replayable = reset
+        let replayable = (reset || timed_out_idle)
             && self.link.as_ref().is_some_and(Linked::replayable)
             && self.server.scanned_len() == 0;
         Event::ServerFailed { replayable, reason }

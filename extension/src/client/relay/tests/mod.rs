@@ -182,6 +182,25 @@ fn a_fatal_first_answer_is_held_and_only_a_reset_makes_the_batch_replayable() {
     assert!(r.link.is_none());
 }
 
+/// `idle_session_timeout` fires only in a backend waiting for a command: the batch that met it
+/// was never read, whether the socket then closes cleanly or with a reset.
+#[test]
+fn a_first_answer_of_idle_session_timeout_makes_the_batch_replayable() {
+    let mut r = relay();
+    r.client(&msg(b'Q', b"select 1\0")).unwrap();
+    let fatal = msg(
+        b'E',
+        b"SFATAL\0VFATAL\0C57P05\0Mterminating connection due to idle-session timeout\0\0",
+    );
+    assert!(r.server(&fatal).is_none(), "held, not forwarded");
+    let reason = r.closed_reason();
+    assert!(reason.contains("idle-session timeout"), "{reason}");
+    match r.server_failed(&reason, false) {
+        Event::ServerFailed { replayable, .. } => assert!(replayable),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_huge_first_error_streams_instead_of_stalling() {
     let mut r = relay();
