@@ -21,6 +21,11 @@
 #   BENCH_OUT_DIR   where the report, runs and logs go                 (default target/bench)
 #   BENCH_PGWARM_BIN  a pgwarm binary to measure instead of a release build, by the debug bench
 #                   binary (smoke runs; build the workspace first: cargo build --workspace)
+#   BENCH_PGBOUNCER_BIN  the PgBouncer to compare with. Unset: the current release (1.25.2),
+#                   built once into /opt/pgbouncer-1.25.2 from the source archive of the
+#                   project's shared anchors (about a minute, with its build packages from apt)
+#                   when that archive is beside the project; Debian's 1.18 otherwise, with a
+#                   line that says so.
 #   PGWARM_*        passed through to pgwarm (e.g. PGWARM_WORKER_THREADS=2), except the ones the
 #                   benchmark fixes: LISTEN, DB_HOST/PORT/NAME/USER/PASSWORD, POOL_SIZE (4) and
 #                   LOG_LEVEL (warn).
@@ -38,6 +43,17 @@ cd "$(dirname "$0")/.."
 
 install_missing postgresql postgresql-client pgbouncer haproxy
 bench_binary bench
+
+if [ -z "${BENCH_PGBOUNCER_BIN:-}" ]; then
+    build_pgbouncer=../shared/anchors/build-pgbouncer.sh
+    if [ -f "$build_pgbouncer" ]; then
+        say "PgBouncer 1.25.2 to compare with: building it once into /opt/pgbouncer-1.25.2"
+        BENCH_PGBOUNCER_BIN=$(bash "$build_pgbouncer" | tail -1)
+        export BENCH_PGBOUNCER_BIN
+    else
+        say "comparing with Debian's $(pgbouncer --version | head -1): the source of the current release is not beside the project"
+    fi
+fi
 
 # The harness's temporary files (the cluster, the servers' folders) live in a work folder removed
 # on exit, on Ctrl-C too. bench runs as a child rather than in this shell's place so that the

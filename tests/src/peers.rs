@@ -83,8 +83,9 @@ impl Drop for LoggedChild {
     }
 }
 
-/// PgBouncer (Debian package `pgbouncer`) in the foreground on 127.0.0.1:<free port>, serving
-/// one database that forwards to `upstream` (PostgreSQL, or pgwarm). Runs as `postgres` when we
+/// PgBouncer (Debian's package `pgbouncer`, or a binary the caller names) in the foreground on
+/// 127.0.0.1:<free port>, serving one database that forwards to `upstream` (PostgreSQL, or
+/// pgwarm). Runs as `postgres` when we
 /// are root (PgBouncer refuses root).
 #[derive(Debug)]
 pub struct Pgbouncer {
@@ -110,7 +111,17 @@ impl Pgbouncer {
         auth_secret: &str,
         settings: &[(&str, &str)],
     ) -> Pgbouncer {
-        let bin = tools::tool("pgbouncer");
+        Pgbouncer::start_bin(&tools::tool("pgbouncer"), upstream, auth_secret, settings)
+    }
+
+    /// [`Pgbouncer::start_with_auth`] with the PgBouncer binary `bin` instead of Debian's (the
+    /// benchmarks compare with the current release, built from source).
+    pub fn start_bin(
+        bin: &Path,
+        upstream: &Target,
+        auth_secret: &str,
+        settings: &[(&str, &str)],
+    ) -> Pgbouncer {
         let dir = TempDir::new("pgwarm-pgbouncer");
         let port = free_port();
         let mut main: Vec<(String, String)> = [
@@ -164,10 +175,10 @@ impl Pgbouncer {
                 "--init-groups",
                 "--",
             ])
-            .arg(&bin);
+            .arg(bin);
             c
         } else {
-            Command::new(&bin)
+            Command::new(bin)
         };
         cmd.arg(&ini_path);
         let mut child = LoggedChild::spawn("pgbouncer", cmd, dir);
@@ -210,7 +221,21 @@ impl Pgbouncer {
 
     /// The first line of `pgbouncer --version`, e.g. "PgBouncer 1.18.0".
     pub fn version() -> String {
-        tools::first_line_of(&tools::tool("pgbouncer"), "--version")
+        Pgbouncer::version_of(&tools::tool("pgbouncer"))
+    }
+
+    /// The first line of `bin --version`.
+    pub fn version_of(bin: &Path) -> String {
+        tools::first_line_of(bin, "--version")
+    }
+
+    /// Whether a PgBouncer of `version` (a `--version` line) keeps protocol-level prepared
+    /// statements in transaction mode: `max_prepared_statements`, since 1.21.
+    pub fn keeps_prepared_statements(version: &str) -> bool {
+        let number = version.split_whitespace().nth(1).unwrap_or_default();
+        let mut parts = number.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (major, minor) >= (1, 21)
     }
 }
 
@@ -405,4 +430,18 @@ pub fn json_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pgbouncer;
+
+    #[test]
+    fn prepared_statements_are_kept_since_1_21() {
+        assert!(!Pgbouncer::keeps_prepared_statements("PgBouncer 1.18.0"));
+        assert!(Pgbouncer::keeps_prepared_statements("PgBouncer 1.21.0"));
+        assert!(Pgbouncer::keeps_prepared_statements("PgBouncer 1.25.2"));
+        assert!(Pgbouncer::keeps_prepared_statements("PgBouncer 2.0.0"));
+        assert!(!Pgbouncer::keeps_prepared_statements("something else"));
+    }
 }

@@ -16,7 +16,8 @@
 //! The targets:
 //! - direct: PostgreSQL itself, the ceiling.
 //! - pgwarm: pool of 4, transaction mode.
-//! - pgbouncer: PgBouncer (Debian's), pool of 4, transaction mode, SCRAM.
+//! - pgbouncer: PgBouncer (`BENCH_PGBOUNCER_BIN`, else Debian's), pool of 4, transaction mode,
+//!   SCRAM; from 1.21 on with `max_prepared_statements = 200` (1.24's default).
 //! - haproxy: HAProxy (Debian's) in `mode tcp` with one thread, as pgwarm and PgBouncer run: a
 //!   relay that only copies bytes, one server connection per client, no pooling. No pooler
 //!   does less work per transaction: it is the floor for CPU, and the reference for the
@@ -53,6 +54,8 @@
 //! BENCH_SCALE     pgbench -i scale factor                                        (default 10)
 //! BENCH_OUT_DIR   OUT: where the report, runs and logs go                 (default target/bench)
 //! PGWARM_BIN      the pgwarm binary to measure (default: the workspace's debug build)
+//! BENCH_PGBOUNCER_BIN  the PgBouncer to compare with (default: Debian's, `pgbouncer` on PATH;
+//!                 `scripts/bench.sh` builds the current release when it can)
 //! PGWARM_*        passed through to pgwarm (e.g. PGWARM_WORKER_THREADS=2), except the ones the
 //!                 benchmark fixes: LISTEN, DB_HOST/PORT/NAME/USER/PASSWORD, POOL_SIZE (4, the
 //!                 same as PgBouncer's default_pool_size) and LOG_LEVEL (warn).
@@ -184,6 +187,11 @@ struct Settings {
     pgwarm_bin: PathBuf,
     /// The caller's PGWARM_* variables that reach pgwarm.
     passthrough: Vec<(String, String)>,
+    /// `BENCH_PGBOUNCER_BIN`, or Debian's; its `--version` line, and whether it keeps prepared
+    /// statements in transaction mode (1.21 and later).
+    pgbouncer_bin: PathBuf,
+    pgbouncer_version: String,
+    pgbouncer_prepares: bool,
 }
 
 impl Settings {
@@ -204,6 +212,18 @@ impl Settings {
             return Err(format!("BENCH_MODES: {} is there twice", twice.as_str()));
         }
         let pgwarm_bin = find_pgwarm_bin(std::env::var_os("PGWARM_BIN").as_deref().map(Path::new))?;
+        let pgbouncer_bin = match std::env::var_os("BENCH_PGBOUNCER_BIN") {
+            Some(p) => std::path::absolute(&p)
+                .ok()
+                .filter(|p| p.is_file())
+                .ok_or(format!(
+                    "BENCH_PGBOUNCER_BIN: {} is not a file",
+                    p.to_string_lossy()
+                ))?,
+            None => tool("pgbouncer"),
+        };
+        let pgbouncer_version = Pgbouncer::version_of(&pgbouncer_bin);
+        let pgbouncer_prepares = Pgbouncer::keeps_prepared_statements(&pgbouncer_version);
         Ok(Settings {
             rounds,
             duration,
@@ -212,6 +232,9 @@ impl Settings {
             scale,
             pgwarm_bin,
             passthrough: setup::passthrough(&PGWARM_SETTINGS),
+            pgbouncer_bin,
+            pgbouncer_version,
+            pgbouncer_prepares,
         })
     }
 }
@@ -220,20 +243,22 @@ impl Settings {
 /// predates max_prepared_statements: in transaction mode it passes pgbench's named statements
 /// (P_0, ...) through to whichever server connection the transaction gets, so a client soon runs
 /// one on a connection that never prepared it ("does not exist"), or prepares one that an earlier
-/// client left there ("already exists").
-fn expected_failure(way: Way, mode: Mode) -> bool {
-    way == Way::Pgbouncer && mode == Mode::Prepared
+/// client left there ("already exists"). 1.21 and later keep them (`max_prepared_statements`).
+fn expected_failure(way: Way, mode: Mode, pgbouncer_prepares: bool) -> bool {
+    way == Way::Pgbouncer && mode == Mode::Prepared && !pgbouncer_prepares
 }
 
-/// PgBouncer's -M prepared runs are skipped when its -M extended runs too: they can only fail,
-/// and the prepared table compares pgwarm with its extended figures.
-fn skipped(way: Way, mode: Mode, modes: &[Mode]) -> bool {
-    expected_failure(way, mode) && modes.contains(&Mode::Extended)
+/// PgBouncer's -M prepared runs are skipped when they can only fail and its -M extended runs
+/// too: the prepared table then compares pgwarm with its extended figures.
+fn skipped(way: Way, mode: Mode, modes: &[Mode], pgbouncer_prepares: bool) -> bool {
+    expected_failure(way, mode, pgbouncer_prepares) && modes.contains(&Mode::Extended)
 }
 
-/// The mode whose runs give `way`'s figures in `mode`'s table and chart.
-fn figure_mode(way: Way, mode: Mode, modes: &[Mode]) -> Mode {
-    match skipped(way, mode, modes) {
+/// The mode whose runs give `way`'s figures in `mode`'s table and chart: PgBouncer's extended
+/// ones in the prepared table when it has no prepared runs (they were skipped).
+fn figure_mode(way: Way, mode: Mode, runs: &[Run]) -> Mode {
+    let ran = |m: Mode| runs.iter().any(|r| r.way == way && r.mode == m);
+    match way == Way::Pgbouncer && mode == Mode::Prepared && !ran(mode) && ran(Mode::Extended) {
         true => Mode::Extended,
         false => mode,
     }
@@ -378,7 +403,7 @@ impl Results {
         clients: u32,
         way: Way,
     ) -> Vec<Option<f64>> {
-        let mode = figure_mode(way, mode, &self.modes);
+        let mode = figure_mode(way, mode, &self.runs);
         (1..=self.rounds)
             .map(|round| {
                 self.runs
@@ -498,17 +523,21 @@ impl Relays {
     fn start(s: &Settings, db: &Target) -> Relays {
         // The harness runs $PGWARM_BIN (Pgwarm::builder), which Settings checked: s.pgwarm_bin.
         let pgwarm = setup::pgwarm(PROGRAM, db, &s.passthrough, &PGWARM_SETTINGS);
-        let pgbouncer = Pgbouncer::start(
-            db,
-            &[
-                ("default_pool_size", POOL_SIZE),
-                ("max_client_conn", &(MAX_CLIENTS + 10).to_string()),
-                ("ignore_startup_parameters", "extra_float_digits"),
-            ],
-        );
+        let max_clients = (MAX_CLIENTS + 10).to_string();
+        let mut settings = vec![
+            ("default_pool_size", POOL_SIZE),
+            ("max_client_conn", max_clients.as_str()),
+            ("ignore_startup_parameters", "extra_float_digits"),
+        ];
+        if s.pgbouncer_prepares {
+            // 1.24's default, set for 1.21 to 1.23 too: the same for every version that has it.
+            settings.push(("max_prepared_statements", "200"));
+        }
+        let pgbouncer = Pgbouncer::start_bin(&s.pgbouncer_bin, db, &db.password, &settings);
         say(format!(
-            "{} on 127.0.0.1:{}",
-            Pgbouncer::version(),
+            "{} ({}) on 127.0.0.1:{}",
+            s.pgbouncer_version,
+            s.pgbouncer_bin.display(),
             pgbouncer.port
         ));
         let haproxy = Haproxy::start(db);
@@ -538,7 +567,7 @@ impl Relays {
     fn processes(&self, s: &Settings) -> [(&'static str, PathBuf, u32); 3] {
         [
             ("pgwarm", s.pgwarm_bin.clone(), self.pgwarm.pid()),
-            ("pgbouncer", tool("pgbouncer"), self.pgbouncer.pid()),
+            ("pgbouncer", s.pgbouncer_bin.clone(), self.pgbouncer.pid()),
             ("haproxy", tool("haproxy"), self.haproxy.pid()),
         ]
     }
@@ -628,7 +657,7 @@ fn measure(
         .modes
         .iter()
         .flat_map(|m| WAYS.map(|w| (w, *m)))
-        .filter(|(w, m)| !skipped(*w, *m, &s.modes))
+        .filter(|(w, m)| !skipped(*w, *m, &s.modes, s.pgbouncer_prepares))
         .count()
         * s.rounds
         * s.clients.len();
@@ -644,7 +673,9 @@ fn measure(
         let order = round_order(&WAYS, round, 1);
         for &mode in &s.modes {
             for &clients in &s.clients {
-                let ways = order.iter().filter(|w| !skipped(**w, mode, &s.modes));
+                let ways = order
+                    .iter()
+                    .filter(|w| !skipped(**w, mode, &s.modes, s.pgbouncer_prepares));
                 for (i, &way) in ways.enumerate() {
                     let label = format!(
                         "[{}/{total_runs}] round {round}/{} {} c={clients} {}",
@@ -740,7 +771,7 @@ fn one_run(
     let mut why = failure.why();
     // A known limitation is reported like any failure but does not fail the benchmark: the
     // other targets' figures are what it is for.
-    let expected = expected_failure(way, mode);
+    let expected = expected_failure(way, mode, s.pgbouncer_prepares);
     if expected {
         why.push_str("; expected");
     }
@@ -788,7 +819,7 @@ fn report(s: &Settings, results: &Results, session: &Session) -> String {
     let _ = writeln!(
         r,
         "{postgres}; {}; {}, one thread, mode tcp",
-        Pgbouncer::version(),
+        s.pgbouncer_version,
         Haproxy::version()
     );
     let _ = writeln!(
@@ -842,7 +873,7 @@ fn report(s: &Settings, results: &Results, session: &Session) -> String {
     );
     for &mode in &s.modes {
         let _ = writeln!(r);
-        let note = match skipped(Way::Pgbouncer, mode, &s.modes) {
+        let note = match skipped(Way::Pgbouncer, mode, &s.modes, s.pgbouncer_prepares) {
             true => " (PgBouncer: its -M extended figures; before 1.21 it cannot run prepared statements in transaction mode)",
             false => "",
         };
@@ -928,7 +959,10 @@ fn report(s: &Settings, results: &Results, session: &Session) -> String {
     let expected = results
         .runs
         .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed { .. }) && expected_failure(r.way, r.mode))
+        .filter(|r| {
+            matches!(r.outcome, Outcome::Failed { .. })
+                && expected_failure(r.way, r.mode, s.pgbouncer_prepares)
+        })
         .count();
     if expected > 0 {
         let _ = writeln!(r);
@@ -976,6 +1010,25 @@ mod tests {
              extended c=1\t0.8000\t0.6667\tNaN\t50.0000\t55.0000\tNaN\n\
              prepared c=1\t0.7500\t0.5000\t0.6250\t43.3333\t55.0000\tNaN\n"
         );
+    }
+
+    /// A PgBouncer that ran -M prepared (1.21 and later) is charted with its own prepared runs.
+    #[test]
+    fn a_pgbouncer_that_ran_prepared_is_charted_with_those_runs() {
+        let tsv = format!(
+            "{RUNS_HEADER}\n\
+             1\t1\textended\t1\tpgbouncer\t4000.0\t20000\t110\t55.0000\t\n\
+             1\t1\tprepared\t1\tdirect\t8000.0\t40000\t\t\t\n\
+             1\t2\tprepared\t1\tpgbouncer\t6400.0\t32000\t100\t31.2500\t\n"
+        );
+        let results = Results::parse(&tsv).expect("a runs.tsv");
+        assert_eq!(
+            figure_mode(Way::Pgbouncer, Mode::Prepared, &results.runs),
+            Mode::Prepared
+        );
+        assert!(results
+            .charts_tsv()
+            .contains("prepared c=1\tNaN\t0.8000\tNaN\tNaN\t31.2500\tNaN"));
     }
 
     #[test]
