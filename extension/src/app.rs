@@ -8,7 +8,7 @@
 use crate::admin::{Console, Lifecycle};
 use crate::client::tls::ClientTls;
 use crate::client::Shared;
-use crate::config::{ClientTlsMode, CredentialSettings, Settings, Upstream};
+use crate::config::{ClientTlsMode, CredentialSettings, Settings};
 use crate::credentials::{CredentialSource, IamCredentials, SecretCredentials, StaticCredentials};
 use crate::lambda::{self, LambdaEnv};
 use crate::metrics::Metrics;
@@ -99,12 +99,7 @@ async fn serve(
             Arc::new(IamCredentials::new(target.clone(), *timeout))
         }
     };
-    let mut pool_settings = PoolSettings::from(&settings);
-    // An on-demand environment is frozen between invocations with its connections open: whether
-    // the database has room for them matters there (`pool::headroom`).
-    pool_settings.watch_headroom =
-        lambda.is_some_and(|env| !env.managed_instances) && settings.upstream == Upstream::Database;
-    let pool = Pool::new(pool_settings, credentials, tls);
+    let pool = Pool::new(PoolSettings::from(&settings), credentials, tls);
     info!(
         listen = %settings.listen,
         database = %settings.credentials.describe(),

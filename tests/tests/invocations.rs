@@ -285,7 +285,7 @@ async fn a_tight_database_gets_its_connections_back_before_each_freeze() {
         assert_eq!(answer["ok"], true, "{answer}");
         post_runtime.push(lambda.post_runtime_ms(&id).await);
         assert_eq!(
-            cluster().backends_for(&db.user),
+            cluster().wait_for_backends(&db.user, 1, Duration::from_secs(2)),
             1,
             "only the connection held elsewhere is left while frozen"
         );
@@ -332,9 +332,10 @@ async fn a_tight_database_gets_its_connections_back_before_each_freeze() {
 }
 
 /// A runtimeDone that never comes holds pgwarm's next-event request no longer than the
-/// invocation's deadline (less a margin), once; after that pgwarm does not wait for it again.
+/// invocation's deadline (less a margin); after two such invocations in a row pgwarm does not
+/// wait for it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runtime_done_that_never_comes_stalls_one_invocation_at_most() {
+async fn a_runtime_done_that_never_comes_stalls_two_invocations_at_most() {
     let db = cluster().fresh_target();
     cluster().psql_super(&format!("alter role {} connection limit 2", db.user));
     let _elsewhere = db.connect().await;
@@ -347,7 +348,8 @@ async fn a_runtime_done_that_never_comes_stalls_one_invocation_at_most() {
         )
         .await;
     let runtime = TestRuntime::new(&lambda);
-    // The first invocation (which learns the database is tight) waits for runtimeDone in vain.
+    // The first invocation (which learns the database is tight) and the second wait for
+    // runtimeDone in vain.
     let mut post_runtime = Vec::new();
     for _ in 0..4 {
         let (answer, id) = naive_invocation(&lambda, &runtime).await;
@@ -355,15 +357,22 @@ async fn a_runtime_done_that_never_comes_stalls_one_invocation_at_most() {
         post_runtime.push(lambda.post_runtime_ms(&id).await);
     }
     eprintln!("post-runtime duration without runtimeDone (ms): {post_runtime:?}");
-    let bound = FUNCTION_TIMEOUT.as_millis() as f64;
+    // No further than the deadline (pgwarm stops 100 ms before it; the simulator's own limit on
+    // an extension is 2 s), with room for a loaded machine's scheduling.
+    let bound = (FUNCTION_TIMEOUT + Duration::from_millis(500)).as_millis() as f64;
     assert!(
         post_runtime.iter().all(|&ms| ms < bound),
         "{post_runtime:?}"
     );
     let stalled = post_runtime.iter().filter(|&&ms| ms > 500.0).count();
-    assert_eq!(stalled, 1, "one invocation waited: {post_runtime:?}");
+    assert_eq!(stalled, 2, "two invocations waited: {post_runtime:?}");
     let log = lambda.pgwarm().log();
-    assert_eq!(log.matches("no platform.runtimeDone").count(), 1, "{log}");
+    assert_eq!(log.matches("no platform.runtimeDone").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("pgwarm no longer waits for it").count(),
+        1,
+        "{log}"
+    );
 }
 
 /// Whether pgwarm waited for a runtimeDone after any invocation but the first (debug lines).

@@ -108,6 +108,9 @@ pub(crate) struct Settings {
     pub sslmode: SslMode,
     pub pool_mode: PoolMode,
     pub upstream: Upstream,
+    /// An on-demand Lambda environment (`AWS_LAMBDA_RUNTIME_API` set, not Managed Instances):
+    /// frozen between invocations, and told when each starts.
+    pub frozen_between_invocations: bool,
     pub pool_size: usize,
     /// Server connections opened during Lambda Init (or at start-up standalone), before the
     /// first client asks; 0 opens none until then.
@@ -308,6 +311,7 @@ impl Settings {
             sslmode,
             pool_mode,
             upstream,
+            frozen_between_invocations: in_lambda && !managed_instances,
             pool_size,
             min_pool_size,
             max_client_conn,

@@ -14,19 +14,22 @@
 //! `PostRuntimeExtensionsDuration`): the telemetry buffering, at most 25 ms, and the closing.
 //!
 //! Until a login has read the connection use, pgwarm cannot know whether the database is tight:
-//! it waits after an environment's first invocation too (once per environment, the cost of
-//! learning), and gives its connections back if that login found the database tight.
+//! it also waits after the invocations before that reading (normally just an environment's
+//! first, whose handler makes the first login), and gives its connections back if that login
+//! found the database tight.
 //!
-//! The hold ends at the latest a little before the invocation's deadline. A runtimeDone that
-//! has not come by then is taken as telemetry that does not work here: pgwarm stops holding for
-//! the environment's life and relies on the short `idle_session_timeout` its logins ask for
-//! while the database is tight.
+//! The hold ends at the latest a little before the invocation's deadline. An invocation that
+//! ends in its last moments may see its runtimeDone come after that; two in a row that do not
+//! come are taken as telemetry that does not work here: pgwarm stops holding for the
+//! environment's life and relies on the short `idle_session_timeout` its logins ask for while
+//! the database is tight. In session mode there is nothing to wait for: a client holds its
+//! connection as long as it is connected.
 
 use super::telemetry::RuntimeDone;
 use crate::admin::Lifecycle;
 use crate::client::Shared;
-use crate::config::Upstream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::config::{PoolMode, Upstream};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -34,21 +37,25 @@ use tracing::{debug, info, warn};
 /// The hold ends at the latest this long before the invocation's deadline.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
-/// How long the transactions an invocation left open get to be rolled back before the
-/// connections are closed (a rollback that takes longer closes its connection anyway).
+/// How long the transactions an invocation left open get to be rolled back before the idle
+/// connections are closed; a connection whose rollback takes longer stays open through the
+/// freeze, and the database's idle timeout closes it.
 const ROLLBACK_WAIT: Duration = Duration::from_millis(100);
+
+/// runtimeDone events missing in a row before pgwarm stops waiting for them.
+const MISSES_TO_GIVE_UP: u32 = 2;
 
 pub(crate) struct BeforeFreeze {
     runtime_done: RuntimeDone,
-    /// Cleared when a runtimeDone did not come in time.
-    trusted: AtomicBool,
+    /// runtimeDone events that did not come in time, in a row.
+    missed: AtomicU32,
 }
 
 impl BeforeFreeze {
     pub(crate) fn new(runtime_done: RuntimeDone) -> BeforeFreeze {
         BeforeFreeze {
             runtime_done,
-            trusted: AtomicBool::new(true),
+            missed: AtomicU32::new(0),
         }
     }
 
@@ -66,7 +73,11 @@ impl BeforeFreeze {
         // invocation of an environment, which makes that login, is waited for too.
         let may_be_tight = shared.pool.is_tight() || shared.pool.headroom_unknown();
         let shared_pooler = shared.settings.upstream == Upstream::Pooler;
-        if !(may_be_tight || shared_pooler) || !self.trusted.load(Ordering::Relaxed) {
+        let given_up = self.missed.load(Ordering::Relaxed) >= MISSES_TO_GIVE_UP;
+        if !(may_be_tight || shared_pooler)
+            || given_up
+            || shared.settings.pool_mode == PoolMode::Session
+        {
             return;
         }
         let mut done = self.runtime_done.clone();
@@ -79,16 +90,22 @@ impl BeforeFreeze {
         .await
         .unwrap_or(false);
         if !heard {
-            self.trusted.store(false, Ordering::Relaxed);
             lifecycle.runtime_done_missed.add(1);
-            warn!(
-                "no platform.runtimeDone before the invocation's deadline: pgwarm no longer waits \
-                 for it, and relies on the database closing idle connections instead"
-            );
+            let missed = self.missed.fetch_add(1, Ordering::Relaxed) + 1;
+            match missed >= MISSES_TO_GIVE_UP {
+                true => warn!(
+                    missed,
+                    "no platform.runtimeDone before the invocation's deadline, again: pgwarm no \
+                     longer waits for it, and relies on the database closing idle connections"
+                ),
+                false => warn!("no platform.runtimeDone before the invocation's deadline"),
+            }
             return;
         }
+        self.missed.store(0, Ordering::Relaxed);
         let heard_at = Instant::now();
         shared.invocation_ends.ended(heard_at);
+        shared.pool.invocation_ended();
         shared.pool.lent_back(ROLLBACK_WAIT).await;
         let tight = shared.pool.is_tight();
         let closed = if tight { shared.pool.close_idle() } else { 0 };

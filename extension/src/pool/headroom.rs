@@ -189,12 +189,15 @@ impl Pool {
         &self,
         conn: &mut ServerConn,
         asked: Option<Duration>,
+        deadline: Instant,
     ) -> Result<(), ServerError> {
+        // Within what is left of the client's wait, as the login itself.
+        let timeout = self.attempt_timeout(deadline);
         let mut fullest = None;
         let read = conn.query("reading the connection use", QUERY, |row| {
             fullest = Use::fullest(&row)
         });
-        match tokio::time::timeout(self.settings.connect_timeout, read).await {
+        match tokio::time::timeout(timeout, read).await {
             Ok(Ok(TxStatus::Idle)) => {
                 if let Some(fullest) = fullest {
                     self.headroom.read(fullest);
@@ -206,13 +209,13 @@ impl Pool {
                             TIGHT_IDLE_SESSION_TIMEOUT.as_millis()
                         );
                         let set = conn.run("a short idle_session_timeout", &sql);
-                        match tokio::time::timeout(self.settings.connect_timeout, set).await {
+                        match tokio::time::timeout(timeout, set).await {
                             Ok(Ok(TxStatus::Idle)) => Ok(()),
                             Ok(Ok(status)) => Err(ServerError::Protocol(format!(
                                 "SET idle_session_timeout left the connection in status {status}"
                             ))),
                             Ok(Err(e)) => Err(e),
-                            Err(_) => Err(ServerError::Timeout(self.settings.connect_timeout)),
+                            Err(_) => Err(ServerError::Timeout(timeout)),
                         }
                     }
                     _ => Ok(()),
@@ -227,7 +230,7 @@ impl Pool {
                 "reading the connection use left the connection in status {status}"
             ))),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(ServerError::Timeout(self.settings.connect_timeout)),
+            Err(_) => Err(ServerError::Timeout(timeout)),
         }
     }
 
@@ -271,12 +274,7 @@ impl Pool {
     /// Gives the idle server connections back to the database (Terminate) before a freeze;
     /// returns how many.
     pub(crate) fn close_idle(&self) -> usize {
-        let idle = {
-            let mut state = self.lock();
-            let idle = std::mem::take(&mut state.idle);
-            state.open -= idle.len();
-            idle
-        };
+        let idle = self.take_idle();
         let n = idle.len();
         for conn in idle {
             conn.close();

@@ -1,9 +1,9 @@
 //! The pool of server connections: at most `PGWARM_POOL_SIZE` of them, handed to clients one
 //! transaction (or session) at a time.
 //!
-//! Waiting clients queue in FIFO order. A returning connection goes straight to the longest
-//! waiter; a connection that is lost hands its *slot* to that waiter instead, who then opens a new
-//! one. Idle connections are kept LIFO so the busiest stay warm and the rest can age out. Every
+//! Waiting clients queue in the order their checkouts began (`queue.rs`). A returning connection
+//! goes straight to the longest waiter; a connection that is lost hands its *slot* to the longest
+//! waiter that can use one, who then opens a new one. Idle connections are kept LIFO so the busiest stay warm and the rest can age out. Every
 //! connection leaves the pool inside a [`Checkout`], whose drop returns the slot even when a
 //! client task fails half-way, so the count can never leak.
 
@@ -70,8 +70,7 @@ impl From<&Settings> for PoolSettings {
             idle_session_timeout: s.idle_session_timeout.filter(|_| {
                 s.pool_mode == PoolMode::Transaction && s.upstream == Upstream::Database
             }),
-            // Set by the program once it knows it runs in Lambda.
-            watch_headroom: false,
+            watch_headroom: s.frozen_between_invocations && s.upstream == Upstream::Database,
         }
     }
 }
@@ -357,17 +356,29 @@ impl Pool {
         self.lock().invocation = Some(invocation);
     }
 
+    /// The invocation's runtime is done: its deadline bounds no wait of the next one, which
+    /// may begin before pgwarm reads the next INVOKE.
+    pub(crate) fn invocation_ended(&self) {
+        self.lock().invocation = None;
+    }
+
+    /// Takes every idle connection out of the pool, its slot freed, for the caller to close.
+    fn take_idle(&self) -> Vec<ServerConn> {
+        let mut state = self.lock();
+        let idle = std::mem::take(&mut state.idle);
+        state.open -= idle.len();
+        idle
+    }
+
     /// Closes idle connections with Terminate and refuses new checkouts. Checked-out connections
     /// are closed when their clients finish.
     pub(crate) fn close(&self) {
-        let idle = {
+        {
             let mut state = self.lock();
             state.closed = true;
             state.waiters.clear();
-            let idle = std::mem::take(&mut state.idle);
-            state.open -= idle.len();
-            idle
-        };
+        }
+        let idle = self.take_idle();
         let n = idle.len();
         for conn in idle {
             conn.close();
@@ -478,7 +489,24 @@ impl Pool {
         let mut given_back: Option<Waiter<'_>> = None;
         loop {
             let began = Instant::now();
-            let error = match self.login(deadline).await {
+            let login = self.login(deadline);
+            // Once queued, the login races a connection given back: whichever comes first.
+            let login = match &mut given_back {
+                None => login.await,
+                Some(waiter) => tokio::select! {
+                    login = login => login,
+                    grant = waiter.granted() => match grant {
+                        Some(Grant::Conn(conn)) => return self.instead_of_login(slot, conn, &wait).await,
+                        Some(Grant::Slot) => {
+                            self.give_back(Grant::Slot);
+                            given_back = None;
+                            continue;
+                        }
+                        None => return Err(PoolError::Closed),
+                    },
+                },
+            };
+            let error = match login {
                 Ok(conn) => {
                     self.outage.recovered();
                     slot.conn = Some(conn);
@@ -502,8 +530,19 @@ impl Pool {
             let waiter = match &mut given_back {
                 Some(waiter) => waiter,
                 None => {
-                    let rx = self.lock().waiters.push(Wants::Connection, wait.since);
-                    given_back.insert(Waiter::new(self, rx))
+                    // A connection given back during the login went idle, as nobody was queued
+                    // for it then: it is this client's now.
+                    let idle_or_queued = {
+                        let mut state = self.lock();
+                        match (!state.paused).then(|| state.idle.pop()).flatten() {
+                            Some(conn) => Ok(conn),
+                            None => Err(state.waiters.push(Wants::Connection, wait.since)),
+                        }
+                    };
+                    match idle_or_queued {
+                        Ok(conn) => return self.instead_of_login(slot, conn, &wait).await,
+                        Err(rx) => given_back.insert(Waiter::new(self, rx)),
+                    }
                 }
             };
             // The client waits all of its time: the database may come back in the last bit.
@@ -512,19 +551,9 @@ impl Pool {
             tokio::select! {
                 () = pause => {}
                 grant = waiter.granted() => match grant {
-                    Some(Grant::Conn(conn)) => {
-                        debug!(server = conn.id(), "a login was being retried; took a connection given back instead");
-                        let instead = Checkout {
-                            conn: None,
-                            pool: Arc::clone(&slot.pool),
-                            released: false,
-                        };
-                        // The slot whose login failed is given up (to a waiter, or freed).
-                        drop(slot);
-                        return self.validate(instead, conn, &wait).await;
-                    }
+                    Some(Grant::Conn(conn)) => return self.instead_of_login(slot, conn, &wait).await,
                     Some(Grant::Slot) => {
-                        // Not handed to a client that holds a slot; queued again if ever.
+                        // Never handed to a client that holds a slot; queued again if ever.
                         self.give_back(Grant::Slot);
                         given_back = None;
                     }
@@ -535,6 +564,27 @@ impl Pool {
                 return Err(self.gave_up(&error, &wait));
             }
         }
+    }
+
+    /// A connection another client gave back, taken by a client whose slot could not log in:
+    /// the slot is given up (to a waiter, or freed) and the connection checked as any idle one.
+    async fn instead_of_login(
+        &self,
+        slot: Checkout,
+        conn: ServerConn,
+        wait: &Wait,
+    ) -> Result<Checkout, PoolError> {
+        debug!(
+            server = conn.id(),
+            "a login was being retried; took a connection given back instead"
+        );
+        let instead = Checkout {
+            conn: None,
+            pool: Arc::clone(&slot.pool),
+            released: false,
+        };
+        drop(slot);
+        self.validate(instead, conn, wait).await
     }
 
     /// Runs `sql` on an idle connection, if one is idle now (none is opened or waited for, and
@@ -653,7 +703,9 @@ impl Pool {
             let login = server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await;
             match login {
                 Ok(mut conn) if self.reads_headroom() => {
-                    let read = self.read_headroom(&mut conn, idle_session_timeout).await;
+                    let read = self
+                        .read_headroom(&mut conn, idle_session_timeout, deadline)
+                        .await;
                     read.map(|()| conn)
                 }
                 other => other,

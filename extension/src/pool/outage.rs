@@ -232,13 +232,7 @@ impl Pool {
     /// named to clients whose wait runs out.
     pub(super) async fn episode_started(&self, error: &ServerError) {
         if !is_full(error) {
-            let idle = {
-                let mut state = self.lock();
-                let idle = std::mem::take(&mut state.idle);
-                state.open -= idle.len();
-                idle
-            };
-            for conn in idle {
+            for conn in self.take_idle() {
                 conn.close();
             }
             return;

@@ -113,9 +113,10 @@ impl Rules {
         Rules {
             mode: settings.pool_mode,
             max_message_size: settings.max_message_size,
-            // Always: besides `PGWARM_IDLE_TRANSACTION_TIMEOUT`, the end of a Lambda invocation
-            // ends a transaction left idle (`client::invocation_end`).
-            watch_idle: true,
+            // Besides `PGWARM_IDLE_TRANSACTION_TIMEOUT`, the end of a Lambda invocation ends a
+            // transaction left idle (`client::invocation_end`).
+            watch_idle: settings.idle_transaction_timeout.is_some()
+                || settings.frozen_between_invocations,
             max_prepared: match settings.pool_mode {
                 PoolMode::Transaction => settings.max_prepared_statements,
                 PoolMode::Session => 0,
@@ -438,9 +439,10 @@ impl Relay {
     /// with or without a FATAL first, means the backend may have read and run it (a DBA's
     /// pg_terminate_backend of a running query, a procedure that committed half-way): running
     /// it again could repeat committed work or undo a deliberate kill. The one FATAL that says
-    /// the batch was never read is `idle_session_timeout`'s (57P05): PostgreSQL raises it only
-    /// in a backend waiting for a command, which then reads nothing more. It races a batch sent
-    /// just as the timeout fires, often with the short timeout of a tight database.
+    /// the batch was never run is `idle_session_timeout`'s (57P05): PostgreSQL raises it only
+    /// in a backend waiting for a command, or at the interrupt check right after it read one,
+    /// before running it. It races a batch sent just as the timeout fires, often with the short
+    /// timeout of a tight database.
     fn server_failed(&mut self, reason: &str, reset: bool) -> Event {
         let held = self.held_fatal();
         let timed_out_idle = held
