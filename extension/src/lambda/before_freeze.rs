@@ -14,8 +14,8 @@
 //! `PostRuntimeExtensionsDuration`): the telemetry buffering, at most 25 ms, and the closing.
 //!
 //! Until a login has read the connection use, pgwarm cannot know whether the database is tight:
-//! it also waits after the invocations before that reading (normally just an environment's
-//! first, whose handler makes the first login), and gives its connections back if that login
+//! it also waits after an environment's first invocation when that reading is still to come
+//! (its handler normally makes the first login), and gives its connections back if that login
 //! found the database tight.
 //!
 //! The hold ends at the latest a little before the invocation's deadline. An invocation that
@@ -69,9 +69,12 @@ impl BeforeFreeze {
         shared: &Shared,
         lifecycle: &Lifecycle,
     ) {
-        // Until a login has read the connection use, the database may be tight: the first
-        // invocation of an environment, which makes that login, is waited for too.
-        let may_be_tight = shared.pool.is_tight() || shared.pool.headroom_unknown();
+        // Until a login has read the connection use, the database may be tight: an
+        // environment's first invocation, whose handler normally makes that login, is waited
+        // for too. Not later ones: a function that does not use the database would pay it every
+        // time, for nothing to give back.
+        let first = lifecycle.invocations.get() <= 1;
+        let may_be_tight = shared.pool.is_tight() || (first && shared.pool.headroom_unknown());
         let shared_pooler = shared.settings.upstream == Upstream::Pooler;
         let given_up = self.missed.load(Ordering::Relaxed) >= MISSES_TO_GIVE_UP;
         if !(may_be_tight || shared_pooler)
