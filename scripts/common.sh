@@ -189,7 +189,7 @@ cargo_build_release() {
     have cargo || die "cargo not found: install Rust (https://rustup.rs)"
     TARGET_DIR=${CARGO_TARGET_DIR:-target}
     # The whole workspace at once: building one package alone re-resolves features and rebuilds
-    # dozens of crates (see docs / DESIGN.md).
+    # dozens of crates.
     say "cargo build --release --workspace"
     cargo build --release --workspace
     [ -x "$TARGET_DIR/release/pgwarm" ] || die "$TARGET_DIR/release/pgwarm was not built"

@@ -37,6 +37,34 @@ fn error_json(e: &tokio_postgres::Error) -> Value {
     json!({ "code": sqlstate(e), "error": format!("{e:?}") })
 }
 
+/// A handler's connect and one query: `{"ok": true}`, or the error's SQLSTATE and text.
+async fn connect_and_query(target: &Target, sql: &str) -> Value {
+    match target.try_connect().await {
+        Ok(client) => match client.simple_query(sql).await {
+            Ok(_) => json!({ "ok": true }),
+            Err(e) => error_json(&e),
+        },
+        Err(e) => error_json(&e),
+    }
+}
+
+/// The answer of a handler whose wait ended with pgwarm's error `code`, naming `cause` and the
+/// invocation's deadline, before that deadline.
+fn assert_ended_before_deadline(answer: &Value, code: &str, cause: &str) {
+    eprintln!("{answer}");
+    assert_eq!(answer["code"], code, "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("before the Lambda invocation's deadline"),
+        "{answer}"
+    );
+    assert!(error.contains(cause), "{answer}");
+    assert_eq!(
+        answer["late_ms"], 0,
+        "the error came before the deadline: {answer}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_for_a_busy_pool_ends_before_the_invocations_deadline() {
     let db = cluster().fresh_target();
@@ -63,18 +91,7 @@ async fn a_wait_for_a_busy_pool_ends_before_the_invocations_deadline() {
         error_json(&error)
     })
     .await;
-    eprintln!("{answer}");
-    assert_eq!(answer["code"], "57014", "{answer}");
-    let error = answer["error"].as_str().unwrap_or_default();
-    assert!(
-        error.contains("before the Lambda invocation's deadline"),
-        "{answer}"
-    );
-    assert!(error.contains("the function's timeout"), "{answer}");
-    assert_eq!(
-        answer["late_ms"], 0,
-        "the error came before the deadline: {answer}"
-    );
+    assert_ended_before_deadline(&answer, "57014", "the function's timeout");
     assert!(
         answer["took_ms"].as_u64() > Some(1000),
         "the client waited most of the invocation first: {answer}"
@@ -97,18 +114,7 @@ async fn a_login_waiting_for_a_full_database_ends_before_the_invocations_deadlin
         error_json(&error)
     })
     .await;
-    eprintln!("{answer}");
-    assert_eq!(answer["code"], "53300", "{answer}");
-    let error = answer["error"].as_str().unwrap_or_default();
-    assert!(
-        error.contains("before the Lambda invocation's deadline"),
-        "{answer}"
-    );
-    assert!(error.contains("too many connections for role"), "{answer}");
-    assert_eq!(
-        answer["late_ms"], 0,
-        "the error came before the deadline: {answer}"
-    );
+    assert_ended_before_deadline(&answer, "53300", "too many connections for role");
 }
 
 /// psycopg's default: every connection is inside a transaction after its first query, so a
@@ -150,13 +156,7 @@ async fn transactions_a_handler_leaves_open_do_not_outlive_its_invocation() {
     for _ in 0..4 {
         let target = target.clone();
         let answer = before_deadline(&lambda, &runtime, || async move {
-            match target.try_connect().await {
-                Ok(client) => match client.simple_query("select count(*) from leaked").await {
-                    Ok(_) => json!({ "ok": true }),
-                    Err(e) => error_json(&e),
-                },
-                Err(e) => error_json(&e),
-            }
+            connect_and_query(&target, "select count(*) from leaked").await
         })
         .await;
         assert_eq!(answer["ok"], true, "{answer}\n{}", lambda.pgwarm().log());
@@ -226,13 +226,7 @@ async fn naive_invocation(lambda: &Lambda, runtime: &TestRuntime) -> (Value, Str
     let target = lambda.pgwarm().target();
     lambda
         .invoke_here_with_id(runtime, FUNCTION_TIMEOUT, |_| async move {
-            match target.try_connect().await {
-                Ok(client) => match client.simple_query("select 1").await {
-                    Ok(_) => json!({ "ok": true }),
-                    Err(e) => error_json(&e),
-                },
-                Err(e) => error_json(&e),
-            }
+            connect_and_query(&target, "select 1").await
         })
         .await
 }

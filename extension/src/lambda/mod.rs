@@ -268,16 +268,25 @@ pub(crate) async fn report_init_error(message: &str) -> Result<(), LambdaError> 
             stack_trace: vec![],
         }),
     )?;
+    call("init/error", request).await
+}
+
+/// Sends one request of pgwarm's own to the Runtime API (`what` names it in errors); an answer
+/// other than success is an error.
+async fn call(
+    what: &str,
+    request: http::Request<lambda_runtime_api_client::body::Body>,
+) -> Result<(), LambdaError> {
     let client = lambda_runtime_api_client::Client::builder()
         .build()
         .map_err(|e| LambdaError(e.to_string()))?;
     let response = client
         .call(request)
         .await
-        .map_err(|e| LambdaError(e.to_string()))?;
+        .map_err(|e| LambdaError(format!("{what}: {e}")))?;
     if !response.status().is_success() {
         return Err(LambdaError(format!(
-            "init/error answered {}",
+            "{what} answered {}",
             response.status()
         )));
     }

@@ -65,19 +65,7 @@ pub(crate) async fn subscribe(extension_id: &str) -> Result<RuntimeDone, LambdaE
         .header("Content-Type", "application/json")
         .body(Body::from(body.to_string()))
         .map_err(|e| LambdaError(e.to_string()))?;
-    let client = lambda_runtime_api_client::Client::builder()
-        .build()
-        .map_err(|e| LambdaError(e.to_string()))?;
-    let response = client
-        .call(request)
-        .await
-        .map_err(|e| LambdaError(format!("telemetry subscription: {e}")))?;
-    if !response.status().is_success() {
-        return Err(LambdaError(format!(
-            "telemetry subscription answered {}",
-            response.status()
-        )));
-    }
+    super::call("telemetry subscription", request).await?;
     info!(port, "subscribed to the Telemetry API's platform events");
     Ok(rx)
 }

@@ -8,6 +8,7 @@
 //! client task fails half-way, so the count can never leak.
 
 mod headroom;
+mod login;
 mod outage;
 mod pause;
 mod queue;
@@ -20,10 +21,9 @@ pub(crate) use stats::ServerState;
 pub(crate) use wait::{Bound, InvocationDeadline};
 
 use crate::config::{PoolMode, Settings, Upstream};
-use crate::credentials::{CredentialSource, Credentials};
+use crate::credentials::CredentialSource;
 use crate::protocol::backend::TxStatus;
-use crate::protocol::sqlstate;
-use crate::server::{self, ServerConn, ServerError, TlsSetup};
+use crate::server::{ServerConn, ServerError, TlsSetup};
 use headroom::Headroom;
 use outage::{Backoff, Outage};
 use queue::{Queue, Wants};
@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use thiserror::Error;
@@ -620,133 +620,6 @@ impl Pool {
         }
     }
 
-    /// One login attempt: credentials, then the login within `PGWARM_CONNECT_TIMEOUT` and what
-    /// is left before `deadline`. A refused login (28P01, 28000) is retried once with whatever
-    /// the credential source offers instead (a rotated secret), so a rotation costs no failed
-    /// client.
-    async fn login(&self, deadline: Instant) -> Result<ServerConn, ServerError> {
-        let creds = self.credentials.credentials().await?;
-        let error = match self.connect(&creds, deadline).await {
-            Ok(conn) => return Ok(conn),
-            Err(e) => e,
-        };
-        if matches!(error, ServerError::Rejected { .. }) && !outage::is_transient(&error) {
-            let instead = match self.credentials.after_rejection(&creds).await {
-                Ok(instead) => instead,
-                Err(e) => {
-                    warn!(error = %e, "could not look for new credentials after a refused login");
-                    Vec::new()
-                }
-            };
-            for creds in instead {
-                if let Ok(conn) = self.connect(&creds, deadline).await {
-                    return Ok(conn);
-                }
-            }
-        }
-        Err(error)
-    }
-
-    /// How long one login or health check may take: `PGWARM_CONNECT_TIMEOUT`, or less when the
-    /// client's deadline is nearer.
-    fn attempt_timeout(&self, deadline: Instant) -> Duration {
-        self.settings
-            .connect_timeout
-            .min(deadline.saturating_duration_since(Instant::now()))
-    }
-
-    /// One login, logged either way (a failure worth waiting out at debug level: the episode
-    /// is logged instead). A database that refuses `idle_session_timeout` is asked again
-    /// without it, and never again with it.
-    async fn connect(
-        &self,
-        creds: &Credentials,
-        deadline: Instant,
-    ) -> Result<ServerConn, ServerError> {
-        let tight = self.is_tight();
-        let asked = self
-            .settings
-            .idle_session_timeout
-            .filter(|_| self.idle_timeout_accepted.load(Ordering::Relaxed))
-            .map(|t| match tight {
-                true => t.min(headroom::TIGHT_IDLE_SESSION_TIMEOUT),
-                false => t,
-            });
-        let options = asked.map(|t| format!("-c idle_session_timeout={}", t.as_millis()));
-        match self
-            .connect_with(creds, deadline, options.as_deref(), asked)
-            .await
-        {
-            Err(ServerError::Rejected { code, message })
-                if options.is_some() && refuses_option(&code) =>
-            {
-                info!(%code, %message, "the database refused idle_session_timeout; logging in without it (PGWARM_IDLE_SESSION_TIMEOUT has no effect)");
-                self.idle_timeout_accepted.store(false, Ordering::Relaxed);
-                self.connect_with(creds, deadline, None, None).await
-            }
-            result => result,
-        }
-    }
-
-    async fn connect_with(
-        &self,
-        creds: &Credentials,
-        deadline: Instant,
-        options: Option<&str>,
-        idle_session_timeout: Option<Duration>,
-    ) -> Result<ServerConn, ServerError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let started = std::time::Instant::now();
-        let timeout = self.attempt_timeout(deadline);
-        let login = {
-            let _login = self.under_way(Work::LoggingIn);
-            let login = server::connect(creds, &self.tls, "pgwarm", options, id, timeout).await;
-            match login {
-                Ok(mut conn) if self.reads_headroom() => {
-                    let read = self
-                        .read_headroom(&mut conn, idle_session_timeout, deadline)
-                        .await;
-                    read.map(|()| conn)
-                }
-                other => other,
-            }
-        };
-        if matches!(&login, Err(e) if self.settings.watch_headroom && outage::is_full(e)) {
-            self.headroom.refused();
-        }
-        let first = login.is_ok() && self.counters.logins.get() == 0;
-        if login.is_ok() {
-            self.counters.logins.add(1);
-            self.counters
-                .login_us
-                .add(started.elapsed().as_micros() as u64);
-        } else {
-            self.counters.login_failures.add(1);
-        }
-        match login {
-            Ok(conn) => {
-                info!(
-                    server = id,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    tls = conn.is_tls(),
-                    first,
-                    "opened server connection"
-                );
-                *self.server_params.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(Arc::new(conn.params().to_vec()));
-                Ok(conn)
-            }
-            Err(e) if outage::is_transient(&e) => {
-                debug!(error = %e, "could not open a server connection");
-                Err(e)
-            }
-            Err(e) => {
-                warn!(error = %e, "could not open a server connection");
-                Err(e)
-            }
-        }
-    }
-
     /// Puts a clean connection back, or hands it to the longest waiter.
     fn checkin(&self, mut conn: ServerConn) {
         conn.touch();
@@ -811,18 +684,6 @@ impl Pool {
         // No code path panics while holding the lock; recover the state rather than propagate.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// Whether a refused login is the database (or a pooler in front of it) refusing a startup
-/// option: an unknown setting (42704, PostgreSQL before 14), an unsupported startup parameter
-/// (08P01, PgBouncer) or a value it does not take (22023).
-fn refuses_option(code: &str) -> bool {
-    matches!(
-        code,
-        sqlstate::UNDEFINED_OBJECT
-            | sqlstate::PROTOCOL_VIOLATION
-            | sqlstate::INVALID_PARAMETER_VALUE
-    )
 }
 
 /// A queued waiter; if it gives up after being granted something, the grant goes back.

@@ -2,7 +2,7 @@
 //!
 //! Bytes flow in bulk; the relay walks message headers to know where each message starts, which
 //! transaction state the server reported and what is still in flight. That decides when a server
-//! connection may go back to the pool (DESIGN.md's protocol rules):
+//! connection may go back to the pool (docs/ARCHITECTURE.md, "A client connection"):
 //!
 //! * every message the server answers is queued in `expect` as it is sent, and leaves the queue
 //!   with the message that completes its answer (see [`expect`]);
