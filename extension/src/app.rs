@@ -7,7 +7,7 @@
 
 use crate::admin::{Console, Lifecycle};
 use crate::client::tls::ClientTls;
-use crate::client::Shared;
+use crate::client::SessionContext;
 use crate::config::{ClientTlsMode, CredentialSettings, Settings};
 use crate::credentials::{CredentialSource, IamCredentials, SecretCredentials, StaticCredentials};
 use crate::lambda::{self, LambdaEnv};
@@ -121,7 +121,7 @@ async fn serve(
         "pgwarm listening"
     );
     let prefill = settings.min_pool_size;
-    let shared = Arc::new(Shared::new(settings, Arc::clone(&pool), client_tls));
+    let shared = Arc::new(SessionContext::new(settings, Arc::clone(&pool), client_tls));
     let lifecycle = Arc::new(Lifecycle::new(match lambda {
         None => "standalone",
         Some(env) if env.managed_instances => "lambda-managed-instances",
@@ -186,7 +186,7 @@ async fn serve(
 }
 
 /// The last metrics line and the totals of pgwarm's life, in one INFO line.
-async fn stopped(shared: &Shared, metrics: Option<&Metrics>, budget: Duration) {
+async fn stopped(shared: &SessionContext, metrics: Option<&Metrics>, budget: Duration) {
     if let Some(metrics) = metrics {
         metrics.finish().await;
     }

@@ -3,7 +3,7 @@
 //! server connections.
 
 use crate::admin::{self, Console};
-use crate::client::{self, Shared};
+use crate::client::{self, SessionContext};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ impl Drop for ClientSlot {
 /// Accepts clients until `stop` completes; returns the client tasks, which keep running.
 pub(crate) async fn run(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<SessionContext>,
     console: Arc<Console>,
     stop: impl Future<Output = ()>,
 ) -> TaskTracker {
@@ -66,7 +66,7 @@ pub(crate) async fn run(
 /// Ends every session (clients get FATAL 57P01, their server connections Terminate), waits up to
 /// `budget` for them, then closes the idle server connections. Returns whether every session
 /// ended in time; those that did not are cut off when the process exits.
-pub(crate) async fn stop(shared: &Shared, sessions: TaskTracker, budget: Duration) -> bool {
+pub(crate) async fn stop(shared: &SessionContext, sessions: TaskTracker, budget: Duration) -> bool {
     shared.shutdown.cancel();
     sessions.close();
     let open = sessions.len();

@@ -16,7 +16,7 @@ mod table;
 
 pub(crate) use lifecycle::{Lifecycle, Registration};
 
-use crate::client::{AdminClient, Shared};
+use crate::client::{AdminClient, SessionContext};
 use crate::protocol::backend::TxStatus;
 use crate::protocol::framing::{self, HEADER_LEN};
 use crate::protocol::{backend, sqlstate, PgError};
@@ -36,7 +36,7 @@ const MAX_COMMAND: usize = 64 * 1024;
 
 /// What the console reads, shared by its sessions.
 pub(crate) struct Console {
-    shared: Arc<Shared>,
+    shared: Arc<SessionContext>,
     averages: Averages,
     lifecycle: Arc<Lifecycle>,
     /// Admin sessions open now.
@@ -44,7 +44,7 @@ pub(crate) struct Console {
 }
 
 impl Console {
-    pub(crate) fn new(shared: Arc<Shared>, lifecycle: Arc<Lifecycle>) -> Arc<Console> {
+    pub(crate) fn new(shared: Arc<SessionContext>, lifecycle: Arc<Lifecycle>) -> Arc<Console> {
         let averages = Averages::new(shared.settings.stats_period, Totals::of(&shared.traffic));
         Arc::new(Console {
             shared,

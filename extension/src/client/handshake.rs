@@ -14,7 +14,7 @@
 use super::cancel::CancelKey;
 use super::tls::starts_direct_tls;
 use super::traffic::ErrorCause;
-use super::Shared;
+use super::SessionContext;
 use crate::config::{ClientTlsMode, PoolMode, Upstream};
 use crate::pool::Checkout;
 use crate::protocol::backend::TxStatus;
@@ -61,7 +61,7 @@ pub(crate) struct Login {
 /// sent to the client).
 pub(crate) async fn open(
     tcp: TcpStream,
-    shared: &Shared,
+    shared: &SessionContext,
     over_limit: bool,
 ) -> io::Result<Option<(Stream, Opened)>> {
     let loopback = is_loopback(tcp.peer_addr()?.ip());
@@ -233,7 +233,7 @@ fn is_loopback(ip: std::net::IpAddr) -> bool {
 /// set. It needs no database: the welcome carries the database's parameters when pgwarm knows
 /// them, and its own version otherwise.
 async fn open_admin(
-    shared: &Shared,
+    shared: &SessionContext,
     mut stream: Stream,
     mut out: BytesMut,
     loopback: bool,
@@ -290,7 +290,7 @@ enum Opening {
 /// Reads startup packets until a StartupMessage or CancelRequest. Encryption comes first: a
 /// TLS handshake straight away (direct TLS), or SSLRequest answered 'S' (TLS offered) or 'N';
 /// GSSENCRequest is always answered 'N'. Each may be asked once, in libpq's order.
-async fn read_startup(tcp: TcpStream, shared: &Shared) -> io::Result<(Stream, Opening)> {
+async fn read_startup(tcp: TcpStream, shared: &SessionContext) -> io::Result<(Stream, Opening)> {
     let tls = shared.client_tls.as_ref();
     let mut stream = match tls {
         Some(tls) if opens_with_tls(&tcp).await? => match tls.accept_direct(tcp).await {
@@ -367,7 +367,7 @@ fn protocol_error(e: StartupError) -> PgError {
 
 /// Forwards a cancel to the server connection the named client holds, if any. The protocol gives
 /// the canceller no answer either way.
-async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
+async fn forward_cancel(shared: &SessionContext, pid: i32, secret: i32) {
     let Some((target, _in_flight)) = shared.cancels.lookup(pid, secret) else {
         debug!(
             client = pid,
@@ -398,7 +398,7 @@ async fn forward_cancel(shared: &Shared, pid: i32, secret: i32) {
 /// SCRAM-SHA-256 against the configured client password. Returns false when the client was
 /// refused (the error has been sent).
 async fn authenticate(
-    shared: &Shared,
+    shared: &SessionContext,
     stream: &mut Stream,
     out: &mut BytesMut,
     verifier: &crate::protocol::scram::ScramVerifier,
@@ -503,13 +503,13 @@ async fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
 
 /// Over TLS it also sends close_notify, as a PostgreSQL backend does, so the client reads the
 /// error and a clean end rather than a truncated stream.
-async fn refuse(shared: &Shared, stream: &mut Stream, error: &PgError) -> io::Result<()> {
+async fn refuse(shared: &SessionContext, stream: &mut Stream, error: &PgError) -> io::Result<()> {
     refuse_as(shared, stream, error, ErrorCause::of(&error.code)).await
 }
 
 /// [`refuse`], counted under `cause` rather than the one its SQLSTATE suggests.
 async fn refuse_as(
-    shared: &Shared,
+    shared: &SessionContext,
     stream: &mut Stream,
     error: &PgError,
     cause: ErrorCause,

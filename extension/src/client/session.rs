@@ -10,7 +10,7 @@ use super::invocation_end::{leaked_error, EndWatch};
 use super::relay::{Event, Relay, Rules};
 use super::statements::Resolution;
 use super::traffic::Traffic;
-use super::Shared;
+use super::SessionContext;
 use crate::config::{PoolMode, Upstream};
 use crate::pool::{Bound, Checkout, PoolError};
 use crate::protocol::backend::TxStatus;
@@ -44,7 +44,7 @@ enum End {
 }
 
 pub(crate) struct Session<'a> {
-    shared: &'a Shared,
+    shared: &'a SessionContext,
     client: Stream,
     relay: Relay,
     server: Option<Checkout>,
@@ -99,7 +99,7 @@ pub(crate) fn pool_error(e: PoolError) -> PgError {
 
 impl<'a> Session<'a> {
     pub(crate) fn new(
-        shared: &'a Shared,
+        shared: &'a SessionContext,
         client: Stream,
         key: CancelKey,
         settings: SessionSettings,
@@ -134,7 +134,7 @@ impl<'a> Session<'a> {
         let end = tokio::select! {
             end = async {
                 if let Some(server) = server {
-                    if let Err(error) = self.attach(server).await {
+                    if let Err(error) = self.link(server).await {
                         return End::Error(error);
                     }
                 }
@@ -153,7 +153,7 @@ impl<'a> Session<'a> {
         let mut replays = 0;
         loop {
             match self.next_event().await {
-                Event::NeedServer => match self.link().await {
+                Event::NeedServer => match self.checkout().await {
                     Ok(true) => {}
                     Ok(false) => return End::ClientGone,
                     Err(error) => return End::Error(error),
@@ -237,7 +237,7 @@ impl<'a> Session<'a> {
 
     /// Borrows a server connection for the client, still reading the client meanwhile so that a
     /// client that leaves stops waiting. Ok(false): the client left.
-    async fn link(&mut self) -> Result<bool, PgError> {
+    async fn checkout(&mut self) -> Result<bool, PgError> {
         let pool = Arc::clone(&self.shared.pool);
         let checkout = pool.checkout();
         tokio::pin!(checkout);
@@ -257,7 +257,7 @@ impl<'a> Session<'a> {
                         self.listed.idle();
                         pool_error(e)
                     })?;
-                    self.attach(server).await?;
+                    self.link(server).await?;
                     return Ok(true);
                 }
                 event = pump => match event {
@@ -270,7 +270,7 @@ impl<'a> Session<'a> {
     }
 
     /// Links a server connection to the client, with the client's session settings.
-    async fn attach(&mut self, mut server: Checkout) -> Result<(), PgError> {
+    async fn link(&mut self, mut server: Checkout) -> Result<(), PgError> {
         if let Err((error, healthy)) = self.apply_settings(&mut server).await {
             if healthy {
                 server.release();

@@ -27,7 +27,7 @@
 
 use super::telemetry::RuntimeDone;
 use crate::admin::Lifecycle;
-use crate::client::Shared;
+use crate::client::SessionContext;
 use crate::config::{PoolMode, Upstream};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -66,7 +66,7 @@ impl BeforeFreeze {
         &self,
         request_id: &str,
         deadline: Instant,
-        shared: &Shared,
+        shared: &SessionContext,
         lifecycle: &Lifecycle,
     ) {
         // Until a login has read the connection use, the database may be tight: an

@@ -18,7 +18,7 @@ mod before_freeze;
 mod telemetry;
 
 use crate::admin::{Lifecycle, Registration};
-use crate::client::Shared;
+use crate::client::SessionContext;
 use crate::pool::InvocationDeadline;
 use before_freeze::BeforeFreeze;
 use lambda_extension::requests::{init_error, ErrorRequest};
@@ -90,7 +90,7 @@ impl Shutdown {
 /// the events in a task of its own.
 pub(crate) async fn start(
     env: LambdaEnv,
-    shared: Arc<Shared>,
+    shared: Arc<SessionContext>,
     lifecycle: Arc<Lifecycle>,
     prefill: usize,
 ) -> Result<Shutdown, LambdaError> {
@@ -213,7 +213,7 @@ pub(crate) async fn start(
 /// older invocation, delivered late, changes nothing: its INVOKE successor already did this.
 fn watch_runtime_done(
     mut runtime_done: telemetry::RuntimeDone,
-    shared: Arc<Shared>,
+    shared: Arc<SessionContext>,
     lifecycle: Arc<Lifecycle>,
 ) {
     tokio::spawn(async move {

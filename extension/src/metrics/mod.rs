@@ -13,7 +13,7 @@ mod emf;
 
 use crate::admin::Lifecycle;
 use crate::client::traffic::ErrorCause;
-use crate::client::Shared;
+use crate::client::SessionContext;
 use crate::config::MetricsSettings;
 use crate::counter::Counter;
 use emf::{Line, Unit};
@@ -46,7 +46,7 @@ struct Counts {
 }
 
 impl Counts {
-    fn of(shared: &Shared, lifecycle: &Lifecycle) -> Counts {
+    fn of(shared: &SessionContext, lifecycle: &Lifecycle) -> Counts {
         let t = &shared.traffic;
         let p = shared.pool.counters();
         Counts {
@@ -72,7 +72,7 @@ struct DatabaseUse {
 pub(crate) struct Metrics {
     settings: MetricsSettings,
     function: String,
-    shared: Arc<Shared>,
+    shared: Arc<SessionContext>,
     lifecycle: Arc<Lifecycle>,
     last: Mutex<Counts>,
     /// When the database was last read (or tried).
@@ -82,7 +82,7 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub(crate) fn new(
         settings: MetricsSettings,
-        shared: Arc<Shared>,
+        shared: Arc<SessionContext>,
         lifecycle: Arc<Lifecycle>,
     ) -> Arc<Metrics> {
         let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME")

@@ -1,13 +1,13 @@
 //! What the client sent, from reading to translation.
 //!
 //! The client's bytes go through three marks: walked (each header checked, each message the server
-//! will answer queued as an [`Outgoing`]), translated (copied or rewritten into the bytes for the
+//! will answer queued as an [`WalkedMessage`]), translated (copied or rewritten into the bytes for the
 //! linked server), and forgotten. Translated bytes are kept until the server answers, while the
 //! batch may still be replayed on another connection, and translated again there. Queued
 //! messages are placed by their offset in the client's stream, which survives dropping bytes
 //! from the front.
 
-use super::from_client::Outgoing;
+use super::from_client::WalkedMessage;
 use super::inbox::Inbox;
 use bytes::BytesMut;
 use std::collections::VecDeque;
@@ -25,7 +25,7 @@ pub(super) struct ClientInput {
     terminated: bool,
     /// Walked messages the server will answer or pgwarm must rewrite, in order;
     /// `[..queue_done]` were translated, kept while the batch may be replayed.
-    queue: VecDeque<Outgoing>,
+    queue: VecDeque<WalkedMessage>,
     queue_done: usize,
 }
 
@@ -36,7 +36,7 @@ impl ClientInput {
 
     /// Stream offset of the next byte to walk.
     pub(super) fn walk_offset(&self) -> u64 {
-        self.base + self.inbox.scanned_len() as u64
+        self.base + self.inbox.walked_len() as u64
     }
 
     /// One more message was read.
@@ -49,7 +49,7 @@ impl ClientInput {
         self.seq
     }
 
-    pub(super) fn queue(&mut self, message: Outgoing) {
+    pub(super) fn queue(&mut self, message: WalkedMessage) {
         self.queue.push_back(message);
     }
 
@@ -65,7 +65,7 @@ impl ClientInput {
 
     /// Walked bytes not translated yet.
     pub(super) fn untranslated(&self) -> usize {
-        self.inbox.scanned_len() - self.done
+        self.inbox.walked_len() - self.done
     }
 
     /// Bytes translated and kept for a replay.
@@ -103,7 +103,7 @@ impl ClientInput {
     }
 
     /// Takes the queued message at the first untranslated byte: kept (for a replay) or popped.
-    pub(super) fn take_next(&mut self, keep: bool) -> Option<Outgoing> {
+    pub(super) fn take_next(&mut self, keep: bool) -> Option<WalkedMessage> {
         if keep {
             let message = self.queue.get(self.queue_done).cloned();
             self.queue_done += usize::from(message.is_some());
@@ -116,11 +116,11 @@ impl ClientInput {
 
     /// The message at the first untranslated byte was translated; it took `len` bytes.
     pub(super) fn translated_bytes(&mut self, len: usize) {
-        self.done = (self.done + len).min(self.inbox.scanned_len());
+        self.done = (self.done + len).min(self.inbox.walked_len());
     }
 
     /// Queued messages not yet translated, in order.
-    pub(super) fn queued(&self) -> impl Iterator<Item = &Outgoing> {
+    pub(super) fn queued(&self) -> impl Iterator<Item = &WalkedMessage> {
         self.queue.iter().skip(self.queue_done)
     }
 
@@ -134,7 +134,7 @@ impl ClientInput {
     pub(super) fn answered_here(&mut self, messages: usize, end: u64) {
         self.queue
             .drain(self.queue_done..(self.queue_done + messages).min(self.queue.len()));
-        self.done = ((end - self.base) as usize).min(self.inbox.scanned_len());
+        self.done = ((end - self.base) as usize).min(self.inbox.walked_len());
     }
 
     /// Forgets translated bytes and messages: the server has them and no replay will need them.
@@ -163,7 +163,7 @@ impl ClientInput {
 
     #[cfg(test)]
     pub(super) fn walked_len(&self) -> usize {
-        self.inbox.scanned_len()
+        self.inbox.walked_len()
     }
 
     #[cfg(test)]

@@ -56,29 +56,28 @@ impl Driver {
         }
     }
 
-    /// Translates what was scanned and marks it written to the server, as the pump would.
+    /// Translates what was walked and marks it written to the server, as the pump would.
     fn write_to_server(&mut self) {
         self.relay.translate(&mut self.set);
-        self.sent.extend_from_slice(&self.relay.sout);
-        self.relay.sout.clear();
+        self.sent.extend_from_slice(&self.relay.outbox);
+        self.relay.outbox.clear();
         self.relay.drop_sent_client_bytes();
     }
 }
 
 #[cfg(test)]
 impl Driver {
-    /// Scans and translates client bytes and marks them written, as the pump would.
+    /// Walks and translates client bytes and marks them written, as the pump would.
     pub(super) fn client(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
         self.relay.client.inbox().push(bytes);
-        self.relay.scan_client()?;
+        self.relay.walk_client()?;
         self.write_to_server();
         Ok(())
     }
 
     pub(super) fn server(&mut self, bytes: &[u8]) -> Option<Event> {
         self.relay.server.push(bytes);
-        self.relay.scan_server(&mut self.set);
-        self.relay.signals.event.take()
+        self.relay.walk_server(&mut self.set)
     }
 
     /// The messages written to the server so far, as (tag, body).
@@ -91,7 +90,7 @@ impl Driver {
     /// The messages ready for the client so far, as (tag, body).
     pub(super) fn take_for_client(&mut self) -> Vec<(u8, Vec<u8>)> {
         let out = split(self.relay.server.walked());
-        self.relay.server.consume(self.relay.server.scanned_len());
+        self.relay.server.consume(self.relay.server.walked_len());
         out
     }
 
@@ -154,7 +153,7 @@ pub(crate) fn run_script(script: &[u8]) {
         match op {
             0 => {
                 d.relay.client.inbox().push(chunk);
-                if d.relay.scan_client().is_err() {
+                if d.relay.walk_client().is_err() {
                     return;
                 }
                 if !linked && d.relay.client.untranslated() > 0 && !d.relay.answer_locally() {
@@ -168,10 +167,10 @@ pub(crate) fn run_script(script: &[u8]) {
             }
             1 if linked => {
                 d.relay.server.push(chunk);
-                d.relay.scan_server(&mut d.set);
+                let event = d.relay.walk_server(&mut d.set);
                 // What is walked goes to the client.
-                d.relay.server.consume(d.relay.server.scanned_len());
-                match d.relay.signals.event.take() {
+                d.relay.server.consume(d.relay.server.walked_len());
+                match event {
                     Some(Event::Release) => {
                         let _ = d.relay.unlink();
                         linked = false;
@@ -182,7 +181,7 @@ pub(crate) fn run_script(script: &[u8]) {
             }
             2 if linked => {
                 let replayable = d.relay.link.as_ref().is_some_and(|l| l.replayable());
-                if replayable && d.relay.server.scanned_len() == 0 {
+                if replayable && d.relay.server.walked_len() == 0 {
                     d.relay.rewind();
                     d.set = PreparedSet::default();
                     d.relay.link(BACKEND_PID);

@@ -1,11 +1,11 @@
 //! Reading the client: each message header is validated, and each message the server will answer
-//! is queued as an [`Outgoing`], with what it means for the client's named statements.
+//! is queued as an [`WalkedMessage`], with what it means for the client's named statements.
 //!
 //! The client's own view of its statements changes here, in the order it sent its messages: a
 //! Parse records the name, a Close or `DEALLOCATE` drops it. Whether a server connection has the
 //! statement is a question for the translation, which may run twice for one batch (a replay).
 
-use super::expect::Kind;
+use super::expected::Kind;
 use super::Relay;
 use crate::client::statements::{deallocate_target, ClientStatements, Resolution, Statement};
 use crate::protocol::framing::{self, FrameError, HEADER_LEN};
@@ -17,7 +17,7 @@ const INSPECT_QUERY_LIMIT: usize = 1024;
 
 /// A client message the server answers, or whose statement name pgwarm rewrites.
 #[derive(Debug, Clone)]
-pub(crate) struct Outgoing {
+pub(crate) struct WalkedMessage {
     /// Stream offset of the message's first byte.
     pub(crate) at: u64,
     pub(crate) kind: Kind,
@@ -78,7 +78,7 @@ impl Relay {
     }
 
     /// Walks new client bytes: validates each header and queues what the server will owe.
-    pub(super) fn scan_client(&mut self) -> Result<(), FrameError> {
+    pub(super) fn walk_client(&mut self) -> Result<(), FrameError> {
         let tracking = self.tracking();
         loop {
             // The number the next message gets; counted once it is taken, below.
@@ -122,12 +122,11 @@ impl Relay {
                 b'Q' => (Some(Kind::Query), Edit::None),
                 b'F' => (Some(Kind::FunctionCall), Edit::None),
                 b'S' => {
-                    self.unsynced = false;
-                    // In COPY FROM STDIN the server ignores Sync.
-                    ((!self.copy_in).then_some(Kind::Sync), Edit::None)
+                    let answered = self.expected.client_synced();
+                    (answered.then_some(Kind::Sync), Edit::None)
                 }
                 b'P' | b'B' | b'D' | b'E' | b'C' => {
-                    self.unsynced = true;
+                    self.expected.client_unsynced();
                     let edit = match tracking {
                         true => plan_extended(
                             &mut self.statements,
@@ -149,11 +148,11 @@ impl Relay {
                     (Some(kind), edit)
                 }
                 b'H' => {
-                    self.unsynced = true;
+                    self.expected.client_unsynced();
                     (None, Edit::None)
                 }
                 b'c' | b'f' => {
-                    self.copy_in = false;
+                    self.expected.copy_ended();
                     (None, Edit::None)
                 }
                 _ => (None, Edit::None),
@@ -161,7 +160,7 @@ impl Relay {
             self.client.count_message();
             if let Some(kind) = kind {
                 let at = self.client.walk_offset();
-                self.client.queue(Outgoing {
+                self.client.queue(WalkedMessage {
                     at,
                     kind,
                     seq,

@@ -1,11 +1,13 @@
-//! Reading the server: answers are matched to the messages in `expect`, pgwarm's own answers are
-//! slipped in and the answers to its own messages taken out, and ReadyForQuery decides whether
-//! the link can be released.
+//! Reading the server: answers are matched to the messages in [`Expected`], pgwarm's own answers
+//! are slipped in and the answers to its own messages taken out, and ReadyForQuery decides
+//! whether the link can be released.
+//!
+//! [`Expected`]: super::expected::Expected
 //!
 //! Messages pgwarm must act on are small (completions, ReadyForQuery, most errors) and are read
 //! whole; everything else, rows above all, streams through without being buffered.
 
-use super::expect::{Act, Expect, Kind, Touch, Undo};
+use super::expected::{Answer, Effect, Fate, Kind, ReadyFor, Undo};
 use super::inbox::Next;
 use super::link::FirstAnswer;
 use super::{Event, Relay, ERROR_PEEK_LIMIT};
@@ -41,35 +43,29 @@ enum Outcome {
 }
 
 impl Relay {
-    /// Walks new server bytes.
-    pub(super) fn scan_server(&mut self, set: &mut PreparedSet) {
+    /// Walks new server bytes. Returns what the session must do now, if anything.
+    pub(super) fn walk_server(&mut self, set: &mut PreparedSet) -> Option<Event> {
         loop {
             if self.server.mid_message() {
                 if !self.server.pass_body() {
-                    return;
+                    return None;
                 }
                 self.drain_answers();
             }
-            let Some(next) = self.server.next() else {
-                return;
-            };
+            let next = self.server.next()?;
             let (tag, frame_len) = (next.tag, next.frame_len);
             if !framing::check_backend(tag, frame_len) {
-                self.signals.event = Some(Event::ServerFailed {
+                return Some(Event::ServerFailed {
                     replayable: false,
                     reason: format!(
                         "invalid length {frame_len} of a message of type 0x{tag:02x} from the database"
                     ),
                 });
-                return;
             }
             // A small error is read whole: whether it is a FATAL, and its SQLSTATE, decide what
             // pgwarm does. A longer one (quoting a huge query) streams through.
             let report = match tag == b'E' && frame_len <= ERROR_PEEK_LIMIT {
-                true => match self.server.whole_body(&next) {
-                    Some(body) => Some(ServerReport::read(body)),
-                    None => return,
-                },
+                true => Some(ServerReport::read(self.server.whole_body(&next)?)),
                 false => None,
             };
             if self
@@ -84,7 +80,7 @@ impl Relay {
                         if let Some(link) = self.link.as_mut() {
                             link.first = FirstAnswer::FatalHeld;
                         }
-                        return;
+                        return None;
                     }
                     if self.retry_repairable(&next, report, set) {
                         continue;
@@ -98,16 +94,13 @@ impl Relay {
                 b'Z' | b'C' | b'1' | b'2' | b'3' | b'I' | b'n' | b's' | b'A'
             );
             if needs_whole && !next.whole() {
-                return;
+                return None;
             }
             match tag {
-                b'Z' => {
-                    self.ready_for_query(&next);
-                    if self.signals.event.is_some() {
-                        return;
-                    }
-                    continue;
-                }
+                b'Z' => match self.ready_for_query(&next) {
+                    Some(event) => return Some(event),
+                    None => continue,
+                },
                 b'E' => {
                     if let Some(link) = self.link.as_mut() {
                         // The client learns from the server itself why its session ends.
@@ -123,16 +116,7 @@ impl Relay {
                     // rather than SET (Django sets its time zone that way).
                     self.signals.settings_changed = true;
                 }
-                b'G' => {
-                    // COPY FROM STDIN: the server ignores every Sync until CopyDone/CopyFail.
-                    self.copy_in = true;
-                    // The front entry is the query or Execute this answers; the Syncs after it go.
-                    let front = self.expect.pop_front();
-                    self.expect.retain(|e| e.kind != Kind::Sync);
-                    if let Some(front) = front {
-                        self.expect.push_front(front);
-                    }
-                }
+                b'G' => self.expected.copy_in_began(),
                 _ => {
                     if tag == b'C' {
                         self.command_complete(&next, set);
@@ -154,29 +138,23 @@ impl Relay {
     /// (removed or replaced), false when it is to be forwarded as it is.
     fn completion(&mut self, next: &Next) -> bool {
         let tag = next.tag;
-        if let Some(front) = self.expect.front_mut() {
-            // The empty query sent for a DEALLOCATE: its only result is renamed; the query still
-            // ends at ReadyForQuery.
-            if let (Act::EmptyAs(replacement), b'I') = (&front.act, tag) {
-                let replacement = *replacement;
-                front.act = Act::Forward;
-                self.server.splice(next.frame_len, replacement);
-                return true;
-            }
+        // The empty query sent for a DEALLOCATE: its only result is renamed.
+        if let Some(replacement) = self.expected.take_empty_replacement(tag) {
+            self.server.splice(next.frame_len, replacement);
+            return true;
         }
-        if !self.expect.front().is_some_and(|e| e.kind.done_by(tag)) {
-            return false;
-        }
-        let Some(done) = self.expect.pop_front() else {
+        let Some(done) = self.expected.complete(tag) else {
             return false;
         };
-        if let (Touch::Creates(digest) | Touch::Recreates(digest) | Touch::Checks(digest), b'1') =
-            (done.statement, tag)
+        if let (
+            Effect::Creates(digest) | Effect::Recreates(digest) | Effect::Checks(digest),
+            b'1',
+        ) = (done.effect, tag)
         {
             self.known.insert(digest);
         }
-        match done.act {
-            Act::Swallow => {
+        match done.fate {
+            Fate::Swallow => {
                 self.server.splice(next.frame_len, &[]);
                 self.drain_answers();
                 true
@@ -208,40 +186,39 @@ impl Relay {
         set: &mut PreparedSet,
     ) -> bool {
         let retried = self.link.as_ref().is_none_or(|l| l.retried);
-        if retried || !self.replay() || !self.sout.is_empty() {
+        if retried || !self.replay() || !self.outbox.is_empty() {
             return false;
         }
-        let Some(front) = self.expect.front() else {
+        let Some(front) = self.expected.front() else {
             return false;
         };
         let code = report.code.as_bytes();
-        let repair = match (front.kind, front.statement) {
-            (Kind::Bind, Touch::Uses(digest))
-                if code == sqlstate::FEATURE_NOT_SUPPORTED.as_bytes() && self.describes_first() =>
+        let repair = match (front.kind, front.effect) {
+            (Kind::Bind, Effect::Uses(digest))
+                if code == sqlstate::FEATURE_NOT_SUPPORTED.as_bytes()
+                    && self.expected.describes_first() =>
             {
                 Repair::Condemn(digest)
             }
             // A Describe runs nothing: the client reads the new shape from the answer.
-            (Kind::Describe, Touch::Uses(digest))
+            (Kind::Describe, Effect::Uses(digest))
                 if code == sqlstate::FEATURE_NOT_SUPPORTED.as_bytes() =>
             {
                 Repair::Condemn(digest)
             }
-            (Kind::Bind | Kind::Describe, Touch::Uses(digest))
+            (Kind::Bind | Kind::Describe, Effect::Uses(digest))
                 if code == sqlstate::INVALID_STATEMENT_NAME.as_bytes() =>
             {
                 Repair::Forget(digest)
             }
-            (Kind::Parse, Touch::Creates(digest))
+            (Kind::Parse, Effect::Creates(digest))
                 if code == sqlstate::DUPLICATE_PREPARED_STATEMENT.as_bytes() =>
             {
                 Repair::Keep(digest)
             }
             _ => return false,
         };
-        let one_group =
-            self.expect.iter().position(|e| e.kind == Kind::Sync) == Some(self.expect.len() - 1);
-        if !one_group {
+        if !self.expected.one_group() {
             return false;
         }
         debug!(
@@ -249,8 +226,7 @@ impl Relay {
             "repairing a pgwarm statement and sending the batch again"
         );
         self.server.splice(next.frame_len, &[]);
-        self.expect.clear();
-        self.expect.push_back(Expect::new(Kind::Sync, Act::Swallow));
+        self.expected.resend();
         match repair {
             Repair::Condemn(digest) => set.condemn(digest),
             Repair::Forget(digest) => set.remove(digest),
@@ -264,108 +240,83 @@ impl Relay {
         true
     }
 
-    /// Whether the batch describes its result before executing it.
-    fn describes_first(&self) -> bool {
-        self.expect
-            .iter()
-            .find(|e| matches!(e.kind, Kind::Describe | Kind::Execute))
-            .is_some_and(|e| e.kind == Kind::Describe)
-    }
-
-    /// ReadyForQuery (whole, well-formed): the end of a Sync's or a query's answer.
-    fn ready_for_query(&mut self, next: &Next) {
+    /// ReadyForQuery (whole, well-formed): the end of a Sync's or a query's answer. Returns the
+    /// event it makes: the link may be released, or the client is idle in a transaction.
+    fn ready_for_query(&mut self, next: &Next) -> Option<Event> {
         let byte = self
             .server
             .body(1)
             .map_or(0, |b| b.first().copied().unwrap_or(0));
         let Some(status) = TxStatus::from_byte(byte) else {
-            self.signals.event = Some(Event::ServerFailed {
+            return Some(Event::ServerFailed {
                 replayable: false,
                 reason: format!(
                     "ReadyForQuery with transaction status 0x{byte:02x} from the database"
                 ),
             });
-            return;
         };
-        self.status = status;
-        if self
-            .expect
-            .front()
-            .is_some_and(|e| e.kind == Kind::Sync && matches!(e.act, Act::Swallow))
-        {
+        if self.expected.ready(status) == ReadyFor::Ours {
             // The end of a batch pgwarm is sending again: not the client's.
-            self.expect.pop_front();
             self.server.splice(next.frame_len, &[]);
-            return;
+            return None;
         }
-        self.tally.ready(self.status);
-        // Everything up to the Sync or query this answers is over, answered or skipped.
-        if let Some(end) = self
-            .expect
-            .iter()
-            .position(|e| matches!(e.kind, Kind::Sync | Kind::Query | Kind::FunctionCall))
-        {
-            self.expect.drain(..=end);
-        }
-        // No server is in COPY mode at ReadyForQuery, even one whose client never sent CopyDone
-        // (libpq gives up after a COPY error).
-        self.copy_in = false;
+        self.tally.ready(status);
         self.server.pass(next);
         self.drain_answers();
-        if !self.expect.is_empty() {
-            return;
+        if !self.expected.is_empty() || !self.at_rest() {
+            return None;
         }
-        if self.rules.mode == PoolMode::Transaction && self.status.is_idle() && self.at_rest() {
-            self.signals.event = Some(Event::Release);
-        } else if self.rules.watch_idle && !self.status.is_idle() && self.at_rest() {
-            self.signals.event = Some(Event::IdleInTransaction);
+        if self.rules.mode == PoolMode::Transaction && status.is_idle() {
+            Some(Event::Release)
+        } else if self.rules.watch_idle && !status.is_idle() {
+            Some(Event::IdleInTransaction)
+        } else {
+            None
         }
     }
 
     /// An ErrorResponse. In the extended protocol it answers the front message, and the server
     /// then skips every message up to Sync: those entries go, and what they did is undone.
-    /// Returns true when the error was replaced by pgwarm's own (already counted as scanned).
+    /// Returns true when the error was replaced by pgwarm's own (already counted as walked).
     fn server_error(
         &mut self,
         next: &Next,
         report: Option<&ServerReport>,
         set: &mut PreparedSet,
     ) -> bool {
-        if !self.expect.front().is_some_and(|e| e.kind.extended()) {
-            // Inside a simple query, or a failing COMMIT at Sync: ReadyForQuery still follows.
+        // Inside a simple query, or a failing COMMIT at Sync, ReadyForQuery still follows.
+        let Some(failed) = self.expected.fail_front() else {
             return false;
-        }
+        };
         let code = report.map(|r| r.code.as_str());
-        let mut replaced = false;
-        if let Some(failed) = self.expect.pop_front() {
-            if let (Act::ReplaceError(error), true) = (&failed.act, next.whole()) {
+        let replaced = match (&failed.fate, next.whole()) {
+            (Fate::ReplaceError(error), true) => {
                 let mut ours = BytesMut::new();
                 error.encode(&mut ours);
                 self.server.splice(next.frame_len, &ours);
-                replaced = true;
+                true
             }
-            if let Touch::Uses(digest) = failed.statement {
-                if code == Some(sqlstate::INVALID_STATEMENT_NAME) {
-                    // Deallocated behind pgwarm's back: created again next time.
-                    set.remove(digest);
-                } else {
-                    // A shared statement that failed a Bind or Describe may be what failed it
-                    // (parameter types inferred under another schema, a type since dropped):
-                    // it is parsed anew before its next use.
-                    set.condemn(digest);
-                }
-            }
-            let outcome = if code == Some(sqlstate::DUPLICATE_PREPARED_STATEMENT) {
-                Outcome::Exists
+            _ => false,
+        };
+        if let Effect::Uses(digest) = failed.effect {
+            if code == Some(sqlstate::INVALID_STATEMENT_NAME) {
+                // Deallocated behind pgwarm's back: created again next time.
+                set.remove(digest);
             } else {
-                Outcome::Failed
-            };
-            self.undo(failed, set, outcome);
-        }
-        while self.expect.front().is_some_and(|e| e.kind != Kind::Sync) {
-            if let Some(skipped) = self.expect.pop_front() {
-                self.undo(skipped, set, Outcome::Skipped);
+                // A shared statement that failed a Bind or Describe may be what failed it
+                // (parameter types inferred under another schema, a type since dropped):
+                // it is parsed anew before its next use.
+                set.condemn(digest);
             }
+        }
+        let outcome = if code == Some(sqlstate::DUPLICATE_PREPARED_STATEMENT) {
+            Outcome::Exists
+        } else {
+            Outcome::Failed
+        };
+        self.undo(failed, set, outcome);
+        while let Some(skipped) = self.expected.pop_skipped() {
+            self.undo(skipped, set, Outcome::Skipped);
         }
         if replaced {
             self.drain_answers();
@@ -374,25 +325,25 @@ impl Relay {
     }
 
     /// Takes back what a message that failed or was skipped changed in pgwarm's books.
-    fn undo(&mut self, failed: Expect, set: &mut PreparedSet, outcome: Outcome) {
-        match (failed.statement, outcome) {
-            (Touch::Creates(digest), Outcome::Exists) => set.restore(digest),
-            (Touch::Creates(digest) | Touch::Recreates(digest), Outcome::Failed) => {
+    fn undo(&mut self, failed: Answer, set: &mut PreparedSet, outcome: Outcome) {
+        match (failed.effect, outcome) {
+            (Effect::Creates(digest), Outcome::Exists) => set.restore(digest),
+            (Effect::Creates(digest) | Effect::Recreates(digest), Outcome::Failed) => {
                 // It does not parse (now): nothing is left on the server, and pgwarm no longer
                 // answers a client's Parse of it in the server's place.
                 set.remove(digest);
                 self.known.remove(digest);
             }
-            (Touch::Checks(digest), Outcome::Failed) => self.known.remove(digest),
-            (Touch::Creates(digest), _) => set.remove(digest),
+            (Effect::Checks(digest), Outcome::Failed) => self.known.remove(digest),
+            (Effect::Creates(digest), _) => set.remove(digest),
             // The Close before it was skipped too: the old statement is still there, and still
             // to be parsed anew.
-            (Touch::Recreates(digest), _) => {
+            (Effect::Recreates(digest), _) => {
                 set.restore(digest);
                 set.condemn(digest);
             }
-            (Touch::Closes(digest), _) => set.restore(digest),
-            (Touch::Uses(_) | Touch::Checks(_) | Touch::None, _) => {}
+            (Effect::Closes(digest), _) => set.restore(digest),
+            (Effect::Uses(_) | Effect::Checks(_) | Effect::None, _) => {}
         }
         match failed.undo {
             Undo::None => {}
@@ -435,7 +386,7 @@ impl Relay {
             return;
         }
         let (seq, clock) = self
-            .expect
+            .expected
             .front()
             .map_or((self.client.seq(), set.clock()), |e| (e.seq, e.clock));
         set.forget_before(clock);

@@ -17,13 +17,13 @@ use tokio_util::io::poll_read_buf;
 /// How much is read per call; large enough for bulk COPY, small enough to stay in cache.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// `buf[..scanned]` has been walked: it holds whole messages, or the start of one whose
-/// `body_left` remaining bytes have not all arrived; `buf[scanned..]` is the next message, not
+/// `buf[..walked]` has been walked: it holds whole messages, or the start of one whose
+/// `body_left` remaining bytes have not all arrived; `buf[walked..]` is the next message, not
 /// yet judged.
 #[derive(Default)]
 pub(super) struct Inbox {
     buf: BytesMut,
-    scanned: usize,
+    walked: usize,
     body_left: usize,
 }
 
@@ -58,8 +58,8 @@ impl Inbox {
     /// Counts the bytes of a streaming body that arrived as walked. True when the walk is at a
     /// message boundary, false while the body is still coming.
     pub(super) fn pass_body(&mut self) -> bool {
-        let n = self.body_left.min(self.buf.len() - self.scanned);
-        self.scanned += n;
+        let n = self.body_left.min(self.buf.len() - self.walked);
+        self.walked += n;
         self.body_left -= n;
         self.body_left == 0
     }
@@ -67,7 +67,7 @@ impl Inbox {
     /// The next message, once its header is here (at a message boundary only).
     pub(super) fn next(&self) -> Option<Next> {
         debug_assert_eq!(self.body_left, 0);
-        let rest = self.unscanned();
+        let rest = self.unwalked();
         let (tag, frame_len) = framing::header(rest)?;
         Some(Next {
             tag,
@@ -78,7 +78,7 @@ impl Inbox {
 
     /// The first `len` bytes of the next message's body, if they have arrived.
     pub(super) fn body(&self, len: usize) -> Option<&[u8]> {
-        self.unscanned()
+        self.unwalked()
             .get(HEADER_LEN..HEADER_LEN.checked_add(len)?)
     }
 
@@ -89,15 +89,15 @@ impl Inbox {
 
     /// The same, to rewrite in place (a field of the same length).
     pub(super) fn whole_body_mut(&mut self, next: &Next) -> Option<&mut [u8]> {
-        let start = self.scanned + HEADER_LEN;
-        self.buf.get_mut(start..self.scanned + next.frame_len)
+        let start = self.walked + HEADER_LEN;
+        self.buf.get_mut(start..self.walked + next.frame_len)
     }
 
     /// Walks past the first `taken` bytes of the next message (all here); the rest of it
     /// streams through as it arrives.
     pub(super) fn take(&mut self, next: &Next, taken: usize) {
         debug_assert!(taken <= next.arrived && taken <= next.frame_len);
-        self.scanned += taken;
+        self.walked += taken;
         self.body_left = next.frame_len.saturating_sub(taken);
     }
 
@@ -114,7 +114,7 @@ impl Inbox {
     /// Replaces the first `remove` bytes of the unwalked part with `insert`, which count as
     /// walked: pgwarm's own answer in place of the server's, or slipped in before it.
     pub(super) fn splice(&mut self, remove: usize, insert: &[u8]) {
-        let at = self.scanned;
+        let at = self.walked;
         let tail_len = self.buf.len() - at - remove;
         if insert.len() > remove {
             self.buf.resize(self.buf.len() + insert.len() - remove, 0);
@@ -125,7 +125,7 @@ impl Inbox {
         if let Some(place) = self.buf.get_mut(at..at + insert.len()) {
             place.copy_from_slice(insert);
         }
-        self.scanned += insert.len();
+        self.walked += insert.len();
     }
 
     /// Appends pgwarm's own message after what was walked, dropping what was not (the caller
@@ -135,32 +135,32 @@ impl Inbox {
         if self.body_left != 0 {
             return false;
         }
-        self.buf.truncate(self.scanned);
+        self.buf.truncate(self.walked);
         write(&mut self.buf);
-        self.scanned = self.buf.len();
+        self.walked = self.buf.len();
         true
     }
 
     /// Drops what was not walked. True if there was any, or a body was still coming.
     pub(super) fn drop_unwalked(&mut self) -> bool {
-        let leftover = self.buf.len() > self.scanned || self.body_left > 0;
-        self.buf.truncate(self.scanned);
+        let leftover = self.buf.len() > self.walked || self.body_left > 0;
+        self.buf.truncate(self.walked);
         self.body_left = 0;
         leftover
     }
 
     /// Walked bytes, from the front.
     pub(super) fn walked(&self) -> &[u8] {
-        self.buf.get(..self.scanned).unwrap_or_default()
+        self.buf.get(..self.walked).unwrap_or_default()
     }
 
     /// Bytes not walked yet.
-    pub(super) fn unscanned(&self) -> &[u8] {
-        self.buf.get(self.scanned..).unwrap_or_default()
+    pub(super) fn unwalked(&self) -> &[u8] {
+        self.buf.get(self.walked..).unwrap_or_default()
     }
 
-    pub(super) fn scanned_len(&self) -> usize {
-        self.scanned
+    pub(super) fn walked_len(&self) -> usize {
+        self.walked
     }
 
     /// Bytes in the buffer, walked or not.
@@ -175,15 +175,15 @@ impl Inbox {
 
     /// Removes `n` walked bytes from the front (they were used: written on, or translated).
     pub(super) fn consume(&mut self, n: usize) {
-        debug_assert!(n <= self.scanned);
-        let n = n.min(self.scanned);
+        debug_assert!(n <= self.walked);
+        let n = n.min(self.walked);
         self.buf.advance(n);
-        self.scanned -= n;
+        self.walked -= n;
     }
 
     /// Stops walking: nothing after the walked part is read or kept (a client's Terminate).
     pub(super) fn close(&mut self) {
-        self.buf.truncate(self.scanned);
+        self.buf.truncate(self.walked);
         self.body_left = 0;
     }
 

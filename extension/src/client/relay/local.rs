@@ -7,7 +7,7 @@
 //! ([`KnownStatements`](crate::client::statements::KnownStatements)), so an invalid query still
 //! fails at its Parse, as the client expects.
 
-use super::expect::Kind;
+use super::expected::Kind;
 use super::from_client::Edit;
 use super::Relay;
 use crate::protocol::backend::{TxStatus, CLOSE_COMPLETE, PARSE_COMPLETE, READY_IDLE};
@@ -19,8 +19,8 @@ impl Relay {
     pub(super) fn answer_locally(&mut self) -> bool {
         if self.link.is_some()
             || !self.tracking()
-            || !self.status.is_idle()
-            || !self.expect.is_empty()
+            || !self.status().is_idle()
+            || !self.expected.is_empty()
         {
             return false;
         }

@@ -4,9 +4,9 @@
 //! transaction state the server reported and what is still in flight. That decides when a server
 //! connection may go back to the pool (docs/ARCHITECTURE.md, "A client connection"):
 //!
-//! * every message the server answers is queued in `expect` as it is sent, and leaves the queue
-//!   with the message that completes its answer (see [`expect`]);
-//! * Parse/Bind/Describe/Execute/Close/Flush without a following Sync keep the link (`unsynced`);
+//! * every message the server answers is queued in [`Expected`] as it is sent, and leaves the
+//!   queue with the message that completes its answer (see [`expected`]);
+//! * Parse/Bind/Describe/Execute/Close/Flush without a following Sync keep the link;
 //! * in COPY FROM STDIN the server ignores Sync, so CopyInResponse drops the queued Syncs and
 //!   Syncs sent before CopyDone/CopyFail are not queued (libpq and tokio-postgres both send one);
 //! * only ReadyForQuery 'I' with nothing expected releases the link.
@@ -19,12 +19,14 @@
 //! connection when the first was found dead before answering.
 //!
 //! The pump is a single `poll` function over both sockets, so reading and writing in both
-//! directions interleave without deadlock and without a task per direction.
+//! directions interleave without deadlock and without a task per direction. Each round runs one
+//! short step per direction (`poll_to_server`, `poll_to_client`, `poll_from_client`,
+//! `poll_from_server`); a step that needs the session returns its [`Event`].
 //!
 //! The state is split by who owns it: [`ClientInput`] (the client's bytes, from walked to
 //! translated to forgotten), [`Inbox`] (the server's bytes, walked on their way to the client),
 //! [`Linked`] (everything about the current server connection, made and dropped as one value),
-//! and the queue of what the server owes ([`expect`]). No stage reaches into another's offsets.
+//! and what the server owes ([`Expected`]). No stage reaches into another's offsets.
 //! Every index into a buffer is made by `Inbox` or `ClientInput` at positions they keep ordered,
 //! and a message's body is sliced only once it has arrived; the `relay` fuzz target plays
 //! arbitrary client and server bytes with link events against it, with debug assertions on.
@@ -34,7 +36,7 @@
 mod client_input;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod driver;
-mod expect;
+mod expected;
 mod from_client;
 mod from_server;
 mod inbox;
@@ -54,10 +56,9 @@ use crate::server::PreparedSet;
 use crate::stream::Stream;
 use bytes::{Buf, BytesMut};
 use client_input::ClientInput;
-use expect::Expect;
+use expected::Expected;
 use inbox::Inbox;
 use link::{FirstAnswer, Linked};
-use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -129,8 +130,6 @@ impl Rules {
 /// What the pump tells the session besides its events, each taken once read.
 #[derive(Default)]
 struct Signals {
-    /// Set by walking; returned by the pump.
-    event: Option<Event>,
     /// A statement was repaired since the last [`Relay::take_repaired`].
     repaired: bool,
     /// A SET, RESET or DISCARD ALL completed, or the server reported a setting's new value:
@@ -142,19 +141,13 @@ pub(crate) struct Relay {
     rules: Rules,
     client: ClientInput,
     /// Translated bytes not yet written to the server.
-    sout: BytesMut,
+    outbox: BytesMut,
     /// Bytes from the server; walked ones may go to the client.
     server: Inbox,
     /// The current server connection, if any.
     link: Option<Linked>,
-    /// What the server owes, in order.
-    expect: VecDeque<Expect>,
-    /// Parse/Bind/Describe/Execute/Close/Flush since the last Sync: the link is kept.
-    unsynced: bool,
-    /// In COPY FROM STDIN, where the server ignores Sync.
-    copy_in: bool,
-    /// The server's last reported transaction status.
-    status: TxStatus,
+    /// What the server owes, in order, and the transaction status it last reported.
+    expected: Expected,
     /// The client's named statements.
     statements: ClientStatements,
     /// Statements known to parse, shared by all sessions.
@@ -181,13 +174,10 @@ impl Relay {
         Relay {
             rules,
             client: ClientInput::default(),
-            sout: BytesMut::new(),
+            outbox: BytesMut::new(),
             server: Inbox::default(),
             link: None,
-            expect: VecDeque::new(),
-            unsynced: false,
-            copy_in: false,
-            status: TxStatus::Idle,
+            expected: Expected::default(),
             statements: ClientStatements::default(),
             known,
             resolution: Resolution::default(),
@@ -210,8 +200,8 @@ impl Relay {
         self.link = None;
         self.client.forget_translated();
         let leftover = self.server.drop_unwalked();
-        self.expect.clear();
-        self.sout.clear();
+        self.expected.clear();
+        self.outbox.clear();
         leftover
     }
 
@@ -260,23 +250,21 @@ impl Relay {
 
     /// The server's last reported transaction status.
     pub(crate) fn status(&self) -> TxStatus {
-        self.status
+        self.expected.status()
     }
 
     /// Nothing in flight: no partial message either way, nothing expected, no COPY. A server
     /// connection left here can be rolled back or reset and reused.
     pub(crate) fn at_rest(&self) -> bool {
-        self.expect.is_empty()
-            && !self.unsynced
-            && !self.copy_in
+        self.expected.at_rest()
             && self.client.at_rest()
             && !self.server.mid_message()
-            && self.sout.is_empty()
+            && self.outbox.is_empty()
     }
 
     /// Idle inside a transaction: the client owes the next message.
     pub(crate) fn idle_in_transaction(&self) -> bool {
-        self.link.is_some() && !self.status.is_idle() && self.at_rest()
+        self.link.is_some() && !self.status().is_idle() && self.at_rest()
     }
 
     /// Queues an error for the client after whatever server output is already complete. Returns
@@ -289,7 +277,7 @@ impl Relay {
     pub(crate) async fn flush_client(&mut self, client: &mut Stream) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         client.write_all(self.server.walked()).await?;
-        let n = self.server.scanned_len();
+        let n = self.server.walked_len();
         self.tally.sent(n);
         self.server.consume(n);
         client.flush().await
@@ -305,106 +293,134 @@ impl Relay {
         waiting: bool,
     ) -> Poll<Event> {
         loop {
-            let mut progress = false;
+            match self.pump_round(cx, client, &mut server, waiting) {
+                Err(event) => return Poll::Ready(event),
+                Ok(true) => continue,
+                Ok(false) => return Poll::Pending,
+            }
+        }
+    }
 
-            // Client messages, translated for this server, to the server.
-            if let Some((stream, set)) = server.as_mut() {
-                if self.client.untranslated() > 0 {
-                    self.translate(set);
-                }
-                if !self.sout.is_empty() {
-                    match Pin::new(&mut **stream).poll_write(cx, &self.sout) {
-                        Poll::Ready(Ok(0)) => {
-                            return Poll::Ready(self.server_failed("write returned 0", false))
-                        }
-                        Poll::Ready(Ok(n)) => {
-                            self.sout.advance(n);
-                            self.drop_sent_client_bytes();
-                            progress = true;
-                        }
-                        Poll::Ready(Err(e)) => {
-                            return Poll::Ready(self.server_failed(&e.to_string(), is_reset(&e)))
-                        }
-                        Poll::Pending => {}
+    /// One step in each direction, then whatever the session must do now. Ok(progress), or the
+    /// event that stops the pump.
+    fn pump_round<C: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut C,
+        server: &mut Option<ServerSide<'_>>,
+        waiting: bool,
+    ) -> Result<bool, Event> {
+        let mut progress = false;
+        if let Some((stream, set)) = server.as_mut() {
+            progress |= self.poll_to_server(cx, stream, set)?;
+        }
+        progress |= self
+            .poll_to_client(cx, client)
+            .map_err(|ClientClosed| Event::ClientGone)?;
+        progress |= self.poll_from_client(cx, client)?;
+        if let Some((stream, set)) = server.as_mut() {
+            match self.poll_from_server(cx, stream, set) {
+                Ok(read) => progress |= read,
+                Err(event) => {
+                    // The transaction's last answer goes to the client before the session gives
+                    // the connection back: the client's next transaction starts meanwhile. A
+                    // closed client shows at the next pump.
+                    if matches!(event, Event::Release) {
+                        let _ = self.poll_to_client(cx, client);
                     }
-                }
-                // TLS keeps what the socket could not take inside rustls until flushed; for
-                // plain TCP this does nothing.
-                if let Poll::Ready(Err(e)) = Pin::new(&mut **stream).poll_flush(cx) {
-                    return Poll::Ready(self.server_failed(&e.to_string(), is_reset(&e)));
+                    return Err(event);
                 }
             }
+        }
+        if self.link.is_none() && !waiting && self.client.untranslated() > 0 {
+            if self.answer_locally() {
+                return Ok(true);
+            }
+            return Err(Event::NeedServer);
+        }
+        // Terminate: once everything before it reached the server, the session ends; the
+        // session's clean-up decides whether the server connection can be reused.
+        if self.client.terminated() && self.client.untranslated() == 0 && self.outbox.is_empty() {
+            return Err(Event::ClientGone);
+        }
+        Ok(progress)
+    }
 
-            // Server bytes to the client.
-            match self.poll_to_client(cx, client) {
-                Ok(wrote) => progress |= wrote,
-                Err(ClientClosed) => return Poll::Ready(Event::ClientGone),
+    /// Client messages, translated for this server, to the server. Ok(true) when some went.
+    fn poll_to_server(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut Stream,
+        set: &mut PreparedSet,
+    ) -> Result<bool, Event> {
+        if self.client.untranslated() > 0 {
+            self.translate(set);
+        }
+        let mut wrote = false;
+        if !self.outbox.is_empty() {
+            match Pin::new(&mut *stream).poll_write(cx, &self.outbox) {
+                Poll::Ready(Ok(0)) => return Err(self.server_failed("write returned 0", false)),
+                Poll::Ready(Ok(n)) => {
+                    self.outbox.advance(n);
+                    self.drop_sent_client_bytes();
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Err(self.server_failed(&e.to_string(), is_reset(&e))),
+                Poll::Pending => {}
             }
+        }
+        // TLS keeps what the socket could not take inside rustls until flushed; for plain TCP
+        // this does nothing.
+        if let Poll::Ready(Err(e)) = Pin::new(&mut *stream).poll_flush(cx) {
+            return Err(self.server_failed(&e.to_string(), is_reset(&e)));
+        }
+        Ok(wrote)
+    }
 
-            // Client input. Only checked bytes waiting for the server count against the limit:
-            // a message pgwarm must read whole keeps being read until it is.
-            if !self.client.terminated()
-                && self.client.untranslated() + self.sout.len() < HIGH_WATER
-            {
-                match self.client.inbox().poll_read(cx, client) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Event::ClientGone),
-                    Poll::Ready(Ok(n)) => {
-                        self.tally.received(n);
-                        if let Err(e) = self.scan_client() {
-                            return Poll::Ready(Event::CloseClient(PgError::protocol_violation(
-                                e.to_string(),
-                            )));
-                        }
-                        progress = true;
-                    }
-                    Poll::Ready(Err(_)) => return Poll::Ready(Event::ClientGone),
-                    Poll::Pending => {}
-                }
+    /// Reads and walks client input. Only checked bytes waiting for the server count against
+    /// the limit: a message pgwarm must read whole keeps being read until it is.
+    fn poll_from_client<C: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut C,
+    ) -> Result<bool, Event> {
+        if self.client.terminated() || self.client.untranslated() + self.outbox.len() >= HIGH_WATER
+        {
+            return Ok(false);
+        }
+        match self.client.inbox().poll_read(cx, client) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Err(Event::ClientGone),
+            Poll::Ready(Ok(n)) => {
+                self.tally.received(n);
+                self.walk_client()
+                    .map_err(|e| Event::CloseClient(PgError::protocol_violation(e.to_string())))?;
+                Ok(true)
             }
+            Poll::Pending => Ok(false),
+        }
+    }
 
-            // Server input.
-            if let Some((stream, set)) = server.as_mut() {
-                if self.server.len() < HIGH_WATER {
-                    match self.server.poll_read(cx, &mut **stream) {
-                        Poll::Ready(Ok(0)) => {
-                            let reason = self.closed_reason();
-                            return Poll::Ready(self.server_failed(&reason, false));
-                        }
-                        Poll::Ready(Ok(_)) => {
-                            self.scan_server(set);
-                            progress = true;
-                        }
-                        Poll::Ready(Err(e)) => {
-                            return Poll::Ready(self.server_failed(&e.to_string(), is_reset(&e)))
-                        }
-                        Poll::Pending => {}
-                    }
-                }
+    /// Reads and walks server input; an event the walk found stops the pump.
+    fn poll_from_server(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut Stream,
+        set: &mut PreparedSet,
+    ) -> Result<bool, Event> {
+        if self.server.len() >= HIGH_WATER {
+            return Ok(false);
+        }
+        match self.server.poll_read(cx, stream) {
+            Poll::Ready(Ok(0)) => {
+                let reason = self.closed_reason();
+                Err(self.server_failed(&reason, false))
             }
-
-            if let Some(event) = self.signals.event.take() {
-                // The transaction's last answer goes to the client before the session gives the
-                // connection back: the client's next transaction starts meanwhile. A closed
-                // client shows at the next pump.
-                if matches!(event, Event::Release) {
-                    let _ = self.poll_to_client(cx, client);
-                }
-                return Poll::Ready(event);
-            }
-            if self.link.is_none() && !waiting && self.client.untranslated() > 0 {
-                if self.answer_locally() {
-                    continue;
-                }
-                return Poll::Ready(Event::NeedServer);
-            }
-            // Terminate: once everything before it reached the server, the session ends; the
-            // session's clean-up decides whether the server connection can be reused.
-            if self.client.terminated() && self.client.untranslated() == 0 && self.sout.is_empty() {
-                return Poll::Ready(Event::ClientGone);
-            }
-            if !progress {
-                return Poll::Pending;
-            }
+            Poll::Ready(Ok(_)) => match self.walk_server(set) {
+                Some(event) => Err(event),
+                None => Ok(true),
+            },
+            Poll::Ready(Err(e)) => Err(self.server_failed(&e.to_string(), is_reset(&e))),
+            Poll::Pending => Ok(false),
         }
     }
 
@@ -415,7 +431,7 @@ impl Relay {
         client: &mut C,
     ) -> Result<bool, ClientClosed> {
         let mut wrote = false;
-        if self.server.scanned_len() > 0 {
+        if self.server.walked_len() > 0 {
             match Pin::new(&mut *client).poll_write(cx, self.server.walked()) {
                 Poll::Ready(Ok(n)) if n > 0 => {
                     self.server.consume(n);
@@ -455,7 +471,7 @@ impl Relay {
         };
         let replayable = (reset || timed_out_idle)
             && self.link.as_ref().is_some_and(Linked::replayable)
-            && self.server.scanned_len() == 0;
+            && self.server.walked_len() == 0;
         Event::ServerFailed { replayable, reason }
     }
 

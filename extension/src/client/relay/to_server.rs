@@ -5,10 +5,10 @@
 //! created first with a Parse pgwarm adds. A client's own Parse always reaches the server, after
 //! a Close of the shared statement when the connection has it, as does the first use of one
 //! pgwarm answered without a server, and of one marked stale. Every message sent or answered is
-//! queued in `expect`.
+//! queued in [`Expected`](super::expected::Expected).
 
-use super::expect::{Act, Expect, Kind, Touch, Undo};
-use super::from_client::{Edit, Outgoing};
+use super::expected::{Answer, Effect, Fate, Kind, Undo};
+use super::from_client::{Edit, WalkedMessage};
 use super::Relay;
 use crate::client::statements::{server_name, Statement};
 use crate::protocol::backend::{CLOSE_COMPLETE, DEALLOCATE_COMPLETE};
@@ -25,7 +25,7 @@ impl Relay {
     /// Translates everything walked and not yet translated.
     pub(super) fn translate(&mut self, set: &mut PreparedSet) {
         while self.client.untranslated() > 0 {
-            if !self.client.copy_to_next(&mut self.sout) {
+            if !self.client.copy_to_next(&mut self.outbox) {
                 continue;
             }
             // A queued message starts here. While the batch may be replayed it is kept.
@@ -40,18 +40,18 @@ impl Relay {
 
     /// Writes one queued message for `set`'s connection and queues what the server owes for it.
     /// Returns how many of the client's bytes it replaced.
-    fn apply(&mut self, message: Outgoing, set: &mut PreparedSet) -> usize {
-        let Outgoing {
+    fn apply(&mut self, message: WalkedMessage, set: &mut PreparedSet) -> usize {
+        let WalkedMessage {
             kind, seq, edit, ..
         } = message;
         // Statements created after this point survive a DEALLOCATE ALL sent here.
         let clock = set.clock();
-        let expect = |relay: &mut Relay, act, undo| {
-            relay.expect.push_back(Expect {
+        let expect = |relay: &mut Relay, fate, undo| {
+            relay.expected.push(Answer {
                 undo,
                 seq,
                 clock,
-                ..Expect::new(kind, act)
+                ..Answer::new(kind, fate)
             })
         };
         if self.rules.unnamed_server {
@@ -61,7 +61,7 @@ impl Relay {
         }
         match edit {
             Edit::None | Edit::UnnamedParse(_) | Edit::UnnamedUse => {
-                expect(self, Act::Forward, Undo::None);
+                expect(self, Fate::Forward, Undo::None);
                 0
             }
             Edit::Parse {
@@ -71,7 +71,7 @@ impl Relay {
             } => {
                 let presence = set.touch(statement.digest());
                 let undo = Undo::Forget(name, Arc::clone(&statement));
-                self.create(set, &statement, presence, Act::Forward, undo, seq);
+                self.create(set, &statement, presence, Fate::Forward, undo, seq);
                 len
             }
             Edit::Bind {
@@ -86,7 +86,7 @@ impl Relay {
             }
             Edit::Describe { len, statement } => {
                 self.ensure(set, &statement);
-                frontend::statement_message(&mut self.sout, b'D', statement.name());
+                frontend::statement_message(&mut self.outbox, b'D', statement.name());
                 self.push_uses(Kind::Describe, &statement, seq, set);
                 len
             }
@@ -97,13 +97,13 @@ impl Relay {
             } => {
                 expect(
                     self,
-                    Act::Answer(CLOSE_COMPLETE),
+                    Fate::Ours(CLOSE_COMPLETE),
                     Undo::Restore(name, statement),
                 );
                 len
             }
             Edit::Duplicate { len, name } => {
-                frontend::statement_message(&mut self.sout, b'D', NO_SUCH_STATEMENT);
+                frontend::statement_message(&mut self.outbox, b'D', NO_SUCH_STATEMENT);
                 let error = PgError::error(
                     sqlstate::DUPLICATE_PREPARED_STATEMENT,
                     format!(
@@ -111,10 +111,10 @@ impl Relay {
                         String::from_utf8_lossy(&name)
                     ),
                 );
-                self.expect.push_back(Expect {
+                self.expected.push(Answer {
                     seq,
                     clock: set.clock(),
-                    ..Expect::new(Kind::Describe, Act::ReplaceError(Box::new(error)))
+                    ..Answer::new(Kind::Describe, Fate::ReplaceError(Box::new(error)))
                 });
                 len
             }
@@ -123,10 +123,10 @@ impl Relay {
                 name,
                 statement,
             } => {
-                frontend::query(&mut self.sout, b"");
+                frontend::query(&mut self.outbox, b"");
                 expect(
                     self,
-                    Act::EmptyAs(DEALLOCATE_COMPLETE),
+                    Fate::EmptyAs(DEALLOCATE_COMPLETE),
                     Undo::Restore(name, statement),
                 );
                 len
@@ -141,11 +141,11 @@ impl Relay {
     /// changes.
     fn apply_unnamed(&mut self, edit: &Edit, kind: Kind, seq: u64, clock: u64) -> Option<usize> {
         let forward = |relay: &mut Relay, undo| {
-            relay.expect.push_back(Expect {
+            relay.expected.push(Answer {
                 undo,
                 seq,
                 clock,
-                ..Expect::new(kind, Act::Forward)
+                ..Answer::new(kind, Fate::Forward)
             })
         };
         match edit {
@@ -154,14 +154,14 @@ impl Relay {
                 name,
                 statement,
             } => {
-                frontend::parse(&mut self.sout, b"", statement.content());
+                frontend::parse(&mut self.outbox, b"", statement.content());
                 self.set_client_unnamed_here(false);
-                self.expect.push_back(Expect {
+                self.expected.push(Answer {
                     undo: Undo::Forget(name.clone(), Arc::clone(statement)),
-                    statement: Touch::Checks(statement.digest()),
+                    effect: Effect::Checks(statement.digest()),
                     seq,
                     clock,
-                    ..Expect::new(Kind::Parse, Act::Forward)
+                    ..Answer::new(Kind::Parse, Fate::Forward)
                 });
                 Some(*len)
             }
@@ -179,7 +179,7 @@ impl Relay {
             Edit::Describe { len, statement } => {
                 self.parse_unnamed(statement.content(), Undo::None, seq, clock);
                 self.set_client_unnamed_here(false);
-                frontend::statement_message(&mut self.sout, b'D', b"");
+                frontend::statement_message(&mut self.outbox, b'D', b"");
                 forward(self, Undo::None);
                 Some(*len)
             }
@@ -212,17 +212,17 @@ impl Relay {
         let portal = bind
             .get(HEADER_LEN..HEADER_LEN + portal_len)
             .unwrap_or_default();
-        frontend::bind_prefix(&mut self.sout, portal, name, frame_len - names_end);
+        frontend::bind_prefix(&mut self.outbox, portal, name, frame_len - names_end);
     }
 
     /// A Parse of the unnamed statement whose answer is pgwarm's.
     fn parse_unnamed(&mut self, content: &[u8], undo: Undo, seq: u64, clock: u64) {
-        frontend::parse(&mut self.sout, b"", content);
-        self.expect.push_back(Expect {
+        frontend::parse(&mut self.outbox, b"", content);
+        self.expected.push(Answer {
             undo,
             seq,
             clock,
-            ..Expect::new(Kind::Parse, Act::Swallow)
+            ..Answer::new(Kind::Parse, Fate::Swallow)
         });
     }
 
@@ -233,7 +233,7 @@ impl Relay {
             Presence::Present if !statement.is_fresh() => {}
             presence => {
                 self.tally.reprepared();
-                self.create(set, statement, presence, Act::Swallow, Undo::None, 0)
+                self.create(set, statement, presence, Fate::Swallow, Undo::None, 0)
             }
         }
     }
@@ -245,48 +245,48 @@ impl Relay {
         set: &mut PreparedSet,
         statement: &Statement,
         presence: Presence,
-        act: Act,
+        fate: Fate,
         undo: Undo,
         seq: u64,
     ) {
         statement.sent();
-        let touch = if presence == Presence::Absent {
-            Touch::Creates(statement.digest())
+        let effect = if presence == Presence::Absent {
+            Effect::Creates(statement.digest())
         } else {
-            frontend::statement_message(&mut self.sout, b'C', statement.name());
-            self.expect.push_back(Expect {
+            frontend::statement_message(&mut self.outbox, b'C', statement.name());
+            self.expected.push(Answer {
                 seq,
                 clock: set.clock(),
-                ..Expect::new(Kind::Close, Act::Swallow)
+                ..Answer::new(Kind::Close, Fate::Swallow)
             });
-            Touch::Recreates(statement.digest())
+            Effect::Recreates(statement.digest())
         };
         if let Some(evicted) = set.insert(statement.digest(), self.rules.max_prepared) {
-            frontend::statement_message(&mut self.sout, b'C', &server_name(evicted));
-            self.expect.push_back(Expect {
-                statement: Touch::Closes(evicted),
+            frontend::statement_message(&mut self.outbox, b'C', &server_name(evicted));
+            self.expected.push(Answer {
+                effect: Effect::Closes(evicted),
                 seq,
                 clock: set.clock(),
-                ..Expect::new(Kind::Close, Act::Swallow)
+                ..Answer::new(Kind::Close, Fate::Swallow)
             });
         }
-        self.sout.extend_from_slice(statement.parse_message());
-        self.expect.push_back(Expect {
+        self.outbox.extend_from_slice(statement.parse_message());
+        self.expected.push(Answer {
             undo,
-            statement: touch,
+            effect,
             seq,
             clock: set.clock(),
-            ..Expect::new(Kind::Parse, act)
+            ..Answer::new(Kind::Parse, fate)
         });
     }
 
     /// Queues a client Bind or Describe of a pgwarm statement.
     fn push_uses(&mut self, kind: Kind, statement: &Statement, seq: u64, set: &PreparedSet) {
-        self.expect.push_back(Expect {
-            statement: Touch::Uses(statement.digest()),
+        self.expected.push(Answer {
+            effect: Effect::Uses(statement.digest()),
             seq,
             clock: set.clock(),
-            ..Expect::new(kind, Act::Forward)
+            ..Answer::new(kind, Fate::Forward)
         });
     }
 
@@ -294,15 +294,9 @@ impl Relay {
     /// an answer on this link: the batch can no longer be replayed elsewhere.
     pub(super) fn drain_answers(&mut self) {
         while !self.server.mid_message() {
-            let Some(Expect {
-                act: Act::Answer(bytes),
-                ..
-            }) = self.expect.front()
-            else {
+            let Some(bytes) = self.expected.take_ours() else {
                 return;
             };
-            let bytes = *bytes;
-            self.expect.pop_front();
             self.server.splice(0, bytes);
             self.answered();
         }

@@ -4,7 +4,7 @@
 mod statements;
 
 use super::driver::{split, Driver, BACKEND_PID, CLIENT_PID};
-use super::expect::Kind;
+use super::expected::Kind;
 use super::link::FirstAnswer;
 use super::*;
 use crate::config::Upstream;
@@ -12,21 +12,19 @@ use crate::protocol::framing::FrameError;
 use bytes::BufMut;
 use postgres_protocol::message::frontend;
 
-type Linked = Driver;
-
 fn tags(messages: &[(u8, Vec<u8>)]) -> String {
     messages.iter().map(|(t, _)| *t as char).collect()
 }
 
-fn linked(max_prepared: usize) -> Linked {
+fn linked(max_prepared: usize) -> Driver {
     linked_to(max_prepared, Upstream::Database)
 }
 
-fn linked_to(max_prepared: usize, upstream: Upstream) -> Linked {
+fn linked_to(max_prepared: usize, upstream: Upstream) -> Driver {
     Driver::new(max_prepared, upstream)
 }
 
-fn relay() -> Linked {
+fn relay() -> Driver {
     linked(200)
 }
 
@@ -47,7 +45,7 @@ fn a_simple_query_releases_at_ready_for_query_idle() {
     let mut q = BytesMut::new();
     frontend::query("select 1", &mut q).unwrap();
     r.client(&q).unwrap();
-    assert_eq!(r.expect.len(), 1);
+    assert_eq!(r.expected.len(), 1);
     assert!(r.server(&msg(b'C', b"SELECT 1\0")).is_none());
     assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
 }
@@ -84,7 +82,10 @@ fn pipelined_syncs_release_only_after_the_last() {
         frontend::sync(&mut b);
     }
     r.client(&b).unwrap();
-    assert_eq!(r.expect.iter().filter(|e| e.kind == Kind::Sync).count(), 3);
+    assert_eq!(
+        r.expected.iter().filter(|e| e.kind == Kind::Sync).count(),
+        3
+    );
     let mut answer = msg(b'1', b"");
     answer.extend(msg(b'C', b"SELECT 1\0"));
     answer.extend(z(b'I'));
@@ -114,16 +115,16 @@ fn extended_copy_in_ignores_the_sync_sent_before_copy_done() {
     r.client(&b).unwrap();
     assert!(r.server(&msg(b'2', b"")).is_none());
     assert!(r.server(&msg(b'G', &[0, 0, 0])).is_none());
-    assert_eq!(r.expect.len(), 1, "only the Execute is owed");
+    assert_eq!(r.expected.len(), 1, "only the Execute is owed");
     let mut b = BytesMut::new();
     frontend::sync(&mut b); // ignored by a server in COPY mode
     r.client(&b).unwrap();
-    assert_eq!(r.expect.len(), 1);
+    assert_eq!(r.expected.len(), 1);
     let mut b = BytesMut::new();
     frontend::copy_done(&mut b);
     frontend::sync(&mut b);
     r.client(&b).unwrap();
-    assert_eq!(r.expect.len(), 2);
+    assert_eq!(r.expected.len(), 2);
     assert!(r.server(&msg(b'C', b"COPY 1\0")).is_none());
     assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
 }
@@ -133,7 +134,7 @@ fn simple_copy_in_keeps_the_query_pending() {
     let mut r = relay();
     r.client(&msg(b'Q', b"copy t from stdin\0")).unwrap();
     assert!(r.server(&msg(b'G', &[0, 0, 0])).is_none());
-    assert_eq!(r.expect.len(), 1);
+    assert_eq!(r.expected.len(), 1);
     r.client(&msg(b'd', b"1\n")).unwrap();
     r.client(&msg(b'c', b"")).unwrap();
     assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
@@ -147,7 +148,7 @@ fn large_messages_stream_through_in_pieces() {
     for chunk in row.chunks(4096) {
         assert!(r.server(chunk).is_none());
     }
-    assert_eq!(r.server.scanned_len(), row.len());
+    assert_eq!(r.server.walked_len(), row.len());
     assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));
 }
 
@@ -158,7 +159,7 @@ fn a_fatal_first_answer_is_held_and_only_a_reset_makes_the_batch_replayable() {
     let fatal = msg(b'E', b"SFATAL\0VFATAL\0C57P01\0Mterminating\0\0");
     assert!(r.server(&fatal).is_none(), "held, not forwarded");
     assert_eq!(r.link.as_ref().unwrap().first, FirstAnswer::FatalHeld);
-    assert_eq!(r.server.scanned_len(), 0);
+    assert_eq!(r.server.walked_len(), 0);
     assert!(r.closed_reason().contains("terminating"));
     // A clean close: the backend may have read the batch.
     let reason = r.closed_reason();
@@ -178,7 +179,7 @@ fn a_fatal_first_answer_is_held_and_only_a_reset_makes_the_batch_replayable() {
         1,
         "the query is kept to be sent again"
     );
-    assert!(r.expect.is_empty());
+    assert!(r.expected.is_empty());
     assert!(r.link.is_none());
 }
 
@@ -214,7 +215,7 @@ fn a_huge_first_error_streams_instead_of_stalling() {
         r.link.as_ref().unwrap().first == FirstAnswer::Received,
         "a long error is an answer, streamed without waiting for its end"
     );
-    assert_eq!(r.server.scanned_len(), 100_000);
+    assert_eq!(r.server.walked_len(), 100_000);
 }
 
 #[test]
@@ -278,7 +279,7 @@ fn bytes_after_the_last_ready_for_query_never_reach_the_next_link() {
         r.unlink(),
         "the notification after Z makes the connection unfit to lend"
     );
-    assert_eq!(r.server.len(), r.server.scanned_len());
+    assert_eq!(r.server.len(), r.server.walked_len());
     r.link(BACKEND_PID);
     r.client(&msg(b'Q', b"select 2\0")).unwrap();
     assert!(matches!(r.server(&z(b'I')), Some(Event::Release)));

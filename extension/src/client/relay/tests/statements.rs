@@ -432,7 +432,7 @@ fn a_parse_of_a_known_statement_outside_a_transaction_needs_no_server() {
         .client
         .inbox()
         .push(&[parse("mine", "select 1"), sync()].concat());
-    other.scan_client().unwrap();
+    other.walk_client().unwrap();
     assert!(other.answer_locally());
     assert_eq!(other.client.untranslated(), 0);
     assert_eq!(split(other.server.walked()), split(&answers(b"1Z")));
@@ -442,7 +442,7 @@ fn a_parse_of_a_known_statement_outside_a_transaction_needs_no_server() {
         .client
         .inbox()
         .push(&[parse("new", "select 2"), sync()].concat());
-    other.scan_client().unwrap();
+    other.walk_client().unwrap();
     assert!(!other.answer_locally());
 }
 
@@ -511,13 +511,13 @@ fn messages_are_translated_once_even_when_the_first_answer_is_pgwarms() {
         ]
         .concat(),
     );
-    r.relay.scan_client().unwrap();
+    r.relay.walk_client().unwrap();
     r.relay.translate(&mut r.set);
     r.relay.client.inbox().push(&sync());
-    r.relay.scan_client().unwrap();
+    r.relay.walk_client().unwrap();
     r.relay.translate(&mut r.set);
     assert_eq!(
-        tags(&split(&r.relay.sout)),
+        tags(&split(&r.relay.outbox)),
         "PBESS",
         "nothing is sent twice"
     );

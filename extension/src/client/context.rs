@@ -1,0 +1,96 @@
+//! What every session shares, made once at start-up: the settings, the pool, the cancel keys,
+//! the statements known to parse, the startup settings the database accepted, the list of clients
+//! and their traffic. The admin console, the metrics and the Lambda loop read the same value.
+
+use super::cancel::CancelRegistry;
+use super::clients::ClientList;
+use super::invocation_end::InvocationEnds;
+use super::login_settings::CheckedSettings;
+use super::statements::KnownStatements;
+use super::tls::ClientTls;
+use super::traffic::Traffic;
+use crate::config::{Settings, Upstream};
+use crate::pool::Pool;
+use crate::protocol::scram::ScramVerifier;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+/// What every session shares.
+pub(crate) struct SessionContext {
+    pub settings: Settings,
+    pub pool: Arc<Pool>,
+    pub(crate) cancels: Arc<CancelRegistry>,
+    /// Present when `PGWARM_CLIENT_PASSWORD` is set.
+    pub(crate) verifier: Option<ScramVerifier>,
+    /// Statements some server connection parsed successfully.
+    pub(crate) known_statements: Arc<KnownStatements>,
+    /// Startup settings the database accepted, in its spelling.
+    pub(crate) checked_settings: CheckedSettings,
+    /// pgwarm statements found missing or already there on a server connection.
+    statement_repairs: AtomicU64,
+    /// None when `PGWARM_CLIENT_TLS=off`.
+    pub(crate) client_tls: Option<ClientTls>,
+    /// Cancelled when pgwarm stops: every session closes its client and server connection.
+    pub(crate) shutdown: CancellationToken,
+    /// The logged-in clients, for the admin console.
+    pub(crate) clients: Arc<ClientList>,
+    /// What they did.
+    pub traffic: Arc<Traffic>,
+    /// Client connections open now, logged in or not (the listener counts them).
+    pub(crate) connections: Arc<AtomicUsize>,
+    /// When the latest Lambda invocation ended: what its transactions left open are ended.
+    pub(crate) invocation_ends: InvocationEnds,
+}
+
+impl SessionContext {
+    pub(crate) fn new(
+        settings: Settings,
+        pool: Arc<Pool>,
+        client_tls: Option<ClientTls>,
+    ) -> SessionContext {
+        let verifier = settings
+            .client_password
+            .as_ref()
+            .map(|p| ScramVerifier::new(p.expose()));
+        SessionContext {
+            settings,
+            pool,
+            cancels: CancelRegistry::new(),
+            verifier,
+            known_statements: Arc::default(),
+            checked_settings: CheckedSettings::default(),
+            statement_repairs: AtomicU64::new(0),
+            client_tls,
+            shutdown: CancellationToken::new(),
+            clients: Arc::default(),
+            traffic: Arc::default(),
+            connections: Arc::default(),
+            invocation_ends: InvocationEnds::default(),
+        }
+    }
+}
+
+impl SessionContext {
+    /// Client connections open now, logged in or not.
+    pub(crate) fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// A pgwarm statement was missing on its server connection, or there when pgwarm was
+    /// creating it, and was repaired. Now and then is someone's DEALLOCATE ALL; often means a
+    /// transaction pooler between pgwarm and the database, which should be said once.
+    pub(crate) fn statement_repaired(&self) {
+        const OFTEN: u64 = 3;
+        let n = self.statement_repairs.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == OFTEN && self.settings.upstream == Upstream::Database {
+            warn!(
+                repairs = n,
+                "pgwarm's prepared statements keep disappearing from its server connections; if a \
+                 transaction pooler (PgBouncer, RDS Proxy) is between pgwarm and the database, set \
+                 PGWARM_UPSTREAM_POOLER=on"
+            );
+        }
+    }
+}
