@@ -4,9 +4,9 @@
 //! release profile aborts, and on Lambda Managed Instances a crashed extension takes the whole
 //! execution environment down).
 
-use crate::client::handshake::startup_settings;
 use crate::client::statements::deallocate_target;
 use crate::protocol::scram::{ScramServer, ScramVerifier};
+use crate::protocol::startup::session_settings;
 use crate::protocol::startup::{self, StartupPacket};
 use crate::server::{self, SessionSettings};
 use postgres_protocol::message::backend::Message;
@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 pub fn startup_packet(data: &[u8]) {
     let _ = startup::check_len(data.len().saturating_add(4));
     if let Ok(StartupPacket::Startup { params, .. }) = startup::parse(data) {
-        let settings = SessionSettings::new(startup_settings(&params));
+        let settings = SessionSettings::new(session_settings(&params));
         let _ = settings.apply_sql(&SessionSettings::default());
     }
 }

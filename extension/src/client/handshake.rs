@@ -26,6 +26,7 @@ use crate::stream::Stream;
 use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::SCRAM_SHA_256;
 use std::io;
+use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
@@ -56,8 +57,26 @@ pub(crate) struct Login {
     pub(crate) server: Option<Checkout>,
 }
 
+/// Why a login did not admit the client.
+#[derive(Debug, Error)]
+enum LoginError {
+    /// The socket failed: nothing more can be said to the client.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The client is refused with this error, counted under this cause.
+    #[error("{}", .0.message)]
+    Refused(PgError, ErrorCause),
+}
+
+impl From<PgError> for LoginError {
+    fn from(error: PgError) -> LoginError {
+        let cause = ErrorCause::of(&error.code);
+        LoginError::Refused(error, cause)
+    }
+}
+
 /// Runs the login, and returns the client's socket (TLS or not) with what it logged in as.
-/// `Ok(None)` means the connection ended as it should (a cancel request, or an error already
+/// `Ok(None)` means the connection ended as it should (a cancel request, or a refusal already
 /// sent to the client).
 pub(crate) async fn open(
     tcp: TcpStream,
@@ -66,8 +85,20 @@ pub(crate) async fn open(
 ) -> io::Result<Option<(Stream, Opened)>> {
     let loopback = is_loopback(tcp.peer_addr()?.ip());
     let (mut stream, opening) = read_startup(tcp, shared).await?;
-    let (minor, params) = match opening {
-        Opening::Startup { minor, params } => (minor, params),
+    let refused = match opening {
+        Opening::Startup { minor, params } => {
+            let startup = Startup {
+                minor,
+                params,
+                loopback,
+                over_limit,
+            };
+            match login(shared, &mut stream, startup).await {
+                Ok(opened) => return Ok(Some((stream, opened))),
+                Err(LoginError::Io(e)) => return Err(e),
+                Err(LoginError::Refused(error, cause)) => (error, cause),
+            }
+        }
         Opening::Cancel { pid, secret } => {
             forward_cancel(shared, pid, secret).await;
             // A cancel gets no answer, but over TLS the end must be a close_notify, as from the
@@ -76,21 +107,48 @@ pub(crate) async fn open(
             return Ok(None);
         }
         Opening::Refused(error) => {
-            refuse(shared, &mut stream, &error).await?;
-            return Ok(None);
+            let cause = ErrorCause::of(&error.code);
+            (error, cause)
         }
     };
+    let (error, cause) = refused;
+    refuse(shared, &mut stream, &error, cause).await?;
+    Ok(None)
+}
 
+/// A StartupMessage and what pgwarm knows of its connection.
+struct Startup {
+    minor: u16,
+    params: Vec<(String, String)>,
+    loopback: bool,
+    /// The connection is over `PGWARM_MAX_CLIENT_CONN`.
+    over_limit: bool,
+}
+
+impl Startup {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The checks PostgreSQL would make, in its order, then the welcome: admitted to the pool or
+/// to the admin console, or one error for the client.
+async fn login(
+    shared: &SessionContext,
+    stream: &mut Stream,
+    startup: Startup,
+) -> Result<Opened, LoginError> {
     if shared.settings.client_tls.mode == ClientTlsMode::Require && !stream.is_tls() {
         let error = PgError::invalid_authorization(
             "pgwarm accepts TLS connections only (PGWARM_CLIENT_TLS=require)",
         )
         .with_hint("Connect with sslmode=require.");
-        refuse(shared, &mut stream, &error).await?;
-        return Ok(None);
+        return Err(error.into());
     }
-
-    if over_limit {
+    if startup.over_limit {
         let error = PgError::fatal(
             sqlstate::TOO_MANY_CONNECTIONS,
             format!(
@@ -99,128 +157,118 @@ pub(crate) async fn open(
             ),
         );
         // pgwarm's own limit, not the database's 53300.
-        refuse_as(shared, &mut stream, &error, ErrorCause::LoginRefused).await?;
-        return Ok(None);
+        return Err(LoginError::Refused(error, ErrorCause::LoginRefused));
     }
-
     let mut out = BytesMut::with_capacity(1024);
-    let unsupported: Vec<&str> = params
+    let unsupported: Vec<&str> = startup
+        .params
         .iter()
         .map(|(k, _)| k.as_str())
         .filter(|k| k.starts_with("_pq_."))
         .collect();
-    if minor > 0 || !unsupported.is_empty() {
+    if startup.minor > 0 || !unsupported.is_empty() {
         backend::negotiate_protocol_version(&mut out, 0, &unsupported);
     }
-
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let Some(user) = param("user").filter(|u| !u.is_empty()) else {
+    let Some(user) = startup.param("user").filter(|u| !u.is_empty()) else {
         let error =
             PgError::invalid_authorization("no PostgreSQL user name specified in startup packet");
-        refuse(shared, &mut stream, &error).await?;
-        return Ok(None);
+        return Err(error.into());
     };
-    if param("replication").is_some_and(|r| r != "false" && r != "0" && r != "off") {
-        let error = PgError::fatal(
+    let user = user.to_owned();
+    if startup
+        .param("replication")
+        .is_some_and(|r| r != "false" && r != "0" && r != "off")
+    {
+        return Err(PgError::fatal(
             sqlstate::FEATURE_NOT_SUPPORTED,
             "pgwarm does not pool replication connections; connect to the database directly",
-        );
-        refuse(shared, &mut stream, &error).await?;
-        return Ok(None);
-    }
-    let database = param("database")
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| user.clone());
-    if ADMIN_DATABASES.contains(&database.as_str()) {
-        return open_admin(shared, stream, out, loopback, user).await;
-    }
-    let target_db = match shared.pool.credentials().credentials().await {
-        Ok(creds) => creds.dbname,
-        Err(e) => {
-            let error = PgError::connection_failure(e.to_string());
-            refuse(shared, &mut stream, &error).await?;
-            return Ok(None);
-        }
-    };
-    if database != target_db {
-        let error = PgError::fatal(
-            sqlstate::INVALID_CATALOG_NAME,
-            format!("database \"{database}\" does not exist"),
         )
-        .with_detail(format!("pgwarm serves the database \"{target_db}\" only."));
-        refuse(shared, &mut stream, &error).await?;
-        return Ok(None);
+        .into());
     }
-
+    let database = startup
+        .param("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&user)
+        .to_owned();
+    if ADMIN_DATABASES.contains(&database.as_str()) {
+        return open_admin(shared, stream, out, startup.loopback, user).await;
+    }
+    check_database(shared, &database).await?;
     if let Some(verifier) = &shared.verifier {
-        if !authenticate(shared, &mut stream, &mut out, verifier, &user).await? {
-            return Ok(None);
-        }
+        authenticate(stream, &mut out, verifier, &user).await?;
     }
-
-    let server_params = match shared.pool.server_params().await {
-        Ok(p) => p,
-        Err(e) => {
-            let error = super::session::pool_error(e);
-            refuse(shared, &mut stream, &error).await?;
-            return Ok(None);
-        }
-    };
+    let server_params = shared
+        .pool
+        .server_params()
+        .await
+        .map_err(|e| e.to_client())?;
     // Behind another pooler pgwarm carries no session settings (see session.rs), so the
     // client is told the server's values rather than promised its own.
     let wanted = match shared.settings.upstream {
-        Upstream::Database => startup_settings(&params),
+        Upstream::Database => startup::session_settings(&startup.params),
         Upstream::Pooler => Vec::new(),
     };
-    let settings = match shared.checked_settings.check(&shared.pool, wanted).await {
-        Ok(settings) => settings,
-        Err(error) => {
-            refuse(shared, &mut stream, &error).await?;
-            return Ok(None);
-        }
-    };
+    let settings = shared.checked_settings.check(&shared.pool, wanted).await?;
     // In session mode the client owns one backend for its life: it is taken now, so the pid
     // the client is told is that backend's (pg_backend_pid(), pg_terminate_backend(), a
     // notification's sender all agree). The cancel secret stays pgwarm's own.
     let server = match shared.settings.pool_mode {
-        PoolMode::Session => match shared.pool.checkout().await {
-            Ok(server) => Some(server),
-            Err(e) => {
-                refuse(shared, &mut stream, &super::session::pool_error(e)).await?;
-                return Ok(None);
-            }
-        },
+        PoolMode::Session => Some(shared.pool.checkout().await.map_err(|e| e.to_client())?),
         PoolMode::Transaction => None,
     };
     let key = shared
         .cancels
         .register_as(server.as_ref().map(|s| s.cancel_target().pid));
-    backend::authentication_ok(&mut out);
-    // The client is told the values it asked for, as the database spells them: they are what
-    // its queries will run with.
-    for (name, value) in server_params.iter() {
-        let value = settings.get(name).unwrap_or(value);
-        backend::parameter_status(&mut out, name, value);
-    }
-    backend::backend_key_data(&mut out, key.pid(), key.secret());
-    backend::ready_for_query(&mut out, TxStatus::Idle);
-    send(&mut stream, &out).await?;
+    welcome(&mut out, &server_params, &settings, &key);
+    send(stream, &out).await?;
     debug!(client = key.pid(), user = %user, tls = stream.is_tls(), "client logged in");
     shared.traffic.logins.add(1);
-    let login = Login {
+    Ok(Opened::Pool(Login {
         user,
         database,
-        application_name: param("application_name").unwrap_or_default(),
+        application_name: startup
+            .param("application_name")
+            .unwrap_or_default()
+            .to_owned(),
         key,
         settings,
         server,
+    }))
+}
+
+/// AuthenticationOk, the server's parameters with the values the client asked for (as the
+/// database spells them: they are what its queries will run with), its key and ReadyForQuery.
+fn welcome(
+    out: &mut BytesMut,
+    server_params: &[(String, String)],
+    settings: &SessionSettings,
+    key: &CancelKey,
+) {
+    backend::authentication_ok(out);
+    for (name, value) in server_params {
+        let value = settings.get(name).unwrap_or(value);
+        backend::parameter_status(out, name, value);
+    }
+    backend::backend_key_data(out, key.pid(), key.secret());
+    backend::ready_for_query(out, TxStatus::Idle);
+}
+
+/// The client must name the database pgwarm serves: any other gets FATAL 3D000, as from a
+/// server that does not have it.
+async fn check_database(shared: &SessionContext, database: &str) -> Result<(), LoginError> {
+    let target_db = match shared.pool.credentials().credentials().await {
+        Ok(creds) => creds.dbname,
+        Err(e) => return Err(PgError::connection_failure(e.to_string()).into()),
     };
-    Ok(Some((stream, Opened::Pool(login))))
+    if database == target_db {
+        return Ok(());
+    }
+    let error = PgError::fatal(
+        sqlstate::INVALID_CATALOG_NAME,
+        format!("database \"{database}\" does not exist"),
+    )
+    .with_detail(format!("pgwarm serves the database \"{target_db}\" only."));
+    Err(error.into())
 }
 
 /// Whether a client connects from this machine. A dual-stack listener (`[::]`) sees an IPv4
@@ -234,22 +282,19 @@ fn is_loopback(ip: std::net::IpAddr) -> bool {
 /// them, and its own version otherwise.
 async fn open_admin(
     shared: &SessionContext,
-    mut stream: Stream,
+    stream: &mut Stream,
     mut out: BytesMut,
     loopback: bool,
     user: String,
-) -> io::Result<Option<(Stream, Opened)>> {
+) -> Result<Opened, LoginError> {
     if !loopback {
         let error = PgError::invalid_authorization(
             "the pgwarm admin console takes loopback connections only",
         );
-        refuse(shared, &mut stream, &error).await?;
-        return Ok(None);
+        return Err(error.into());
     }
     if let Some(verifier) = &shared.verifier {
-        if !authenticate(shared, &mut stream, &mut out, verifier, &user).await? {
-            return Ok(None);
-        }
+        authenticate(stream, &mut out, verifier, &user).await?;
     }
     backend::authentication_ok(&mut out);
     let version = format!("{}/pgwarm", env!("CARGO_PKG_VERSION"));
@@ -270,9 +315,9 @@ async fn open_admin(
     backend::parameter_status(&mut out, "standard_conforming_strings", "on");
     backend::parameter_status(&mut out, "integer_datetimes", "on");
     backend::ready_for_query(&mut out, TxStatus::Idle);
-    send(&mut stream, &out).await?;
+    send(stream, &out).await?;
     info!(user = %user, "admin console login");
-    Ok(Some((stream, Opened::Admin { user })))
+    Ok(Opened::Admin { user })
 }
 
 enum Opening {
@@ -395,15 +440,14 @@ async fn forward_cancel(shared: &SessionContext, pid: i32, secret: i32) {
     }
 }
 
-/// SCRAM-SHA-256 against the configured client password. Returns false when the client was
-/// refused (the error has been sent).
+/// SCRAM-SHA-256 against the configured client password; its final message is left in `out`,
+/// to go with the welcome.
 async fn authenticate(
-    shared: &SessionContext,
     stream: &mut Stream,
     out: &mut BytesMut,
     verifier: &crate::protocol::scram::ScramVerifier,
     user: &str,
-) -> io::Result<bool> {
+) -> Result<(), LoginError> {
     backend::authentication_sasl(out, &[SCRAM_SHA_256]);
     send(stream, out).await?;
     out.clear();
@@ -430,27 +474,19 @@ async fn authenticate(
     match result {
         Ok(server_final) => {
             backend::authentication_sasl_final(out, &server_final);
-            Ok(true)
+            Ok(())
         }
-        Err(AuthFailure::Io(e)) => Err(e),
-        Err(AuthFailure::Refused(error)) => {
-            refuse(shared, stream, &error).await?;
-            Ok(false)
-        }
+        Err(AuthFailure::Io(e)) => Err(e.into()),
+        Err(AuthFailure::Refused(error)) => Err(error.into()),
         Err(AuthFailure::Scram(ScramError::WrongPassword)) => {
             info!(user = %user, "client password authentication failed");
-            let error = PgError::fatal(
+            Err(PgError::fatal(
                 sqlstate::INVALID_PASSWORD,
                 format!("password authentication failed for user \"{user}\""),
-            );
-            refuse(shared, stream, &error).await?;
-            Ok(false)
+            )
+            .into())
         }
-        Err(AuthFailure::Scram(e)) => {
-            let error = PgError::protocol_violation(e.to_string());
-            refuse(shared, stream, &error).await?;
-            Ok(false)
-        }
+        Err(AuthFailure::Scram(e)) => Err(PgError::protocol_violation(e.to_string()).into()),
     }
 }
 
@@ -495,20 +531,16 @@ fn split_initial_response(body: &[u8]) -> Option<(&str, &[u8])> {
     Some((mechanism, data))
 }
 
-/// Sends a FATAL to a client that is not logged in; the caller then closes the socket.
+/// Writes and flushes: over TLS, rustls may hold the bytes until flushed.
 async fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await
 }
 
-/// Over TLS it also sends close_notify, as a PostgreSQL backend does, so the client reads the
-/// error and a clean end rather than a truncated stream.
-async fn refuse(shared: &SessionContext, stream: &mut Stream, error: &PgError) -> io::Result<()> {
-    refuse_as(shared, stream, error, ErrorCause::of(&error.code)).await
-}
-
-/// [`refuse`], counted under `cause` rather than the one its SQLSTATE suggests.
-async fn refuse_as(
+/// Sends a FATAL to a client that is not logged in, counted under `cause`; the caller then
+/// closes the socket. Over TLS it also sends close_notify, as a PostgreSQL backend does, so the
+/// client reads the error and a clean end rather than a truncated stream.
+async fn refuse(
     shared: &SessionContext,
     stream: &mut Stream,
     error: &PgError,
@@ -549,113 +581,5 @@ mod tests {
         body.push(b'z');
         assert_eq!(split_initial_response(&body), None);
         assert_eq!(split_initial_response(b"SCRAM"), None);
-    }
-}
-
-/// The session settings a client asked for in its startup packet, spelled as it spelled them:
-/// every parameter except the ones about the connection itself, plus `-c name=value` /
-/// `--name=value` from `options`. `client_encoding=UTF8` is dropped: pgwarm's server
-/// connections log in with it already.
-pub(crate) fn startup_settings(params: &[(String, String)]) -> Vec<(String, String)> {
-    let mut settings = Vec::new();
-    for (name, value) in params {
-        match name.as_str() {
-            "user" | "database" | "replication" => {}
-            "options" => settings.extend(command_line_settings(value)),
-            "client_encoding" if is_utf8(value) => {}
-            _ if name.starts_with("_pq_.") => {}
-            _ => settings.push((name.clone(), value.clone())),
-        }
-    }
-    settings
-}
-
-fn is_utf8(encoding: &str) -> bool {
-    let e: String = encoding
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("unicode")
-}
-
-/// `-c name=value` and `--name=value` from libpq's `options` (PGOPTIONS); a backslash escapes
-/// the next character, spaces separate words. Other switches are left out.
-fn command_line_settings(options: &str) -> Vec<(String, String)> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut chars = options.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => word.extend(chars.next()),
-            c if c.is_ascii_whitespace() => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    let mut out = Vec::new();
-    let mut words = words.into_iter();
-    while let Some(word) = words.next() {
-        let setting = if word == "-c" {
-            words.next()
-        } else {
-            word.strip_prefix("-c")
-                .or(word.strip_prefix("--"))
-                .map(str::to_owned)
-        };
-        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
-            out.push((name.replace('-', "_"), value.to_owned()));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod startup_settings_tests {
-    use super::*;
-
-    fn settings(params: &[(String, String)]) -> SessionSettings {
-        SessionSettings::new(startup_settings(params))
-    }
-
-    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn connection_parameters_are_not_settings() {
-        let s = settings(&params(&[
-            ("user", "u"),
-            ("database", "d"),
-            ("client_encoding", "UTF8"),
-            ("application_name", "psql"),
-            ("TimeZone", "UTC"),
-            ("_pq_.x", "1"),
-        ]));
-        let got: Vec<_> = s.iter().collect();
-        assert_eq!(got, [("application_name", "psql"), ("timezone", "UTC")]);
-        let latin = settings(&params(&[("client_encoding", "LATIN1")]));
-        assert_eq!(latin.get("client_encoding"), Some("LATIN1"));
-    }
-
-    #[test]
-    fn options_carry_settings_like_postgres_reads_them() {
-        let s = settings(&params(&[(
-            "options",
-            r"-c search_path=a,b --statement-timeout=5s -csome.x=1 -c application_name=two\ words -B 10",
-        )]));
-        assert_eq!(s.get("search_path"), Some("a,b"));
-        assert_eq!(s.get("statement_timeout"), Some("5s"));
-        assert_eq!(s.get("some.x"), Some("1"));
-        assert_eq!(s.get("application_name"), Some("two words"));
-        assert_eq!(s.iter().count(), 4);
     }
 }

@@ -67,7 +67,7 @@ impl CheckedSettings {
         if unknown.is_empty() {
             return Ok(SessionSettings::new(out));
         }
-        let mut server = pool.checkout().await.map_err(super::session::pool_error)?;
+        let mut server = pool.checkout().await.map_err(|e| e.to_client())?;
         let mut row = Vec::new();
         let result = server
             .query("checking startup settings", &check_sql(&unknown), |r| {

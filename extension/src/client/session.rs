@@ -12,7 +12,7 @@ use super::statements::Resolution;
 use super::traffic::Traffic;
 use super::SessionContext;
 use crate::config::{PoolMode, Upstream};
-use crate::pool::{Bound, Checkout, PoolError};
+use crate::pool::Checkout;
 use crate::protocol::backend::TxStatus;
 use crate::protocol::{sqlstate, PgError};
 use crate::server::{self, Cleanup, ServerError, SessionSettings};
@@ -57,44 +57,6 @@ pub(crate) struct Session<'a> {
     listed: ClientHandle,
     /// Whether a transaction it sits idle in outlived its Lambda invocation.
     invocation_end: EndWatch,
-}
-
-/// Maps a failed checkout to what the waiting client is told.
-pub(crate) fn pool_error(e: PoolError) -> PgError {
-    match e {
-        PoolError::WaitTimeout { bound, .. } => {
-            PgError::fatal(sqlstate::QUERY_CANCELED, e.to_string()).with_hint(match bound {
-                Bound::QueryWait => {
-                    "Raise PGWARM_POOL_SIZE or PGWARM_QUERY_WAIT_TIMEOUT, or shorten transactions."
-                }
-                Bound::Invocation { .. } => {
-                    "The function's timeout came first: raise PGWARM_POOL_SIZE or the function's \
-                     timeout, or shorten transactions (one left open holds a connection)."
-                }
-            })
-        }
-        PoolError::Unavailable {
-            ref outage, bound, ..
-        } => {
-            let code = outage
-                .code
-                .clone()
-                .unwrap_or_else(|| sqlstate::CONNECTION_FAILURE.to_owned());
-            PgError::fatal(&code, e.to_string()).with_hint(match bound {
-                Bound::QueryWait => {
-                    "The database did not take logins in time; raise \
-                                     PGWARM_QUERY_WAIT_TIMEOUT to wait longer."
-                }
-                Bound::Invocation { .. } => {
-                    "The database did not take logins before the \
-                                             function's timeout; raise the function's timeout \
-                                             to wait longer."
-                }
-            })
-        }
-        PoolError::Server(server) => server.to_client(),
-        PoolError::Closed => PgError::admin_shutdown(e.to_string()),
-    }
 }
 
 impl<'a> Session<'a> {
@@ -255,7 +217,7 @@ impl<'a> Session<'a> {
                 result = &mut checkout => {
                     let server = result.map_err(|e| {
                         self.listed.idle();
-                        pool_error(e)
+                        e.to_client()
                     })?;
                     self.link(server).await?;
                     return Ok(true);

@@ -3,42 +3,51 @@
 //!
 //! Waiting clients queue in the order their checkouts began (`queue.rs`). A returning connection
 //! goes straight to the longest waiter; a connection that is lost hands its *slot* to the longest
-//! waiter that can use one, who then opens a new one. Idle connections are kept LIFO so the busiest stay warm and the rest can age out. Every
-//! connection leaves the pool inside a [`Checkout`], whose drop returns the slot even when a
-//! client task fails half-way, so the count can never leak.
+//! waiter that can use one, who then opens a new one. Idle connections are kept LIFO so the
+//! busiest stay warm and the rest can age out. Every connection leaves the pool inside a
+//! [`Checkout`], whose drop returns the slot even when a client task fails half-way, so the count
+//! can never leak.
+//!
+//! This file is the pool's face: checkout, the server parameters, the Lambda invocation, close.
+//! Each other job has a file: the state under the lock and the hand-off (`slots.rs`), the guard
+//! (`checkout.rs`), opening connections with retries (`open.rs`) and one login (`login.rs`),
+//! validating idle ones (`health.rs`), what a failed checkout tells the client (`error.rs`), the
+//! queue, the wait's bound, outages, headroom, `PAUSE` and the counters.
 
+mod checkout;
+mod error;
 mod headroom;
+mod health;
 mod login;
+mod open;
 mod outage;
 mod pause;
 mod queue;
+mod slots;
 mod stats;
 mod wait;
 
-pub(crate) use outage::OutageView;
+pub(crate) use checkout::Checkout;
+pub(crate) use error::PoolError;
 pub(crate) use stats::PoolCounters;
 pub(crate) use stats::ServerState;
-pub(crate) use wait::{Bound, InvocationDeadline};
+pub(crate) use wait::InvocationDeadline;
 
 use crate::config::{PoolMode, Settings, Upstream};
 use crate::credentials::CredentialSource;
-use crate::protocol::backend::TxStatus;
-use crate::server::{ServerConn, ServerError, TlsSetup};
+use crate::server::{ServerError, TlsSetup};
 use headroom::Headroom;
-use outage::{Backoff, Outage};
+use outage::Outage;
 use queue::{Queue, Wants};
-use stats::{Lent, Work};
+use slots::{Grant, State};
+use stats::Lent;
 use std::collections::HashMap;
-use std::future::Future;
-use std::ops::{Deref, DerefMut};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use thiserror::Error;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::info;
 use wait::Wait;
 
 /// The settings the pool acts on, copied out of [`Settings`].
@@ -75,57 +84,8 @@ impl From<&Settings> for PoolSettings {
     }
 }
 
-#[derive(Debug, Error)]
-pub(crate) enum PoolError {
-    #[error("waited {waited:?} for a server connection ({bound}); all {size} are busy")]
-    WaitTimeout {
-        waited: Duration,
-        bound: Bound,
-        size: usize,
-    },
-    /// The client's wait ran out while the database refused or did not answer logins.
-    #[error("waited {waited:?} for the database to take a login ({bound}); {}", .outage.describe(*.max_connections))]
-    Unavailable {
-        waited: Duration,
-        bound: Bound,
-        outage: OutageView,
-        /// The database's `max_connections`, when it is full and pgwarm could read it.
-        max_connections: Option<u32>,
-    },
-    #[error(transparent)]
-    Server(#[from] ServerError),
-    #[error("pgwarm is shutting down")]
-    Closed,
-}
-
 /// ParameterStatus name/value pairs as a server sent them at login.
 pub(crate) type ServerParams = Arc<Vec<(String, String)>>;
-
-/// What a waiter is given. Moved once through a oneshot, so its size does not matter more than
-/// a box per hand-off would.
-#[allow(clippy::large_enum_variant)]
-enum Grant {
-    Conn(ServerConn),
-    /// Permission to open a connection in a slot someone gave up.
-    Slot,
-}
-
-struct State {
-    idle: Vec<ServerConn>,
-    /// Connections that exist or are being opened: idle + checked out + connecting.
-    open: usize,
-    waiters: Queue,
-    closed: bool,
-    /// `PAUSE`: new transactions wait, those under way finish.
-    paused: bool,
-    /// Connections lent to clients, by id, for the admin console.
-    lent: HashMap<u64, Lent>,
-    /// Logins and health checks under way.
-    logging_in: usize,
-    testing: usize,
-    /// The Lambda invocation under way, whose deadline bounds waits.
-    invocation: Option<InvocationDeadline>,
-}
 
 pub(crate) struct Pool {
     state: Mutex<State>,
@@ -246,27 +206,13 @@ impl Pool {
             Ok(grant) => grant,
             Err(rx) => self.wait(rx, &wait).await?,
         };
-        let slot = Checkout {
-            conn: None,
-            pool: Arc::clone(self),
-            released: false,
-        };
+        let slot = Checkout::empty(self);
         let lent = match grant {
             Grant::Conn(conn) => self.validate(slot, conn, &wait).await,
             Grant::Slot => self.fill(slot, &wait).await,
         }?;
         self.lock().lent.insert(lent.id(), Lent::of(&lent));
         Ok(lent)
-    }
-
-    /// Opening a connection is the cold path and its future is large (a whole login); boxing it
-    /// keeps every client task's checkout state small.
-    fn fill(
-        &self,
-        slot: Checkout,
-        wait: &Wait,
-    ) -> Pin<Box<dyn Future<Output = Result<Checkout, PoolError>> + Send + '_>> {
-        Box::pin(self.open_into(slot, *wait))
     }
 
     /// The ParameterStatus values a client should see at login; opens a first server connection
@@ -281,76 +227,6 @@ impl Pool {
             .ok_or(PoolError::Server(ServerError::Closed))
     }
 
-    /// Opens up to `n` server connections at once and leaves them idle, so the first clients
-    /// find them ready (`PGWARM_MIN_POOL_SIZE`, during Lambda Init). Returns how many it opened.
-    pub(crate) async fn prefill(self: &Arc<Pool>, n: usize) -> usize {
-        let mut opens = tokio::task::JoinSet::new();
-        for _ in 0..n.min(self.settings.size) {
-            let pool = Arc::clone(self);
-            opens.spawn(async move { pool.checkout().await });
-        }
-        // Held until all are open, so each checkout opens a connection of its own.
-        let mut opened = Vec::new();
-        while let Some(done) = opens.join_next().await {
-            match done {
-                Ok(Ok(conn)) => opened.push(conn),
-                Ok(Err(e)) => {
-                    warn!(error = %e, "could not open a server connection ahead of clients")
-                }
-                Err(e) => warn!(error = %e, "opening a server connection ahead of clients failed"),
-            }
-        }
-        let n = opened.len();
-        for conn in opened {
-            conn.release();
-        }
-        n
-    }
-
-    /// Validates, all at once, the idle connections that sat longer than
-    /// `PGWARM_SERVER_CHECK_DELAY`, replacing the dead ones. Run when Lambda thaws the environment, so that the handler's first query, which
-    /// starts at the same moment, meets a live connection instead of paying for the check or the
-    /// replacement itself. Returns how many were checked.
-    pub(crate) async fn check_idle(self: &Arc<Pool>) -> usize {
-        let stale: Vec<ServerConn> = {
-            let mut state = self.lock();
-            let delay = self.settings.server_check_delay;
-            let (stale, fresh) = std::mem::take(&mut state.idle)
-                .into_iter()
-                .partition(|conn: &ServerConn| conn.idle_for() >= delay);
-            state.idle = fresh;
-            stale
-        };
-        let checked = stale.len();
-        self.counters.thaw_checks.add(checked as u64);
-        let mut checks = tokio::task::JoinSet::new();
-        for conn in stale {
-            let pool = Arc::clone(self);
-            let id = conn.id();
-            checks.spawn(async move {
-                let slot = Checkout {
-                    conn: None,
-                    pool: Arc::clone(&pool),
-                    released: false,
-                };
-                let wait = Wait::new(Instant::now(), pool.settings.query_wait_timeout, None);
-                match pool.validate(slot, conn, &wait).await {
-                    Ok(checked) => {
-                        if checked.id() != id {
-                            pool.counters.thaw_replaced.add(1);
-                        }
-                        checked.release()
-                    }
-                    Err(e) => {
-                        info!(error = %e, "could not replace a server connection after the thaw")
-                    }
-                }
-            });
-        }
-        while checks.join_next().await.is_some() {}
-        checked
-    }
-
     /// A Lambda invocation began: until its deadline, waits end a margin before it.
     pub(crate) fn invocation_began(&self, invocation: InvocationDeadline) {
         self.lock().invocation = Some(invocation);
@@ -360,14 +236,6 @@ impl Pool {
     /// may begin before pgwarm reads the next INVOKE.
     pub(crate) fn invocation_ended(&self) {
         self.lock().invocation = None;
-    }
-
-    /// Takes every idle connection out of the pool, its slot freed, for the caller to close.
-    fn take_idle(&self) -> Vec<ServerConn> {
-        let mut state = self.lock();
-        let idle = std::mem::take(&mut state.idle);
-        state.open -= idle.len();
-        idle
     }
 
     /// Closes idle connections with Terminate and refuses new checkouts. Checked-out connections
@@ -392,390 +260,6 @@ impl Pool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    async fn wait(
-        self: &Arc<Pool>,
-        rx: oneshot::Receiver<Grant>,
-        wait: &Wait,
-    ) -> Result<Grant, PoolError> {
-        let mut waiter = Waiter::new(self, rx);
-        match tokio::time::timeout_at(wait.until, waiter.granted()).await {
-            Ok(Some(grant)) => Ok(grant),
-            // The sender was dropped: the pool closed.
-            Ok(None) => Err(PoolError::Closed),
-            // The slots were busy retrying logins, not serving clients: say so.
-            Err(_) => Err(match self.outage.current() {
-                Some(outage) => self.unavailable(outage, wait),
-                None => PoolError::WaitTimeout {
-                    waited: wait.waited(),
-                    bound: wait.bound,
-                    size: self.settings.size,
-                },
-            }),
-        }
-    }
-
-    /// Checks a connection that sat idle; replaces it in the same slot if it is dead or too old.
-    async fn validate(
-        &self,
-        mut slot: Checkout,
-        mut conn: ServerConn,
-        wait: &Wait,
-    ) -> Result<Checkout, PoolError> {
-        if conn.age() >= self.settings.server_lifetime {
-            debug!(
-                server = conn.id(),
-                "server connection reached PGWARM_SERVER_LIFETIME"
-            );
-            conn.close();
-            return self.fill(slot, wait).await;
-        }
-        if !conn.is_quiet() {
-            info!(
-                server = conn.id(),
-                "idle server connection was closed by the database; replacing it"
-            );
-            self.counters.reconnects.add(1);
-            return self.fill(slot, wait).await;
-        }
-        if conn.idle_for() >= self.settings.server_check_delay {
-            self.counters.health_checks.add(1);
-            // Boxed: a cold path whose future would otherwise sit in every checkout's state.
-            let check = tokio::time::timeout(
-                self.attempt_timeout(wait.until),
-                Box::pin(self.health_check(&mut conn)),
-            );
-            let checked = {
-                let _testing = self.under_way(Work::Testing);
-                check.await
-            };
-            if !matches!(checked, Ok(Ok(TxStatus::Idle))) {
-                self.counters.reconnects.add(1);
-            }
-            match checked {
-                Ok(Ok(TxStatus::Idle)) => {}
-                Ok(Ok(status)) => {
-                    warn!(server = conn.id(), %status, "server connection was not idle; replacing it");
-                    conn.close();
-                    return self.fill(slot, wait).await;
-                }
-                Ok(Err(e)) => {
-                    info!(server = conn.id(), error = %e, "server connection failed its health check; replacing it");
-                    return self.fill(slot, wait).await;
-                }
-                Err(_) => {
-                    info!(
-                        server = conn.id(),
-                        "server connection health check timed out; replacing it"
-                    );
-                    return self.fill(slot, wait).await;
-                }
-            }
-        }
-        slot.conn = Some(conn);
-        Ok(slot)
-    }
-
-    /// Opens a new connection into a slot already counted in `open`. On failure the slot is
-    /// given back by the Checkout's drop. A login the database may get over by itself (it is
-    /// restarting, failing over, or full) is retried with a backoff until the wait ends; other
-    /// failures are the client's at once. While it retries, the client also queues (in the
-    /// place its checkout began) for a connection another client gives back: when the
-    /// database is full of pgwarm's own connections, that is the one that frees first.
-    async fn open_into(&self, mut slot: Checkout, wait: Wait) -> Result<Checkout, PoolError> {
-        let deadline = wait.until;
-        let mut backoff = Backoff::new();
-        let mut given_back: Option<Waiter<'_>> = None;
-        loop {
-            let began = Instant::now();
-            let login = self.login(deadline);
-            // Once queued, the login races a connection given back: whichever comes first.
-            let login = match &mut given_back {
-                None => login.await,
-                Some(waiter) => tokio::select! {
-                    login = login => login,
-                    grant = waiter.granted() => match grant {
-                        Some(Grant::Conn(conn)) => return self.instead_of_login(slot, conn, &wait).await,
-                        Some(Grant::Slot) => {
-                            self.give_back(Grant::Slot);
-                            given_back = None;
-                            continue;
-                        }
-                        None => return Err(PoolError::Closed),
-                    },
-                },
-            };
-            let error = match login {
-                Ok(conn) => {
-                    self.outage.recovered();
-                    slot.conn = Some(conn);
-                    return Ok(slot);
-                }
-                Err(e) if outage::is_transient(&e) => e,
-                Err(e) => return Err(e.into()),
-            };
-            if Instant::now() >= deadline {
-                // The attempt was cut short by the client's deadline: what it met is news about
-                // the database only if nothing else is known.
-                if self.outage.current().is_none() {
-                    self.outage.failed(&error, began);
-                }
-                return Err(self.gave_up(&error, &wait));
-            }
-            if self.outage.failed(&error, began) {
-                self.episode_started(&error).await;
-            }
-            self.counters.logins_retried.add(1);
-            let waiter = match &mut given_back {
-                Some(waiter) => waiter,
-                None => {
-                    // A connection given back during the login went idle, as nobody was queued
-                    // for it then: it is this client's now.
-                    let idle_or_queued = {
-                        let mut state = self.lock();
-                        match (!state.paused).then(|| state.idle.pop()).flatten() {
-                            Some(conn) => Ok(conn),
-                            None => Err(state.waiters.push(Wants::Connection, wait.since)),
-                        }
-                    };
-                    match idle_or_queued {
-                        Ok(conn) => return self.instead_of_login(slot, conn, &wait).await,
-                        Err(rx) => given_back.insert(Waiter::new(self, rx)),
-                    }
-                }
-            };
-            // The client waits all of its time: the database may come back in the last bit.
-            let pause =
-                tokio::time::sleep_until((Instant::now() + backoff.next_pause()).min(deadline));
-            tokio::select! {
-                () = pause => {}
-                grant = waiter.granted() => match grant {
-                    Some(Grant::Conn(conn)) => return self.instead_of_login(slot, conn, &wait).await,
-                    Some(Grant::Slot) => {
-                        // Never handed to a client that holds a slot; queued again if ever.
-                        self.give_back(Grant::Slot);
-                        given_back = None;
-                    }
-                    None => return Err(PoolError::Closed),
-                },
-            }
-            if Instant::now() >= deadline {
-                return Err(self.gave_up(&error, &wait));
-            }
-        }
-    }
-
-    /// A connection another client gave back, taken by a client whose slot could not log in:
-    /// the slot is given up (to a waiter, or freed) and the connection checked as any idle one.
-    async fn instead_of_login(
-        &self,
-        slot: Checkout,
-        conn: ServerConn,
-        wait: &Wait,
-    ) -> Result<Checkout, PoolError> {
-        debug!(
-            server = conn.id(),
-            "a login was being retried; took a connection given back instead"
-        );
-        let instead = Checkout {
-            conn: None,
-            pool: Arc::clone(&slot.pool),
-            released: false,
-        };
-        drop(slot);
-        self.validate(instead, conn, wait).await
-    }
-
-    /// Runs `sql` on an idle connection, if one is idle now (none is opened or waited for, and
-    /// none is taken while paused), and returns its first row. A connection that fails or does
-    /// not answer within `PGWARM_CONNECT_TIMEOUT` is closed.
-    pub(crate) async fn query_idle(
-        &self,
-        what: &'static str,
-        sql: &str,
-    ) -> Option<Vec<Option<String>>> {
-        let mut conn = {
-            let mut state = self.lock();
-            if state.paused || state.closed {
-                return None;
-            }
-            state.idle.pop()?
-        };
-        let mut first = None;
-        let read = conn.query(what, sql, |row| {
-            first.get_or_insert(row);
-        });
-        match tokio::time::timeout(self.settings.connect_timeout, read).await {
-            Ok(Ok(TxStatus::Idle)) => {
-                self.checkin(conn);
-                first
-            }
-            _ => {
-                debug!(server = conn.id(), "{what} failed; closing the connection");
-                conn.close();
-                self.release_slot(None);
-                None
-            }
-        }
-    }
-
-    /// Puts a clean connection back, or hands it to the longest waiter.
-    fn checkin(&self, mut conn: ServerConn) {
-        conn.touch();
-        let retire = if conn.cancel_in_flight() {
-            Some("a cancel is on its way to it")
-        } else if conn.age() >= self.settings.server_lifetime {
-            Some("it is past PGWARM_SERVER_LIFETIME")
-        } else {
-            None
-        };
-        if let Some(why) = retire {
-            debug!(server = conn.id(), "closing server connection: {why}");
-            let id = conn.id();
-            conn.close();
-            self.release_slot(Some(id));
-            return;
-        }
-        let mut state = self.lock();
-        self.unlend(&mut state, conn.id());
-        if state.closed {
-            state.open -= 1;
-            drop(state);
-            conn.close();
-            return;
-        }
-        if state.paused {
-            state.idle.push(conn);
-            return;
-        }
-        if let Some(conn) = state.waiters.hand_conn(conn) {
-            state.idle.push(conn);
-        }
-    }
-
-    /// A connection is gone (`lent`: the id it was lent under): its slot goes to the longest
-    /// waiter, or is freed.
-    fn release_slot(&self, lent: Option<u64>) {
-        let mut state = self.lock();
-        if let Some(id) = lent {
-            self.unlend(&mut state, id);
-        }
-        if state.paused || state.waiters.hand(Grant::Slot).is_some() {
-            state.open -= 1;
-        }
-    }
-
-    fn give_back(&self, grant: Grant) {
-        match grant {
-            Grant::Conn(conn) => self.checkin(conn),
-            Grant::Slot => self.release_slot(None),
-        }
-    }
-
-    /// Forgets a lent connection; the last one back lets `PAUSE` and `give_back` go on.
-    fn unlend(&self, state: &mut State, id: u64) {
-        if state.lent.remove(&id).is_some() && state.lent.is_empty() {
-            self.drained.notify_waiters();
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // No code path panics while holding the lock; recover the state rather than propagate.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// A queued waiter; if it gives up after being granted something, the grant goes back.
-struct Waiter<'a> {
-    rx: Option<oneshot::Receiver<Grant>>,
-    pool: &'a Pool,
-}
-
-impl<'a> Waiter<'a> {
-    fn new(pool: &'a Pool, rx: oneshot::Receiver<Grant>) -> Waiter<'a> {
-        Waiter { rx: Some(rx), pool }
-    }
-
-    /// What the waiter was handed; `None` when the pool closed. Waits forever once it has
-    /// answered.
-    async fn granted(&mut self) -> Option<Grant> {
-        let Some(rx) = self.rx.as_mut() else {
-            return std::future::pending().await;
-        };
-        let grant = rx.await.ok();
-        self.rx = None;
-        grant
-    }
-}
-
-impl Drop for Waiter<'_> {
-    fn drop(&mut self) {
-        if let Some(mut rx) = self.rx.take() {
-            rx.close();
-            if let Ok(grant) = rx.try_recv() {
-                self.pool.give_back(grant);
-            }
-        }
-    }
-}
-
-/// A server connection lent to one client. [`Checkout::release`] returns it clean; dropping it
-/// any other way closes the connection and frees its slot.
-pub(crate) struct Checkout {
-    /// `None` only while a slot is being filled, or after `release`.
-    conn: Option<ServerConn>,
-    pool: Arc<Pool>,
-    released: bool,
-}
-
-impl Checkout {
-    /// Returns a connection that is idle (ReadyForQuery 'I', nothing in flight) to the pool.
-    pub(crate) fn release(mut self) {
-        self.released = true;
-        if let Some(conn) = self.conn.take() {
-            self.pool.checkin(conn);
-        }
-    }
-}
-
-impl Deref for Checkout {
-    type Target = ServerConn;
-    #[allow(
-        clippy::expect_used,
-        reason = "a Checkout is handed out only once it holds one"
-    )]
-    fn deref(&self) -> &ServerConn {
-        self.conn
-            .as_ref()
-            .expect("a Checkout handed to a client holds its connection")
-    }
-}
-
-impl DerefMut for Checkout {
-    #[allow(
-        clippy::expect_used,
-        reason = "a Checkout is handed out only once it holds one"
-    )]
-    fn deref_mut(&mut self) -> &mut ServerConn {
-        self.conn
-            .as_mut()
-            .expect("a Checkout handed to a client holds its connection")
-    }
-}
-
-impl Drop for Checkout {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        let id = self.conn.take().map(|conn| {
-            debug!(server = conn.id(), "closing server connection");
-            let id = conn.id();
-            conn.close();
-            id
-        });
-        self.pool.release_slot(id);
     }
 }
 

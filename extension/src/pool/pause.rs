@@ -1,7 +1,8 @@
 //! `PAUSE` and `RESUME` from the admin console: new transactions queue even when a
 //! connection is idle, those under way finish, and `RESUME` serves the queue in order.
 
-use super::{Grant, Pool};
+use super::slots::Grant;
+use super::Pool;
 
 impl Pool {
     /// `PAUSE`: new transactions wait for `resume` (within their `PGWARM_QUERY_WAIT_TIMEOUT`);

@@ -8,7 +8,7 @@
 //! The queue keeps both in the order their checkouts began, so the client that asked first is
 //! served first whichever way it waits.
 
-use super::Grant;
+use super::slots::Grant;
 use crate::server::ServerConn;
 use std::collections::VecDeque;
 use tokio::sync::oneshot;

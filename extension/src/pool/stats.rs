@@ -2,7 +2,8 @@
 //! a row per server connection as it is now, and the logins and checks under way. The admin
 //! console and the metrics read these; nothing here decides anything.
 
-use super::{Pool, State};
+use super::slots::State;
+use super::Pool;
 use crate::counter::Counter;
 use crate::server::{CancelTarget, PreparedCounters, ServerConn};
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! The untyped first packet of a connection: StartupMessage, SSLRequest, GSSENCRequest or
-//! CancelRequest, told apart by the code after the length.
+//! CancelRequest, told apart by the code after the length; and what a StartupMessage's
+//! parameters mean: the session settings among them, including those of `options`.
 
 use thiserror::Error;
 
@@ -110,6 +111,69 @@ fn take_cstr(rest: &mut &[u8]) -> Result<String, StartupError> {
     Ok(s)
 }
 
+/// The session settings a client asked for in its startup packet, spelled as it spelled them:
+/// every parameter except the ones about the connection itself, plus `-c name=value` /
+/// `--name=value` from `options`. `client_encoding=UTF8` is dropped: pgwarm's server
+/// connections log in with it already.
+pub(crate) fn session_settings(params: &[(String, String)]) -> Vec<(String, String)> {
+    let mut settings = Vec::new();
+    for (name, value) in params {
+        match name.as_str() {
+            "user" | "database" | "replication" => {}
+            "options" => settings.extend(command_line_settings(value)),
+            "client_encoding" if is_utf8(value) => {}
+            _ if name.starts_with("_pq_.") => {}
+            _ => settings.push((name.clone(), value.clone())),
+        }
+    }
+    settings
+}
+
+fn is_utf8(encoding: &str) -> bool {
+    let e: String = encoding
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("unicode")
+}
+
+/// `-c name=value` and `--name=value` from libpq's `options` (PGOPTIONS); a backslash escapes
+/// the next character, spaces separate words. Other switches are left out.
+fn command_line_settings(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_ascii_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let setting = if word == "-c" {
+            words.next()
+        } else {
+            word.strip_prefix("-c")
+                .or(word.strip_prefix("--"))
+                .map(str::to_owned)
+        };
+        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            out.push((name.replace('-', "_"), value.to_owned()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +227,50 @@ mod tests {
         assert!(parse(&[0, 3]).is_err());
         assert_eq!(check_len(4), Err(StartupError::BadLength(4)));
         assert!(check_len(MAX_STARTUP_LEN + 1).is_err());
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn connection_parameters_are_not_settings() {
+        let settings = session_settings(&params(&[
+            ("user", "u"),
+            ("database", "d"),
+            ("client_encoding", "UTF8"),
+            ("application_name", "psql"),
+            ("TimeZone", "UTC"),
+            ("_pq_.x", "1"),
+        ]));
+        assert_eq!(
+            settings,
+            params(&[("application_name", "psql"), ("TimeZone", "UTC")])
+        );
+        let latin = session_settings(&params(&[("client_encoding", "LATIN1")]));
+        assert_eq!(latin, params(&[("client_encoding", "LATIN1")]));
+    }
+
+    #[test]
+    fn options_carry_settings_like_postgres_reads_them() {
+        let settings = session_settings(&params(&[(
+            "options",
+            r"-c search_path=a,b --statement-timeout=5s -csome.x=1 -c application_name=two\ words -B 10",
+        )]));
+        let want = [
+            ("search_path", "a,b"),
+            ("statement_timeout", "5s"),
+            ("some.x", "1"),
+            ("application_name", "two words"),
+        ];
+        assert_eq!(settings, params(&want));
     }
 }

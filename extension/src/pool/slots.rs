@@ -1,0 +1,165 @@
+//! The pool's state under its lock, and the hand-off between clients: idle connections, the
+//! count of open slots, the queue of waiters and the lent connections. A connection that comes
+//! back goes straight to the longest waiter; a lost one hands its slot on.
+
+use super::queue::Queue;
+use super::stats::Lent;
+use super::wait::{InvocationDeadline, Wait};
+use super::{Pool, PoolError};
+use crate::server::ServerConn;
+use std::collections::HashMap;
+use std::sync::{Arc, MutexGuard};
+use tokio::sync::oneshot;
+use tracing::debug;
+
+/// What a waiter is given. Moved once through a oneshot, so its size does not matter more than
+/// a box per hand-off would.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Grant {
+    Conn(ServerConn),
+    /// Permission to open a connection in a slot someone gave up.
+    Slot,
+}
+
+pub(super) struct State {
+    pub(super) idle: Vec<ServerConn>,
+    /// Connections that exist or are being opened: idle + checked out + connecting.
+    pub(super) open: usize,
+    pub(super) waiters: Queue,
+    pub(super) closed: bool,
+    /// `PAUSE`: new transactions wait, those under way finish.
+    pub(super) paused: bool,
+    /// Connections lent to clients, by id, for the admin console.
+    pub(super) lent: HashMap<u64, Lent>,
+    /// Logins and health checks under way.
+    pub(super) logging_in: usize,
+    pub(super) testing: usize,
+    /// The Lambda invocation under way, whose deadline bounds waits.
+    pub(super) invocation: Option<InvocationDeadline>,
+}
+
+impl Pool {
+    pub(super) async fn wait(
+        self: &Arc<Pool>,
+        rx: oneshot::Receiver<Grant>,
+        wait: &Wait,
+    ) -> Result<Grant, PoolError> {
+        let mut waiter = Waiter::new(self, rx);
+        match tokio::time::timeout_at(wait.until, waiter.granted()).await {
+            Ok(Some(grant)) => Ok(grant),
+            // The sender was dropped: the pool closed.
+            Ok(None) => Err(PoolError::Closed),
+            // The slots were busy retrying logins, not serving clients: say so.
+            Err(_) => Err(match self.outage.current() {
+                Some(outage) => self.unavailable(outage, wait),
+                None => PoolError::WaitTimeout {
+                    waited: wait.waited(),
+                    bound: wait.bound,
+                    size: self.settings.size,
+                },
+            }),
+        }
+    }
+    /// Takes every idle connection out of the pool, its slot freed, for the caller to close.
+    pub(super) fn take_idle(&self) -> Vec<ServerConn> {
+        let mut state = self.lock();
+        let idle = std::mem::take(&mut state.idle);
+        state.open -= idle.len();
+        idle
+    }
+    /// Puts a clean connection back, or hands it to the longest waiter.
+    pub(super) fn checkin(&self, mut conn: ServerConn) {
+        conn.touch();
+        let retire = if conn.cancel_in_flight() {
+            Some("a cancel is on its way to it")
+        } else if conn.age() >= self.settings.server_lifetime {
+            Some("it is past PGWARM_SERVER_LIFETIME")
+        } else {
+            None
+        };
+        if let Some(why) = retire {
+            debug!(server = conn.id(), "closing server connection: {why}");
+            let id = conn.id();
+            conn.close();
+            self.release_slot(Some(id));
+            return;
+        }
+        let mut state = self.lock();
+        self.unlend(&mut state, conn.id());
+        if state.closed {
+            state.open -= 1;
+            drop(state);
+            conn.close();
+            return;
+        }
+        if state.paused {
+            state.idle.push(conn);
+            return;
+        }
+        if let Some(conn) = state.waiters.hand_conn(conn) {
+            state.idle.push(conn);
+        }
+    }
+    /// A connection is gone (`lent`: the id it was lent under): its slot goes to the longest
+    /// waiter, or is freed.
+    pub(super) fn release_slot(&self, lent: Option<u64>) {
+        let mut state = self.lock();
+        if let Some(id) = lent {
+            self.unlend(&mut state, id);
+        }
+        if state.paused || state.waiters.hand(Grant::Slot).is_some() {
+            state.open -= 1;
+        }
+    }
+    pub(super) fn give_back(&self, grant: Grant) {
+        match grant {
+            Grant::Conn(conn) => self.checkin(conn),
+            Grant::Slot => self.release_slot(None),
+        }
+    }
+    /// Forgets a lent connection; the last one back lets `PAUSE` and `give_back` go on.
+    pub(super) fn unlend(&self, state: &mut State, id: u64) {
+        if state.lent.remove(&id).is_some() && state.lent.is_empty() {
+            self.drained.notify_waiters();
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        // No code path panics while holding the lock; recover the state rather than propagate.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A queued waiter; if it gives up after being granted something, the grant goes back.
+pub(super) struct Waiter<'a> {
+    rx: Option<oneshot::Receiver<Grant>>,
+    pool: &'a Pool,
+}
+
+impl<'a> Waiter<'a> {
+    pub(super) fn new(pool: &'a Pool, rx: oneshot::Receiver<Grant>) -> Waiter<'a> {
+        Waiter { rx: Some(rx), pool }
+    }
+
+    /// What the waiter was handed; `None` when the pool closed. Waits forever once it has
+    /// answered.
+    pub(super) async fn granted(&mut self) -> Option<Grant> {
+        let Some(rx) = self.rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        let grant = rx.await.ok();
+        self.rx = None;
+        grant
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if let Ok(grant) = rx.try_recv() {
+                self.pool.give_back(grant);
+            }
+        }
+    }
+}
