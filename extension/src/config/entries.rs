@@ -1,7 +1,8 @@
 //! The settings as the admin console's `SHOW CONFIG` lists them: each `PGWARM_*` variable with
 //! the value in effect and its default. Secrets show as `***` when set, never their value.
 
-use super::{defaults, ClientTlsMode, CredentialSettings, LogFormat, PoolMode, Settings, Upstream};
+use super::table::{self, Setting};
+use super::{ClientTlsMode, CredentialSettings, LogFormat, PoolMode, Settings, Upstream};
 use std::time::Duration;
 
 /// One line of `SHOW CONFIG`.
@@ -15,155 +16,104 @@ pub(crate) struct ConfigEntry {
 impl Settings {
     pub(crate) fn entries(&self) -> Vec<ConfigEntry> {
         let mut out = Vec::new();
-        let mut add = |key: &'static str, value: String, default: &str| {
+        let mut add = |setting: &Setting, value: String| {
             out.push(ConfigEntry {
-                key,
+                key: setting.name,
                 value,
-                default: default.to_owned(),
+                default: setting.unset.text().to_owned(),
             })
         };
         let hidden = |set: bool| if set { "***" } else { "" }.to_owned();
-        add("PGWARM_LISTEN", self.listen.to_string(), defaults::LISTEN);
+        add(&table::LISTEN, self.listen.to_string());
         match &self.credentials {
             CredentialSettings::Static(t) => {
-                add("PGWARM_AUTH", "password".into(), "");
-                add("PGWARM_DB_HOST", t.host.clone(), "");
-                add("PGWARM_DB_PORT", t.port.to_string(), "5432");
-                add("PGWARM_DB_NAME", t.dbname.clone(), "");
-                add("PGWARM_DB_USER", t.user.clone(), "");
-                add("PGWARM_DB_PASSWORD", hidden(t.password.is_some()), "");
+                add(&table::AUTH, "password".into());
+                add(&table::DB_HOST, t.host.clone());
+                add(&table::DB_PORT, t.port.to_string());
+                add(&table::DB_NAME, t.dbname.clone());
+                add(&table::DB_USER, t.user.clone());
+                add(&table::DB_PASSWORD, hidden(t.password.is_some()));
             }
             CredentialSettings::Iam { target: t, timeout } => {
-                add("PGWARM_AUTH", "iam".into(), "");
-                add("PGWARM_DB_HOST", t.host.clone(), "");
-                add("PGWARM_DB_PORT", t.port.to_string(), "5432");
-                add("PGWARM_DB_NAME", t.dbname.clone(), "");
-                add("PGWARM_DB_USER", t.user.clone(), "");
-                add(
-                    "PGWARM_SECRETS_TIMEOUT",
-                    duration(*timeout),
-                    defaults::SECRETS_TIMEOUT,
-                );
+                add(&table::AUTH, "iam".into());
+                add(&table::DB_HOST, t.host.clone());
+                add(&table::DB_PORT, t.port.to_string());
+                add(&table::DB_NAME, t.dbname.clone());
+                add(&table::DB_USER, t.user.clone());
+                add(&table::SECRETS_TIMEOUT, duration(*timeout));
             }
             CredentialSettings::Secret(s) => {
                 let o = &s.overrides;
-                add("PGWARM_AUTH", "secret".into(), "");
-                add("PGWARM_SECRET_ID", s.secret_id.clone(), "");
-                add("PGWARM_SECRET_TTL", duration(s.ttl), defaults::SECRET_TTL);
-                add(
-                    "PGWARM_SECRETS_TIMEOUT",
-                    duration(s.timeout),
-                    defaults::SECRETS_TIMEOUT,
-                );
-                add("PGWARM_DB_HOST", o.host.clone().unwrap_or_default(), "");
+                add(&table::AUTH, "secret".into());
+                add(&table::SECRET_ID, s.secret_id.clone());
+                add(&table::SECRET_TTL, duration(s.ttl));
+                add(&table::SECRETS_TIMEOUT, duration(s.timeout));
+                add(&table::DB_HOST, o.host.clone().unwrap_or_default());
                 let port = o.port.map(|p| p.to_string()).unwrap_or_default();
-                add("PGWARM_DB_PORT", port, "");
-                add("PGWARM_DB_NAME", o.dbname.clone().unwrap_or_default(), "");
-                add("PGWARM_DB_USER", o.user.clone().unwrap_or_default(), "");
-                add("PGWARM_DB_PASSWORD", hidden(o.password.is_some()), "");
+                add(&table::DB_PORT, port);
+                add(&table::DB_NAME, o.dbname.clone().unwrap_or_default());
+                add(&table::DB_USER, o.user.clone().unwrap_or_default());
+                add(&table::DB_PASSWORD, hidden(o.password.is_some()));
             }
         }
-        add(
-            "PGWARM_SSLMODE",
-            self.sslmode.as_str().into(),
-            "verify-full",
-        );
+        add(&table::SSLMODE, self.sslmode.as_str().into());
         let root = self.ssl_root_cert.as_ref();
         let root = root.map(|p| p.display().to_string()).unwrap_or_default();
-        add("PGWARM_SSLROOTCERT", root, "");
+        add(&table::SSLROOTCERT, root);
         let mode = match self.pool_mode {
             PoolMode::Transaction => "transaction",
             PoolMode::Session => "session",
         };
-        add("PGWARM_POOL_MODE", mode.into(), "transaction");
+        add(&table::POOL_MODE, mode.into());
         let upstream = match self.upstream {
             Upstream::Database => "off",
             Upstream::Pooler => "on",
         };
-        add("PGWARM_UPSTREAM_POOLER", upstream.into(), "off");
-        let size = defaults::POOL_SIZE.to_string();
-        add("PGWARM_POOL_SIZE", self.pool_size.to_string(), &size);
-        add("PGWARM_MIN_POOL_SIZE", self.min_pool_size.to_string(), "0");
-        let max_clients = defaults::MAX_CLIENT_CONN.to_string();
+        add(&table::UPSTREAM_POOLER, upstream.into());
+        add(&table::POOL_SIZE, self.pool_size.to_string());
+        add(&table::MIN_POOL_SIZE, self.min_pool_size.to_string());
+        add(&table::MAX_CLIENT_CONN, self.max_client_conn.to_string());
         add(
-            "PGWARM_MAX_CLIENT_CONN",
-            self.max_client_conn.to_string(),
-            &max_clients,
-        );
-        add(
-            "PGWARM_SERVER_CHECK_DELAY",
+            &table::SERVER_CHECK_DELAY,
             duration(self.server_check_delay),
-            defaults::SERVER_CHECK_DELAY,
         );
         add(
-            "PGWARM_QUERY_WAIT_TIMEOUT",
+            &table::QUERY_WAIT_TIMEOUT,
             duration(self.query_wait_timeout),
-            defaults::QUERY_WAIT_TIMEOUT,
         );
+        add(&table::CONNECT_TIMEOUT, duration(self.connect_timeout));
         add(
-            "PGWARM_CONNECT_TIMEOUT",
-            duration(self.connect_timeout),
-            defaults::CONNECT_TIMEOUT,
-        );
-        add(
-            "PGWARM_IDLE_TRANSACTION_TIMEOUT",
+            &table::IDLE_TRANSACTION_TIMEOUT,
             self.idle_transaction_timeout.map_or("0".into(), duration),
-            defaults::IDLE_TRANSACTION_TIMEOUT,
         );
         add(
-            "PGWARM_IDLE_SESSION_TIMEOUT",
+            &table::IDLE_SESSION_TIMEOUT,
             self.idle_session_timeout.map_or("0".into(), duration),
-            defaults::IDLE_SESSION_TIMEOUT,
         );
+        add(&table::SERVER_LIFETIME, duration(self.server_lifetime));
+        add(&table::SERVER_RESET_QUERY, self.server_reset_query.clone());
         add(
-            "PGWARM_SERVER_LIFETIME",
-            duration(self.server_lifetime),
-            defaults::SERVER_LIFETIME,
-        );
-        add(
-            "PGWARM_SERVER_RESET_QUERY",
-            self.server_reset_query.clone(),
-            defaults::SERVER_RESET_QUERY,
-        );
-        add(
-            "PGWARM_CLIENT_PASSWORD",
+            &table::CLIENT_PASSWORD,
             hidden(self.client_password.is_some()),
-            "",
         );
         let tls = match self.client_tls.mode {
             ClientTlsMode::Off => "off",
             ClientTlsMode::On => "on",
             ClientTlsMode::Require => "require",
         };
-        add("PGWARM_CLIENT_TLS", tls.into(), "on");
-        let max_message = defaults::MAX_MESSAGE_SIZE.to_string();
+        add(&table::CLIENT_TLS, tls.into());
+        add(&table::MAX_MESSAGE_SIZE, self.max_message_size.to_string());
         add(
-            "PGWARM_MAX_MESSAGE_SIZE",
-            self.max_message_size.to_string(),
-            &max_message,
-        );
-        let prepared = defaults::MAX_PREPARED_STATEMENTS.to_string();
-        add(
-            "PGWARM_MAX_PREPARED_STATEMENTS",
+            &table::MAX_PREPARED_STATEMENTS,
             self.max_prepared_statements.to_string(),
-            &prepared,
         );
-        let threads = defaults::WORKER_THREADS.to_string();
-        add(
-            "PGWARM_WORKER_THREADS",
-            self.worker_threads.to_string(),
-            &threads,
-        );
-        add("PGWARM_LOG_LEVEL", self.log_level.clone(), "info");
+        add(&table::WORKER_THREADS, self.worker_threads.to_string());
+        add(&table::LOG_LEVEL, self.log_level.clone());
         let format = match self.log_format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
         };
-        add(
-            "PGWARM_LOG_FORMAT",
-            format.into(),
-            "json in Lambda, text outside",
-        );
+        add(&table::LOG_FORMAT, format.into());
         out
     }
 }
