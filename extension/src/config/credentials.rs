@@ -63,6 +63,15 @@ impl CredentialSettings {
         }
     }
 
+    /// The `PGWARM_AUTH` value that names this source.
+    pub(crate) fn auth(&self) -> &'static str {
+        match self {
+            CredentialSettings::Static(_) => "password",
+            CredentialSettings::Secret(_) => "secret",
+            CredentialSettings::Iam { .. } => "iam",
+        }
+    }
+
     /// For the start-up log line: where the login comes from, without any secret value.
     pub(crate) fn describe(&self) -> String {
         match self {

@@ -115,3 +115,9 @@ pub(super) fn pick<T: Copy>(
         .map(|&(_, value)| value)
         .ok_or_else(|| invalid(setting.name, raw, reason))
 }
+
+/// How `value` is spelled among `choices`: the text `SHOW CONFIG` shows for it.
+pub(super) fn spelling<T: PartialEq>(choices: &[(&'static str, T)], value: T) -> String {
+    let found = choices.iter().find(|(_, choice)| *choice == value);
+    found.map_or("", |(spelling, _)| spelling).to_owned()
+}

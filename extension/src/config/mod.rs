@@ -184,6 +184,20 @@ pub(crate) enum ConfigError {
     },
 }
 
+// The spellings of each choice, for reading a variable and for showing it in `SHOW CONFIG`.
+const POOL_MODES: [(&str, PoolMode); 2] = [
+    ("transaction", PoolMode::Transaction),
+    ("session", PoolMode::Session),
+];
+const UPSTREAMS: [(&str, Upstream); 2] = [("off", Upstream::Database), ("on", Upstream::Pooler)];
+const CLIENT_TLS_MODES: [(&str, ClientTlsMode); 3] = [
+    ("on", ClientTlsMode::On),
+    ("off", ClientTlsMode::Off),
+    ("require", ClientTlsMode::Require),
+];
+const LOG_FORMATS: [(&str, LogFormat); 2] = [("json", LogFormat::Json), ("text", LogFormat::Text)];
+const SWITCH: [(&str, bool); 2] = [("on", true), ("off", false)];
+
 /// `PGWARM_POOL_SIZE`'s default, also the fewest the Managed Instances default gives.
 const POOL_SIZE_DEFAULT: usize = table::POOL_SIZE.unset.whole();
 /// The most server connections the Managed Instances default gives one environment.
@@ -209,15 +223,12 @@ impl Settings {
         let listen = parse_listen(&env)?;
         let pool_mode = env.choice(
             &table::POOL_MODE,
-            &[
-                ("transaction", PoolMode::Transaction),
-                ("session", PoolMode::Session),
-            ],
+            &POOL_MODES,
             "expected transaction or session",
         )?;
         let upstream = env.choice(
             &table::UPSTREAM_POOLER,
-            &[("off", Upstream::Database), ("on", Upstream::Pooler)],
+            &UPSTREAMS,
             "expected on (a transaction pooler is between pgwarm and the database) or off",
         )?;
         let managed_instances = in_lambda
@@ -378,11 +389,7 @@ fn parse_idle_session_timeout(env: &Env<'_>) -> Result<Option<Duration>, ConfigE
 fn parse_client_tls(env: &Env<'_>) -> Result<ClientTlsSettings, ConfigError> {
     let mode = env.choice(
         &table::CLIENT_TLS,
-        &[
-            ("on", ClientTlsMode::On),
-            ("off", ClientTlsMode::Off),
-            ("require", ClientTlsMode::Require),
-        ],
+        &CLIENT_TLS_MODES,
         "expected on, off or require",
     )?;
     let cert = nonempty(env, &table::CLIENT_TLS_CERT).map(PathBuf::from);
@@ -407,11 +414,7 @@ fn parse_client_tls(env: &Env<'_>) -> Result<ClientTlsSettings, ConfigError> {
 }
 
 fn parse_metrics(env: &Env<'_>) -> Result<Option<MetricsSettings>, ConfigError> {
-    let on = env.choice(
-        &table::METRICS,
-        &[("on", true), ("off", false)],
-        "expected on or off",
-    )?;
+    let on = env.choice(&table::METRICS, &SWITCH, "expected on or off")?;
     if !on {
         return Ok(None);
     }
@@ -440,7 +443,7 @@ fn parse_log_format(env: &Env<'_>, in_lambda: bool) -> Result<LogFormat, ConfigE
         Some(raw) => pick(
             &table::LOG_FORMAT,
             &raw,
-            &[("json", LogFormat::Json), ("text", LogFormat::Text)],
+            &LOG_FORMATS,
             "expected json or text",
         ),
     }
