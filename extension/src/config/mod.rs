@@ -1,6 +1,6 @@
 //! Configuration: `PGWARM_*` environment variables turned into validated settings. Each one is
 //! read through its row of `table.rs`, the one list of them and their defaults, which
-//! `SHOW CONFIG` follows too.
+//! `SHOW CONFIG` follows and a test holds README's configuration table to.
 //!
 //! Every error names the variable and the offending value (never the value of a secret), because
 //! in Lambda the message ends up in the function's Init log and nowhere else.

@@ -2,8 +2,8 @@
 //! how `SHOW CONFIG` shows the value in effect. `from_lookup` reads a variable only through its
 //! row here, the defaults it parses are the rows' text, and `SHOW CONFIG` lists every row, so what
 //! is read and what is shown cannot drift apart (PgBouncer drives its config file and its
-//! `SHOW CONFIG` from one table the same way). The rows are in the order of README's
-//! configuration table.
+//! `SHOW CONFIG` from one table the same way). README's configuration table lists the same
+//! variables in the same order with the same defaults, which `tests.rs` checks.
 
 use super::entries::{aws_timeout, duration, login, path, secret};
 use super::env::spelling;
@@ -361,3 +361,6 @@ impl Lambda {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
