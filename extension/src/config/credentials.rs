@@ -2,7 +2,8 @@
 //! variables, which are the whole login in `password` mode and override single fields of the
 //! secret in `secret` mode.
 
-use super::{defaults, invalid, ConfigError, Env, Secret};
+use super::table;
+use super::{invalid, ConfigError, Env, Secret};
 use std::time::Duration;
 
 /// Where the database is and who pgwarm logs in as: one complete login.
@@ -62,6 +63,15 @@ impl CredentialSettings {
         }
     }
 
+    /// The `PGWARM_AUTH` value that names this source.
+    pub(crate) fn auth(&self) -> &'static str {
+        match self {
+            CredentialSettings::Static(_) => "password",
+            CredentialSettings::Secret(_) => "secret",
+            CredentialSettings::Iam { .. } => "iam",
+        }
+    }
+
     /// For the start-up log line: where the login comes from, without any secret value.
     pub(crate) fn describe(&self) -> String {
         match self {
@@ -75,69 +85,80 @@ impl CredentialSettings {
 }
 
 pub(super) fn parse(env: &Env<'_>) -> Result<CredentialSettings, ConfigError> {
-    let overrides = DbOverrides {
-        host: env.get("PGWARM_DB_HOST").filter(|h| !h.trim().is_empty()),
-        port: match env.get("PGWARM_DB_PORT") {
-            None => None,
-            Some(_) => Some(env.parse_or("PGWARM_DB_PORT", 5432u16, "expected a TCP port")?),
-        },
-        dbname: env.get("PGWARM_DB_NAME").filter(|d| !d.is_empty()),
-        user: env.get("PGWARM_DB_USER").filter(|u| !u.trim().is_empty()),
-        password: env.get("PGWARM_DB_PASSWORD").map(Secret),
-    };
-    let secret_id = env.get("PGWARM_SECRET_ID").filter(|s| !s.trim().is_empty());
-    let auth = env.get("PGWARM_AUTH");
+    let overrides = overrides(env)?;
+    let secret_id = env.get(&table::SECRET_ID).filter(|s| !s.trim().is_empty());
+    let auth = env.get(&table::AUTH);
     match (auth.as_deref(), secret_id) {
         (None | Some("secret"), Some(secret_id)) => {
             Ok(CredentialSettings::Secret(SecretSettings {
                 secret_id,
                 overrides,
-                ttl: env.nonzero_duration("PGWARM_SECRET_TTL", defaults::SECRET_TTL)?,
-                timeout: env
-                    .nonzero_duration("PGWARM_SECRETS_TIMEOUT", defaults::SECRETS_TIMEOUT)?,
+                ttl: env.nonzero_duration(&table::SECRET_TTL)?,
+                timeout: env.nonzero_duration(&table::SECRETS_TIMEOUT)?,
             }))
         }
         (Some("secret"), None) => Err(ConfigError::Missing {
-            variable: "PGWARM_SECRET_ID",
+            variable: table::SECRET_ID.name,
             reason: "PGWARM_AUTH=secret reads the login from a Secrets Manager secret",
         }),
-        (None | Some("password"), _) => Ok(CredentialSettings::Static(whole_login(overrides)?)),
+        (None | Some("password"), _) => {
+            Ok(CredentialSettings::Static(whole_login(env, overrides)?))
+        }
         (Some("iam"), _) => {
             if overrides.password.is_some() {
                 return Err(invalid(
-                    "PGWARM_DB_PASSWORD",
+                    table::DB_PASSWORD.name,
                     "(set)",
                     "PGWARM_AUTH=iam logs in with an RDS auth token, not a password; unset it",
                 ));
             }
             Ok(CredentialSettings::Iam {
-                target: whole_login(overrides)?,
-                timeout: env
-                    .nonzero_duration("PGWARM_SECRETS_TIMEOUT", defaults::SECRETS_TIMEOUT)?,
+                target: whole_login(env, overrides)?,
+                timeout: env.nonzero_duration(&table::SECRETS_TIMEOUT)?,
             })
         }
         (Some(other), _) => Err(invalid(
-            "PGWARM_AUTH",
+            table::AUTH.name,
             other,
             "expected secret, password or iam",
         )),
     }
 }
 
+/// `PGWARM_DB_*` as set; blank host, name and user count as unset.
+fn overrides(env: &Env<'_>) -> Result<DbOverrides, ConfigError> {
+    Ok(DbOverrides {
+        host: env.get(&table::DB_HOST).filter(|h| !h.trim().is_empty()),
+        port: match env.get(&table::DB_PORT) {
+            None => None,
+            Some(_) => Some(env.parse(&table::DB_PORT, PORT_REASON)?),
+        },
+        dbname: env.get(&table::DB_NAME).filter(|d| !d.is_empty()),
+        user: env.get(&table::DB_USER).filter(|u| !u.trim().is_empty()),
+        password: env.get(&table::DB_PASSWORD).map(Secret),
+    })
+}
+
+const PORT_REASON: &str = "expected a TCP port";
+
 /// The login `PGWARM_DB_*` give on their own: host and user are required.
-fn whole_login(overrides: DbOverrides) -> Result<TargetSettings, ConfigError> {
+fn whole_login(env: &Env<'_>, overrides: DbOverrides) -> Result<TargetSettings, ConfigError> {
     let missing = |variable, reason| ConfigError::Missing { variable, reason };
     let host = overrides.host.ok_or(missing(
-        "PGWARM_DB_HOST",
+        table::DB_HOST.name,
         "pgwarm needs the database host, or PGWARM_SECRET_ID",
     ))?;
     let user = overrides.user.ok_or(missing(
-        "PGWARM_DB_USER",
+        table::DB_USER.name,
         "pgwarm needs the database user, or PGWARM_SECRET_ID",
     ))?;
+    let port = match overrides.port {
+        Some(port) => port,
+        None => env.parse(&table::DB_PORT, PORT_REASON)?,
+    };
     Ok(TargetSettings {
         host,
-        port: overrides.port.unwrap_or(5432),
+        port,
         dbname: overrides.dbname.unwrap_or_else(|| user.clone()),
         user,
         password: overrides.password,

@@ -1,7 +1,10 @@
-//! The settings as the admin console's `SHOW CONFIG` lists them: each `PGWARM_*` variable with
-//! the value in effect and its default. Secrets show as `***` when set, never their value.
+//! The settings as the admin console's `SHOW CONFIG` lists them: each row of the settings table
+//! with the value in effect and its default. Secrets show as `***` when set, never their value.
+//! The helpers here read a value back out of [`Settings`] for the table's rows.
 
-use super::{defaults, ClientTlsMode, CredentialSettings, LogFormat, PoolMode, Settings, Upstream};
+use super::table::SETTINGS;
+use super::{CredentialSettings, DbOverrides, SecretSettings, Settings};
+use std::path::Path;
 use std::time::Duration;
 
 /// One line of `SHOW CONFIG`.
@@ -13,159 +16,52 @@ pub(crate) struct ConfigEntry {
 }
 
 impl Settings {
+    /// Every row of the settings table, in its order.
     pub(crate) fn entries(&self) -> Vec<ConfigEntry> {
-        let mut out = Vec::new();
-        let mut add = |key: &'static str, value: String, default: &str| {
-            out.push(ConfigEntry {
-                key,
-                value,
-                default: default.to_owned(),
+        SETTINGS
+            .iter()
+            .map(|row| ConfigEntry {
+                key: row.name,
+                value: row.shown.value(self),
+                default: row.unset.text().to_owned(),
             })
-        };
-        let hidden = |set: bool| if set { "***" } else { "" }.to_owned();
-        add("PGWARM_LISTEN", self.listen.to_string(), defaults::LISTEN);
-        match &self.credentials {
-            CredentialSettings::Static(t) => {
-                add("PGWARM_AUTH", "password".into(), "");
-                add("PGWARM_DB_HOST", t.host.clone(), "");
-                add("PGWARM_DB_PORT", t.port.to_string(), "5432");
-                add("PGWARM_DB_NAME", t.dbname.clone(), "");
-                add("PGWARM_DB_USER", t.user.clone(), "");
-                add("PGWARM_DB_PASSWORD", hidden(t.password.is_some()), "");
-            }
-            CredentialSettings::Iam { target: t, timeout } => {
-                add("PGWARM_AUTH", "iam".into(), "");
-                add("PGWARM_DB_HOST", t.host.clone(), "");
-                add("PGWARM_DB_PORT", t.port.to_string(), "5432");
-                add("PGWARM_DB_NAME", t.dbname.clone(), "");
-                add("PGWARM_DB_USER", t.user.clone(), "");
-                add(
-                    "PGWARM_SECRETS_TIMEOUT",
-                    duration(*timeout),
-                    defaults::SECRETS_TIMEOUT,
-                );
-            }
-            CredentialSettings::Secret(s) => {
-                let o = &s.overrides;
-                add("PGWARM_AUTH", "secret".into(), "");
-                add("PGWARM_SECRET_ID", s.secret_id.clone(), "");
-                add("PGWARM_SECRET_TTL", duration(s.ttl), defaults::SECRET_TTL);
-                add(
-                    "PGWARM_SECRETS_TIMEOUT",
-                    duration(s.timeout),
-                    defaults::SECRETS_TIMEOUT,
-                );
-                add("PGWARM_DB_HOST", o.host.clone().unwrap_or_default(), "");
-                let port = o.port.map(|p| p.to_string()).unwrap_or_default();
-                add("PGWARM_DB_PORT", port, "");
-                add("PGWARM_DB_NAME", o.dbname.clone().unwrap_or_default(), "");
-                add("PGWARM_DB_USER", o.user.clone().unwrap_or_default(), "");
-                add("PGWARM_DB_PASSWORD", hidden(o.password.is_some()), "");
-            }
-        }
-        add(
-            "PGWARM_SSLMODE",
-            self.sslmode.as_str().into(),
-            "verify-full",
-        );
-        let root = self.ssl_root_cert.as_ref();
-        let root = root.map(|p| p.display().to_string()).unwrap_or_default();
-        add("PGWARM_SSLROOTCERT", root, "");
-        let mode = match self.pool_mode {
-            PoolMode::Transaction => "transaction",
-            PoolMode::Session => "session",
-        };
-        add("PGWARM_POOL_MODE", mode.into(), "transaction");
-        let upstream = match self.upstream {
-            Upstream::Database => "off",
-            Upstream::Pooler => "on",
-        };
-        add("PGWARM_UPSTREAM_POOLER", upstream.into(), "off");
-        let size = defaults::POOL_SIZE.to_string();
-        add("PGWARM_POOL_SIZE", self.pool_size.to_string(), &size);
-        add("PGWARM_MIN_POOL_SIZE", self.min_pool_size.to_string(), "0");
-        let max_clients = defaults::MAX_CLIENT_CONN.to_string();
-        add(
-            "PGWARM_MAX_CLIENT_CONN",
-            self.max_client_conn.to_string(),
-            &max_clients,
-        );
-        add(
-            "PGWARM_SERVER_CHECK_DELAY",
-            duration(self.server_check_delay),
-            defaults::SERVER_CHECK_DELAY,
-        );
-        add(
-            "PGWARM_QUERY_WAIT_TIMEOUT",
-            duration(self.query_wait_timeout),
-            defaults::QUERY_WAIT_TIMEOUT,
-        );
-        add(
-            "PGWARM_CONNECT_TIMEOUT",
-            duration(self.connect_timeout),
-            defaults::CONNECT_TIMEOUT,
-        );
-        add(
-            "PGWARM_IDLE_TRANSACTION_TIMEOUT",
-            self.idle_transaction_timeout.map_or("0".into(), duration),
-            defaults::IDLE_TRANSACTION_TIMEOUT,
-        );
-        add(
-            "PGWARM_IDLE_SESSION_TIMEOUT",
-            self.idle_session_timeout.map_or("0".into(), duration),
-            defaults::IDLE_SESSION_TIMEOUT,
-        );
-        add(
-            "PGWARM_SERVER_LIFETIME",
-            duration(self.server_lifetime),
-            defaults::SERVER_LIFETIME,
-        );
-        add(
-            "PGWARM_SERVER_RESET_QUERY",
-            self.server_reset_query.clone(),
-            defaults::SERVER_RESET_QUERY,
-        );
-        add(
-            "PGWARM_CLIENT_PASSWORD",
-            hidden(self.client_password.is_some()),
-            "",
-        );
-        let tls = match self.client_tls.mode {
-            ClientTlsMode::Off => "off",
-            ClientTlsMode::On => "on",
-            ClientTlsMode::Require => "require",
-        };
-        add("PGWARM_CLIENT_TLS", tls.into(), "on");
-        let max_message = defaults::MAX_MESSAGE_SIZE.to_string();
-        add(
-            "PGWARM_MAX_MESSAGE_SIZE",
-            self.max_message_size.to_string(),
-            &max_message,
-        );
-        let prepared = defaults::MAX_PREPARED_STATEMENTS.to_string();
-        add(
-            "PGWARM_MAX_PREPARED_STATEMENTS",
-            self.max_prepared_statements.to_string(),
-            &prepared,
-        );
-        let threads = defaults::WORKER_THREADS.to_string();
-        add(
-            "PGWARM_WORKER_THREADS",
-            self.worker_threads.to_string(),
-            &threads,
-        );
-        add("PGWARM_LOG_LEVEL", self.log_level.clone(), "info");
-        let format = match self.log_format {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        };
-        add(
-            "PGWARM_LOG_FORMAT",
-            format.into(),
-            "json in Lambda, text outside",
-        );
-        out
+            .collect()
     }
+}
+
+/// `PGWARM_DB_*` in effect: the whole login with `password` and `iam`, only the fields set with
+/// `secret` (the others come from the secret).
+pub(super) fn login(settings: &Settings) -> DbOverrides {
+    match &settings.credentials {
+        CredentialSettings::Static(t) | CredentialSettings::Iam { target: t, .. } => DbOverrides {
+            host: Some(t.host.clone()),
+            port: Some(t.port),
+            dbname: Some(t.dbname.clone()),
+            user: Some(t.user.clone()),
+            password: t.password.clone(),
+        },
+        CredentialSettings::Secret(s) => s.overrides.clone(),
+    }
+}
+
+pub(super) fn secret(settings: &Settings) -> Option<&SecretSettings> {
+    match &settings.credentials {
+        CredentialSettings::Secret(s) => Some(s),
+        CredentialSettings::Static(_) | CredentialSettings::Iam { .. } => None,
+    }
+}
+
+/// `PGWARM_SECRETS_TIMEOUT`, which bounds AWS calls: there are none with a static login.
+pub(super) fn aws_timeout(settings: &Settings) -> Option<Duration> {
+    match &settings.credentials {
+        CredentialSettings::Secret(s) => Some(s.timeout),
+        CredentialSettings::Iam { timeout, .. } => Some(*timeout),
+        CredentialSettings::Static(_) => None,
+    }
+}
+
+pub(super) fn path(path: Option<&Path>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_default()
 }
 
 /// A duration as the variables take it: whole seconds as `10s`, anything else in `ms`.
@@ -200,6 +96,102 @@ mod tests {
         assert!(entries
             .iter()
             .all(|e| !e.value.contains("hunter2") && !e.default.contains("hunter2")));
+    }
+
+    fn shown(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        let settings = Settings::from_lookup(|name| {
+            let pair = pairs.iter().find(|(k, _)| *k == name);
+            pair.map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        let entries = settings.entries();
+        entries
+            .into_iter()
+            .map(|e| (e.key.into(), e.value))
+            .collect()
+    }
+
+    fn value<'a>(shown: &'a [(String, String)], key: &str) -> &'a str {
+        &shown.iter().find(|(k, _)| k == key).unwrap().1
+    }
+
+    #[test]
+    fn every_row_of_the_table_is_listed_in_order() {
+        let keys: Vec<String> = shown(&[("PGWARM_DB_HOST", "h"), ("PGWARM_DB_USER", "u")])
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let rows: Vec<&str> = SETTINGS.iter().map(|row| row.name).collect();
+        assert_eq!(keys, rows);
+        for once_missing in [
+            "PGWARM_STATS_PERIOD",
+            "PGWARM_METRICS",
+            "PGWARM_METRICS_INTERVAL",
+            "PGWARM_METRICS_NAMESPACE",
+            "PGWARM_CLIENT_TLS_CERT",
+            "PGWARM_CLIENT_TLS_KEY",
+        ] {
+            assert!(keys.iter().any(|k| k == once_missing), "{once_missing}");
+        }
+    }
+
+    #[test]
+    fn values_are_what_was_parsed() {
+        let s = shown(&[
+            ("PGWARM_DB_HOST", "127.0.0.1"),
+            ("PGWARM_DB_USER", "app"),
+            ("PGWARM_QUERY_WAIT_TIMEOUT", " 2m "),
+            ("PGWARM_IDLE_SESSION_TIMEOUT", "0"),
+            ("PGWARM_CLIENT_TLS_CERT", "/c.pem"),
+            ("PGWARM_CLIENT_TLS_KEY", "/k.pem"),
+            ("PGWARM_METRICS", "off"),
+            ("PGWARM_STATS_PERIOD", "1500ms"),
+            ("PGWARM_SECRET_TTL", "10s"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"),
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "8"),
+        ]);
+        for (key, expected) in [
+            ("PGWARM_AUTH", "password"),
+            ("PGWARM_DB_PORT", "5432"),
+            ("PGWARM_DB_NAME", "app"),
+            ("PGWARM_DB_PASSWORD", ""),
+            ("PGWARM_SSLMODE", "prefer"),
+            ("PGWARM_QUERY_WAIT_TIMEOUT", "120s"),
+            ("PGWARM_IDLE_SESSION_TIMEOUT", "0"),
+            ("PGWARM_POOL_SIZE", "8"),
+            ("PGWARM_LOG_FORMAT", "json"),
+            ("PGWARM_CLIENT_TLS", "on"),
+            ("PGWARM_CLIENT_TLS_CERT", "/c.pem"),
+            ("PGWARM_CLIENT_TLS_KEY", "/k.pem"),
+            ("PGWARM_STATS_PERIOD", "1500ms"),
+            ("PGWARM_METRICS", "off"),
+            // Not in effect: no metrics, no secret.
+            ("PGWARM_METRICS_NAMESPACE", ""),
+            ("PGWARM_METRICS_INTERVAL", ""),
+            ("PGWARM_SECRET_TTL", ""),
+            ("PGWARM_SECRETS_TIMEOUT", ""),
+        ] {
+            assert_eq!(value(&s, key), expected, "{key}");
+        }
+        let secret = shown(&[
+            ("PGWARM_SECRET_ID", "prod/db"),
+            ("PGWARM_DB_PASSWORD", "hunter2"),
+        ]);
+        for (key, expected) in [
+            ("PGWARM_AUTH", "secret"),
+            ("PGWARM_SECRET_ID", "prod/db"),
+            ("PGWARM_SECRET_TTL", "300s"),
+            ("PGWARM_SECRETS_TIMEOUT", "5s"),
+            ("PGWARM_DB_HOST", ""),
+            ("PGWARM_DB_PORT", ""),
+            ("PGWARM_DB_PASSWORD", "***"),
+            ("PGWARM_SSLMODE", "verify-full"),
+            ("PGWARM_METRICS_NAMESPACE", "pgwarm"),
+            ("PGWARM_METRICS_INTERVAL", "60s"),
+        ] {
+            assert_eq!(value(&secret, key), expected, "{key}");
+        }
     }
 
     #[test]

@@ -1,15 +1,22 @@
-//! Configuration: `PGWARM_*` environment variables turned into validated settings.
+//! Configuration: `PGWARM_*` environment variables turned into validated settings. Each one is
+//! read through its row of `table.rs`, the one list of them and their defaults, which
+//! `SHOW CONFIG` follows and a test holds README's configuration table to.
 //!
 //! Every error names the variable and the offending value (never the value of a secret), because
 //! in Lambda the message ends up in the function's Init log and nowhere else.
 
 mod credentials;
 mod entries;
+mod env;
+mod table;
 
 pub(crate) use credentials::{CredentialSettings, DbOverrides, SecretSettings, TargetSettings};
 
+use env::{pick, Env};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+use table::{Lambda, Setting};
 use thiserror::Error;
 
 /// A value that must never reach a log line; `Debug` prints asterisks.
@@ -66,6 +73,14 @@ pub(crate) enum SslMode {
 }
 
 impl SslMode {
+    const ALL: [SslMode; 5] = [
+        SslMode::Disable,
+        SslMode::Prefer,
+        SslMode::Require,
+        SslMode::VerifyCa,
+        SslMode::VerifyFull,
+    ];
+
     /// The value as PGWARM_SSLMODE spells it.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -169,32 +184,26 @@ pub(crate) enum ConfigError {
     },
 }
 
-/// Defaults, documented in README's configuration table.
-pub(crate) mod defaults {
-    pub(crate) const LISTEN: &str = "127.0.0.1:5432";
-    pub(crate) const POOL_SIZE: usize = 2;
-    pub(crate) const MAX_CLIENT_CONN: usize = 1000;
-    pub(crate) const SERVER_CHECK_DELAY: &str = "10s";
-    pub(crate) const QUERY_WAIT_TIMEOUT: &str = "30s";
-    pub(crate) const CONNECT_TIMEOUT: &str = "5s";
-    pub(crate) const IDLE_TRANSACTION_TIMEOUT: &str = "0";
-    /// An environment idle (frozen) this long gives its database slots back; the next
-    /// invocation after such a pause pays one login.
-    pub(crate) const IDLE_SESSION_TIMEOUT: &str = "60s";
-    pub(crate) const SERVER_LIFETIME: &str = "1h";
-    pub(crate) const SERVER_RESET_QUERY: &str = "DISCARD ALL";
-    /// PostgreSQL's own limit for one message (PQ_LARGE_MESSAGE_LIMIT is 1 GiB - 1).
-    pub(crate) const MAX_MESSAGE_SIZE: usize = (1 << 30) - 1;
-    pub(crate) const WORKER_THREADS: usize = 1;
-    pub(crate) const MAX_PREPARED_STATEMENTS: usize = 200;
-    pub(crate) const SECRET_TTL: &str = "300s";
-    pub(crate) const SECRETS_TIMEOUT: &str = "5s";
-    /// The most server connections the Managed Instances default gives one environment.
-    pub(crate) const MANAGED_INSTANCES_MAX_POOL_SIZE: usize = 20;
-    pub(crate) const STATS_PERIOD: &str = "60s";
-    pub(crate) const METRICS_NAMESPACE: &str = "pgwarm";
-    pub(crate) const METRICS_INTERVAL: &str = "60s";
-}
+// The spellings of each choice, for reading a variable and for showing it in `SHOW CONFIG`.
+const POOL_MODES: [(&str, PoolMode); 2] = [
+    ("transaction", PoolMode::Transaction),
+    ("session", PoolMode::Session),
+];
+const UPSTREAMS: [(&str, Upstream); 2] = [("off", Upstream::Database), ("on", Upstream::Pooler)];
+const CLIENT_TLS_MODES: [(&str, ClientTlsMode); 3] = [
+    ("on", ClientTlsMode::On),
+    ("off", ClientTlsMode::Off),
+    ("require", ClientTlsMode::Require),
+];
+const LOG_FORMATS: [(&str, LogFormat); 2] = [("json", LogFormat::Json), ("text", LogFormat::Text)];
+const SWITCH: [(&str, bool); 2] = [("on", true), ("off", false)];
+
+/// `PGWARM_POOL_SIZE`'s default, also the fewest the Managed Instances default gives.
+const POOL_SIZE_DEFAULT: usize = table::POOL_SIZE.unset.whole();
+/// The most server connections the Managed Instances default gives one environment.
+const MANAGED_INSTANCES_MAX_POOL_SIZE: usize = 20;
+/// PostgreSQL's own limit for one message, which is also `PGWARM_MAX_MESSAGE_SIZE`'s default.
+const MAX_MESSAGE_SIZE_LIMIT: usize = table::MAX_MESSAGE_SIZE.unset.whole();
 
 impl Settings {
     /// Reads the process environment.
@@ -202,110 +211,36 @@ impl Settings {
         Settings::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    /// Reads settings through `lookup`, so tests need not touch the process environment. The
+    /// variables are read in a fixed order, so with several bad ones the same one is named.
     pub(crate) fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
         let env = Env(&lookup);
-        let in_lambda = env.get("AWS_LAMBDA_RUNTIME_API").is_some();
-
+        let in_lambda = env.lambda(Lambda::RuntimeApi).is_some();
         let credentials = credentials::parse(&env)?;
-        let mut sslmode = parse_sslmode(&env, credentials.known_host())?;
-        if matches!(credentials, CredentialSettings::Iam { .. })
-            && matches!(sslmode, SslMode::Disable | SslMode::Prefer)
-        {
-            // RDS takes an auth token over TLS only: a mode that may send it in clear is refused,
-            // and the loopback default becomes require.
-            match env.get("PGWARM_SSLMODE") {
-                Some(raw) => {
-                    return Err(invalid(
-                        "PGWARM_SSLMODE",
-                        &raw,
-                        "PGWARM_AUTH=iam sends an auth token, which RDS accepts over TLS only: \
-                         use require, verify-ca or verify-full",
-                    ))
-                }
-                None => sslmode = SslMode::Require,
-            }
-        }
-
-        let listen_raw = env.get("PGWARM_LISTEN").unwrap_or(defaults::LISTEN.into());
-        let listen = listen_raw.parse().map_err(|_| {
-            invalid(
-                "PGWARM_LISTEN",
-                &listen_raw,
-                "expected an address like 127.0.0.1:5432",
-            )
-        })?;
-
-        let pool_mode = match env.get("PGWARM_POOL_MODE").as_deref() {
-            None | Some("transaction") => PoolMode::Transaction,
-            Some("session") => PoolMode::Session,
-            Some(other) => {
-                return Err(invalid(
-                    "PGWARM_POOL_MODE",
-                    other,
-                    "expected transaction or session",
-                ))
-            }
-        };
-        let upstream =
-            match env.get("PGWARM_UPSTREAM_POOLER").as_deref() {
-                None | Some("off") => Upstream::Database,
-                Some("on") => Upstream::Pooler,
-                Some(other) => return Err(invalid(
-                    "PGWARM_UPSTREAM_POOLER",
-                    other,
-                    "expected on (a transaction pooler is between pgwarm and the database) or off",
-                )),
-            };
+        let sslmode = parse_sslmode(&env, &credentials)?;
+        let listen = parse_listen(&env)?;
+        let pool_mode = env.choice(
+            &table::POOL_MODE,
+            &POOL_MODES,
+            "expected transaction or session",
+        )?;
+        let upstream = env.choice(
+            &table::UPSTREAM_POOLER,
+            &UPSTREAMS,
+            "expected on (a transaction pooler is between pgwarm and the database) or off",
+        )?;
         let managed_instances = in_lambda
-            && env.get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref()
+            && env.lambda(Lambda::InitializationType).as_deref()
                 == Some("lambda-managed-instances");
-        let pool_size_default = match env.get("AWS_LAMBDA_MAX_CONCURRENCY") {
-            Some(raw) if managed_instances => managed_instances_pool_size(&raw)?,
-            _ => defaults::POOL_SIZE,
-        };
-        let pool_size = env.positive("PGWARM_POOL_SIZE", pool_size_default)?;
-        let min_pool_size = env.parse_or(
-            "PGWARM_MIN_POOL_SIZE",
-            0,
-            "expected a whole number (0 opens no connection before a client needs one)",
-        )?;
-        if min_pool_size > pool_size {
-            return Err(invalid(
-                "PGWARM_MIN_POOL_SIZE",
-                &min_pool_size.to_string(),
-                &format!("cannot exceed PGWARM_POOL_SIZE ({pool_size})"),
-            ));
-        }
-        let max_client_conn = env.positive("PGWARM_MAX_CLIENT_CONN", defaults::MAX_CLIENT_CONN)?;
-        let max_message_size =
-            env.positive("PGWARM_MAX_MESSAGE_SIZE", defaults::MAX_MESSAGE_SIZE)?;
-        if max_message_size > defaults::MAX_MESSAGE_SIZE {
-            return Err(invalid(
-                "PGWARM_MAX_MESSAGE_SIZE",
-                &max_message_size.to_string(),
-                "PostgreSQL itself accepts at most 1073741823 bytes",
-            ));
-        }
-
-        let idle_transaction_timeout = env.duration(
-            "PGWARM_IDLE_TRANSACTION_TIMEOUT",
-            defaults::IDLE_TRANSACTION_TIMEOUT,
-        )?;
-        let idle_session_timeout = env.duration(
-            "PGWARM_IDLE_SESSION_TIMEOUT",
-            defaults::IDLE_SESSION_TIMEOUT,
-        )?;
-        if idle_session_timeout.as_millis() > i32::MAX as u128 {
-            return Err(invalid(
-                "PGWARM_IDLE_SESSION_TIMEOUT",
-                &format!("{idle_session_timeout:?}"),
-                "PostgreSQL takes at most 2147483647ms (about 24 days)",
-            ));
-        }
-        let settings = Settings {
+        let pool_size = parse_pool_size(&env, managed_instances)?;
+        let min_pool_size = parse_min_pool_size(&env, pool_size)?;
+        let max_client_conn = env.positive(&table::MAX_CLIENT_CONN)?;
+        let max_message_size = parse_max_message_size(&env)?;
+        let idle_transaction_timeout = env.optional_duration(&table::IDLE_TRANSACTION_TIMEOUT)?;
+        let idle_session_timeout = parse_idle_session_timeout(&env)?;
+        Ok(Settings {
             listen,
             credentials,
             sslmode,
@@ -315,79 +250,85 @@ impl Settings {
             pool_size,
             min_pool_size,
             max_client_conn,
-            server_check_delay: env
-                .duration("PGWARM_SERVER_CHECK_DELAY", defaults::SERVER_CHECK_DELAY)?,
-            query_wait_timeout: env
-                .nonzero_duration("PGWARM_QUERY_WAIT_TIMEOUT", defaults::QUERY_WAIT_TIMEOUT)?,
-            connect_timeout: env
-                .nonzero_duration("PGWARM_CONNECT_TIMEOUT", defaults::CONNECT_TIMEOUT)?,
-            idle_transaction_timeout: (!idle_transaction_timeout.is_zero())
-                .then_some(idle_transaction_timeout),
-            idle_session_timeout: (!idle_session_timeout.is_zero()).then_some(idle_session_timeout),
-            server_lifetime: env
-                .nonzero_duration("PGWARM_SERVER_LIFETIME", defaults::SERVER_LIFETIME)?,
-            server_reset_query: env
-                .get("PGWARM_SERVER_RESET_QUERY")
-                .unwrap_or(defaults::SERVER_RESET_QUERY.into()),
-            client_password: env
-                .get("PGWARM_CLIENT_PASSWORD")
-                .filter(|p| !p.is_empty())
-                .map(Secret),
+            server_check_delay: env.duration(&table::SERVER_CHECK_DELAY)?,
+            query_wait_timeout: env.nonzero_duration(&table::QUERY_WAIT_TIMEOUT)?,
+            connect_timeout: env.nonzero_duration(&table::CONNECT_TIMEOUT)?,
+            idle_transaction_timeout,
+            idle_session_timeout,
+            server_lifetime: env.nonzero_duration(&table::SERVER_LIFETIME)?,
+            server_reset_query: env.text(&table::SERVER_RESET_QUERY),
+            client_password: nonempty(&env, &table::CLIENT_PASSWORD).map(Secret),
             max_message_size,
-            ssl_root_cert: env
-                .get("PGWARM_SSLROOTCERT")
-                .filter(|p| !p.is_empty())
-                .map(std::path::PathBuf::from),
+            ssl_root_cert: nonempty(&env, &table::SSLROOTCERT).map(PathBuf::from),
             client_tls: parse_client_tls(&env)?,
-            max_prepared_statements: env.parse_or(
-                "PGWARM_MAX_PREPARED_STATEMENTS",
-                defaults::MAX_PREPARED_STATEMENTS,
+            max_prepared_statements: env.parse(
+                &table::MAX_PREPARED_STATEMENTS,
                 "expected a whole number (0 turns prepared statement tracking off)",
             )?,
-            worker_threads: env.positive("PGWARM_WORKER_THREADS", defaults::WORKER_THREADS)?,
-            stats_period: env.nonzero_duration("PGWARM_STATS_PERIOD", defaults::STATS_PERIOD)?,
+            worker_threads: env.positive(&table::WORKER_THREADS)?,
+            stats_period: env.nonzero_duration(&table::STATS_PERIOD)?,
             metrics: parse_metrics(&env)?,
-            log_level: env.get("PGWARM_LOG_LEVEL").unwrap_or("info".into()),
-            log_format: match env.get("PGWARM_LOG_FORMAT").as_deref() {
-                None => {
-                    if in_lambda {
-                        LogFormat::Json
-                    } else {
-                        LogFormat::Text
-                    }
-                }
-                Some("json") => LogFormat::Json,
-                Some("text") => LogFormat::Text,
-                Some(other) => {
-                    return Err(invalid("PGWARM_LOG_FORMAT", other, "expected json or text"))
-                }
-            },
-        };
-        Ok(settings)
+            log_level: env.text(&table::LOG_LEVEL),
+            log_format: parse_log_format(&env, in_lambda)?,
+        })
     }
+}
+
+/// The variable as set, unless empty: an empty path or password means none.
+fn nonempty(env: &Env<'_>, setting: &Setting) -> Option<String> {
+    env.get(setting).filter(|value| !value.is_empty())
+}
+
+fn parse_listen(env: &Env<'_>) -> Result<SocketAddr, ConfigError> {
+    let raw = env.text(&table::LISTEN);
+    raw.parse().map_err(|_| {
+        invalid(
+            table::LISTEN.name,
+            &raw,
+            "expected an address like 127.0.0.1:5432",
+        )
+    })
 }
 
 /// libpq's sslmode values; the default is verify-full, except prefer for a database on this
 /// machine (a local test cluster rarely has a certificate). A host known only from a secret
-/// gets verify-full.
-fn parse_sslmode(env: &Env<'_>, host: Option<&str>) -> Result<SslMode, ConfigError> {
-    let raw = env.get("PGWARM_SSLMODE");
-    Ok(match raw.as_deref() {
-        None if host.is_some_and(is_loopback) => SslMode::Prefer,
-        None => SslMode::VerifyFull,
-        Some("disable") => SslMode::Disable,
-        Some("prefer") => SslMode::Prefer,
-        Some("require") => SslMode::Require,
-        Some("verify-ca") => SslMode::VerifyCa,
-        Some("verify-full") => SslMode::VerifyFull,
-        Some(other) => {
-            return Err(invalid(
-                "PGWARM_SSLMODE",
-                other,
-                "expected disable, prefer, require, verify-ca or verify-full",
-            ))
-        }
-    })
+/// gets verify-full. RDS takes an IAM auth token over TLS only: with `PGWARM_AUTH=iam` a mode
+/// that may send it in clear is refused, and the loopback default becomes require.
+fn parse_sslmode(env: &Env<'_>, credentials: &CredentialSettings) -> Result<SslMode, ConfigError> {
+    let iam = matches!(credentials, CredentialSettings::Iam { .. });
+    let Some(raw) = env.get(&table::SSLMODE) else {
+        return Ok(match credentials.known_host() {
+            Some(host) if is_loopback(host) && iam => SslMode::Require,
+            Some(host) if is_loopback(host) => SslMode::Prefer,
+            _ => SslMode::VerifyFull,
+        });
+    };
+    let modes = SslMode::ALL.map(|mode| (mode.as_str(), mode));
+    let mode = pick(
+        &table::SSLMODE,
+        &raw,
+        &modes,
+        "expected disable, prefer, require, verify-ca or verify-full",
+    )?;
+    if iam && matches!(mode, SslMode::Disable | SslMode::Prefer) {
+        return Err(invalid(
+            table::SSLMODE.name,
+            &raw,
+            "PGWARM_AUTH=iam sends an auth token, which RDS accepts over TLS only: \
+             use require, verify-ca or verify-full",
+        ));
+    }
+    Ok(mode)
+}
+
+/// `PGWARM_POOL_SIZE`, whose default on Managed Instances comes from the environment's
+/// concurrency (read, and refused when bad, even when `PGWARM_POOL_SIZE` is set).
+fn parse_pool_size(env: &Env<'_>, managed_instances: bool) -> Result<usize, ConfigError> {
+    let default = match env.lambda(Lambda::MaxConcurrency) {
+        Some(raw) if managed_instances => managed_instances_pool_size(&raw)?,
+        _ => POOL_SIZE_DEFAULT,
+    };
+    env.positive_or(&table::POOL_SIZE, default)
 }
 
 /// On Lambda Managed Instances one environment serves up to `AWS_LAMBDA_MAX_CONCURRENCY`
@@ -397,55 +338,115 @@ fn parse_sslmode(env: &Env<'_>, host: Option<&str>) -> Result<SslMode, ConfigErr
 fn managed_instances_pool_size(raw: &str) -> Result<usize, ConfigError> {
     let concurrency: usize = raw.trim().parse().map_err(|_| {
         invalid(
-            "AWS_LAMBDA_MAX_CONCURRENCY",
+            Lambda::MaxConcurrency.name(),
             raw,
             "expected a whole number (set PGWARM_POOL_SIZE to override)",
         )
     })?;
-    Ok(concurrency.clamp(
-        defaults::POOL_SIZE,
-        defaults::MANAGED_INSTANCES_MAX_POOL_SIZE,
-    ))
+    Ok(concurrency.clamp(POOL_SIZE_DEFAULT, MANAGED_INSTANCES_MAX_POOL_SIZE))
+}
+
+fn parse_min_pool_size(env: &Env<'_>, pool_size: usize) -> Result<usize, ConfigError> {
+    let min_pool_size: usize = env.parse(
+        &table::MIN_POOL_SIZE,
+        "expected a whole number (0 opens no connection before a client needs one)",
+    )?;
+    if min_pool_size > pool_size {
+        return Err(invalid(
+            table::MIN_POOL_SIZE.name,
+            &min_pool_size.to_string(),
+            &format!("cannot exceed PGWARM_POOL_SIZE ({pool_size})"),
+        ));
+    }
+    Ok(min_pool_size)
+}
+
+fn parse_max_message_size(env: &Env<'_>) -> Result<usize, ConfigError> {
+    let size = env.positive(&table::MAX_MESSAGE_SIZE)?;
+    if size > MAX_MESSAGE_SIZE_LIMIT {
+        return Err(invalid(
+            table::MAX_MESSAGE_SIZE.name,
+            &size.to_string(),
+            "PostgreSQL itself accepts at most 1073741823 bytes",
+        ));
+    }
+    Ok(size)
+}
+
+/// Sent to the database as its `idle_session_timeout`, an int of milliseconds.
+fn parse_idle_session_timeout(env: &Env<'_>) -> Result<Option<Duration>, ConfigError> {
+    let timeout = env.optional_duration(&table::IDLE_SESSION_TIMEOUT)?;
+    if let Some(d) = timeout.filter(|d| d.as_millis() > i32::MAX as u128) {
+        return Err(invalid(
+            table::IDLE_SESSION_TIMEOUT.name,
+            &format!("{d:?}"),
+            "PostgreSQL takes at most 2147483647ms (about 24 days)",
+        ));
+    }
+    Ok(timeout)
 }
 
 fn parse_client_tls(env: &Env<'_>) -> Result<ClientTlsSettings, ConfigError> {
-    let mode = match env.get("PGWARM_CLIENT_TLS").as_deref() {
-        None | Some("on") => ClientTlsMode::On,
-        Some("off") => ClientTlsMode::Off,
-        Some("require") => ClientTlsMode::Require,
-        Some(other) => {
-            return Err(invalid(
-                "PGWARM_CLIENT_TLS",
-                other,
-                "expected on, off or require",
-            ))
-        }
-    };
-    let path = |name| {
-        env.get(name)
-            .filter(|p| !p.is_empty())
-            .map(std::path::PathBuf::from)
-    };
-    let cert_and_key = match (
-        path("PGWARM_CLIENT_TLS_CERT"),
-        path("PGWARM_CLIENT_TLS_KEY"),
-    ) {
+    let mode = env.choice(
+        &table::CLIENT_TLS,
+        &CLIENT_TLS_MODES,
+        "expected on, off or require",
+    )?;
+    let cert = nonempty(env, &table::CLIENT_TLS_CERT).map(PathBuf::from);
+    let key = nonempty(env, &table::CLIENT_TLS_KEY).map(PathBuf::from);
+    let cert_and_key = match (cert, key) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,
         (Some(_), None) => {
             return Err(ConfigError::Missing {
-                variable: "PGWARM_CLIENT_TLS_KEY",
+                variable: table::CLIENT_TLS_KEY.name,
                 reason: "PGWARM_CLIENT_TLS_CERT is set, so pgwarm needs its private key too",
             })
         }
         (None, Some(_)) => {
             return Err(ConfigError::Missing {
-                variable: "PGWARM_CLIENT_TLS_CERT",
+                variable: table::CLIENT_TLS_CERT.name,
                 reason: "PGWARM_CLIENT_TLS_KEY is set, so pgwarm needs its certificate too",
             })
         }
     };
     Ok(ClientTlsSettings { mode, cert_and_key })
+}
+
+fn parse_metrics(env: &Env<'_>) -> Result<Option<MetricsSettings>, ConfigError> {
+    let on = env.choice(&table::METRICS, &SWITCH, "expected on or off")?;
+    if !on {
+        return Ok(None);
+    }
+    let namespace = env.text(&table::METRICS_NAMESPACE);
+    // CloudWatch's rule for a namespace: 1 to 255 characters of this set.
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#:".contains(c);
+    if namespace.is_empty() || namespace.len() > 255 || !namespace.chars().all(allowed) {
+        return Err(invalid(
+            table::METRICS_NAMESPACE.name,
+            &namespace,
+            "expected 1 to 255 letters, digits or . - _ / # :",
+        ));
+    }
+    let interval = env.nonzero_duration(&table::METRICS_INTERVAL)?;
+    Ok(Some(MetricsSettings {
+        namespace,
+        interval,
+    }))
+}
+
+/// JSON lines for CloudWatch in Lambda, text for people elsewhere.
+fn parse_log_format(env: &Env<'_>, in_lambda: bool) -> Result<LogFormat, ConfigError> {
+    match env.get(&table::LOG_FORMAT) {
+        None if in_lambda => Ok(LogFormat::Json),
+        None => Ok(LogFormat::Text),
+        Some(raw) => pick(
+            &table::LOG_FORMAT,
+            &raw,
+            &LOG_FORMATS,
+            "expected json or text",
+        ),
+    }
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -465,31 +466,6 @@ fn invalid(variable: &'static str, value: &str, reason: &str) -> ConfigError {
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
-fn parse_metrics(env: &Env<'_>) -> Result<Option<MetricsSettings>, ConfigError> {
-    match env.get("PGWARM_METRICS").as_deref() {
-        None | Some("on") => {}
-        Some("off") => return Ok(None),
-        Some(other) => return Err(invalid("PGWARM_METRICS", other, "expected on or off")),
-    }
-    let namespace = env
-        .get("PGWARM_METRICS_NAMESPACE")
-        .unwrap_or(defaults::METRICS_NAMESPACE.into());
-    // CloudWatch's rule for a namespace: 1 to 255 characters of this set.
-    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#:".contains(c);
-    if namespace.is_empty() || namespace.len() > 255 || !namespace.chars().all(allowed) {
-        return Err(invalid(
-            "PGWARM_METRICS_NAMESPACE",
-            &namespace,
-            "expected 1 to 255 letters, digits or . - _ / # :",
-        ));
-    }
-    let interval = env.nonzero_duration("PGWARM_METRICS_INTERVAL", defaults::METRICS_INTERVAL)?;
-    Ok(Some(MetricsSettings {
-        namespace,
-        interval,
-    }))
-}
-
 pub(crate) fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
@@ -503,64 +479,6 @@ pub(crate) fn parse_duration(raw: &str) -> Option<Duration> {
         _ => return None,
     };
     n.checked_mul(unit_ms).map(Duration::from_millis)
-}
-
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
-
-impl Env<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name)
-    }
-
-    fn parse_or<T: std::str::FromStr>(
-        &self,
-        variable: &'static str,
-        default: T,
-        reason: &str,
-    ) -> Result<T, ConfigError> {
-        match self.get(variable) {
-            None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .map_err(|_| invalid(variable, &raw, reason)),
-        }
-    }
-
-    fn positive(&self, variable: &'static str, default: usize) -> Result<usize, ConfigError> {
-        let n: usize = self.parse_or(variable, default, "expected a whole number of at least 1")?;
-        if n == 0 {
-            return Err(invalid(
-                variable,
-                "0",
-                "expected a whole number of at least 1",
-            ));
-        }
-        Ok(n)
-    }
-
-    fn duration(&self, variable: &'static str, default: &str) -> Result<Duration, ConfigError> {
-        let raw = self.get(variable).unwrap_or(default.into());
-        parse_duration(&raw).ok_or_else(|| {
-            invalid(
-                variable,
-                &raw,
-                "expected a duration such as 500ms, 10s, 5m or 1h",
-            )
-        })
-    }
-
-    fn nonzero_duration(
-        &self,
-        variable: &'static str,
-        default: &str,
-    ) -> Result<Duration, ConfigError> {
-        let d = self.duration(variable, default)?;
-        if d.is_zero() {
-            return Err(invalid(variable, "0", "must be longer than zero"));
-        }
-        Ok(d)
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Unit tests of the configuration: defaults, units, and bad values named with their variable.
 
 use super::*;
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 
 fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
     let map: HashMap<String, String> = pairs
@@ -329,5 +330,39 @@ fn metrics_and_stats_settings_name_their_variable_when_bad() {
             e.to_string().starts_with(variable),
             "{variable}={value:?}: {e}"
         );
+    }
+}
+
+/// `Env` reads only rows of the table (a debug assertion), and here the other way round: every
+/// row is read by some configuration, so the table holds no variable pgwarm has stopped reading.
+#[test]
+fn the_variables_read_are_the_tables() {
+    let asked = RefCell::new(BTreeSet::new());
+    let lambda_with_a_secret = [
+        ("PGWARM_SECRET_ID", "prod/db"),
+        ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"),
+        ("AWS_LAMBDA_MAX_CONCURRENCY", "8"),
+    ];
+    for pairs in [&BASE[..], &lambda_with_a_secret[..]] {
+        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
+        Settings::from_lookup(|name| {
+            asked.borrow_mut().insert(name.to_owned());
+            map.get(name).map(|v| v.to_string())
+        })
+        .unwrap();
+    }
+    let rows = table::SETTINGS.iter().map(|s| s.name);
+    let lambda = Lambda::ALL.map(Lambda::name);
+    let listed: BTreeSet<String> = rows.chain(lambda).map(String::from).collect();
+    assert_eq!(asked.into_inner(), listed);
+}
+
+#[test]
+fn each_variable_has_one_row() {
+    let mut seen = BTreeSet::new();
+    for row in table::SETTINGS {
+        assert!(row.name.starts_with("PGWARM_"), "{}", row.name);
+        assert!(seen.insert(row.name), "{} has two rows", row.name);
     }
 }
