@@ -81,7 +81,7 @@
 //!
 //! A pgbench run succeeds only if it exits 0, has no "aborted" in its output, reports "number of
 //! failed transactions: 0", prints no "pgbench: error:" line, and reports a TPS, a latency
-//! average, a connection time and a non-zero transaction count (`pgwarm_tests::bench::judge`).
+//! average, a connection time and a non-zero transaction count (`pgwarm_tests::drivers::bench::judge`).
 //! Any other run counts as FAILED: the report marks the figures it belongs to FAILED and quotes
 //! its first error line. Exit status: 0; 1 if a run failed, a pooler's CPU time could not be read
 //! or a server is gone at the end; 2 for a bad setting; 128 + the signal after Ctrl-C or SIGTERM,
@@ -95,15 +95,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use pgwarm_tests::bench::runner::{Finished, Runner};
-use pgwarm_tests::bench::{
+use pgwarm_tests::drivers::bench::runner::{Finished, Runner};
+use pgwarm_tests::drivers::bench::{
     clock_ticks_per_second, setup, stop, Client, Figure, Halt, OutDirs, RunCpu, SslMode,
 };
-use pgwarm_tests::figures::{range, ratio_cell, round_order, Cell};
-use pgwarm_tests::vars;
+use pgwarm_tests::drivers::figures::{range, ratio_cell, round_order, Cell};
+use pgwarm_tests::drivers::pgwarm_env::show_env;
+use pgwarm_tests::drivers::{facts, vars};
 use pgwarm_tests::{
-    chown_postgres, cluster, facts, find_pgwarm_bin, first_line_of, negotiated_tls, show_env, tool,
-    Pgbouncer, Pgwarm, Target, TestCerts,
+    chown_postgres, cluster, find_pgwarm_bin, first_line_of, negotiated_tls, tool, Pgbouncer,
+    Pgwarm, Target, TestCerts,
 };
 
 const PROGRAM: &str = "bench-connect";

@@ -65,7 +65,7 @@
 //!
 //! A pgbench run succeeds only if it exits 0, has no "aborted" in its output, reports "number of
 //! failed transactions: 0", prints no "pgbench: error:" line, and reports a TPS and a non-zero
-//! transaction count (`pgwarm_tests::bench::judge`). Any other run counts as FAILED: the report
+//! transaction count (`pgwarm_tests::drivers::bench::judge`). Any other run counts as FAILED: the report
 //! marks the figures it belongs to FAILED and quotes its first error line. PgBouncer's
 //! -M prepared runs, when they run, are expected to fail (see [`expected_failure`]). Exit
 //! status: 0; 1 if any other run failed, a relay's CPU time could not be read or a server is
@@ -77,15 +77,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use pgwarm_tests::bench::runner::{Finished, Runner};
-use pgwarm_tests::bench::{
+use pgwarm_tests::drivers::bench::runner::{Finished, Runner};
+use pgwarm_tests::drivers::bench::{
     clock_ticks_per_second, setup, stop, Client, Halt, OutDirs, RunCpu, SslMode,
 };
-use pgwarm_tests::figures::{ratio_cell, round_order, Cell};
-use pgwarm_tests::vars;
+use pgwarm_tests::drivers::figures::{ratio_cell, round_order, Cell};
+use pgwarm_tests::drivers::pgwarm_env::show_env;
+use pgwarm_tests::drivers::{facts, vars};
 use pgwarm_tests::{
-    cluster, facts, find_pgwarm_bin, first_line_of, show_env, tool, Haproxy, Pgbouncer, Pgwarm,
-    Target,
+    cluster, find_pgwarm_bin, first_line_of, tool, Haproxy, Pgbouncer, Pgwarm, Target,
 };
 
 const PROGRAM: &str = "bench";

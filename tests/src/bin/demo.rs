@@ -18,7 +18,7 @@
 //!    `app`; the invocation after the thaw must not notice.
 //! 5. SHUTDOWN: pgwarm must exit within Lambda's 2 s and leave no backend behind.
 //! 6. The same handler without pgwarm, straight to PostgreSQL (a SCRAM login each time).
-//! 7. The fleet ([`pgwarm_tests::fleet`]): `DEMO_FLEET_ENVIRONMENTS` environments, each under
+//! 7. The fleet ([`pgwarm_tests::drivers::fleet`]): `DEMO_FLEET_ENVIRONMENTS` environments, each under
 //!    lambda-simulator and frozen between its invocations, against a role limited to
 //!    `DEMO_FLEET_SLOTS` connections, invoked `DEMO_FLEET_BURST` at a time, `DEMO_FLEET_BURSTS`
 //!    times, with a 6 s function timeout; the handler connects, queries inside a transaction,
@@ -48,17 +48,17 @@
 //! ```
 //! Exit status 0 when every check passed, 1 when one failed (the report marks it FAILED), 2 for
 //! bad usage, 130 when interrupted. Everything it started ends with it, on Ctrl-C too
-//! ([`pgwarm_tests::children`]).
+//! ([`pgwarm_tests::drivers::children`]).
 
-use pgwarm_tests::children::{end_on_signal, supervise};
-use pgwarm_tests::facts::utc_now;
-use pgwarm_tests::figures::{median, median_ratio, min_max, quantile};
-use pgwarm_tests::fleet::{self, Shape, Way};
-use pgwarm_tests::lifecycle::{self, invoke, thaw_check, Invocation, SHUTDOWN_BUDGET};
-use pgwarm_tests::vars::{self, number};
+use pgwarm_tests::drivers::children::{end_on_signal, supervise};
+use pgwarm_tests::drivers::facts::utc_now;
+use pgwarm_tests::drivers::figures::{median, median_ratio, min_max, quantile};
+use pgwarm_tests::drivers::fleet::{self, Shape, Way};
+use pgwarm_tests::drivers::lifecycle::{self, invoke, thaw_check, Invocation, SHUTDOWN_BUDGET};
+use pgwarm_tests::drivers::pgwarm_env::{pgwarm_passthrough, show_env};
+use pgwarm_tests::drivers::vars::{self, number};
 use pgwarm_tests::{
-    cluster, find_workspace_bin, free_port, pgwarm_passthrough, show_env, Lambda, Moto, Pgwarm,
-    PgwarmBuilder, Target,
+    cluster, find_workspace_bin, free_port, Lambda, Moto, Pgwarm, PgwarmBuilder, Target,
 };
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -236,17 +236,11 @@ async fn demo(s: &Settings) -> (Report, Option<Kept>) {
     ];
     let fixed: Vec<&str> = settings.iter().map(|(k, _)| *k).collect();
     let passthrough = pgwarm_passthrough(std::env::vars(), &fixed);
-    let mut pgwarm = Pgwarm::builder_for(&s.pgwarm);
-    for (k, v) in moto.aws_env() {
-        pgwarm = pgwarm.env(k, &v);
-    }
-    for (k, v) in &passthrough {
-        pgwarm = pgwarm.env(k, v);
-    }
-    for (k, v) in settings {
-        pgwarm = pgwarm.env(k, v);
-    }
-    let pgwarm = pgwarm.env_default("PGWARM_LOG_FORMAT", "text");
+    let pgwarm = Pgwarm::builder_for(&s.pgwarm)
+        .envs(moto.aws_env())
+        .envs(passthrough.iter().cloned())
+        .envs(settings)
+        .env_default("PGWARM_LOG_FORMAT", "text");
     let superuser = cluster().superuser().connect().await;
 
     r.line(format!("pgwarm demo, {}", utc_now()));

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::tools::{
+use crate::harness::tools::{
     self, as_postgres, chown_postgres, free_port, is_root, poll_until, random_hex, run_ok, TempDir,
 };
 

@@ -3,8 +3,8 @@
 //! `sslmode=require` (no check, certificates recorded) and `verify-full` (checked against a CA)
 //! would; and [`negotiated_tls`], what such a client negotiates with a server.
 
-use crate::pg::{io_runtime, PgCluster, Target};
-use crate::tools::{chown_postgres, TempDir};
+use crate::harness::pg::{io_runtime, PgCluster, Target};
+use crate::harness::tools::{chown_postgres, TempDir};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{self, CryptoProvider};

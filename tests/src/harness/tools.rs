@@ -73,7 +73,7 @@ pub fn try_tool(name: &str) -> Option<PathBuf> {
 /// Where a tool is looked for after `PATH`.
 fn fallback_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(bindir) = crate::pg::try_server_bindir() {
+    if let Some(bindir) = crate::harness::pg::try_server_bindir() {
         dirs.push(bindir);
     }
     for d in ["/usr/sbin", "/sbin", "/usr/local/bin", "/usr/local/sbin"] {
@@ -223,7 +223,7 @@ pub fn output_noting_timeout(
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    crate::children::own_group(cmd);
+    crate::harness::process_groups::own_group(cmd);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let mut stdin = child.stdin.take().expect("piped stdin");
     let input = input.map(<[u8]>::to_vec).unwrap_or_default();
@@ -387,7 +387,7 @@ pub(crate) fn spawn_logged(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::from(log))
         .stderr(std::process::Stdio::from(log_err));
-    crate::children::own_group(cmd);
+    crate::harness::process_groups::own_group(cmd);
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
@@ -436,7 +436,7 @@ pub fn parse_proc_stat(line: &str) -> Option<ProcStat> {
 /// Runs pgbench against `target` and returns what it printed. A run counts as clean only with
 /// exit status 0 and no "aborted": pgbench reports 0 failed transactions even when it aborted
 /// clients. Killed after 120 s.
-pub fn pgbench(target: &crate::pg::Target, args: &[&str]) -> String {
+pub fn pgbench(target: &crate::harness::pg::Target, args: &[&str]) -> String {
     let mut cmd = pgbench_command(target, args);
     let out = output_with_timeout(&mut cmd, None, Duration::from_secs(120));
     let text = format!(
@@ -453,7 +453,7 @@ pub fn pgbench(target: &crate::pg::Target, args: &[&str]) -> String {
 }
 
 /// A pgbench command against `target` (its login in libpq's environment) with `args`, not run.
-pub fn pgbench_command(target: &crate::pg::Target, args: &[&str]) -> Command {
+pub fn pgbench_command(target: &crate::harness::pg::Target, args: &[&str]) -> Command {
     let mut cmd = Command::new(tool("pgbench"));
     target.apply_libpq_env(&mut cmd);
     cmd.args(args);

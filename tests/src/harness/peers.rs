@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::pg::Target;
-use crate::tools::{self, chown_postgres, free_port, is_root, poll_until, TempDir};
+use crate::harness::pg::Target;
+use crate::harness::tools::{self, chown_postgres, free_port, is_root, poll_until, TempDir};
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -26,7 +26,7 @@ struct LoggedChild {
 
 impl LoggedChild {
     fn spawn(name: &'static str, mut cmd: Command, dir: TempDir) -> LoggedChild {
-        let (child, log_path) = crate::tools::spawn_logged(&mut cmd, dir.path(), name);
+        let (child, log_path) = crate::harness::tools::spawn_logged(&mut cmd, dir.path(), name);
         LoggedChild {
             name,
             child,

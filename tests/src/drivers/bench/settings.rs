@@ -18,9 +18,9 @@ impl OutDirs {
     /// `prefix` names the folders: `""` gives runs/ and logs/, `"connect-"` connect-runs/ and
     /// connect-logs/.
     pub fn create(prefix: &str) -> Result<OutDirs, String> {
-        let root = crate::vars::value("BENCH_OUT_DIR")
+        let root = crate::drivers::vars::value("BENCH_OUT_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| crate::pooler::target_dir().join("bench"));
+            .unwrap_or_else(|| crate::harness::target_dir().join("bench"));
         fs::create_dir_all(&root).map_err(|e| format!("BENCH_OUT_DIR {}: {e}", root.display()))?;
         let root = fs::canonicalize(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         let dirs = OutDirs {

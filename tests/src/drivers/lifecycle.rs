@@ -4,9 +4,9 @@
 //! pgwarm's start-up as an extension. The `demo` and `lambda-run` drivers and `footprint` are
 //! built on these, over [`Lambda`], so they run the lifecycle code the tests check.
 
-use crate::lambda::{in_lambda, simulator, Lambda};
-use crate::pooler::{Pgwarm, PgwarmBuilder};
-use crate::tools::process_state;
+use crate::harness::process_state;
+use crate::harness::{in_lambda, simulator, Lambda};
+use crate::harness::{Pgwarm, PgwarmBuilder};
 use serde_json::json;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;

@@ -18,9 +18,9 @@
 //! - it does not serve `/extension/init/error`, so [`InitErrorProxy`] stands in front of it,
 //!   records that call and forwards everything else.
 
-use crate::pg::Target;
-use crate::pooler::{workspace_bin, Pgwarm, PgwarmBuilder};
-use crate::tools::{process_state, spawn_logged, TempDir};
+use crate::harness::pg::Target;
+use crate::harness::pooler::{workspace_bin, Pgwarm, PgwarmBuilder};
+use crate::harness::tools::{process_state, spawn_logged, TempDir};
 use lambda_simulator::{FreezeMode, InvocationState, Simulator, SimulatorError};
 use serde_json::Value;
 use std::collections::HashMap;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::pg::Target;
+use crate::harness::pg::Target;
 
 /// One operation longer than this is a hang.
 const OP_LIMIT: Duration = Duration::from_secs(10);

@@ -8,9 +8,10 @@ use std::time::Duration;
 use super::pgbench::{Client, Exit, SslMode};
 use super::settings::OutDirs;
 use super::stop::{self, Halt};
-use crate::pg::{cluster, Target};
-use crate::pooler::{pgwarm_bin, pgwarm_passthrough, show_env, Pgwarm};
-use crate::tools::process_state;
+use crate::drivers::pgwarm_env::{pgwarm_passthrough, show_env};
+use crate::harness::process_state;
+use crate::harness::{cluster, Target};
+use crate::harness::{pgwarm_bin, Pgwarm};
 
 /// The role `bench`'s password. A client of pgwarm logs in with it too, so that
 /// `PGWARM_CLIENT_PASSWORD=password` makes pgwarm's clients run SCRAM.
@@ -67,14 +68,10 @@ pub fn pgwarm(
     passthrough: &[(String, String)],
     settings: &[(&str, &str)],
 ) -> Pgwarm {
-    let mut builder = Pgwarm::builder(db);
-    for (k, v) in passthrough {
-        builder = builder.env(k, v);
-    }
-    for (k, v) in settings {
-        builder = builder.env(k, v);
-    }
-    let pgwarm = builder.spawn();
+    let pgwarm = Pgwarm::builder(db)
+        .envs(passthrough.iter().cloned())
+        .envs(settings.iter().copied())
+        .spawn();
     eprintln!(
         "{program}: pgwarm ({}) on 127.0.0.1:{} (extra env: {})",
         pgwarm_bin().display(),

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::tools::proc_stat;
+use crate::harness::proc_stat;
 
 /// Clock ticks per second of /proc's CPU times (`sysconf(_SC_CLK_TCK)`, what `getconf CLK_TCK`
 /// prints; 100 on Linux).

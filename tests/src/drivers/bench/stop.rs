@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use crate::children::{kill_children, signal_children, supervise};
+use crate::drivers::children::{kill_children, signal_children, supervise};
 
 /// The signal received, 0 for none yet.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);

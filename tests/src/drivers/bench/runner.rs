@@ -12,7 +12,7 @@ use super::cpu::{RunCpu, ServerClocks};
 use super::pgbench::{Client, PgbenchRun};
 use super::setup;
 use super::stop::{self, Halt};
-use crate::facts;
+use crate::drivers::facts;
 
 /// A benchmark's runs under way.
 pub struct Runner {

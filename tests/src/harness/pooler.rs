@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use crate::pg::Target;
-use crate::tools::{self, free_port, poll_until, TempDir};
-use crate::wire::Wire;
+use crate::harness::pg::Target;
+use crate::harness::tools::{self, free_port, poll_until, TempDir};
+use crate::harness::wire::Wire;
 
 /// How long `spawn` waits for the listener and `run_to_exit` waits for the exit.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,37 +83,6 @@ pub fn find_workspace_bin(name: &str) -> Result<PathBuf, String> {
     ))
 }
 
-/// The `PGWARM_*` variables of `vars` (the caller's environment) that reach pgwarm: all but
-/// `fixed` (the ones the benchmark sets) and `PGWARM_BIN` (the harness's own: which binary to
-/// run), sorted by name.
-pub fn pgwarm_passthrough(
-    vars: impl IntoIterator<Item = (String, String)>,
-    fixed: &[&str],
-) -> Vec<(String, String)> {
-    let mut passed: Vec<(String, String)> = vars
-        .into_iter()
-        .filter(|(k, _)| {
-            k.starts_with("PGWARM_") && k != "PGWARM_BIN" && !fixed.contains(&k.as_str())
-        })
-        .collect();
-    passed.sort();
-    passed
-}
-
-/// `NAME=VALUE ...` for a report, a password's value as `***`; "none" for no variable.
-pub fn show_env(vars: &[(String, String)]) -> String {
-    if vars.is_empty() {
-        return "none".into();
-    }
-    vars.iter()
-        .map(|(k, v)| match k.contains("PASSWORD") {
-            true => format!("{k}=***"),
-            false => format!("{k}={v}"),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// A running pgwarm process (standalone mode), killed on drop. Its stdout and stderr go to a log
 /// file in a temp dir; when the owning test panics, the log is printed to stderr on drop.
 #[derive(Debug)]
@@ -142,7 +111,7 @@ impl Pgwarm {
     /// One client runs one query and leaves: pgwarm then holds a server connection, as warm.
     pub async fn warm_up(&self) {
         let client = self.target().connect().await;
-        crate::simple_rows(&client, "select 1").await;
+        crate::harness::simple_rows(&client, "select 1").await;
     }
 
     /// `n` clients logged in over the raw wire (cheap: no driver state) and left idle.
@@ -316,6 +285,16 @@ impl PgwarmBuilder {
         self
     }
 
+    /// [`PgwarmBuilder::env`] for each of `vars`, in order (a driver's pass-through variables,
+    /// then its own settings).
+    pub fn envs<K: AsRef<str>, V: AsRef<str>>(
+        self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        vars.into_iter()
+            .fold(self, |builder, (k, v)| builder.env(k.as_ref(), v.as_ref()))
+    }
+
     /// Remove a variable from the child's environment (preset or inherited).
     pub fn env_remove(mut self, key: &str) -> Self {
         self.env.insert(key.to_string(), None);
@@ -414,7 +393,7 @@ impl PgwarmBuilder {
             };
         }
         let started = Instant::now();
-        let (child, log_path) = crate::tools::spawn_logged(&mut cmd, dir.path(), "pgwarm");
+        let (child, log_path) = crate::harness::tools::spawn_logged(&mut cmd, dir.path(), "pgwarm");
 
         let user = self.get_env("PGWARM_DB_USER").unwrap_or_default();
         let client = Target {
@@ -446,27 +425,4 @@ fn read_log(path: &Path) -> String {
     fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_callers_pgwarm_variables_pass_but_the_fixed_ones_and_pgwarm_bin() {
-        let vars = [
-            ("PGWARM_WORKER_THREADS", "2"),
-            ("PGWARM_POOL_SIZE", "9"),
-            ("PGWARM_BIN", "/x/pgwarm"),
-            ("PATH", "/bin"),
-            ("PGWARM_CLIENT_PASSWORD", "password"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let passed = pgwarm_passthrough(vars, &["PGWARM_POOL_SIZE", "PGWARM_LISTEN"]);
-        assert_eq!(
-            show_env(&passed),
-            "PGWARM_CLIENT_PASSWORD=*** PGWARM_WORKER_THREADS=2"
-        );
-        assert_eq!(show_env(&[]), "none");
-    }
 }

@@ -11,13 +11,15 @@
 //! pgwarm per environment, with pgwarm's defaults; and through pgwarm (defaults, with
 //! `PGWARM_UPSTREAM_POOLER=on`) chained to one central PgBouncer. Each pgwarm runs as the
 //! extension of its own environment under lambda-simulator, with the test as the function's
-//! runtime ([`crate::TestRuntime`]): INVOKE with its deadline, the Telemetry API's runtimeDone,
+//! runtime ([`crate::harness::TestRuntime`]): INVOKE with its deadline, the Telemetry API's runtimeDone,
 //! and a freeze (SIGSTOP) once the runtime and pgwarm have asked for their next event, as Lambda
 //! does. The database's role has a `CONNECTION LIMIT`, so a full database answers `too many
 //! connections for role`, as RDS does at `max_connections`. A sampler counts the role's backends
 //! every 50 ms.
 
-use crate::{cluster, number, pools, AdminRow, Lambda, Pgbouncer, Pgwarm, Target, TestRuntime};
+use crate::harness::{
+    cluster, number, pools, AdminRow, Lambda, Pgbouncer, Pgwarm, Target, TestRuntime,
+};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -110,12 +112,12 @@ impl Outcome {
 
     /// The `q` quantile of the successful invocations' latency, in ms (NaN when none succeeded).
     pub fn latency_ms(&self, q: f64) -> f64 {
-        crate::figures::quantile(&self.latencies_ms, q).unwrap_or(f64::NAN)
+        crate::drivers::figures::quantile(&self.latencies_ms, q).unwrap_or(f64::NAN)
     }
 
     /// The `q` quantile of the post-runtime duration, in ms (NaN for the direct way).
     pub fn post_runtime(&self, q: f64) -> f64 {
-        crate::figures::quantile(&self.post_runtime_ms, q).unwrap_or(f64::NAN)
+        crate::drivers::figures::quantile(&self.post_runtime_ms, q).unwrap_or(f64::NAN)
     }
 }
 
@@ -515,13 +517,13 @@ pub fn write_files(out: &Path, shape: &Shape, outcomes: &[Outcome]) -> Result<Pa
         plots.join(", "),
         shape.db_slots
     );
-    let gnuplot = crate::try_tool("gnuplot").ok_or(format!(
+    let gnuplot = crate::harness::try_tool("gnuplot").ok_or(format!(
         "no gnuplot to draw {}: install the {}",
         chart.display(),
-        crate::package_hint("gnuplot")
+        crate::harness::package_hint("gnuplot")
     ))?;
     let mut gnuplot = std::process::Command::new(gnuplot);
-    let done = crate::output_with_timeout(
+    let done = crate::harness::output_with_timeout(
         &mut gnuplot,
         Some(script.as_bytes()),
         Duration::from_secs(60),

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::cpu::children_cpu;
-use crate::pg::Target;
-use crate::tools::{output_noting_timeout, pgbench_command, pgbench_processed};
+use crate::harness::Target;
+use crate::harness::{output_noting_timeout, pgbench_command, pgbench_processed};
 
 /// libpq's `sslmode` for a benchmark's client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

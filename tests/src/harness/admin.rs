@@ -2,7 +2,7 @@
 //! column name through tokio-postgres' simple query protocol, or psql's CSV output with its
 //! header.
 
-use crate::pg::{simple_query_rows, Target};
+use crate::harness::pg::{simple_query_rows, Target};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,11 @@ pub fn number(row: &AdminRow, column: &str) -> i64 {
 pub fn psql_csv(target: &Target, sql: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut cmd = target.psql_command();
     cmd.args(["--csv", "-P", "tuples_only=off", "-c", sql]);
-    let out = crate::tools::output_with_timeout(&mut cmd, None, std::time::Duration::from_secs(30));
+    let out = crate::harness::tools::output_with_timeout(
+        &mut cmd,
+        None,
+        std::time::Duration::from_secs(30),
+    );
     assert!(
         out.status.success(),
         "psql {sql:?} failed: {}",

@@ -6,8 +6,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::pg::Target;
-use crate::tools::{output_with_timeout, tool};
+use crate::harness::pg::Target;
+use crate::harness::tools::{output_with_timeout, tool};
 
 /// How long one script may run.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);

@@ -5,14 +5,10 @@
 //! every child with SIGKILL. The throwaway
 //! cluster is not a child (its reaper was adopted by init) and goes once this process is gone.
 
-use std::os::unix::process::CommandExt;
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::tools::proc_stat;
-
-/// Set by [`supervise`]: this process is a driver binary.
-static SUPERVISED: AtomicBool = AtomicBool::new(false);
+use crate::harness::proc_stat;
+use crate::harness::process_groups::give_own_groups;
 
 /// The exit status once a signal is ending the driver, 0 before: what fails after that (a
 /// connection to a killed child, say) is a consequence, not news. Its panic is not printed and
@@ -48,7 +44,7 @@ pub fn kill_children() {
 /// and a panic kills every child once its message is printed (once a signal is ending the
 /// driver, see [`ENDING`], it exits quietly instead).
 pub fn supervise() {
-    SUPERVISED.store(true, Ordering::SeqCst);
+    give_own_groups();
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let ending = ENDING.load(Ordering::SeqCst);
@@ -60,13 +56,6 @@ pub fn supervise() {
             std::process::exit(ending);
         }
     }));
-}
-
-/// Puts `cmd`'s process in a process group of its own when this process is a driver.
-pub(crate) fn own_group(cmd: &mut Command) {
-    if SUPERVISED.load(Ordering::SeqCst) {
-        cmd.process_group(0);
-    }
 }
 
 /// From now on, Ctrl-C (SIGINT) or SIGTERM kills every child and exits with 128 + the signal.
