@@ -116,11 +116,8 @@ impl Settings {
             return Err("DEMO_FLEET_BURST is larger than DEMO_FLEET_ENVIRONMENTS".into());
         }
         let freeze = vars::choice("DEMO_FREEZE", "on", &["on", "off"])? == "on";
-        let binary = |var: &str, name: &str| match std::env::var_os(var) {
-            Some(p) => std::path::absolute(&p)
-                .ok()
-                .filter(|p| p.is_file())
-                .ok_or(format!("{var}: {} is not a file", p.to_string_lossy())),
+        let binary = |var: &str, name: &str| match vars::file(var)? {
+            Some(path) => Ok(path),
             None => find_workspace_bin(name),
         };
         Ok(Settings {

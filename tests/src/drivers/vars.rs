@@ -2,6 +2,8 @@
 //! the default, as `${VAR:-x}` does in a shell; a bad value is a message naming the variable and
 //! the value, which the driver prints before it exits with status 2.
 
+use std::path::PathBuf;
+
 /// The variable's value, `None` when unset or empty.
 pub fn value(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -65,6 +67,19 @@ pub fn choice(name: &str, default: &str, choices: &[&str]) -> Result<String, Str
             choices.join(" or ")
         )),
     }
+}
+
+/// The file `name` names, made absolute; `None` when unset. Set, it must name a file: a path
+/// that is not one (an empty one included) is a message, never the default.
+pub fn file(name: &str) -> Result<Option<PathBuf>, String> {
+    let Some(path) = std::env::var_os(name) else {
+        return Ok(None);
+    };
+    std::path::absolute(&path)
+        .ok()
+        .filter(|p| p.is_file())
+        .map(Some)
+        .ok_or(format!("{name}: {} is not a file", path.to_string_lossy()))
 }
 
 #[cfg(test)]

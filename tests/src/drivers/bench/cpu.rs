@@ -11,7 +11,7 @@ use crate::harness::proc_stat;
 
 /// Clock ticks per second of /proc's CPU times (`sysconf(_SC_CLK_TCK)`, what `getconf CLK_TCK`
 /// prints; 100 on Linux).
-pub fn clock_ticks_per_second() -> Result<u64, String> {
+pub(crate) fn clock_ticks_per_second() -> Result<u64, String> {
     // SAFETY: sysconf reads a constant of the C library; it has no memory effects.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(ticks)
@@ -22,7 +22,7 @@ pub fn clock_ticks_per_second() -> Result<u64, String> {
 
 /// The CPU time (user + system) of this process's children that have exited and been waited
 /// for, their own reaped children included.
-pub fn children_cpu() -> Duration {
+pub(crate) fn children_cpu() -> Duration {
     // SAFETY: getrusage writes one `rusage` into the zeroed value we own, and nothing else.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
@@ -37,7 +37,7 @@ pub fn children_cpu() -> Duration {
 
 /// The name /proc gives (`comm`) a process started from `executable`: its file name, cut to the
 /// kernel's 15 bytes.
-pub fn comm_of(executable: &Path) -> String {
+pub(crate) fn comm_of(executable: &Path) -> String {
     let name = executable
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -51,7 +51,7 @@ pub fn comm_of(executable: &Path) -> String {
 
 /// One running process whose CPU time a benchmark reads around each run.
 #[derive(Clone, Debug)]
-pub struct CpuClock {
+pub(crate) struct CpuClock {
     name: String,
     pid: u32,
 }
@@ -59,7 +59,7 @@ pub struct CpuClock {
 impl CpuClock {
     /// The process `pid`, which must be running as `name` (its `comm`): a wrapper that forked
     /// rather than exec'ed would be measured instead of the server, and must be refused.
-    pub fn new(name: &str, pid: u32) -> Result<CpuClock, String> {
+    pub(crate) fn new(name: &str, pid: u32) -> Result<CpuClock, String> {
         let clock = CpuClock {
             name: name.to_owned(),
             pid,
@@ -74,17 +74,13 @@ impl CpuClock {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// utime + stime so far, in clock ticks; `None` when the process has exited or the pid is
     /// no longer `name`'s (a recycled pid is never measured by mistake).
-    pub fn ticks(&self) -> Option<u64> {
+    pub(crate) fn ticks(&self) -> Option<u64> {
         proc_stat(self.pid)
             .filter(|s| s.comm == self.name && s.state != 'Z')
             .map(|s| s.cpu_ticks)
@@ -93,12 +89,12 @@ impl CpuClock {
 
 /// The CPU clocks of a benchmark's servers, by their names in its report.
 #[derive(Clone, Debug)]
-pub struct ServerClocks(Vec<(&'static str, CpuClock)>);
+pub(crate) struct ServerClocks(Vec<(&'static str, CpuClock)>);
 
 impl ServerClocks {
     /// A clock per server, given as (name, executable, pid): the process must be running
     /// under the executable's name.
-    pub fn new(servers: &[(&'static str, &Path, u32)]) -> Result<ServerClocks, String> {
+    pub(crate) fn new(servers: &[(&'static str, &Path, u32)]) -> Result<ServerClocks, String> {
         let mut clocks = Vec::new();
         for &(name, executable, pid) in servers {
             let clock = CpuClock::new(&comm_of(executable), pid)
@@ -108,12 +104,12 @@ impl ServerClocks {
         Ok(ServerClocks(clocks))
     }
 
-    pub fn get(&self, name: &str) -> Option<&CpuClock> {
+    pub(crate) fn get(&self, name: &str) -> Option<&CpuClock> {
         self.0.iter().find(|(n, _)| *n == name).map(|(_, c)| c)
     }
 
     /// "pgwarm pid 12, pgbouncer pid 34".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let which: Vec<String> = self
             .0
             .iter()
@@ -124,13 +120,13 @@ impl ServerClocks {
 }
 
 /// Microseconds per item of `ticks` clock ticks spread over `count` items.
-pub fn us_per(ticks: u64, ticks_per_second: u64, count: u64) -> f64 {
+pub(crate) fn us_per(ticks: u64, ticks_per_second: u64, count: u64) -> f64 {
     ticks as f64 * 1e6 / ticks_per_second as f64 / count as f64
 }
 
 /// A server's CPU time over one run.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum RunCpu {
+pub(crate) enum RunCpu {
     /// No server in the way (a direct connection): nothing to measure.
     NotMeasured,
     Measured {
@@ -144,7 +140,7 @@ pub enum RunCpu {
 impl RunCpu {
     /// From a clock's readings around a run of `count` items (transactions, connections):
     /// `None` when there is no clock, `Some(None)` for a reading that failed.
-    pub fn new(
+    pub(crate) fn new(
         before: Option<Option<u64>>,
         after: Option<Option<u64>>,
         count: u64,
@@ -160,7 +156,7 @@ impl RunCpu {
         }
     }
 
-    pub fn us(self) -> Option<f64> {
+    pub(crate) fn us(self) -> Option<f64> {
         match self {
             RunCpu::Measured { us_per_item, .. } => Some(us_per_item),
             _ => None,
@@ -169,7 +165,7 @@ impl RunCpu {
 
     /// The two columns of a runs table: ticks, and µs per item to 4 decimals ("FAILED" when
     /// unreadable, both empty when not measured).
-    pub fn columns(self) -> (String, String) {
+    pub(crate) fn columns(self) -> (String, String) {
         match self {
             RunCpu::NotMeasured => (String::new(), String::new()),
             RunCpu::Measured { ticks, us_per_item } => {
@@ -180,7 +176,7 @@ impl RunCpu {
     }
 
     /// Back from [`RunCpu::columns`].
-    pub fn from_columns(ticks: &str, us: &str) -> Result<RunCpu, String> {
+    pub(crate) fn from_columns(ticks: &str, us: &str) -> Result<RunCpu, String> {
         match us {
             "" => Ok(RunCpu::NotMeasured),
             "FAILED" => Ok(RunCpu::Unreadable),

@@ -1,23 +1,34 @@
-//! What the two pgbench benchmarks (`src/bin/bench.rs`, throughput; `src/bin/bench-connect.rs`,
-//! connect + query + close) share, written once: running pgbench against a target and the rule
-//! that says whether a run counts ([`pgbench`]), the CPU time of a server and of pgbench
-//! ([`cpu`]), the runs' clocks, table and timing ([`runner`]), the output folders ([`settings`]),
-//! the database, pgwarm and exit status they share ([`setup`]), and Ctrl-C/SIGTERM ([`stop`]).
+//! The two pgbench benchmarks and what they share, written once. [`throughput`] is the `bench`
+//! binary (TPS and CPU per transaction against a direct connection, PgBouncer and HAProxy);
+//! [`connect`] is `bench-connect` (connect + one query + close, with and without TLS). Their
+//! binaries' docs say what each measures and how.
+//!
+//! Shared: what pgbench talks to ([`way`]) and the relays started for it ([`relays`]); the
+//! settings both take from the environment ([`settings`]); one run's record ([`run`]); running
+//! pgbench against a target and the rule that says whether a run counts ([`pgbench`]); the CPU
+//! time of a server and of pgbench ([`cpu`]); the runs' clocks, table and timing ([`runner`]);
+//! the output folders and the report's publication ([`out_dirs`]); the database, pgwarm and exit
+//! status ([`setup`]); and Ctrl-C/SIGTERM ([`stop`]).
 //!
 //! Where a benchmark turns a problem into a report line or a clear message, these return errors
 //! rather than panic: a failed run is a figure, not a crash. Starting a server still panics, as
 //! everywhere in the harness; then every child is killed (see [`stop`]).
 
-pub mod cpu;
-pub mod pgbench;
-pub mod runner;
-pub mod settings;
-pub mod setup;
-pub mod stop;
+pub mod connect;
+pub mod throughput;
 
-pub use cpu::{
-    children_cpu, clock_ticks_per_second, comm_of, us_per, CpuClock, RunCpu, ServerClocks,
-};
-pub use pgbench::{judge, Client, Exit, Failure, Figure, PgbenchRun, SslMode, Summary};
-pub use settings::OutDirs;
-pub use stop::{Halt, Stopped};
+mod cpu;
+mod out_dirs;
+mod pgbench;
+mod relays;
+mod run;
+mod runner;
+mod settings;
+mod setup;
+mod stop;
+mod way;
+
+/// A line on stderr, in the name of the benchmark `program`.
+fn say(program: &str, text: impl AsRef<str>) {
+    eprintln!("{program}: {}", text.as_ref());
+}

@@ -18,13 +18,13 @@ use crate::harness::{output_noting_timeout, pgbench_command, pgbench_processed};
 
 /// libpq's `sslmode` for a benchmark's client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SslMode {
+pub(crate) enum SslMode {
     Disable,
     Require,
 }
 
 impl SslMode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
             SslMode::Require => "require",
@@ -35,13 +35,13 @@ impl SslMode {
 /// How a benchmark's libpq tools (psql, pgbench) reach one target: its login, and libpq's
 /// `sslmode` (GSSAPI encryption is always off: no Kerberos probe before a login).
 #[derive(Clone, Debug)]
-pub struct Client {
-    pub target: Target,
-    pub sslmode: SslMode,
+pub(crate) struct Client {
+    pub(crate) target: Target,
+    pub(crate) sslmode: SslMode,
 }
 
 impl Client {
-    pub fn new(target: Target, sslmode: SslMode) -> Client {
+    pub(crate) fn new(target: Target, sslmode: SslMode) -> Client {
         Client { target, sslmode }
     }
 
@@ -51,7 +51,7 @@ impl Client {
     }
 
     /// `psql -c sql` through this client: its output, trimmed, or why it failed.
-    pub fn query(&self, sql: &str) -> Result<String, String> {
+    pub(crate) fn query(&self, sql: &str) -> Result<String, String> {
         let mut cmd = self.target.psql_command();
         self.libpq_env(&mut cmd);
         cmd.arg("-c").arg(sql);
@@ -68,8 +68,18 @@ impl Client {
         }
     }
 
+    /// Whether the tables of `pgbench -i -s scale` answer through this client, before any run
+    /// is measured: a broken path fails there, clearly. When they do not, the answer, to show.
+    pub(crate) fn check_branches(&self, scale: u32) -> Result<(), String> {
+        let answer = self.query("SELECT count(*) FROM pgbench_branches");
+        match answer.as_deref() == Ok(scale.to_string().as_str()) {
+            true => Ok(()),
+            false => Err(format!("{answer:?}")),
+        }
+    }
+
     /// Runs pgbench with `args`, killed after `timeout`, and reads its summary.
-    pub fn pgbench(&self, args: &[&str], timeout: Duration) -> PgbenchRun {
+    pub(crate) fn pgbench(&self, args: &[&str], timeout: Duration) -> PgbenchRun {
         let mut cmd = pgbench_command(&self.target, args);
         self.libpq_env(&mut cmd);
         // Nothing else is reaped while pgbench runs, so the children's CPU time grows by
@@ -96,7 +106,7 @@ impl Client {
 
 /// How pgbench ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     Code(i32),
     Signal(i32),
     /// Killed by the caller's timeout: the target hung.
@@ -105,20 +115,20 @@ pub enum Exit {
 
 /// One pgbench run: how it ended, what it printed, and the CPU time it used.
 #[derive(Clone, Debug)]
-pub struct PgbenchRun {
-    pub exit: Exit,
+pub(crate) struct PgbenchRun {
+    pub(crate) exit: Exit,
     /// The summary (and the version line).
-    pub stdout: String,
+    pub(crate) stdout: String,
     /// Errors, as they came during the run.
-    pub stderr: String,
+    pub(crate) stderr: String,
     /// pgbench's own CPU time, user + system: how much this process's reaped children's
     /// (getrusage RUSAGE_CHILDREN) grew while pgbench ran.
-    pub cpu: Duration,
-    pub summary: Summary,
+    pub(crate) cpu: Duration,
+    pub(crate) summary: Summary,
 }
 
 impl PgbenchRun {
-    pub fn new(exit: Exit, stdout: String, stderr: String, cpu: Duration) -> PgbenchRun {
+    pub(crate) fn new(exit: Exit, stdout: String, stderr: String, cpu: Duration) -> PgbenchRun {
         let summary = Summary::parse(&stdout);
         PgbenchRun {
             exit,
@@ -130,34 +140,34 @@ impl PgbenchRun {
     }
 
     /// Everything pgbench printed, for the run's file: stdout, then stderr.
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
 
     /// Why the run does not count, or `None` when it does; see [`judge`].
-    pub fn failure(&self, needs: &[Figure]) -> Option<Failure> {
+    pub(crate) fn failure(&self, needs: &[Figure]) -> Option<Failure> {
         judge(self, needs).err()
     }
 }
 
 /// The figures of pgbench's summary; `None` for one it did not print.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// The first `tps = ` line: without the initial connection time, or with `-C` including
     /// the reconnections.
-    pub tps: Option<f64>,
+    pub(crate) tps: Option<f64>,
     /// "latency average", ms.
-    pub latency_ms: Option<f64>,
+    pub(crate) latency_ms: Option<f64>,
     /// "average connection time" (with `-C`), ms.
-    pub connection_ms: Option<f64>,
+    pub(crate) connection_ms: Option<f64>,
     /// "number of transactions actually processed", 0 when missing.
-    pub processed: u64,
+    pub(crate) processed: u64,
     /// "number of failed transactions".
-    pub failed: Option<u64>,
+    pub(crate) failed: Option<u64>,
 }
 
 impl Summary {
-    pub fn parse(stdout: &str) -> Summary {
+    pub(crate) fn parse(stdout: &str) -> Summary {
         let number = |prefix: &str| {
             stdout
                 .lines()
@@ -176,7 +186,7 @@ impl Summary {
 
 /// A figure of the summary that a caller needs besides the TPS and the transaction count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Figure {
+pub(crate) enum Figure {
     LatencyAverage,
     ConnectionTime,
 }
@@ -185,20 +195,20 @@ pub enum Figure {
 /// abort line when that is another one: pgbench logs a failed PREPARE and goes on, so a run can
 /// start with "already exists" and abort on "does not exist").
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    pub reasons: Vec<String>,
-    pub first_error: Option<String>,
-    pub first_abort: Option<String>,
+pub(crate) struct Failure {
+    pub(crate) reasons: Vec<String>,
+    pub(crate) first_error: Option<String>,
+    pub(crate) first_abort: Option<String>,
 }
 
 impl Failure {
     /// The reasons, comma-separated.
-    pub fn why(&self) -> String {
+    pub(crate) fn why(&self) -> String {
         self.reasons.join(", ")
     }
 
     /// The first error line, or "-" when pgbench printed none.
-    pub fn error_line(&self) -> &str {
+    pub(crate) fn error_line(&self) -> &str {
         self.first_error.as_deref().unwrap_or("-")
     }
 }
@@ -211,7 +221,7 @@ impl fmt::Display for Failure {
 
 /// The failure rule (see the module's doc): `Ok` when the run counts, else every reason it does
 /// not. `needs`: the figures the caller reads besides the TPS and the transaction count.
-pub fn judge(run: &PgbenchRun, needs: &[Figure]) -> Result<(), Failure> {
+pub(crate) fn judge(run: &PgbenchRun, needs: &[Figure]) -> Result<(), Failure> {
     let s = &run.summary;
     let mut reasons = Vec::new();
     match run.exit {

@@ -8,14 +8,14 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::cpu::{RunCpu, ServerClocks};
+use super::cpu::{clock_ticks_per_second, RunCpu, ServerClocks};
 use super::pgbench::{Client, PgbenchRun};
 use super::setup;
 use super::stop::{self, Halt};
 use crate::drivers::facts;
 
 /// A benchmark's runs under way.
-pub struct Runner {
+pub(crate) struct Runner {
     program: &'static str,
     clocks: ServerClocks,
     /// (name, pid) of every server measured.
@@ -28,32 +28,34 @@ pub struct Runner {
 }
 
 /// One pgbench run, and the CPU its server (if any) spent on it.
-pub struct Timed {
-    pub pgbench: PgbenchRun,
-    pub cpu: RunCpu,
+pub(crate) struct Timed {
+    pub(crate) pgbench: PgbenchRun,
+    pub(crate) cpu: RunCpu,
     /// The server measured: (name, pid).
     server: Option<(&'static str, u32)>,
 }
 
 /// What the report says of the runs as a whole.
-pub struct Finished {
-    pub seconds: u64,
-    pub load_before: String,
-    pub load_after: String,
+pub(crate) struct Finished {
+    pub(crate) seconds: u64,
+    /// The clock ticks per second of the CPU times: the report says it.
+    pub(crate) ticks_per_second: u64,
+    pub(crate) load_before: String,
+    pub(crate) load_after: String,
     /// Every server was still running at the end.
-    pub servers_alive: bool,
+    pub(crate) servers_alive: bool,
 }
 
 impl Runner {
     /// Clocks for `servers`, given as (name, executable, pid), and the per-run table at
     /// `table_path` with its `header` line.
-    pub fn start(
+    pub(crate) fn start(
         program: &'static str,
         servers: &[(&'static str, PathBuf, u32)],
         table_path: PathBuf,
         header: &str,
-        ticks_per_second: u64,
     ) -> Result<Runner, Halt> {
+        let ticks_per_second = clock_ticks_per_second()?;
         let listed: Vec<(&'static str, &Path, u32)> = servers
             .iter()
             .map(|(name, exe, pid)| (*name, exe.as_path(), *pid))
@@ -78,14 +80,14 @@ impl Runner {
         })
     }
 
-    pub fn load_before(&self) -> &str {
+    pub(crate) fn load_before(&self) -> &str {
         &self.load_before
     }
 
     /// pgbench through `client` with `args` (`-T duration` among them), the CPU of the server
     /// named `server` (none for a direct connection) read just before and just after, its
     /// output saved to `file`. A run the signal ended counts nowhere: then `Err`.
-    pub fn pgbench(
+    pub(crate) fn pgbench(
         &self,
         client: &Client,
         args: &[&str],
@@ -112,14 +114,14 @@ impl Runner {
     }
 
     /// A line of the per-run table.
-    pub fn record(&mut self, line: &str) -> Result<(), Halt> {
+    pub(crate) fn record(&mut self, line: &str) -> Result<(), Halt> {
         writeln!(self.table, "{line}")
             .map_err(|e| Halt::Failed(format!("{}: {e}", self.table_path.display())))
     }
 
     /// The runs are over: how long they took, the load, and whether a server died meanwhile
     /// (said on stderr: its log in `logs` tells why).
-    pub fn finish(self, logs: &Path) -> Finished {
+    pub(crate) fn finish(self, logs: &Path) -> Finished {
         let gone = setup::gone(&self.servers);
         for name in &gone {
             eprintln!(
@@ -130,6 +132,7 @@ impl Runner {
         }
         Finished {
             seconds: self.started.elapsed().as_secs(),
+            ticks_per_second: self.ticks_per_second,
             load_before: self.load_before,
             load_after: facts::load_average(),
             servers_alive: gone.is_empty(),
@@ -140,7 +143,7 @@ impl Runner {
 impl Timed {
     /// The progress line's note on the server's CPU per `unit` (txn, conn), and whether it could
     /// be read: a server whose CPU could not be read makes the benchmark fail.
-    pub fn cpu_note(&self, unit: &str) -> (String, bool) {
+    pub(crate) fn cpu_note(&self, unit: &str) -> (String, bool) {
         match (self.cpu, self.server) {
             (RunCpu::Measured { ticks, us_per_item }, Some((name, _))) => (
                 format!(", {name} CPU {us_per_item:.4} us/{unit} ({ticks} ticks)"),

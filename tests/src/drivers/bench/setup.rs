@@ -5,21 +5,21 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::out_dirs::OutDirs;
 use super::pgbench::{Client, Exit, SslMode};
-use super::settings::OutDirs;
 use super::stop::{self, Halt};
-use crate::drivers::pgwarm_env::{pgwarm_passthrough, show_env};
+use crate::drivers::pgwarm_env::show_env;
 use crate::harness::process_state;
 use crate::harness::{cluster, Target};
 use crate::harness::{pgwarm_bin, Pgwarm};
 
 /// The role `bench`'s password. A client of pgwarm logs in with it too, so that
 /// `PGWARM_CLIENT_PASSWORD=password` makes pgwarm's clients run SCRAM.
-pub const PASSWORD: &str = "password";
+pub(crate) const PASSWORD: &str = "password";
 
 /// The role and database `bench` (owned by it) on the tests' cluster, filled by
 /// `pgbench -i -s scale`, as a target for a client.
-pub fn database(program: &str, scale: u32) -> Result<Target, Halt> {
+pub(crate) fn database(program: &str, scale: u32) -> Result<Target, Halt> {
     let pg = cluster();
     stop::check()?;
     let db = pg.create_target_with("bench", PASSWORD);
@@ -39,30 +39,9 @@ pub fn database(program: &str, scale: u32) -> Result<Target, Halt> {
     }
 }
 
-/// What the harness sets for pgwarm's listener and its login to the benchmark's database
-/// ([`Pgwarm::builder`]): never the caller's.
-const CONNECTION: [&str; 6] = [
-    "PGWARM_LISTEN",
-    "PGWARM_DB_HOST",
-    "PGWARM_DB_PORT",
-    "PGWARM_DB_NAME",
-    "PGWARM_DB_USER",
-    "PGWARM_DB_PASSWORD",
-];
-
-/// The caller's `PGWARM_*` variables that reach pgwarm: all but the connection's and the
-/// benchmark's own `settings`, which it fixes.
-pub fn passthrough(settings: &[(&str, &str)]) -> Vec<(String, String)> {
-    let fixed: Vec<&str> = CONNECTION
-        .into_iter()
-        .chain(settings.iter().map(|(k, _)| *k))
-        .collect();
-    pgwarm_passthrough(std::env::vars(), &fixed)
-}
-
-/// pgwarm (`$PGWARM_BIN`) against `db` with the caller's variables `passthrough` (from
-/// [`passthrough`]), then the benchmark's own `settings`; said on stderr.
-pub fn pgwarm(
+/// pgwarm (`$PGWARM_BIN`) against `db` with the caller's variables `passthrough` (see
+/// [`super::settings::Settings`]), then the benchmark's own `settings`; said on stderr.
+pub(crate) fn pgwarm(
     program: &str,
     db: &Target,
     passthrough: &[(String, String)],
@@ -82,7 +61,7 @@ pub fn pgwarm(
 }
 
 /// The names of the servers, given as (name, pid), that are no longer running.
-pub fn gone<'a>(servers: &[(&'a str, u32)]) -> Vec<&'a str> {
+pub(crate) fn gone<'a>(servers: &[(&'a str, u32)]) -> Vec<&'a str> {
     servers
         .iter()
         .filter(|(_, pid)| process_state(*pid).is_none_or(|state| state == 'Z'))
@@ -94,7 +73,7 @@ pub fn gone<'a>(servers: &[(&'a str, u32)]) -> Vec<&'a str> {
 /// `body` run, the cluster's log saved whichever way it ended (the cluster itself goes with its
 /// reaper once this process has exited), and the exit status ([`exit_status`]; `failed` says
 /// what an `Ok(false)` means).
-pub fn run(
+pub(crate) fn run(
     program: &'static str,
     prefix: &str,
     failed: &str,
@@ -119,7 +98,7 @@ pub fn run(
 /// The exit status of a benchmark that ended with `outcome` (`Ok(false)`: a run that should
 /// count failed, which `failed` describes), saying so on stderr: 0; 1 for failed runs or a
 /// failed step; 128 + the signal when stopped.
-pub fn exit_status(
+pub(crate) fn exit_status(
     program: &str,
     outcome: Result<bool, Halt>,
     out: &OutDirs,

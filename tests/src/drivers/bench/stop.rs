@@ -14,14 +14,14 @@ use crate::drivers::children::{kill_children, signal_children, supervise};
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 /// How long the benchmark has to wind down after the signal before everything is killed.
-pub const GRACE: Duration = Duration::from_secs(30);
+pub(crate) const GRACE: Duration = Duration::from_secs(30);
 
 /// The benchmark was told to stop by a signal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stopped(pub i32);
+pub(crate) struct Stopped(pub(crate) i32);
 
 impl Stopped {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self.0 {
             libc::SIGINT => "SIGINT",
             libc::SIGTERM => "SIGTERM",
@@ -30,13 +30,13 @@ impl Stopped {
     }
 
     /// 128 + the signal, as a shell reports a process ended by it.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         u8::try_from(128 + self.0).unwrap_or(1)
     }
 }
 
 /// `Err` once a signal has come: a benchmark calls it between steps.
-pub fn check() -> Result<(), Stopped> {
+pub(crate) fn check() -> Result<(), Stopped> {
     match SIGNAL.load(Ordering::SeqCst) {
         0 => Ok(()),
         signal => Err(Stopped(signal)),
@@ -48,7 +48,7 @@ pub fn check() -> Result<(), Stopped> {
 /// starting anything: the handlers are in place when it returns, so the children spawned later
 /// get the default actions back, even when this process was started with SIGINT ignored (as a
 /// shell's background job is).
-pub fn watch(program: &'static str) -> Result<(), String> {
+pub(crate) fn watch(program: &'static str) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
     supervise();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -93,7 +93,7 @@ pub fn watch(program: &'static str) -> Result<(), String> {
 
 /// Why a benchmark ends before its report: a signal, or a step that failed (with what to say).
 #[derive(Debug)]
-pub enum Halt {
+pub(crate) enum Halt {
     Stopped(Stopped),
     Failed(String),
 }
