@@ -25,6 +25,8 @@ pub(crate) struct Runner {
     table_path: PathBuf,
     started: Instant,
     load_before: String,
+    /// Every run recorded so far counted as it should.
+    all_counted: bool,
 }
 
 /// One pgbench run, and the CPU its server (if any) spent on it.
@@ -42,8 +44,8 @@ pub(crate) struct Finished {
     pub(crate) ticks_per_second: u64,
     pub(crate) load_before: String,
     pub(crate) load_after: String,
-    /// Every server was still running at the end.
-    pub(crate) servers_alive: bool,
+    /// Every run counted as it should, and every server was still running at the end.
+    pub(crate) all_counted: bool,
 }
 
 impl Runner {
@@ -77,6 +79,7 @@ impl Runner {
             table_path,
             started: Instant::now(),
             load_before: facts::load_average(),
+            all_counted: true,
         })
     }
 
@@ -113,8 +116,10 @@ impl Runner {
         })
     }
 
-    /// A line of the per-run table.
-    pub(crate) fn record(&mut self, line: &str) -> Result<(), Halt> {
+    /// A run that ended: its `line` of the per-run table, and whether it `counted` as it should
+    /// (a run that failed for a known limitation does).
+    pub(crate) fn record(&mut self, line: &str, counted: bool) -> Result<(), Halt> {
+        self.all_counted &= counted;
         writeln!(self.table, "{line}")
             .map_err(|e| Halt::Failed(format!("{}: {e}", self.table_path.display())))
     }
@@ -135,8 +140,18 @@ impl Runner {
             ticks_per_second: self.ticks_per_second,
             load_before: self.load_before,
             load_after: facts::load_average(),
-            servers_alive: gone.is_empty(),
+            all_counted: self.all_counted && gone.is_empty(),
         }
+    }
+}
+
+impl Finished {
+    /// The report's line on the machine's load around the runs.
+    pub(crate) fn load_line(&self) -> String {
+        format!(
+            "load average before: {}   after: {}",
+            self.load_before, self.load_after
+        )
     }
 }
 

@@ -69,14 +69,14 @@ pub(super) fn start_relays(
     })
 }
 
-/// The checks, then every run; the runs, the TLS the checks saw, how the runs went as a whole,
-/// and whether every run counted.
+/// The checks, then every run; the runs, the TLS the checks saw, and how the runs went as a
+/// whole.
 pub(super) fn measure(
     s: &ConnectSettings,
     out: &OutDirs,
     relays: &Relays,
     db: &Target,
-) -> Result<(Vec<Run>, Tls, Finished, bool), Halt> {
+) -> Result<(Vec<Run>, Tls, Finished), Halt> {
     let tls = checks::check(relays, db)?;
     let mut runner = Runner::start(PROGRAM, &relays.processes(), out.table.clone(), RUNS_HEADER)?;
     let total_runs = s.common.rounds * CASES.len();
@@ -87,7 +87,6 @@ pub(super) fn measure(
         runner.load_before()
     ));
     let mut runs: Vec<Run> = Vec::new();
-    let mut all_counted = true;
     for round in 1..=s.common.rounds {
         for (i, case) in round_order(&CASES, round, 2).into_iter().enumerate() {
             let label = format!(
@@ -100,20 +99,18 @@ pub(super) fn measure(
             let file = out.runs.join(format!("{}-r{round}.txt", case.name()));
             let client = checks::client(relays, db, case);
             let (outcome, counted) = one_run(s, &runner, &client, case, &file, &label)?;
-            all_counted &= counted;
             let run = Run {
                 round,
                 position: i + 1,
                 slot: case,
                 outcome,
             };
-            runner.record(&tsv_line(&run))?;
+            runner.record(&tsv_line(&run), counted)?;
             runs.push(run);
         }
     }
     let finished = runner.finish(&out.logs);
-    all_counted &= finished.servers_alive;
-    Ok((runs, tls, finished, all_counted))
+    Ok((runs, tls, finished))
 }
 
 /// One `pgbench -C` run of `case`, its output saved to `file`, said on stderr as `label`; its

@@ -80,8 +80,8 @@ fn on_database(s: &ConnectSettings, out: &OutDirs) -> Result<bool, Halt> {
         }
     };
     let relays = measure::start_relays(s, &db, &pgbouncer_secret)?;
-    let (runs, tls, finished, all_counted) =
+    let (runs, tls, finished) =
         relays.measure(out, |relays| measure::measure(s, out, relays, &db))?;
     out.publish(PROGRAM, &report::report(s, &runs, &tls, &finished))?;
-    Ok(all_counted)
+    Ok(finished.all_counted)
 }

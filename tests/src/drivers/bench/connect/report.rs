@@ -86,11 +86,7 @@ pub(super) fn report(s: &ConnectSettings, runs: &[Run], tls: &Tls, finished: &Fi
         runs.len(),
         finished.seconds
     );
-    let _ = writeln!(
-        r,
-        "load average before: {}   after: {}",
-        finished.load_before, finished.load_after
-    );
+    let _ = writeln!(r, "{}", finished.load_line());
     let _ = writeln!(r);
     let explanation = [
         "ms/conn: time per connect + query + close, 1000 / TPS (pgbench -C's TPS includes the".to_owned(),

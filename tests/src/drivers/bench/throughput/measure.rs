@@ -58,14 +58,13 @@ pub(super) fn start_relays(s: &ThroughputSettings, db: &Target) -> Relays {
     }
 }
 
-/// The sanity checks, then every run; the runs, how the runs went as a whole, and whether every
-/// run that should count did.
+/// The sanity checks, then every run; the runs, and how they went as a whole.
 pub(super) fn measure(
     s: &ThroughputSettings,
     out: &OutDirs,
     relays: &Relays,
     db: &Target,
-) -> Result<(Results, Finished, bool), Halt> {
+) -> Result<(Results, Finished), Halt> {
     let client = |way: Way| Client::new(relays.target(way, db), SslMode::Disable);
     // One query through each target before measuring: a broken path fails here, clearly.
     for way in Way::ALL {
@@ -93,7 +92,6 @@ pub(super) fn measure(
         runner.load_before()
     ));
     let mut runs = Vec::new();
-    let mut all_counted = true;
     for round in 1..=s.common.rounds {
         let order = round_order(&Way::ALL, round, 1);
         for &mode in &s.modes {
@@ -117,28 +115,26 @@ pub(super) fn measure(
                     let slot = Slot { mode, clients, way };
                     let (outcome, counted) =
                         one_run(s, &runner, &client(way), slot, &file, &label)?;
-                    all_counted &= counted;
                     let run = Run {
                         round,
                         position: i + 1,
                         slot,
                         outcome,
                     };
-                    runner.record(&tsv_line(&run))?;
+                    runner.record(&tsv_line(&run), counted)?;
                     runs.push(run);
                 }
             }
         }
     }
     let finished = runner.finish(&out.logs);
-    all_counted &= finished.servers_alive;
     let results = Results {
         rounds: s.common.rounds,
         modes: s.modes.clone(),
         clients: s.clients.clone(),
         runs,
     };
-    Ok((results, finished, all_counted))
+    Ok((results, finished))
 }
 
 /// One pgbench run, its output saved to `file`, said on stderr as `label`; its outcome, and

@@ -76,9 +76,9 @@ fn run() -> ExitCode {
 fn on_database(s: &ThroughputSettings, out: &OutDirs) -> Result<bool, Halt> {
     let db = setup::database(PROGRAM, s.scale)?;
     let relays = measure::start_relays(s, &db);
-    let (results, finished, mut all_counted) =
+    let (results, finished) =
         relays.measure(out, |relays| measure::measure(s, out, relays, &db))?;
     out.publish(PROGRAM, &report::report(s, &results, &finished))?;
-    all_counted &= charts::write(&results, &out.root) == ExitCode::SUCCESS;
-    Ok(all_counted)
+    let charted = charts::write(&results, &out.root) == ExitCode::SUCCESS;
+    Ok(finished.all_counted && charted)
 }

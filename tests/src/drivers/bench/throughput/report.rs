@@ -64,11 +64,7 @@ pub(super) fn report(s: &ThroughputSettings, results: &Results, finished: &Finis
         results.runs.len(),
         finished.seconds
     );
-    let _ = writeln!(
-        r,
-        "load average before: {}   after: {}",
-        finished.load_before, finished.load_after
-    );
+    let _ = writeln!(r, "{}", finished.load_line());
     let _ = writeln!(r);
     let _ = writeln!(
         r,
