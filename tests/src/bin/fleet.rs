@@ -13,7 +13,7 @@
 //! invocation, 1 otherwise, 2 for bad usage.
 
 use pgwarm_tests::drivers::children::{end_on_signal, supervise};
-use pgwarm_tests::drivers::fleet::{run, table, write_files, Outcome, Shape, Way};
+use pgwarm_tests::drivers::fleet::{failed_through_pgwarm, run, table, write_files, Shape, Way};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -79,12 +79,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let pgwarm_failed: usize = outcomes
-        .iter()
-        .filter(|o| o.way != Way::Direct)
-        .map(Outcome::failed)
-        .sum();
-    match pgwarm_failed {
+    match failed_through_pgwarm(&outcomes) {
         0 => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     }

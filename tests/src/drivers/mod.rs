@@ -4,6 +4,7 @@
 //!
 //! - [`bench`]: the two pgbench benchmarks, `bench` (throughput) and `bench-connect` (connect +
 //!   one query + close), and what they share.
+//! - [`demo`]: the demo behind `scripts/demo.sh`, a module per step.
 //! - [`fleet`]: many environments against a database with few connection slots, directly,
 //!   through pgwarm and through pgwarm + PgBouncer; the `demo` and `fleet` binaries run it.
 //! - [`lifecycle`]: one environment's life on lambda-simulator, measured (invocations, the thaw
@@ -16,6 +17,7 @@
 
 pub mod bench;
 pub mod children;
+pub mod demo;
 pub mod facts;
 pub mod figures;
 pub mod fleet;
