@@ -18,8 +18,8 @@
 //!    `app`; the invocation after the thaw must not notice.
 //! 5. SHUTDOWN: pgwarm must exit within Lambda's 2 s and leave no backend behind.
 //! 6. The same handler without pgwarm, straight to PostgreSQL (a SCRAM login each time).
-//! 7. The fleet ([`pgwarm_tests::drivers::fleet`]): `DEMO_FLEET_ENVIRONMENTS` environments, each under
-//!    lambda-simulator and frozen between its invocations, against a role limited to
+//! 7. The fleet ([`pgwarm_tests::drivers::fleet`]): `DEMO_FLEET_ENVIRONMENTS` environments,
+//!    each under lambda-simulator and frozen between its invocations, against a role limited to
 //!    `DEMO_FLEET_SLOTS` connections, invoked `DEMO_FLEET_BURST` at a time, `DEMO_FLEET_BURSTS`
 //!    times, with a 6 s function timeout; the handler connects, queries inside a transaction,
 //!    commits and closes every time, and one invocation in ten leaks its connection inside the

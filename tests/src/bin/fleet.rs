@@ -1,7 +1,7 @@
 //! `fleet`: many Lambda execution environments against a database with few connection slots,
 //! run directly, through pgwarm, and through pgwarm chained to a central PgBouncer; for
-//! `scripts/demo.sh` and for people. The scenario is [`pgwarm_tests::drivers::fleet`], on the tests'
-//! harness (a throwaway cluster; pgwarm is `$PGWARM_BIN` or the workspace's debug build).
+//! `scripts/demo.sh` and for people. The scenario is [`pgwarm_tests::drivers::fleet`], on the
+//! tests' harness (a throwaway cluster; pgwarm is `$PGWARM_BIN` or the workspace's debug build).
 //!
 //! ```text
 //! fleet [--environments N] [--db-slots N] [--bursts N] [--burst-size N] [--pause-ms N]

@@ -1,8 +1,8 @@
 //! `footprint`: what pgwarm costs a Lambda function, in one command: the layer's zip and binary
 //! per architecture (from `target/layer`, which `scripts/build-layer.sh` makes), the start-up
 //! as an extension (exec to listening and to registered, under lambda-simulator, with
-//! [`pgwarm_tests::drivers::lifecycle::startup`]), and pgwarm's resident memory at idle and with 1,000
-//! idle clients.
+//! [`pgwarm_tests::drivers::lifecycle::startup`]), and pgwarm's resident memory at idle and with
+//! 1,000 idle clients.
 //!
 //! ```text
 //! footprint [--starts N] [--idle-clients N]

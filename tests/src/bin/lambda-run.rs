@@ -1,9 +1,9 @@
 //! `lambda-run`: one Lambda-like run, for people and scripts. lambda-simulator plays Lambda
 //! (freeze mode by default), pgwarm is the extension (or there is none, for a handler that
 //! connects straight to PostgreSQL), and handler-example is the function's runtime. It uses the
-//! tests' harness ([`pgwarm_tests::Lambda`], [`pgwarm_tests::drivers::lifecycle`], as the `demo` binary
-//! does), so it runs the lifecycle code the tests check, with the binaries and settings it is
-//! given instead of the tests' own.
+//! tests' harness ([`pgwarm_tests::Lambda`], [`pgwarm_tests::drivers::lifecycle`], as the `demo`
+//! binary does), so it runs the lifecycle code the tests check, with the binaries and settings it
+//! is given instead of the tests' own.
 //!
 //! ```text
 //! lambda-run --handler PATH [--pgwarm PATH] [--invocations N] [--freeze on|off]

@@ -1,6 +1,7 @@
 //! The facts a benchmark report starts with, so that two reports can be told apart: when, which
 //! commit (and whether the tree had changes), how many CPUs and how busy the machine was. The
-//! versions of the servers come from their own types ([`crate::harness::Pgbouncer::version`], ...).
+//! versions of the servers come from their own types
+//! ([`crate::harness::Pgbouncer::version`], ...).
 
 use std::path::Path;
 use std::process::Command;

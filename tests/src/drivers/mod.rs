@@ -2,8 +2,8 @@
 //! measures pgwarm with the code the end-to-end tests check. None of it is test support: a test
 //! that uses a driver ([`fleet`] at a small scale) tests the driver.
 //!
-//! - [`bench`]: the two pgbench benchmarks, `bench` (throughput) and `bench-connect` (connect +
-//!   one query + close), and what they share.
+//! - [`bench`](mod@bench): the two pgbench benchmarks, `bench` (throughput) and `bench-connect`
+//!   (connect + one query + close), and what they share.
 //! - [`demo`]: the demo behind `scripts/demo.sh`, a module per step.
 //! - [`fleet`]: many environments against a database with few connection slots, directly,
 //!   through pgwarm and through pgwarm + PgBouncer; the `demo` and `fleet` binaries run it.

@@ -3,10 +3,10 @@
 //! `handler-example` as the function, then the fleet; a report a person reads in a minute.
 //!
 //! Here the steps in order, their report and exit status; each step is a module: pgwarm's
-//! start-up ([`startup`]), the handler through pgwarm with the thaw check and SHUTDOWN
-//! ([`through_pgwarm`]), the handler straight to PostgreSQL ([`direct`]), the fleet ([`fleet`]),
-//! and the environment `--keep` leaves up ([`keep`]). What they read and write: [`settings`],
-//! [`report`], [`times`].
+//! start-up (`startup.rs`), the handler through pgwarm with the thaw check and SHUTDOWN
+//! (`through_pgwarm.rs`), the handler straight to PostgreSQL (`direct.rs`), the fleet (`fleet.rs`),
+//! and the environment `--keep` leaves up (`keep.rs`). What they read and write: `settings.rs`,
+//! `report.rs`, `times.rs`.
 
 mod direct;
 mod fleet;

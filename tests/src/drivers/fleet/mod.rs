@@ -11,11 +11,11 @@
 //! pgwarm per environment, with pgwarm's defaults; and through pgwarm (defaults, with
 //! `PGWARM_UPSTREAM_POOLER=on`) chained to one central PgBouncer. Each pgwarm runs as the
 //! extension of its own environment under lambda-simulator, with the test as the function's
-//! runtime ([`crate::harness::TestRuntime`]): INVOKE with its deadline, the Telemetry API's runtimeDone,
-//! and a freeze (SIGSTOP) once the runtime and pgwarm have asked for their next event, as Lambda
-//! does. The database's role has a `CONNECTION LIMIT`, so a full database answers `too many
-//! connections for role`, as RDS does at `max_connections`. A sampler counts the role's backends
-//! every 50 ms.
+//! runtime ([`crate::harness::TestRuntime`]): INVOKE with its deadline, the Telemetry API's
+//! runtimeDone, and a freeze (SIGSTOP) once the runtime and pgwarm have asked for their next
+//! event, as Lambda does. The database's role has a `CONNECTION LIMIT`, so a full database
+//! answers `too many connections for role`, as RDS does at `max_connections`. A sampler counts the
+//! role's backends every 50 ms.
 
 mod report;
 

@@ -3,9 +3,9 @@
 //! and through PgBouncer, each with and without TLS from the client, `pgbench -C` over rotating
 //! rounds.
 //!
-//! Its own parts: the settings ([`settings`]), the six cases ([`cases`]), its runs table
-//! ([`runs`]), the checks before measuring ([`checks`]), the runs themselves ([`measure`]) and
-//! the report ([`report`]).
+//! Its own parts: the settings (`settings.rs`), the six cases (`cases.rs`), its runs table
+//! (`runs.rs`), the checks before measuring (`checks.rs`), the runs themselves (`measure.rs`) and
+//! the report (`report.rs`).
 
 mod cases;
 mod checks;

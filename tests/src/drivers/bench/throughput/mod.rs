@@ -2,9 +2,9 @@
 //! measures and how): pgbench -S in each mode and client count against PostgreSQL, pgwarm,
 //! PgBouncer and HAProxy, TPS and each relay's CPU per transaction, over rotating rounds.
 //!
-//! Its own parts: the settings ([`settings`]), the query modes and PgBouncer's prepared-statement
-//! rule ([`mode`]), its runs table ([`runs`]), the runs themselves ([`measure`]), the report
-//! ([`report`]) and the chart data ([`charts`]).
+//! Its own parts: the settings (`settings.rs`), the query modes and PgBouncer's prepared-statement
+//! rule (`mode.rs`), its runs table (`runs.rs`), the runs themselves (`measure.rs`), the report
+//! (`report.rs`) and the chart data (`charts.rs`).
 
 mod charts;
 mod measure;
