@@ -1,78 +1,15 @@
-//! Shared harness for pgwarm's end-to-end tests: real components, no mocks.
+//! pgwarm's end-to-end tests and the driver binaries built on the same code, in two halves:
 //!
-//! - [`cluster`]: one throwaway PostgreSQL cluster per test binary (SCRAM on 127.0.0.1, a free
-//!   port), with [`PgCluster::fresh_target`] giving every test its own role and database.
-//! - [`Pgwarm`]: the real `pgwarm` binary in standalone mode, pointed at a [`Target`].
-//! - [`Lambda`]: lambda-simulator driving pgwarm as an extension and `handler-example` as the
-//!   function, with freeze and thaw; [`lifecycle`] measures one environment's life on it
-//!   (invocations, the thaw check, SHUTDOWN, start-up) for the `demo`, `lambda-run` and
-//!   `footprint` binaries (`src/bin/`).
-//! - [`Pgbouncer`], [`Haproxy`], [`Moto`]: real peers (PgBouncer for chaining and comparison,
-//!   HAProxy as a plain TCP relay, moto_server as Secrets Manager).
-//! - [`DelayRelay`]: a TCP relay that puts a round-trip time between a client and a server.
-//! - [`fleet`]: many environments against a database with few connection slots, directly, through
-//!   pgwarm and through pgwarm + PgBouncer; the `demo` and `fleet` binaries run it.
-//! - [`children`]: how a driver binary ends everything it started, on Ctrl-C or a panic.
-//! - [`bench`]: what the `bench` and `bench-connect` binaries share: pgbench runs and the rule
-//!   that says whether one counts, CPU times, settings and output folders.
-//! - [`vars`]: a driver's settings from `BENCH_*` and `DEMO_*` variables, a bad one named.
-//! - [`figures`], [`facts`]: every driver's report arithmetic (medians, quantiles, ratio cells,
-//!   the rounds' order) and the facts a report starts with (date, commit, load).
-//! - [`FaultLoad`]: a bounded mixed client load that a fault (restart, terminated backends)
-//!   hits while it runs, with every answer checked.
-//! - [`show`], [`psql_csv`]: an admin console read by column name.
-//! - [`run_python_case`]: psycopg scripts under `tests/py`, a real driver as the client.
-//! - [`tool`]: external programs (psql, pgbench, pgbouncer, moto_server); a missing one is a test
-//!   failure that names the package to install, never a silent skip.
+//! - [`harness`]: what the end-to-end tests (`tests/*.rs`) start and talk to: real components,
+//!   no mocks (PostgreSQL, pgwarm, PgBouncer, HAProxy, moto_server, lambda-simulator, the wire
+//!   protocol, TLS). Its items are also at the crate's root, so a test says
+//!   `use pgwarm_tests::*;`.
+//! - [`drivers`]: what only the binaries in `src/bin/` run on top of the harness: the demo, the
+//!   benchmarks, the fleet, one environment's lifecycle, and their reports.
 //!
-//! Everything here may panic: it is test code, and every panic says what failed and shows the
-//! captured output or log.
+//! The harness never uses the drivers; a driver uses the harness as a test does.
 
-mod admin;
-pub mod bench;
-pub mod children;
-mod delay;
-pub mod facts;
-pub mod figures;
-pub mod fleet;
-mod lambda;
-pub mod lifecycle;
-mod load;
-mod peers;
-mod pg;
-mod pooler;
-mod python;
-mod tls;
-mod tools;
-pub mod vars;
-mod wire;
+pub mod drivers;
+pub mod harness;
 
-pub use admin::{number, pools, psql_csv, show, wait_for_pool, AdminRow};
-pub use delay::DelayRelay;
-pub use lambda::{
-    in_lambda, lambda_env, simulator, InitError, InitErrorProxy, Invoked, Lambda, TestRuntime,
-};
-pub use load::{is_killed_mid_statement, FaultLoad, LoadError, LoadReport};
-pub use peers::{json_string, Haproxy, Moto, Pgbouncer};
-pub use pg::{
-    cluster, exchange_large_messages, io_runtime, quote_ident, quote_literal, server_bindir,
-    simple_rows, try_server_bindir, PgCluster, Target,
-};
-pub use pooler::{
-    find_pgwarm_bin, find_workspace_bin, pgwarm_bin, pgwarm_passthrough, show_env, target_dir,
-    workspace_bin, Pgwarm, PgwarmBuilder,
-};
-pub use python::run_python_case;
-pub use tls::{
-    client_config_without_checks, negotiated_tls, tls_verifying, tls_without_checks,
-    SeenCertificates, TestCerts,
-};
-pub use tools::{
-    as_postgres, chown_postgres, first_line_of, free_port, is_root, output_noting_timeout,
-    output_with_timeout, package_hint, parse_proc_stat, pgbench, pgbench_command,
-    pgbench_processed, poll_until, port_is_listening, proc_stat, process_state, random_hex,
-    rss_kib, run_ok, send_signal, tool, try_tool, wait_timeout, ProcStat, TempDir,
-};
-pub use wire::{
-    error_fields as wire_error, raw_message, send_cancel, sqlstate, Batch, Reply, Wire, WireError,
-};
+pub use harness::*;

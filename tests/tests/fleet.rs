@@ -7,7 +7,7 @@
 //! timeout, and the database never sees more connections than its slots (or PgBouncer's pool).
 //! With room to spare, pgwarm adds nothing to an invocation.
 
-use pgwarm_tests::fleet::{run, Shape, Way};
+use pgwarm_tests::drivers::fleet::{run, Shape, Way};
 use std::time::Duration;
 
 fn shape() -> Shape {

@@ -14,7 +14,7 @@
 //! pgwarm's to the database (`PGWARM_SSLMODE=require`). Exit status 0 when every unit of work succeeded, 1 otherwise, 2 for
 //! bad usage. pgwarm is `$PGWARM_BIN` or the workspace's debug build.
 
-use pgwarm_tests::figures;
+use pgwarm_tests::drivers::figures;
 use pgwarm_tests::{cluster, tls_without_checks, DelayRelay, Pgwarm, Target, TestCerts};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! `fleet`: many Lambda execution environments against a database with few connection slots,
 //! run directly, through pgwarm, and through pgwarm chained to a central PgBouncer; for
-//! `scripts/demo.sh` and for people. The scenario is [`pgwarm_tests::fleet`], on the tests'
-//! harness (a throwaway cluster; pgwarm is `$PGWARM_BIN` or the workspace's debug build).
+//! `scripts/demo.sh` and for people. The scenario is [`pgwarm_tests::drivers::fleet`], on the
+//! tests' harness (a throwaway cluster; pgwarm is `$PGWARM_BIN` or the workspace's debug build).
 //!
 //! ```text
 //! fleet [--environments N] [--db-slots N] [--bursts N] [--burst-size N] [--pause-ms N]
@@ -12,8 +12,8 @@
 //! count), and `fleet-connections.svg`, their chart (gnuplot). Exit status 0 when pgwarm's ways failed no
 //! invocation, 1 otherwise, 2 for bad usage.
 
-use pgwarm_tests::children::{end_on_signal, supervise};
-use pgwarm_tests::fleet::{run, table, write_files, Outcome, Shape, Way};
+use pgwarm_tests::drivers::children::{end_on_signal, supervise};
+use pgwarm_tests::drivers::fleet::{failed_through_pgwarm, run, table, write_files, Shape, Way};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -79,12 +79,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let pgwarm_failed: usize = outcomes
-        .iter()
-        .filter(|o| o.way != Way::Direct)
-        .map(Outcome::failed)
-        .sum();
-    match pgwarm_failed {
+    match failed_through_pgwarm(&outcomes) {
         0 => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     }

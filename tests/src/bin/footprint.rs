@@ -1,8 +1,8 @@
 //! `footprint`: what pgwarm costs a Lambda function, in one command: the layer's zip and binary
 //! per architecture (from `target/layer`, which `scripts/build-layer.sh` makes), the start-up
 //! as an extension (exec to listening and to registered, under lambda-simulator, with
-//! [`pgwarm_tests::lifecycle::startup`]), and pgwarm's resident memory at idle and with 1,000
-//! idle clients.
+//! [`pgwarm_tests::drivers::lifecycle::startup`]), and pgwarm's resident memory at idle and with
+//! 1,000 idle clients.
 //!
 //! ```text
 //! footprint [--starts N] [--idle-clients N]
@@ -12,8 +12,9 @@
 //! sizes alone. Exit status 0, 1 when a step
 //! failed, 2 for bad usage.
 
-use pgwarm_tests::figures::median;
-use pgwarm_tests::{cluster, lifecycle, pgwarm_bin, Pgwarm};
+use pgwarm_tests::drivers::figures::median;
+use pgwarm_tests::drivers::lifecycle;
+use pgwarm_tests::{cluster, pgwarm_bin, Pgwarm};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

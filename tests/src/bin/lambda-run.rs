@@ -1,9 +1,9 @@
 //! `lambda-run`: one Lambda-like run, for people and scripts. lambda-simulator plays Lambda
 //! (freeze mode by default), pgwarm is the extension (or there is none, for a handler that
 //! connects straight to PostgreSQL), and handler-example is the function's runtime. It uses the
-//! tests' harness ([`pgwarm_tests::Lambda`], [`pgwarm_tests::lifecycle`], as the `demo` binary
-//! does), so it runs the lifecycle code the tests check, with the binaries and settings it is
-//! given instead of the tests' own.
+//! tests' harness ([`pgwarm_tests::Lambda`], [`pgwarm_tests::drivers::lifecycle`], as the `demo`
+//! binary does), so it runs the lifecycle code the tests check, with the binaries and settings it
+//! is given instead of the tests' own.
 //!
 //! ```text
 //! lambda-run --handler PATH [--pgwarm PATH] [--invocations N] [--freeze on|off]
@@ -42,9 +42,10 @@
 //! panics when a step hangs or a process dies; then the status is that of the panic, and pgwarm
 //! and the handler are killed (see [`supervise`]).
 
-use pgwarm_tests::children::{end_on_signal, supervise};
-use pgwarm_tests::lifecycle::{self, invoke, shutdown, thaw_check, Invocation};
-use pgwarm_tests::{pgwarm_passthrough, Lambda, Pgwarm, PgwarmBuilder};
+use pgwarm_tests::drivers::children::{end_on_signal, supervise};
+use pgwarm_tests::drivers::lifecycle::{self, invoke, shutdown, thaw_check, Invocation};
+use pgwarm_tests::drivers::pgwarm_env::pgwarm_passthrough;
+use pgwarm_tests::{Lambda, Pgwarm, PgwarmBuilder};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -158,9 +159,7 @@ async fn main() -> ExitCode {
 
 /// pgwarm at `bin` with every `PGWARM_*` setting of this process's environment.
 fn pgwarm_from_env(bin: &Path) -> PgwarmBuilder {
-    pgwarm_passthrough(std::env::vars(), &[])
-        .into_iter()
-        .fold(Pgwarm::builder_for(bin), |b, (k, v)| b.env(&k, &v))
+    Pgwarm::builder_for(bin).envs(pgwarm_passthrough(std::env::vars(), &[]))
 }
 
 /// A required variable of this process's environment.
