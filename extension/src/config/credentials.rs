@@ -2,6 +2,7 @@
 //! variables, which are the whole login in `password` mode and override single fields of the
 //! secret in `secret` mode.
 
+use super::hosts::HostAddr;
 use super::table;
 use super::{invalid, ConfigError, Env, Secret};
 use std::time::Duration;
@@ -84,8 +85,9 @@ impl CredentialSettings {
     }
 }
 
-pub(super) fn parse(env: &Env<'_>) -> Result<CredentialSettings, ConfigError> {
-    let overrides = overrides(env)?;
+/// `hosts`: `PGWARM_DB_HOST` and `PGWARM_DB_PORT` read as a list; the login names its first.
+pub(super) fn parse(env: &Env<'_>, hosts: &[HostAddr]) -> Result<CredentialSettings, ConfigError> {
+    let overrides = overrides(env, hosts)?;
     let secret_id = env.get(&table::SECRET_ID).filter(|s| !s.trim().is_empty());
     let auth = env.get(&table::AUTH);
     match (auth.as_deref(), secret_id) {
@@ -112,6 +114,14 @@ pub(super) fn parse(env: &Env<'_>) -> Result<CredentialSettings, ConfigError> {
                     "PGWARM_AUTH=iam logs in with an RDS auth token, not a password; unset it",
                 ));
             }
+            if hosts.len() > 1 {
+                return Err(invalid(
+                    table::DB_HOST.name,
+                    &env.text(&table::DB_HOST),
+                    "PGWARM_AUTH=iam signs its token for one host: name one endpoint (Aurora's \
+                     cluster endpoint finds the writer)",
+                ));
+            }
             Ok(CredentialSettings::Iam {
                 target: whole_login(env, overrides)?,
                 timeout: env.nonzero_duration(&table::SECRETS_TIMEOUT)?,
@@ -125,14 +135,17 @@ pub(super) fn parse(env: &Env<'_>) -> Result<CredentialSettings, ConfigError> {
     }
 }
 
-/// `PGWARM_DB_*` as set; blank host, name and user count as unset.
-fn overrides(env: &Env<'_>) -> Result<DbOverrides, ConfigError> {
+/// `PGWARM_DB_*` as set; blank host, name and user count as unset. With several hosts, the
+/// first host and its port.
+fn overrides(env: &Env<'_>, hosts: &[HostAddr]) -> Result<DbOverrides, ConfigError> {
+    let port = match (hosts.first(), env.get(&table::DB_PORT)) {
+        (Some(first), _) => first.port,
+        (None, None) => None,
+        (None, Some(_)) => Some(env.parse(&table::DB_PORT, PORT_REASON)?),
+    };
     Ok(DbOverrides {
-        host: env.get(&table::DB_HOST).filter(|h| !h.trim().is_empty()),
-        port: match env.get(&table::DB_PORT) {
-            None => None,
-            Some(_) => Some(env.parse(&table::DB_PORT, PORT_REASON)?),
-        },
+        host: hosts.first().map(|first| first.host.clone()),
+        port,
         dbname: env.get(&table::DB_NAME).filter(|d| !d.is_empty()),
         user: env.get(&table::DB_USER).filter(|u| !u.trim().is_empty()),
         password: env.get(&table::DB_PASSWORD).map(Secret),

@@ -8,9 +8,11 @@
 mod credentials;
 mod entries;
 mod env;
+mod hosts;
 mod table;
 
 pub(crate) use credentials::{CredentialSettings, DbOverrides, SecretSettings, TargetSettings};
+pub(crate) use hosts::{HostAddr, SessionAttrs};
 
 use env::{pick, Env};
 use std::net::SocketAddr;
@@ -119,6 +121,11 @@ pub(crate) struct Settings {
     pub listen: SocketAddr,
     /// Where the database login comes from.
     pub credentials: CredentialSettings,
+    /// The hosts `PGWARM_DB_HOST` lists, in order; empty when it is not set (the secret names
+    /// the one host). With one host the login's own host and port are used.
+    pub hosts: Vec<HostAddr>,
+    /// Which servers may be lent (`PGWARM_TARGET_SESSION_ATTRS`).
+    pub target_session_attrs: SessionAttrs,
     /// TLS to the database (`PGWARM_SSLMODE`).
     pub sslmode: SslMode,
     pub pool_mode: PoolMode,
@@ -218,7 +225,8 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         let env = Env(&lookup);
         let in_lambda = env.lambda(Lambda::RuntimeApi).is_some();
-        let credentials = credentials::parse(&env)?;
+        let hosts = parse_hosts(&env)?;
+        let credentials = credentials::parse(&env, &hosts)?;
         let sslmode = parse_sslmode(&env, &credentials)?;
         let listen = parse_listen(&env)?;
         let pool_mode = env.choice(
@@ -243,6 +251,12 @@ impl Settings {
         Ok(Settings {
             listen,
             credentials,
+            hosts,
+            target_session_attrs: env.choice(
+                &table::TARGET_SESSION_ATTRS,
+                &hosts::SESSION_ATTRS,
+                "expected any, read-write, read-only, primary, standby or prefer-standby",
+            )?,
             sslmode,
             pool_mode,
             upstream,
@@ -271,6 +285,19 @@ impl Settings {
             log_level: env.text(&table::LOG_LEVEL),
             log_format: parse_log_format(&env, in_lambda)?,
         })
+    }
+}
+
+/// `PGWARM_DB_HOST` as a list of hosts with their ports; empty when it is not set.
+fn parse_hosts(env: &Env<'_>) -> Result<Vec<HostAddr>, ConfigError> {
+    match env.get(&table::DB_HOST).filter(|h| !h.trim().is_empty()) {
+        None => Ok(Vec::new()),
+        Some(raw) => hosts::parse_hosts(
+            table::DB_HOST.name,
+            &raw,
+            table::DB_PORT.name,
+            env.get(&table::DB_PORT).as_deref(),
+        ),
     }
 }
 

@@ -101,12 +101,33 @@ pub(crate) const AUTH: Setting = row(
 pub(crate) const DB_HOST: Setting = row(
     "PGWARM_DB_HOST",
     Unset::Nothing,
-    Shown::Plain(|s| login(s).host.unwrap_or_default()),
+    Shown::Plain(|s| match s.hosts.len() {
+        0 | 1 => login(s).host.unwrap_or_default(),
+        _ => s
+            .hosts
+            .iter()
+            .map(|h| h.host.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    }),
 );
 pub(crate) const DB_PORT: Setting = row(
     "PGWARM_DB_PORT",
     Unset::Value("5432"),
-    Shown::Plain(|s| login(s).port.map_or(String::new(), |p| p.to_string())),
+    Shown::Plain(|s| {
+        let one = || login(s).port.map_or(String::new(), |p| p.to_string());
+        if s.hosts
+            .iter()
+            .all(|h| h.port == s.hosts.first().and_then(|f| f.port))
+        {
+            return one();
+        }
+        let ports = s
+            .hosts
+            .iter()
+            .map(|h| h.port.map_or(String::new(), |p| p.to_string()));
+        ports.collect::<Vec<_>>().join(",")
+    }),
 );
 pub(crate) const DB_NAME: Setting = row(
     "PGWARM_DB_NAME",
@@ -122,6 +143,11 @@ pub(crate) const DB_PASSWORD: Setting = row(
     "PGWARM_DB_PASSWORD",
     Unset::Nothing,
     Shown::Secret(|s| login(s).password.is_some()),
+);
+pub(crate) const TARGET_SESSION_ATTRS: Setting = row(
+    "PGWARM_TARGET_SESSION_ATTRS",
+    Unset::Value("read-write"),
+    Shown::Plain(|s| s.target_session_attrs.as_str().into()),
 );
 pub(crate) const SECRET_ID: Setting = row(
     "PGWARM_SECRET_ID",
@@ -295,6 +321,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     DB_NAME,
     DB_USER,
     DB_PASSWORD,
+    TARGET_SESSION_ATTRS,
     SECRET_ID,
     SECRET_TTL,
     SECRETS_TIMEOUT,

@@ -366,3 +366,46 @@ fn each_variable_has_one_row() {
         assert!(seen.insert(row.name), "{} has two rows", row.name);
     }
 }
+
+#[test]
+fn several_hosts_and_which_servers_will_do() {
+    let s = settings(&BASE).unwrap();
+    assert_eq!(s.target_session_attrs, SessionAttrs::ReadWrite);
+    assert_eq!(s.hosts.len(), 1);
+
+    let pairs = [
+        ("PGWARM_DB_HOST", "db-a, db-b"),
+        ("PGWARM_DB_PORT", "5433,5434"),
+        ("PGWARM_DB_USER", "app"),
+        ("PGWARM_TARGET_SESSION_ATTRS", "prefer-standby"),
+    ];
+    let s = settings(&pairs).unwrap();
+    assert_eq!(s.target_session_attrs, SessionAttrs::PreferStandby);
+    let hosts: Vec<(&str, Option<u16>)> =
+        s.hosts.iter().map(|h| (h.host.as_str(), h.port)).collect();
+    assert_eq!(hosts, [("db-a", Some(5433)), ("db-b", Some(5434))]);
+    let CredentialSettings::Static(target) = &s.credentials else {
+        panic!("a static login");
+    };
+    assert_eq!((target.host.as_str(), target.port), ("db-a", 5433));
+
+    let mut pairs = BASE.to_vec();
+    pairs.push(("PGWARM_TARGET_SESSION_ATTRS", "writer"));
+    let err = settings(&pairs).unwrap_err().to_string();
+    assert!(
+        err.contains("PGWARM_TARGET_SESSION_ATTRS") && err.contains("writer"),
+        "{err}"
+    );
+
+    let iam = [
+        ("PGWARM_AUTH", "iam"),
+        ("PGWARM_DB_HOST", "db-a,db-b"),
+        ("PGWARM_DB_USER", "app"),
+        ("PGWARM_SSLMODE", "require"),
+    ];
+    let err = settings(&iam).unwrap_err().to_string();
+    assert!(
+        err.contains("PGWARM_DB_HOST") && err.contains("one host"),
+        "{err}"
+    );
+}

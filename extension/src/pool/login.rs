@@ -18,26 +18,109 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 impl Pool {
-    /// One login attempt: credentials, then the login within `PGWARM_CONNECT_TIMEOUT` and what
-    /// is left before `deadline`. A refused login (28P01, 28000) is retried once with whatever
-    /// the credential source offers instead (a rotated secret), so a rotation costs no failed
-    /// client.
+    /// One login attempt: credentials, then a server that `PGWARM_TARGET_SESSION_ATTRS`
+    /// accepts, from the hosts in turn (`hosts.rs`), each within `PGWARM_CONNECT_TIMEOUT` and
+    /// what is left before `deadline`. A server that will not do is closed; with
+    /// `prefer-standby`, a primary is kept in case no host is a standby.
     pub(super) async fn login(&self, deadline: Instant) -> Result<ServerConn, ServerError> {
         let creds = self.credentials.credentials().await?;
-        let error = match self.connect(&creds, deadline).await {
+        let attrs = self.hosts.attrs();
+        let mut found = Vec::new();
+        let mut fallback = None;
+        let mut last_error = None;
+        for candidate in self.hosts.candidates(&creds) {
+            let at = format!("{}:{}", candidate.creds.host, candidate.creds.port);
+            let mut conn = match self.login_as(&candidate.creds, deadline).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    found.push(format!("{at} could not be reached ({e})"));
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            let role = if attrs.needs_role() {
+                match tokio::time::timeout(self.attempt_timeout(deadline), conn.read_role()).await {
+                    Ok(Ok(role)) => Some(role),
+                    Ok(Err(e)) => {
+                        found.push(format!("{at} failed to say its role ({e})"));
+                        last_error = Some(e);
+                        continue;
+                    }
+                    Err(_) => {
+                        let e = ServerError::Timeout(self.attempt_timeout(deadline));
+                        found.push(format!("{at} did not say its role in time"));
+                        last_error = Some(e);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            match role {
+                Some(role) if !role.satisfies(attrs, true) => {
+                    found.push(format!("{at} is a {}", role.as_str()));
+                    if fallback.is_none() && role.satisfies(attrs, false) {
+                        fallback = Some((candidate.index, conn));
+                    } else {
+                        debug!(server = conn.id(), %at, role = role.as_str(), "closing a server connection that will not do");
+                        conn.close();
+                    }
+                }
+                _ => return Ok(self.found_server(candidate.index, conn)),
+            }
+        }
+        if let Some((index, conn)) = fallback {
+            return Ok(self.found_server(index, conn));
+        }
+        Err(match (last_error, found.is_empty()) {
+            // The one host could not be reached: say why, as before there were several.
+            (Some(e), _) if self.hosts.single() => e,
+            (_, false) => ServerError::NoServerFits {
+                wanted: attrs.as_str(),
+                found: found.join("; "),
+            },
+            (Some(e), true) => e,
+            (None, true) => ServerError::Closed,
+        })
+    }
+
+    /// A server that will do: its host goes first next time (one line when that changes, as it
+    /// does at a failover), and clients are shown its parameters.
+    fn found_server(&self, index: usize, conn: ServerConn) -> ServerConn {
+        if self.hosts.found(index) {
+            info!(server = conn.id(), host = %conn.host(), role = conn.role().map_or("any", |r| r.as_str()), "logging in to a new host first");
+        }
+        *self.server_params.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Arc::new(conn.params().to_vec()));
+        conn
+    }
+
+    /// A login to one host. A refused login (28P01, 28000) is retried once with whatever the
+    /// credential source offers instead (a rotated secret), so a rotation costs no failed client.
+    async fn login_as(
+        &self,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> Result<ServerConn, ServerError> {
+        let error = match self.connect(creds, deadline).await {
             Ok(conn) => return Ok(conn),
             Err(e) => e,
         };
         if matches!(error, ServerError::Rejected { .. }) && !outage::is_transient(&error) {
-            let instead = match self.credentials.after_rejection(&creds).await {
+            let instead = match self.credentials.after_rejection(creds).await {
                 Ok(instead) => instead,
                 Err(e) => {
                     warn!(error = %e, "could not look for new credentials after a refused login");
                     Vec::new()
                 }
             };
-            for creds in instead {
-                if let Ok(conn) = self.connect(&creds, deadline).await {
+            for mut instead in instead {
+                // With a list of hosts the source gives the login; the host is this one.
+                if !self.hosts.single() {
+                    instead.host.clone_from(&creds.host);
+                    instead.port = creds.port;
+                }
+                if let Ok(conn) = self.connect(&instead, deadline).await {
                     return Ok(conn);
                 }
             }
@@ -130,8 +213,6 @@ impl Pool {
                     first,
                     "opened server connection"
                 );
-                *self.server_params.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(Arc::new(conn.params().to_vec()));
                 Ok(conn)
             }
             Err(e) if outage::is_transient(&e) => {

@@ -18,6 +18,7 @@ mod checkout;
 mod error;
 mod headroom;
 mod health;
+mod hosts;
 mod login;
 mod open;
 mod outage;
@@ -33,10 +34,11 @@ pub(crate) use stats::PoolCounters;
 pub(crate) use stats::ServerState;
 pub(crate) use wait::InvocationDeadline;
 
-use crate::config::{PoolMode, Settings, Upstream};
+use crate::config::{HostAddr, PoolMode, SessionAttrs, Settings, Upstream};
 use crate::credentials::CredentialSource;
 use crate::server::{ServerError, TlsSetup};
 use headroom::Headroom;
+use hosts::Hosts;
 use outage::Outage;
 use queue::{Queue, Wants};
 use slots::{Grant, State};
@@ -66,6 +68,9 @@ pub(crate) struct PoolSettings {
     /// `idle_session_timeout` while it is tight (`headroom.rs`): in an on-demand Lambda
     /// environment, which is frozen between invocations, logging in to the database itself.
     pub(crate) watch_headroom: bool,
+    /// `PGWARM_DB_HOST`'s hosts, and which servers will do.
+    pub(crate) hosts: Vec<HostAddr>,
+    pub(crate) target_session_attrs: SessionAttrs,
 }
 
 impl From<&Settings> for PoolSettings {
@@ -80,6 +85,8 @@ impl From<&Settings> for PoolSettings {
                 s.pool_mode == PoolMode::Transaction && s.upstream == Upstream::Database
             }),
             watch_headroom: s.frozen_between_invocations && s.upstream == Upstream::Database,
+            hosts: s.hosts.clone(),
+            target_session_attrs: s.target_session_attrs,
         }
     }
 }
@@ -108,6 +115,8 @@ pub(crate) struct Pool {
     drained: Notify,
     /// The database's connection use, when `watch_headroom`.
     headroom: Headroom,
+    /// Where logins go, and which servers will do.
+    hosts: Hosts,
     /// Whether the connection use can be read (PostgreSQL 10 or later; not through a proxy
     /// that refuses the catalog query).
     headroom_readable: AtomicBool,
@@ -128,6 +137,7 @@ impl Pool {
         credentials: Arc<dyn CredentialSource>,
         tls: Arc<TlsSetup>,
     ) -> Arc<Pool> {
+        let hosts = Hosts::new(&settings.hosts, settings.target_session_attrs);
         Arc::new(Pool {
             state: Mutex::new(State {
                 idle: Vec::with_capacity(settings.size),
@@ -152,6 +162,7 @@ impl Pool {
             drained: Notify::new(),
             headroom: Headroom::default(),
             headroom_readable: AtomicBool::new(true),
+            hosts,
         })
     }
 

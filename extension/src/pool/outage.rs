@@ -34,7 +34,8 @@ pub(crate) fn is_transient(error: &ServerError) -> bool {
         ServerError::Connect { .. }
         | ServerError::Timeout(_)
         | ServerError::Io(_)
-        | ServerError::Closed => true,
+        | ServerError::Closed
+        | ServerError::NoServerFits { .. } => true,
         // 57P0x: shutting down, starting up, in recovery; 53xxx: too many connections,
         // remaining slots reserved, out of memory; 08xxx: connection failures.
         ServerError::Rejected { code, .. } => {

@@ -21,6 +21,8 @@ fn pool(size: usize, wait: Duration) -> Arc<Pool> {
             server_lifetime: Duration::from_secs(3600),
             idle_session_timeout: None,
             watch_headroom: false,
+            hosts: Vec::new(),
+            target_session_attrs: crate::config::SessionAttrs::ReadWrite,
         },
         Arc::new(StaticCredentials::new(&target)),
         Arc::new(TlsSetup::new(SslMode::Disable, None).expect("plain TCP needs no set-up")),

@@ -66,6 +66,8 @@ async fn connect_inner(
         last_used: now,
         prepared: super::PreparedSet::default(),
         session: super::SessionSettings::default(),
+        host: creds.host.clone(),
+        role: None,
     };
 
     let mut out = BytesMut::with_capacity(256);

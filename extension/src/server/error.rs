@@ -35,6 +35,14 @@ pub(crate) enum ServerError {
     },
     #[error(transparent)]
     Credentials(#[from] CredentialError),
+    /// Every host answered, but none with a server `PGWARM_TARGET_SESSION_ATTRS` accepts: a
+    /// failover under way, or a list of hosts without the server it asks for.
+    #[error("no server is {wanted} (PGWARM_TARGET_SESSION_ATTRS): {found}")]
+    NoServerFits {
+        wanted: &'static str,
+        /// What each host was, or why it could not be asked.
+        found: String,
+    },
 }
 
 impl ServerError {

@@ -9,6 +9,7 @@ mod cleanup;
 mod connect;
 mod error;
 pub(crate) mod prepared;
+mod role;
 pub(crate) mod session_settings;
 pub(crate) mod tls;
 
@@ -16,6 +17,7 @@ pub(crate) use cleanup::Cleanup;
 pub(crate) use connect::connect;
 pub(crate) use error::ServerError;
 pub(crate) use prepared::{Digest, PreparedCounters, PreparedSet, Presence};
+pub(crate) use role::Role;
 pub(crate) use session_settings::SessionSettings;
 pub(crate) use tls::TlsSetup;
 
@@ -116,11 +118,20 @@ pub(crate) struct ServerConn {
     prepared: PreparedSet,
     /// The session settings pgwarm knows are in effect here (none after login).
     session: SessionSettings,
+    /// The host name it was opened to (an entry of `PGWARM_DB_HOST`, or the secret's host).
+    host: String,
+    /// What the server is, once read (`role.rs`).
+    role: Option<Role>,
 }
 
 impl ServerConn {
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The host name it was opened to.
+    pub(crate) fn host(&self) -> &str {
+        &self.host
     }
 
     pub(crate) fn cancel_target(&self) -> CancelTarget {

@@ -109,7 +109,10 @@ pub fn server_bindir() -> PathBuf {
 }
 
 impl PgCluster {
-    fn start() -> PgCluster {
+    /// A cluster of its own, stopped and deleted with the test process: for tests that stop,
+    /// promote or rebuild it (most tests share [`cluster`]). It takes replication connections
+    /// from 127.0.0.1, so [`PgCluster::standby`] can copy it.
+    pub fn start() -> PgCluster {
         let started = Instant::now();
         let bindir = server_bindir();
         if is_root()
@@ -178,43 +181,12 @@ impl PgCluster {
         // Nothing allows trust; set_auth_method() inserts per-role lines before the generic rule.
         fs::write(
             datadir.join("pg_hba.conf"),
-            "# pgwarm-tests: SCRAM for everyone on 127.0.0.1\nhost all all 127.0.0.1/32 scram-sha-256\n",
+            "# pgwarm-tests: SCRAM for everyone on 127.0.0.1\nhost all all 127.0.0.1/32 scram-sha-256\n\
+             host replication all 127.0.0.1/32 scram-sha-256\n",
         )
         .expect("write pg_hba.conf");
 
-        // Pick a free port; retry if another process grabbed it between our probe and the bind.
-        let mut attempt = 0;
-        let port = loop {
-            attempt += 1;
-            let port = free_port();
-            append(
-                &datadir.join("postgresql.conf"),
-                &format!("port = {port}\n"),
-            );
-            let mut pg_ctl = as_postgres(bindir.join("pg_ctl"));
-            pg_ctl
-                .arg("-D")
-                .arg(&datadir)
-                .arg("-l")
-                .arg(&logfile)
-                .args(["-w", "-t", "60", "start"])
-                .current_dir(&base);
-            let out = tools::output_with_timeout(&mut pg_ctl, None, Duration::from_secs(90));
-            if out.status.success() {
-                break port;
-            }
-            let log = fs::read_to_string(&logfile).unwrap_or_default();
-            if attempt < 5 && log.contains("could not bind") {
-                continue;
-            }
-            panic!(
-                "pg_ctl start failed ({}) for {}:\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- server log ---\n{log}",
-                out.status,
-                datadir.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let port = start_on_free_port(&bindir, &datadir, &logfile, &base);
 
         let mut cluster = PgCluster {
             port,
@@ -243,21 +215,142 @@ impl PgCluster {
     /// while the server stops and starts, and it returns once the server takes logins again.
     /// Every test of the binary sees the restart: keep such tests in a binary of their own.
     pub fn restart_fast(&self) {
-        let mut pg_ctl = as_postgres(self.bindir.join("pg_ctl"));
-        pg_ctl
-            .arg("-D")
-            .arg(&self.datadir)
-            .arg("-l")
-            .arg(&self.logfile)
-            .args(["-w", "-t", "60", "-m", "fast", "restart"]);
-        let out = tools::output_with_timeout(&mut pg_ctl, None, Duration::from_secs(90));
+        self.control(&["-w", "-t", "60", "-m", "fast", "restart"], "restart");
+    }
+
+    /// `pg_ctl ARGS` on this cluster; panics with its output and the server log on failure.
+    fn control(&self, args: &[&str], what: &str) {
+        let cwd = self.datadir.parent().unwrap_or(Path::new("/"));
+        let out = pg_ctl(&self.bindir, &self.datadir, &self.logfile, args, cwd);
         assert!(
             out.status.success(),
-            "pg_ctl restart failed ({}):\n{}\n{}",
+            "pg_ctl {what} failed ({}):\n{}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr),
             self.log()
         );
+    }
+
+    /// A streaming standby of this cluster (`pg_basebackup -R`), on its own port, started and
+    /// taking read-only connections. Roles and databases created on the primary reach it by
+    /// replication: [`PgCluster::wait_for_replay`].
+    pub fn standby(&self) -> PgCluster {
+        let started = Instant::now();
+        let base = TempDir::new("pgwarm-pg-standby").into_path();
+        let datadir = base.join("data");
+        let logfile = base.join("postgres.log");
+        fs::create_dir(&datadir).unwrap_or_else(|e| panic!("create {}: {e}", datadir.display()));
+        fs::set_permissions(&datadir, fs::Permissions::from_mode(0o700))
+            .expect("chmod 700 standby data dir");
+        chown_postgres(&datadir);
+        fs::write(&logfile, "").expect("create the standby's log file");
+        chown_postgres(&logfile);
+        spawn_reaper(&self.bindir, &datadir, &base);
+        self.base_backup_into(&datadir, &base);
+        let port = start_on_free_port(&self.bindir, &datadir, &logfile, &base);
+        let standby = PgCluster {
+            port,
+            bindir: self.bindir.clone(),
+            datadir,
+            logfile,
+            version: self.version.clone(),
+            startup_time: started.elapsed(),
+            superuser_password: self.superuser_password.clone(),
+            passwords: Mutex::new(self.passwords.lock().unwrap().clone()),
+            hba_lock: Mutex::new(()),
+        };
+        assert!(standby.in_recovery(), "the copy is not a standby");
+        standby
+    }
+
+    /// `pg_basebackup -R` of this cluster into `datadir` (empty, the postgres user's).
+    fn base_backup_into(&self, datadir: &Path, cwd: &Path) {
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres password={}",
+            self.port, self.superuser_password
+        );
+        let mut backup = as_postgres(self.bindir.join("pg_basebackup"));
+        backup
+            .arg("-D")
+            .arg(datadir)
+            .args([
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+                "-d",
+                &conninfo,
+            ])
+            .current_dir(cwd);
+        run_ok(&mut backup, "pg_basebackup of the primary");
+    }
+
+    /// Whether the server is a standby (`pg_is_in_recovery()`).
+    pub fn in_recovery(&self) -> bool {
+        self.psql_super("SELECT pg_is_in_recovery()") == "t"
+    }
+
+    /// Waits until this standby has replayed everything `primary` has written so far (a role
+    /// or a row just created there), within 30 s.
+    pub fn wait_for_replay(&self, primary: &PgCluster) {
+        let lsn = primary.psql_super("SELECT pg_current_wal_lsn()");
+        let caught_up = poll_until(Duration::from_secs(30), || {
+            let replayed = self.psql_super(&format!(
+                "SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"
+            ));
+            (replayed == "t").then_some(())
+        });
+        assert!(
+            caught_up.is_some(),
+            "the standby did not replay {lsn} within 30 s\n{}",
+            self.log()
+        );
+    }
+
+    /// `pg_ctl stop -m fast`: every backend gets FATAL 57P01 and the server stops.
+    pub fn stop_fast(&self) {
+        self.control(&["-w", "-t", "60", "-m", "fast", "stop"], "stop");
+    }
+
+    /// Starts a stopped cluster again on its port.
+    pub fn start_again(&self) {
+        self.control(&["-w", "-t", "60", "start"], "start");
+    }
+
+    /// `pg_ctl promote`: the standby becomes a primary and takes writes; returns once it does.
+    pub fn promote(&self) {
+        self.control(&["-w", "-t", "60", "promote"], "promote");
+    }
+
+    /// Makes this stopped cluster a standby of `primary`, as Aurora brings an old writer back as
+    /// a reader: its data is replaced by a copy of the primary's, on the same port.
+    pub fn rebuild_as_standby_of(&self, primary: &PgCluster) {
+        let cwd = self
+            .datadir
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        for entry in fs::read_dir(&self.datadir)
+            .expect("read the old data dir")
+            .flatten()
+        {
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.unwrap_or_else(|e| panic!("remove {}: {e}", path.display()));
+        }
+        primary.base_backup_into(&self.datadir, &cwd);
+        append(
+            &self.datadir.join("postgresql.conf"),
+            &format!("port = {}\n", self.port),
+        );
+        self.start_again();
+        assert!(self.in_recovery(), "the rebuilt cluster is not a standby");
     }
 
     /// Superuser credentials (user "postgres", a random password, SCRAM), database "postgres".
@@ -650,6 +743,48 @@ pub fn quote_ident(name: &str) -> String {
 /// An SQL string literal.
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Starts the server of `datadir` on a free port (written to its postgresql.conf) and returns the
+/// port; retries if another process grabbed the port between the probe and the bind.
+fn start_on_free_port(bindir: &Path, datadir: &Path, logfile: &Path, base: &Path) -> u16 {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = free_port();
+        append(
+            &datadir.join("postgresql.conf"),
+            &format!("port = {port}\n"),
+        );
+        let out = pg_ctl(bindir, datadir, logfile, &["-w", "-t", "60", "start"], base);
+        if out.status.success() {
+            return port;
+        }
+        let log = fs::read_to_string(logfile).unwrap_or_default();
+        if attempt < 5 && log.contains("could not bind") {
+            continue;
+        }
+        panic!(
+            "pg_ctl start failed ({}) for {}:\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- server log ---\n{log}",
+            out.status,
+            datadir.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `pg_ctl -D datadir -l logfile ARGS`, as the postgres user, within 90 s.
+fn pg_ctl(bindir: &Path, datadir: &Path, logfile: &Path, args: &[&str], cwd: &Path) -> Output {
+    let mut pg_ctl = as_postgres(bindir.join("pg_ctl"));
+    pg_ctl
+        .arg("-D")
+        .arg(datadir)
+        .arg("-l")
+        .arg(logfile)
+        .args(args)
+        .current_dir(cwd);
+    tools::output_with_timeout(&mut pg_ctl, None, Duration::from_secs(90))
 }
 
 fn append(path: &Path, text: &str) {

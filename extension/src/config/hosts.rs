@@ -1,0 +1,150 @@
+//! Several database hosts and which of them will do, with libpq's conventions so that what a
+//! user knows carries over: `PGWARM_DB_HOST` may list hosts separated by commas,
+//! `PGWARM_DB_PORT` gives one port for all or one per host, and `PGWARM_TARGET_SESSION_ATTRS`
+//! says which servers pgwarm may lend (libpq's `target_session_attrs`).
+
+use super::{invalid, ConfigError};
+
+/// libpq's `target_session_attrs`: which servers a connection may be made to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionAttrs {
+    Any,
+    /// Sessions that accept writes: never a standby, nor a server whose
+    /// `default_transaction_read_only` is on (Aurora's old writer comes back as a reader).
+    ReadWrite,
+    ReadOnly,
+    Primary,
+    Standby,
+    /// A standby if any host is one, else any server.
+    PreferStandby,
+}
+
+/// The spellings of each value, for reading the variable and for showing it.
+pub(super) const SESSION_ATTRS: [(&str, SessionAttrs); 6] = [
+    ("any", SessionAttrs::Any),
+    ("read-write", SessionAttrs::ReadWrite),
+    ("read-only", SessionAttrs::ReadOnly),
+    ("primary", SessionAttrs::Primary),
+    ("standby", SessionAttrs::Standby),
+    ("prefer-standby", SessionAttrs::PreferStandby),
+];
+
+impl SessionAttrs {
+    /// Whether a server's role must be known before it is lent.
+    pub(crate) fn needs_role(self) -> bool {
+        self != SessionAttrs::Any
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        SESSION_ATTRS
+            .iter()
+            .find(|(_, attrs)| *attrs == self)
+            .map_or("", |(spelling, _)| spelling)
+    }
+}
+
+/// One host of `PGWARM_DB_HOST`, with its port when `PGWARM_DB_PORT` gives one (else the
+/// login's port: the secret's, or 5432).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostAddr {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// `PGWARM_DB_HOST` and `PGWARM_DB_PORT` read as lists. A single host gives a list of one.
+pub(super) fn parse_hosts(
+    host_variable: &'static str,
+    hosts_raw: &str,
+    port_variable: &'static str,
+    ports_raw: Option<&str>,
+) -> Result<Vec<HostAddr>, ConfigError> {
+    let hosts: Vec<&str> = hosts_raw.split(',').map(str::trim).collect();
+    if hosts.iter().any(|h| h.is_empty()) {
+        return Err(invalid(
+            host_variable,
+            hosts_raw,
+            "expected host names separated by commas, none of them empty",
+        ));
+    }
+    let ports = match ports_raw {
+        None => vec![None; hosts.len()],
+        Some(raw) => {
+            let ports = raw
+                .split(',')
+                .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p > 0).map(Some))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    invalid(port_variable, raw, "expected a TCP port, or one per host")
+                })?;
+            match ports.as_slice() {
+                [only] => vec![*only; hosts.len()],
+                _ if ports.len() == hosts.len() => ports,
+                _ => {
+                    return Err(invalid(
+                        port_variable,
+                        raw,
+                        &format!(
+                            "{} ports for {} hosts in {host_variable}: give one port, or one per \
+                             host",
+                            ports.len(),
+                            hosts.len()
+                        ),
+                    ))
+                }
+            }
+        }
+    };
+    Ok(hosts
+        .into_iter()
+        .zip(ports)
+        .map(|(host, port)| HostAddr {
+            host: host.to_owned(),
+            port,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(hosts: &str, ports: Option<&str>) -> Result<Vec<(String, Option<u16>)>, String> {
+        parse_hosts("H", hosts, "P", ports)
+            .map(|list| list.into_iter().map(|h| (h.host, h.port)).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn one_port_for_all_or_one_per_host() {
+        assert_eq!(hosts("a", None), Ok(vec![("a".into(), None)]));
+        assert_eq!(
+            hosts("a, b", Some("6432")),
+            Ok(vec![("a".into(), Some(6432)), ("b".into(), Some(6432))])
+        );
+        assert_eq!(
+            hosts("a,b", Some("5432, 5433")),
+            Ok(vec![("a".into(), Some(5432)), ("b".into(), Some(5433))])
+        );
+    }
+
+    #[test]
+    fn bad_lists_name_the_variable() {
+        let error = hosts("a,,b", None).unwrap_err();
+        assert!(error.contains("H") && error.contains("empty"), "{error}");
+        let error = hosts("a,b,c", Some("1,2")).unwrap_err();
+        assert!(
+            error.contains("P") && error.contains("2 ports for 3 hosts"),
+            "{error}"
+        );
+        let error = hosts("a", Some("x")).unwrap_err();
+        assert!(error.contains("P") && error.contains("TCP port"), "{error}");
+        assert!(hosts("a", Some("0")).is_err());
+    }
+
+    #[test]
+    fn each_value_reads_back_as_spelled() {
+        for (spelling, attrs) in SESSION_ATTRS {
+            assert_eq!(attrs.as_str(), spelling);
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Several hosts and which of them pgwarm lends: a primary and a streaming standby of it
+//! (`pg_basebackup -R`), both started here. Each test has clusters of its own, since it stops,
+//! promotes or rebuilds them.
+
+use pgwarm_tests::*;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A primary, a standby of it, and a login (role and database) the standby has replayed.
+fn primary_and_standby() -> (PgCluster, PgCluster, Target) {
+    let primary = PgCluster::start();
+    let standby = primary.standby();
+    let login = primary.fresh_target();
+    standby.wait_for_replay(&primary);
+    (primary, standby, login)
+}
+
+/// pgwarm in front of `hosts`, in that order, with `extra` settings.
+fn pgwarm_for(login: &Target, hosts: &[&PgCluster], extra: &[(&str, &str)]) -> Pgwarm {
+    let names = vec!["127.0.0.1"; hosts.len()].join(",");
+    let ports: Vec<String> = hosts.iter().map(|c| c.port.to_string()).collect();
+    let ports = ports.join(",");
+    let mut settings = vec![
+        ("PGWARM_DB_HOST", names.as_str()),
+        ("PGWARM_DB_PORT", ports.as_str()),
+    ];
+    settings.extend_from_slice(extra);
+    Pgwarm::start(login, &settings)
+}
+
+/// Whether the server behind one query through `target` is a standby.
+async fn served_by_standby(target: &Target) -> bool {
+    let client = target.connect().await;
+    let rows = simple_rows(&client, "SELECT pg_is_in_recovery()").await;
+    rows == [["t"]]
+}
+
+#[test]
+fn writes_reach_the_primary_wherever_it_is_listed() {
+    io_runtime().block_on(async {
+        let (primary, standby, login) = primary_and_standby();
+        // The standby first, as stale DNS or an old list would have it.
+        let pgwarm = pgwarm_for(&login, &[&standby, &primary], &[("PGWARM_POOL_SIZE", "3")]);
+        let client = pgwarm.target().connect().await;
+        client
+            .batch_execute("CREATE TABLE written (n int); INSERT INTO written VALUES (1)")
+            .await
+            .expect("a write through pgwarm reaches the primary");
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let target = pgwarm.target();
+            tasks.push(tokio::spawn(
+                async move { served_by_standby(&target).await },
+            ));
+        }
+        for task in tasks {
+            assert!(
+                !task.await.expect("a client task"),
+                "a client was lent the standby"
+            );
+        }
+        assert_eq!(
+            standby.backends_for(&login.user),
+            0,
+            "no connection stays on the standby"
+        );
+        pgwarm.wait_for_log("logging in to a new host first", Duration::from_secs(5));
+        let admin = pgwarm.admin_target().connect().await;
+        let config = show(&admin, "CONFIG").await;
+        let shown = |key: &str| {
+            let row = config
+                .iter()
+                .find(|row| row.get("key").map(String::as_str) == Some(key));
+            row.and_then(|row| row.get("value")).cloned()
+        };
+        assert_eq!(
+            shown("PGWARM_DB_HOST").as_deref(),
+            Some("127.0.0.1,127.0.0.1")
+        );
+        let ports = format!("{},{}", standby.port, primary.port);
+        assert_eq!(shown("PGWARM_DB_PORT"), Some(ports));
+        assert_eq!(
+            shown("PGWARM_TARGET_SESSION_ATTRS").as_deref(),
+            Some("read-write")
+        );
+    });
+}
+
+#[test]
+fn each_target_takes_its_kind_of_server() {
+    io_runtime().block_on(async {
+        let (primary, standby, login) = primary_and_standby();
+        let cases: [(&str, &[&PgCluster], bool); 4] = [
+            ("standby", &[&primary, &standby], true),
+            ("read-only", &[&primary, &standby], true),
+            // No standby listed: prefer-standby takes the primary.
+            ("prefer-standby", &[&primary], false),
+            ("any", &[&standby, &primary], true),
+        ];
+        for (attrs, hosts, standby_expected) in cases {
+            let pgwarm = pgwarm_for(&login, hosts, &[("PGWARM_TARGET_SESSION_ATTRS", attrs)]);
+            assert_eq!(
+                served_by_standby(&pgwarm.target()).await,
+                standby_expected,
+                "PGWARM_TARGET_SESSION_ATTRS={attrs}"
+            );
+        }
+        // Only a standby, and the default asks for writes: a clear error, not a read-only session.
+        let pgwarm = pgwarm_for(&login, &[&standby], &[("PGWARM_QUERY_WAIT_TIMEOUT", "1s")]);
+        let error = pgwarm
+            .target()
+            .try_connect()
+            .await
+            .expect_err("no server takes writes");
+        let message = error
+            .as_db_error()
+            .map(|e| e.message().to_owned())
+            .unwrap_or_else(|| error.to_string());
+        assert!(
+            message.contains("read-write") && message.contains("standby"),
+            "{message}"
+        );
+    });
+}
+
+#[test]
+fn after_a_failover_the_old_primary_gets_no_write() {
+    io_runtime().block_on(async {
+        let (primary, standby, login) = primary_and_standby();
+        let pgwarm = pgwarm_for(&login, &[&primary, &standby], &[]);
+        let client = pgwarm.target().connect().await;
+        client
+            .batch_execute("CREATE TABLE moves (at text); INSERT INTO moves VALUES ('before')")
+            .await
+            .expect("a write before the failover");
+        drop(client);
+        standby.wait_for_replay(&primary);
+        primary.stop_fast();
+        standby.promote();
+        // The old primary comes back as a standby of the new one, still listed first.
+        primary.rebuild_as_standby_of(&standby);
+        for n in 0..5 {
+            let client = pgwarm.target().connect().await;
+            let wrote = tokio::time::timeout(
+                Duration::from_secs(10),
+                client.batch_execute(&format!("INSERT INTO moves VALUES ('after {n}')")),
+            )
+            .await
+            .expect("a write within 10 s of the failover");
+            wrote.expect("a write after the failover reaches the new primary");
+        }
+        let new_primary = Target {
+            port: standby.port,
+            ..login.clone()
+        };
+        let rows = new_primary.psql_ok("SELECT count(*) FROM moves");
+        assert_eq!(rows, "6", "every write on the new primary");
+        assert!(primary.in_recovery());
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_under_load_is_a_wait_for_clients_outside_a_transaction() {
+    const CLIENTS: usize = 50;
+    const POOL_SIZE: usize = 4;
+    let primary = PgCluster::start();
+    let login = primary.fresh_target();
+    login.psql_ok("create table bad_days(client int, n int)");
+    let standby = Arc::new(primary.standby());
+    let primary = Arc::new(primary);
+    let pool_size = POOL_SIZE.to_string();
+    let pgwarm = pgwarm_for(
+        &login,
+        &[&primary, &standby],
+        &[
+            ("PGWARM_POOL_SIZE", pool_size.as_str()),
+            ("PGWARM_QUERY_WAIT_TIMEOUT", "20s"),
+        ],
+    );
+    let promoted: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let fault = {
+        let (primary, standby, promoted) = (
+            Arc::clone(&primary),
+            Arc::clone(&standby),
+            Arc::clone(&promoted),
+        );
+        move || {
+            primary.stop_fast();
+            // From the request: pg_ctl notices the promotion up to 100 ms late, and pgwarm may
+            // have found the new primary before pg_ctl returns.
+            *promoted.lock().unwrap() = Some(Instant::now());
+            standby.promote();
+        }
+    };
+    let report = FaultLoad::new(CLIENTS).run(&pgwarm.target(), fault).await;
+    let promoted = promoted
+        .lock()
+        .unwrap()
+        .expect("the standby's promotion was asked for");
+    let new_primary = Target {
+        port: standby.port,
+        ..login.clone()
+    };
+    let log = pgwarm.log();
+    eprintln!(
+        "failover: {} operations, {} errors ({} inside a transaction), {} hangs",
+        report.ops,
+        report.errors.len(),
+        report.errors.iter().filter(|e| e.in_transaction).count(),
+        report.hangs.len(),
+    );
+    report.check(&new_primary, POOL_SIZE, &log);
+    let back = report
+        .first_success_after(promoted)
+        .map(|t| t - promoted)
+        .expect("queries succeeded after the promotion");
+    eprintln!("failover: queries again {back:?} after the promotion was asked for");
+    assert!(
+        back < Duration::from_millis(500),
+        "queries through pgwarm came back {back:?} after the promotion\n{log}"
+    );
+    assert!(log.contains("logging in to a new host first"), "{log}");
+}
