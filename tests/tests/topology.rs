@@ -156,6 +156,36 @@ fn after_a_failover_the_old_primary_gets_no_write() {
         let rows = new_primary.psql_ok("SELECT count(*) FROM moves");
         assert_eq!(rows, "6", "every write on the new primary");
         assert!(primary.in_recovery());
+
+        // The admin console shows the topology as the logins found it.
+        let admin = pgwarm.admin_target().connect().await;
+        let hosts = show(&admin, "HOSTS").await;
+        let found: Vec<(String, String, String)> = hosts
+            .iter()
+            .map(|h| (h["port"].clone(), h["found"].clone(), h["current"].clone()))
+            .collect();
+        let (old, new) = (primary.port.to_string(), standby.port.to_string());
+        assert_eq!(
+            found,
+            [
+                (old, "standby".to_owned(), "0".to_owned()),
+                (new.clone(), "primary".to_owned(), "1".to_owned())
+            ]
+        );
+        let servers = show(&admin, "SERVERS").await;
+        assert!(!servers.is_empty());
+        for server in &servers {
+            assert_eq!(
+                (server["port"].as_str(), server["role"].as_str()),
+                (new.as_str(), "primary")
+            );
+            assert_eq!(server["host"], "127.0.0.1");
+        }
+        let databases = show(&admin, "DATABASES").await;
+        assert_eq!(
+            databases[0]["port"], new,
+            "logins go to the new primary first"
+        );
     });
 }
 
@@ -175,6 +205,7 @@ async fn a_failover_under_load_is_a_wait_for_clients_outside_a_transaction() {
         &[
             ("PGWARM_POOL_SIZE", pool_size.as_str()),
             ("PGWARM_QUERY_WAIT_TIMEOUT", "20s"),
+            ("PGWARM_METRICS_INTERVAL", "1s"),
         ],
     );
     let promoted: Arc<Mutex<Option<Instant>>> = Arc::default();
@@ -220,4 +251,14 @@ async fn a_failover_under_load_is_a_wait_for_clients_outside_a_transaction() {
         "queries through pgwarm came back {back:?} after the promotion\n{log}"
     );
     assert!(log.contains("logging in to a new host first"), "{log}");
+    // One writer change, counted in the metrics (a line a second while the load ran).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let log = pgwarm.log();
+    let changes: f64 = log
+        .lines()
+        .filter(|l| l.starts_with('{') && l.contains("\"_aws\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|line| line["HostChanges"].as_f64())
+        .sum();
+    assert_eq!(changes, 1.0, "HostChanges in the EMF lines\n{log}");
 }

@@ -34,11 +34,12 @@ pub(super) enum Show {
     Version,
     Prepared,
     Lambda,
+    Hosts,
 }
 
 impl Show {
     /// Every SHOW with what it tells, for `SHOW HELP` and the error that lists them.
-    pub(super) const ALL: [(&'static str, Show, &'static str); 13] = [
+    pub(super) const ALL: [(&'static str, Show, &'static str); 14] = [
         ("HELP", Show::Help, "this list"),
         ("POOLS", Show::Pools, "clients and server connections by state, and the longest wait"),
         ("STATS", Show::Stats, "totals and averages of transactions, queries, bytes and time, and pgwarm's own counters"),
@@ -52,6 +53,7 @@ impl Show {
         ("VERSION", Show::Version, "pgwarm's version"),
         ("PREPARED", Show::Prepared, "prepared statements per server connection: hits and re-prepares"),
         ("LAMBDA", Show::Lambda, "the Lambda lifecycle: registration, invocations, thaw checks, freezes, shutdown"),
+        ("HOSTS", Show::Hosts, "each database host, what the last login there found, and where logins go first"),
     ];
 }
 

@@ -29,6 +29,7 @@ pub(super) async fn table(console: &Console, what: Show) -> Table {
         Show::Version => version(),
         Show::Prepared => prepared(console),
         Show::Lambda => lambda(console),
+        Show::Hosts => hosts(console).await,
     }
 }
 
@@ -252,8 +253,14 @@ const CONNECTION_INTS: [&str; 7] = [
     "id",
 ];
 
+/// `SHOW SERVERS`: PgBouncer's columns, then the host each was opened to and what the server is.
 async fn servers(console: &Console) -> Table {
-    let mut t = Table::new(&CONNECTION_COLUMNS, &CONNECTION_INTS);
+    let columns: Vec<&str> = CONNECTION_COLUMNS
+        .iter()
+        .chain(&["host", "role"])
+        .copied()
+        .collect();
+    let mut t = Table::new(&columns, &CONNECTION_INTS);
     let target = target(console).await;
     let shared = &console.shared;
     let clients = shared.clients.rows();
@@ -281,6 +288,8 @@ async fn servers(console: &Console) -> Table {
             tls_column(s.tls).into(),
             "pgwarm".into(),
             s.id.into(),
+            s.host.as_ref().into(),
+            s.role.map(|r| r.as_str()).into(),
         ]);
     }
     t
@@ -369,10 +378,15 @@ async fn databases(console: &Console) -> Table {
     let settings = &console.shared.settings;
     let view = console.shared.pool.view();
     let t_ = target.as_ref();
+    // With several hosts, the one logins go to first: where the writer was last found.
+    let first = t_.and_then(|t| {
+        let hosts = console.shared.pool.hosts(t);
+        hosts.into_iter().find(|h| h.current)
+    });
     t.row(vec![
         t_.map(|t| t.dbname.clone()).into(),
-        t_.map(|t| t.host.clone()).into(),
-        t_.map(|t| t.port).into(),
+        first.as_ref().map(|h| h.host.clone()).into(),
+        first.as_ref().map(|h| h.port).into(),
         t_.map(|t| t.dbname.clone()).into(),
         t_.map(|t| t.user.clone()).into(),
         settings.pool_size.into(),
@@ -384,6 +398,38 @@ async fn databases(console: &Console) -> Table {
         view.paused.into(),
         0u64.into(),
     ]);
+    t
+}
+
+/// `SHOW HOSTS`: the database hosts pgwarm knows (`PGWARM_DB_HOST`, or the secret's one), what
+/// the last login there found (`primary`, `standby`, `read-only primary`, `unreachable`), when,
+/// and which one logins go to first.
+async fn hosts(console: &Console) -> Table {
+    let mut t = Table::new(
+        &[
+            "host",
+            "port",
+            "found",
+            "checked",
+            "current",
+            "target_session_attrs",
+        ],
+        &["port", "current"],
+    );
+    let Some(login) = target(console).await else {
+        return t;
+    };
+    let attrs = console.shared.settings.target_session_attrs.as_str();
+    for h in console.shared.pool.hosts(&login) {
+        t.row(vec![
+            h.host.into(),
+            h.port.into(),
+            h.found.as_str().into(),
+            h.checked.map(timestamp).into(),
+            u64::from(h.current).into(),
+            attrs.into(),
+        ]);
+    }
     t
 }
 

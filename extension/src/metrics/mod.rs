@@ -43,6 +43,8 @@ struct Counts {
     /// before a freeze because the database was tight.
     leaked: u64,
     given_back: u64,
+    /// Logins that went first to another host than before (a failover found).
+    host_changes: u64,
 }
 
 impl Counts {
@@ -57,6 +59,7 @@ impl Counts {
             logins: p.logins.get(),
             login_us: p.login_us.get(),
             reconnects: p.reconnects.get(),
+            host_changes: p.host_changes.get(),
             causes: std::array::from_fn(|i| t.causes.get(i).map_or(0, Counter::get)),
         }
     }
@@ -182,6 +185,11 @@ impl Metrics {
             line.metric(&format!("Errors{}", cause.name()), Unit::Count, n as f64);
         }
         line.metric("Errors", Unit::Count, errors as f64);
+        line.metric(
+            "HostChanges",
+            Unit::Count,
+            (now.host_changes - before.host_changes) as f64,
+        );
         line.metric(
             "LeakedTransactions",
             Unit::Count,

@@ -5,6 +5,7 @@
 //! connection use read on the new connection where it is watched.
 
 use super::headroom;
+use super::hosts::Found;
 use super::outage;
 use super::stats::Work;
 use super::Pool;
@@ -33,6 +34,7 @@ impl Pool {
             let mut conn = match self.login_as(&candidate.creds, deadline).await {
                 Ok(conn) => conn,
                 Err(e) => {
+                    self.hosts.saw(candidate.index, Found::Unreachable);
                     found.push(format!("{at} could not be reached ({e})"));
                     last_error = Some(e);
                     continue;
@@ -42,11 +44,13 @@ impl Pool {
                 match tokio::time::timeout(self.attempt_timeout(deadline), conn.read_role()).await {
                     Ok(Ok(role)) => Some(role),
                     Ok(Err(e)) => {
+                        self.hosts.saw(candidate.index, Found::Unreachable);
                         found.push(format!("{at} failed to say its role ({e})"));
                         last_error = Some(e);
                         continue;
                     }
                     Err(_) => {
+                        self.hosts.saw(candidate.index, Found::Unreachable);
                         let e = ServerError::Timeout(self.attempt_timeout(deadline));
                         found.push(format!("{at} did not say its role in time"));
                         last_error = Some(e);
@@ -56,6 +60,7 @@ impl Pool {
             } else {
                 None
             };
+            self.hosts.saw(candidate.index, Found::Server(role));
             match role {
                 Some(role) if !role.satisfies(attrs, true) => {
                     found.push(format!("{at} is a {}", role.as_str()));
@@ -88,6 +93,7 @@ impl Pool {
     /// does at a failover), and clients are shown its parameters.
     fn found_server(&self, index: usize, conn: ServerConn) -> ServerConn {
         if self.hosts.found(index) {
+            self.counters.host_changes.add(1);
             info!(server = conn.id(), host = %conn.host(), role = conn.role().map_or("any", |r| r.as_str()), "logging in to a new host first");
         }
         *self.server_params.lock().unwrap_or_else(|p| p.into_inner()) =

@@ -30,12 +30,13 @@ mod wait;
 
 pub(crate) use checkout::Checkout;
 pub(crate) use error::PoolError;
+pub(crate) use hosts::HostRow;
 pub(crate) use stats::PoolCounters;
 pub(crate) use stats::ServerState;
 pub(crate) use wait::InvocationDeadline;
 
 use crate::config::{HostAddr, PoolMode, SessionAttrs, Settings, Upstream};
-use crate::credentials::CredentialSource;
+use crate::credentials::{CredentialSource, Credentials};
 use crate::server::{ServerError, TlsSetup};
 use headroom::Headroom;
 use hosts::Hosts;
@@ -263,6 +264,12 @@ impl Pool {
             conn.close();
         }
         info!(closed = n, "closed idle server connections");
+    }
+
+    /// Every database host, with what the last login there found; `creds` is the login the
+    /// credential source gives now (its host is the one host when `PGWARM_DB_HOST` lists none).
+    pub(crate) fn hosts(&self, creds: &Credentials) -> Vec<HostRow> {
+        self.hosts.rows(creds)
     }
 
     /// The ParameterStatus set of the newest login, if any login was made; opens nothing.

@@ -5,7 +5,7 @@
 use super::slots::State;
 use super::Pool;
 use crate::counter::Counter;
-use crate::server::{CancelTarget, PreparedCounters, ServerConn};
+use crate::server::{CancelTarget, PreparedCounters, Role, ServerConn};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +31,8 @@ pub(crate) struct PoolCounters {
     pub thaw_checks: Counter,
     /// Connections a thaw check replaced.
     pub thaw_replaced: Counter,
+    /// Logins that went first to another host than before: a failover found.
+    pub host_changes: Counter,
 }
 
 /// What a server connection is doing, in PgBouncer's words (`SHOW SERVERS`' state and `SHOW
@@ -73,6 +75,9 @@ pub(crate) struct ServerRow {
     /// request that took it came after).
     pub(crate) since: SystemTime,
     pub(crate) prepared: Arc<PreparedCounters>,
+    /// The host it was opened to, and what the server is when that was checked.
+    pub(crate) host: Arc<str>,
+    pub(crate) role: Option<Role>,
 }
 
 /// A lent connection, remembered while a client holds it.
@@ -86,6 +91,8 @@ pub(super) struct Lent {
     /// When it was last given back: lending reads no clock.
     returned: Instant,
     prepared: Arc<PreparedCounters>,
+    host: Arc<str>,
+    role: Option<Role>,
 }
 
 impl Lent {
@@ -100,6 +107,8 @@ impl Lent {
             created,
             returned,
             prepared: Arc::clone(conn.prepared_counters()),
+            host: Arc::clone(conn.host()),
+            role: conn.role(),
         }
     }
 
@@ -115,6 +124,8 @@ impl Lent {
             connected: wall_clock(self.created.elapsed()),
             since: wall_clock(self.returned.elapsed()),
             prepared: Arc::clone(&self.prepared),
+            host: Arc::clone(&self.host),
+            role: self.role,
         }
     }
 }
@@ -138,6 +149,8 @@ fn idle_row(conn: &ServerConn, check_delay: Duration) -> ServerRow {
         connected: wall_clock(conn.age()),
         since: wall_clock(idle_for),
         prepared: Arc::clone(conn.prepared_counters()),
+        host: Arc::clone(conn.host()),
+        role: conn.role(),
     }
 }
 

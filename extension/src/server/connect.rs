@@ -11,6 +11,7 @@ use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -66,7 +67,7 @@ async fn connect_inner(
         last_used: now,
         prepared: super::PreparedSet::default(),
         session: super::SessionSettings::default(),
-        host: creds.host.clone(),
+        host: Arc::from(creds.host.as_str()),
         role: None,
     };
 

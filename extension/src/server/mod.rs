@@ -118,8 +118,9 @@ pub(crate) struct ServerConn {
     prepared: PreparedSet,
     /// The session settings pgwarm knows are in effect here (none after login).
     session: SessionSettings,
-    /// The host name it was opened to (an entry of `PGWARM_DB_HOST`, or the secret's host).
-    host: String,
+    /// The host name it was opened to (an entry of `PGWARM_DB_HOST`, or the secret's host);
+    /// shared, as every row the admin console shows of it holds one.
+    host: Arc<str>,
     /// What the server is, once read (`role.rs`).
     role: Option<Role>,
 }
@@ -130,7 +131,7 @@ impl ServerConn {
     }
 
     /// The host name it was opened to.
-    pub(crate) fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &Arc<str> {
         &self.host
     }
 
