@@ -262,3 +262,61 @@ async fn a_failover_under_load_is_a_wait_for_clients_outside_a_transaction() {
         .sum();
     assert_eq!(changes, 1.0, "HostChanges in the EMF lines\n{log}");
 }
+
+#[test]
+fn a_writer_that_turns_read_only_is_left_for_the_next_host() {
+    io_runtime().block_on(async {
+        // Two primaries with the same login: the first will stop taking writes.
+        let (first, second) = (PgCluster::start(), PgCluster::start());
+        let name = format!("w_{}", std::process::id());
+        let password = "both1";
+        let login = first.create_target_with(&name, password);
+        let other = second.create_target_with(&name, password);
+        for db in [&login, &other] {
+            db.psql_ok("create table writes (n int)");
+        }
+        let pgwarm = pgwarm_for(&login, &[&first, &second], &[]);
+        let client = pgwarm.target().connect().await;
+        client
+            .batch_execute("insert into writes values (0)")
+            .await
+            .expect("the first host takes writes");
+        // A client's own read-only transaction says nothing of the server.
+        client
+            .batch_execute("begin read only")
+            .await
+            .expect("begin");
+        let own = client.batch_execute("insert into writes values (-1)").await;
+        assert_eq!(
+            own.expect_err("read only").code().map(|c| c.code()),
+            Some("25006")
+        );
+        client.batch_execute("rollback").await.expect("rollback");
+        client
+            .batch_execute("insert into writes values (0)")
+            .await
+            .expect("the first host still takes writes");
+        assert!(!pgwarm.log().contains("is now read-only"));
+        first.psql_super("ALTER SYSTEM SET default_transaction_read_only = on");
+        first.reload();
+        let refused = client.batch_execute("insert into writes values (1)").await;
+        let refused = refused.expect_err("the first host refuses the write now");
+        assert_eq!(
+            refused.code().map(|c| c.code()),
+            Some("25006"),
+            "{refused:?}"
+        );
+        drop(client);
+        for n in 2..7 {
+            let client = pgwarm.target().connect().await;
+            client
+                .batch_execute(&format!("insert into writes values ({n})"))
+                .await
+                .expect("later writes go to the host that takes them");
+        }
+        assert_eq!(login.psql_ok("select count(*) from writes"), "2");
+        assert_eq!(other.psql_ok("select count(*) from writes"), "5");
+        let log = pgwarm.log();
+        assert!(log.contains("is now read-only"), "{log}");
+    });
+}

@@ -294,6 +294,7 @@ impl<'a> Session<'a> {
         if self.relay.take_repaired() {
             self.shared.statement_repaired();
         }
+        let refused_write = self.relay.take_refused_write();
         let Some(mut server) = self.server.take() else {
             return;
         };
@@ -302,6 +303,9 @@ impl<'a> Session<'a> {
                 server = server.id(),
                 "server spoke after its last ReadyForQuery; closing it"
             );
+            return;
+        }
+        if refused_write && !self.shared.pool.still_fits(&mut server).await {
             return;
         }
         if changed {

@@ -145,4 +145,47 @@ impl Pool {
             }
         }
     }
+
+    /// After the server refused a write as read-only (25006): whether it is still a server
+    /// `PGWARM_TARGET_SESSION_ATTRS` accepts. A writer that turned read-only (demoted, or
+    /// `default_transaction_read_only` set for everyone) is not: its idle connections are
+    /// closed, and the next logins look for the writer on every host. A client's own `SET
+    /// TRANSACTION READ ONLY` leaves it as it was.
+    pub(crate) async fn still_fits(&self, conn: &mut Checkout) -> bool {
+        let attrs = self.settings.target_session_attrs;
+        if !attrs.needs_role() {
+            return true;
+        }
+        let reread = tokio::time::timeout(self.settings.connect_timeout, conn.reread_role()).await;
+        let role = match reread {
+            Ok(Ok(role)) => role,
+            Ok(Err(e)) => {
+                info!(server = conn.id(), error = %e, "could not read a server's role after it refused a write; closing it");
+                return false;
+            }
+            Err(_) => {
+                info!(
+                    server = conn.id(),
+                    "no answer on a server's role after it refused a write; closing it"
+                );
+                return false;
+            }
+        };
+        if role.satisfies(attrs, true) {
+            return true;
+        }
+        let idle = self.take_idle();
+        warn!(
+            server = conn.id(),
+            host = %conn.host(),
+            role = role.as_str(),
+            closed = idle.len(),
+            "a server refused a write and is now read-only; closing its connections and looking for the writer"
+        );
+        self.counters.demoted.add(1);
+        for conn in idle {
+            conn.close();
+        }
+        false
+    }
 }

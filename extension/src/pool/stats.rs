@@ -33,6 +33,8 @@ pub(crate) struct PoolCounters {
     pub thaw_replaced: Counter,
     /// Logins that went first to another host than before: a failover found.
     pub host_changes: Counter,
+    /// Servers found read-only after they refused a write (a writer demoted under pgwarm).
+    pub demoted: Counter,
 }
 
 /// What a server connection is doing, in PgBouncer's words (`SHOW SERVERS`' state and `SHOW

@@ -28,6 +28,7 @@ pub(crate) mod sqlstate {
     pub(crate) const UNDEFINED_OBJECT: &str = "42704";
     pub(crate) const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     pub(crate) const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub(crate) const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 
     /// Classes (a code's first two characters) and the "57P" group pgwarm acts on as a whole.
     pub(crate) const CLASS_CONNECTION_EXCEPTION: &str = "08";

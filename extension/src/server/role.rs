@@ -65,6 +65,11 @@ impl Role {
 const ROLE_SQL: &str =
     "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('transaction_read_only')";
 
+/// Asked again of a server that refused a write: the default a new session would get.
+const REREAD_SQL: &str =
+    "SELECT pg_catalog.pg_is_in_recovery(), reset_val FROM pg_catalog.pg_settings \
+     WHERE name = 'default_transaction_read_only'";
+
 impl ServerConn {
     /// The server's role, from what it reported at login or, failing that, asked once. Kept on
     /// the connection.
@@ -73,18 +78,31 @@ impl ServerConn {
             self.role = Some(role);
             return Ok(role);
         }
+        self.ask_role("reading the server's role", ROLE_SQL).await
+    }
+
+    /// The server's role now, asked whatever was known: after it refused a write. What the
+    /// server would give a new session counts (`reset_val`), not a client's own `SET`.
+    pub(crate) async fn reread_role(&mut self) -> Result<Role, ServerError> {
+        self.ask_role("reading the server's role again", REREAD_SQL)
+            .await
+    }
+
+    /// Runs `sql`, whose one row is (in recovery, read-only), and keeps the role it gives.
+    async fn ask_role(&mut self, what: &'static str, sql: &str) -> Result<Role, ServerError> {
+        self.role = None;
         let mut answer = None;
         let status = self
-            .query("reading the server's role", ROLE_SQL, |row| {
+            .query(what, sql, |row| {
                 if let [Some(recovery), Some(read_only)] = &row[..] {
                     answer = Some((recovery == "t", read_only == "on"));
                 }
             })
             .await?;
         let (Some((hot_standby, read_only)), TxStatus::Idle) = (answer, status) else {
-            return Err(ServerError::Protocol(
-                "no role in the answer to pg_is_in_recovery()".into(),
-            ));
+            return Err(ServerError::Protocol(format!(
+                "no role in the answer when {what}"
+            )));
         };
         let role = Role {
             hot_standby,

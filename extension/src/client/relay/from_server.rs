@@ -106,6 +106,9 @@ impl Relay {
                         // The client learns from the server itself why its session ends.
                         link.fatal_forwarded |= report.as_ref().is_some_and(ServerReport::is_fatal);
                     }
+                    self.signals.refused_write |= report
+                        .as_ref()
+                        .is_some_and(|r| r.code == sqlstate::READ_ONLY_SQL_TRANSACTION);
                     if self.server_error(&next, report.as_ref(), set) {
                         continue;
                     }

@@ -135,6 +135,8 @@ struct Signals {
     /// A SET, RESET or DISCARD ALL completed, or the server reported a setting's new value:
     /// the session's settings must be read back.
     settings_changed: bool,
+    /// The server refused a write as read-only (25006): it may no longer be the writer.
+    refused_write: bool,
 }
 
 pub(crate) struct Relay {
@@ -241,6 +243,11 @@ impl Relay {
     /// a sign that something between pgwarm and the database does not keep them.
     pub(crate) fn take_repaired(&mut self) -> bool {
         std::mem::take(&mut self.signals.repaired)
+    }
+
+    /// Whether the server refused a write as read-only (25006) since the last call.
+    pub(crate) fn take_refused_write(&mut self) -> bool {
+        std::mem::take(&mut self.signals.refused_write)
     }
 
     /// Whether the client changed session settings since the last call.
