@@ -92,6 +92,19 @@ async fn serve(
             return report_error(lambda, &message).await;
         }
     };
+    let reader_listener = match &settings.reader {
+        None => None,
+        Some(reader) => match tokio::net::TcpListener::bind(reader.listen).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let message = format!(
+                    "could not listen on {} (PGWARM_READER_LISTEN): {e}",
+                    reader.listen
+                );
+                return report_error(lambda, &message).await;
+            }
+        },
+    };
     let credentials: Arc<dyn CredentialSource> = match &settings.credentials {
         CredentialSettings::Static(target) => Arc::new(StaticCredentials::new(target)),
         CredentialSettings::Secret(secret) => Arc::new(SecretCredentials::new(secret.clone())),
@@ -99,9 +112,14 @@ async fn serve(
             Arc::new(IamCredentials::new(target.clone(), *timeout))
         }
     };
+    let reader_pool = settings.reader.as_ref().map(|reader| {
+        let reader = PoolSettings::reader(&settings, reader);
+        Pool::new(reader, Arc::clone(&credentials), Arc::clone(&tls))
+    });
     let pool = Pool::new(PoolSettings::from(&settings), credentials, tls);
     info!(
         listen = %settings.listen,
+        reader_listen = settings.reader.as_ref().map_or("off".to_owned(), |r| r.listen.to_string()),
         database = %settings.credentials.describe(),
         pool_mode = ?settings.pool_mode,
         pool_size = settings.pool_size,
@@ -121,7 +139,16 @@ async fn serve(
         "pgwarm listening"
     );
     let prefill = settings.min_pool_size;
-    let shared = Arc::new(SessionContext::new(settings, Arc::clone(&pool), client_tls));
+    let shared = Arc::new(SessionContext::new(
+        settings,
+        Arc::clone(&pool),
+        reader_pool,
+        client_tls,
+    ));
+    let listeners = listener::Listeners {
+        writer: listener,
+        reader: reader_listener,
+    };
     let lifecycle = Arc::new(Lifecycle::new(match lambda {
         None => "standalone",
         Some(env) if env.managed_instances => "lambda-managed-instances",
@@ -145,7 +172,7 @@ async fn serve(
                 );
             }
             let sessions = listener::run(
-                listener,
+                listeners,
                 Arc::clone(&shared),
                 Arc::clone(&console),
                 stop_signal(),
@@ -167,7 +194,7 @@ async fn serve(
                     }
                 };
                 let sessions =
-                    listener::run(listener, Arc::clone(&shared), Arc::clone(&console), stop).await;
+                    listener::run(listeners, Arc::clone(&shared), Arc::clone(&console), stop).await;
                 let left = rx.await.unwrap_or(SHUTDOWN_BUDGET + SHUTDOWN_MARGIN);
                 let budget = SHUTDOWN_BUDGET
                     .min(left.saturating_sub(SHUTDOWN_MARGIN))

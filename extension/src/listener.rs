@@ -3,12 +3,14 @@
 //! server connections.
 
 use crate::admin::{self, Console};
-use crate::client::{self, SessionContext};
+use crate::client::{self, Port, SessionContext};
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
@@ -21,9 +23,24 @@ impl Drop for ClientSlot {
     }
 }
 
-/// Accepts clients until `stop` completes; returns the client tasks, which keep running.
+/// The sockets clients connect to: `PGWARM_LISTEN`, and `PGWARM_READER_LISTEN` when set.
+pub(crate) struct Listeners {
+    pub(crate) writer: TcpListener,
+    pub(crate) reader: Option<TcpListener>,
+}
+
+/// The next client of `listener`; never, when there is none.
+async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts clients on both ports until `stop` completes; returns the client tasks, which keep
+/// running.
 pub(crate) async fn run(
-    listener: TcpListener,
+    listeners: Listeners,
     shared: Arc<SessionContext>,
     console: Arc<Console>,
     stop: impl Future<Output = ()>,
@@ -33,33 +50,33 @@ pub(crate) async fn run(
     let max = shared.settings.max_client_conn;
     tokio::pin!(stop);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let active = clients.fetch_add(1, Ordering::Relaxed) + 1;
-                let slot = ClientSlot(Arc::clone(&clients));
-                let shared = Arc::clone(&shared);
-                let console = Arc::clone(&console);
-                tasks.spawn(async move {
-                    let _slot = slot;
-                    if let Some(admin) = client::serve(shared, stream, peer, active > max).await {
-                        admin::serve(console, admin).await;
-                    }
-                });
-            }
+        let (accepted, port) = tokio::select! {
+            accepted = listeners.writer.accept() => (accepted, Port::Writer),
+            accepted = accept(listeners.reader.as_ref()) => (accepted, Port::Reader),
             () = &mut stop => {
                 info!("stopping: no new clients are accepted");
                 return tasks;
             }
-        }
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let active = clients.fetch_add(1, Ordering::Relaxed) + 1;
+        let slot = ClientSlot(Arc::clone(&clients));
+        let shared = Arc::clone(&shared);
+        let console = Arc::clone(&console);
+        tasks.spawn(async move {
+            let _slot = slot;
+            if let Some(admin) = client::serve(shared, stream, peer, active > max, port).await {
+                admin::serve(console, admin).await;
+            }
+        });
     }
 }
 
@@ -71,7 +88,9 @@ pub(crate) async fn stop(shared: &SessionContext, sessions: TaskTracker, budget:
     sessions.close();
     let open = sessions.len();
     let in_time = tokio::time::timeout(budget, sessions.wait()).await.is_ok();
-    shared.pool.close();
+    for pool in shared.pools() {
+        pool.close();
+    }
     if in_time {
         info!(sessions = open, "every client session ended");
     } else {

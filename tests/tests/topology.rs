@@ -320,3 +320,108 @@ fn a_writer_that_turns_read_only_is_left_for_the_next_host() {
         assert!(log.contains("is now read-only"), "{log}");
     });
 }
+
+#[test]
+fn the_reader_port_reads_on_the_replicas_and_else_on_the_writer() {
+    io_runtime().block_on(async {
+        let primary = PgCluster::start();
+        let login = primary.fresh_target();
+        let (one, two) = (primary.standby(), primary.standby());
+        for standby in [&one, &two] {
+            standby.wait_for_replay(&primary);
+        }
+        let reader_port = free_port();
+        let listen = format!("127.0.0.1:{reader_port}");
+        let ports = format!("{},{}", one.port, two.port);
+        let reader_settings = [
+            ("PGWARM_READER_LISTEN", listen.as_str()),
+            ("PGWARM_READER_HOST", "127.0.0.1,127.0.0.1"),
+            ("PGWARM_READER_PORT", ports.as_str()),
+            ("PGWARM_METRICS_INTERVAL", "1s"),
+        ];
+        let pgwarm = Pgwarm::start(&login, &reader_settings);
+        let reader = Target {
+            port: reader_port,
+            ..pgwarm.target()
+        };
+
+        // Reads, with a named statement, on a replica; the main port stays on the primary.
+        let client = reader.connect().await;
+        let statement = client
+            .prepare("select pg_is_in_recovery(), current_setting('port')")
+            .await
+            .expect("prepare on the reader port");
+        for _ in 0..4 {
+            let row = client.query_one(&statement, &[]).await.expect("a read");
+            assert!(row.get::<_, bool>(0), "the reader port lent the primary");
+        }
+        drop(client);
+        assert!(!served_by_standby(&pgwarm.target()).await);
+
+        // Balanced: two transactions at once hold one connection on each replica.
+        let (a, b) = (reader.connect().await, reader.connect().await);
+        let mut held = Vec::new();
+        for client in [&a, &b] {
+            client.batch_execute("begin").await.expect("begin");
+            let port = simple_rows(client, "select current_setting('port')").await;
+            held.push(port[0][0].clone());
+        }
+        held.sort();
+        let mut both = vec![one.port.to_string(), two.port.to_string()];
+        both.sort();
+        assert_eq!(held, both, "one transaction on each replica");
+        drop((a, b));
+
+        // No replica up: the reader port's connections go to the writer, said once.
+        one.stop_fast();
+        two.stop_fast();
+        assert!(!served_by_standby(&reader).await, "the writer serves reads");
+        pgwarm.wait_for_log(
+            "the reader port's connections go to the writer",
+            Duration::from_secs(5),
+        );
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let fallbacks: f64 = pgwarm
+            .log()
+            .lines()
+            .filter(|l| l.starts_with('{') && l.contains("\"_aws\""))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|line| line["ReaderFallbacks"].as_f64())
+            .sum();
+        assert!(fallbacks >= 1.0, "ReaderFallbacks in the EMF lines");
+
+        // Unless told not to: then a client waits as for any outage, and is told why.
+        let reader_port = free_port();
+        let listen = format!("127.0.0.1:{reader_port}");
+        let strict = Pgwarm::start(
+            &login,
+            &[
+                ("PGWARM_READER_LISTEN", listen.as_str()),
+                ("PGWARM_READER_HOST", "127.0.0.1"),
+                (
+                    "PGWARM_READER_PORT",
+                    ports.as_str().split(',').next().unwrap_or(""),
+                ),
+                ("PGWARM_READER_FALLBACK", "off"),
+                ("PGWARM_QUERY_WAIT_TIMEOUT", "1s"),
+            ],
+        );
+        let strict_reader = Target {
+            port: reader_port,
+            ..strict.target()
+        };
+        let error = strict_reader
+            .try_connect()
+            .await
+            .expect_err("no replica, no fallback");
+        let message = error
+            .as_db_error()
+            .map(|e| e.message().to_owned())
+            .unwrap_or_else(|| error.to_string());
+        assert!(message.contains("PGWARM_READER_FALLBACK"), "{message}");
+        assert!(
+            !served_by_standby(&strict.target()).await,
+            "the main port still works"
+        );
+    });
+}

@@ -401,12 +401,13 @@ async fn databases(console: &Console) -> Table {
     t
 }
 
-/// `SHOW HOSTS`: the database hosts pgwarm knows (`PGWARM_DB_HOST`, or the secret's one), what
-/// the last login there found (`primary`, `standby`, `read-only primary`, `unreachable`), when,
-/// and which one logins go to first.
+/// `SHOW HOSTS`: the database hosts pgwarm knows (`PGWARM_DB_HOST`, or the secret's one, then
+/// the reader port's replicas), what the last login there found (`primary`, `standby`,
+/// `read-only primary`, `unreachable`), when, and which one logins go to first.
 async fn hosts(console: &Console) -> Table {
     let mut t = Table::new(
         &[
+            "pool",
             "host",
             "port",
             "found",
@@ -419,16 +420,25 @@ async fn hosts(console: &Console) -> Table {
     let Some(login) = target(console).await else {
         return t;
     };
-    let attrs = console.shared.settings.target_session_attrs.as_str();
-    for h in console.shared.pool.hosts(&login) {
-        t.row(vec![
-            h.host.into(),
-            h.port.into(),
-            h.found.as_str().into(),
-            h.checked.map(timestamp).into(),
-            u64::from(h.current).into(),
-            attrs.into(),
-        ]);
+    let shared = &console.shared;
+    let writer = (
+        &shared.pool,
+        "writer",
+        shared.settings.target_session_attrs.as_str(),
+    );
+    let reader = shared.reader.as_ref().map(|pool| (pool, "reader", "any"));
+    for (pool, name, attrs) in std::iter::once(writer).chain(reader) {
+        for h in pool.hosts(&login) {
+            t.row(vec![
+                name.into(),
+                h.host.into(),
+                h.port.into(),
+                h.found.as_str().into(),
+                h.checked.map(timestamp).into(),
+                u64::from(h.current).into(),
+                attrs.into(),
+            ]);
+        }
     }
     t
 }

@@ -17,10 +17,21 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+/// Which listener a client came in on: its server connections come from that port's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Port {
+    /// `PGWARM_LISTEN`: the writer's pool.
+    Writer,
+    /// `PGWARM_READER_LISTEN`: the replicas' pool.
+    Reader,
+}
+
 /// What every session shares.
 pub(crate) struct SessionContext {
     pub settings: Settings,
+    /// The writer's pool, and the reader port's when there is one.
     pub pool: Arc<Pool>,
+    pub(crate) reader: Option<Arc<Pool>>,
     pub(crate) cancels: Arc<CancelRegistry>,
     /// Present when `PGWARM_CLIENT_PASSWORD` is set.
     pub(crate) verifier: Option<ScramVerifier>,
@@ -48,6 +59,7 @@ impl SessionContext {
     pub(crate) fn new(
         settings: Settings,
         pool: Arc<Pool>,
+        reader: Option<Arc<Pool>>,
         client_tls: Option<ClientTls>,
     ) -> SessionContext {
         let verifier = settings
@@ -57,6 +69,7 @@ impl SessionContext {
         SessionContext {
             settings,
             pool,
+            reader,
             cancels: CancelRegistry::new(),
             verifier,
             known_statements: Arc::default(),
@@ -73,6 +86,19 @@ impl SessionContext {
 }
 
 impl SessionContext {
+    /// The pool of the port a client came in on.
+    pub(crate) fn pool_for(&self, port: Port) -> &Arc<Pool> {
+        match (port, &self.reader) {
+            (Port::Reader, Some(reader)) => reader,
+            _ => &self.pool,
+        }
+    }
+
+    /// Every pool: what the Lambda lifecycle and the stop do, they do to each.
+    pub(crate) fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
+        std::iter::once(&self.pool).chain(&self.reader)
+    }
+
     /// Client connections open now, logged in or not.
     pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)

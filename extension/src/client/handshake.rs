@@ -14,7 +14,7 @@
 use super::cancel::CancelKey;
 use super::tls::starts_direct_tls;
 use super::traffic::ErrorCause;
-use super::SessionContext;
+use super::{Port, SessionContext};
 use crate::config::{ClientTlsMode, PoolMode, Upstream};
 use crate::pool::Checkout;
 use crate::protocol::backend::TxStatus;
@@ -82,6 +82,7 @@ pub(crate) async fn open(
     tcp: TcpStream,
     shared: &SessionContext,
     over_limit: bool,
+    port: Port,
 ) -> io::Result<Option<(Stream, Opened)>> {
     let loopback = is_loopback(tcp.peer_addr()?.ip());
     let (mut stream, opening) = read_startup(tcp, shared).await?;
@@ -92,6 +93,7 @@ pub(crate) async fn open(
                 params,
                 loopback,
                 over_limit,
+                port,
             };
             match login(shared, &mut stream, startup).await {
                 Ok(opened) => return Ok(Some((stream, opened))),
@@ -123,6 +125,8 @@ struct Startup {
     loopback: bool,
     /// The connection is over `PGWARM_MAX_CLIENT_CONN`.
     over_limit: bool,
+    /// The listener it came in on.
+    port: Port,
 }
 
 impl Startup {
@@ -194,26 +198,23 @@ async fn login(
         return open_admin(shared, stream, out, startup.loopback, user).await;
     }
     check_database(shared, &database).await?;
+    let pool = shared.pool_for(startup.port);
     if let Some(verifier) = &shared.verifier {
         authenticate(stream, &mut out, verifier, &user).await?;
     }
-    let server_params = shared
-        .pool
-        .server_params()
-        .await
-        .map_err(|e| e.to_client())?;
+    let server_params = pool.server_params().await.map_err(|e| e.to_client())?;
     // Behind another pooler pgwarm carries no session settings (see session.rs), so the
     // client is told the server's values rather than promised its own.
     let wanted = match shared.settings.upstream {
         Upstream::Database => startup::session_settings(&startup.params),
         Upstream::Pooler => Vec::new(),
     };
-    let settings = shared.checked_settings.check(&shared.pool, wanted).await?;
+    let settings = shared.checked_settings.check(pool, wanted).await?;
     // In session mode the client owns one backend for its life: it is taken now, so the pid
     // the client is told is that backend's (pg_backend_pid(), pg_terminate_backend(), a
     // notification's sender all agree). The cancel secret stays pgwarm's own.
     let server = match shared.settings.pool_mode {
-        PoolMode::Session => Some(shared.pool.checkout().await.map_err(|e| e.to_client())?),
+        PoolMode::Session => Some(pool.checkout().await.map_err(|e| e.to_client())?),
         PoolMode::Transaction => None,
     };
     let key = shared

@@ -16,7 +16,7 @@ pub(crate) mod statements;
 pub(crate) mod tls;
 pub(crate) mod traffic;
 
-pub(crate) use context::SessionContext;
+pub(crate) use context::{Port, SessionContext};
 
 use crate::stream::Stream;
 use clients::ClientIdentity;
@@ -45,12 +45,13 @@ pub(crate) async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     over_limit: bool,
+    port: Port,
 ) -> Option<AdminClient> {
     let _ = tcp.set_nodelay(true);
     // A login may wait for the pool (the server parameters, a startup setting to check, the
     // session-mode connection), bounded by PGWARM_QUERY_WAIT_TIMEOUT on its own.
     let limit = LOGIN_TIMEOUT + shared.settings.query_wait_timeout;
-    let opening = tokio::time::timeout(limit, handshake::open(tcp, &shared, over_limit));
+    let opening = tokio::time::timeout(limit, handshake::open(tcp, &shared, over_limit, port));
     let login = tokio::select! {
         login = opening => login,
         () = shared.shutdown.cancelled() => return None,
@@ -83,7 +84,8 @@ pub(crate) async fn serve(
         },
         &shared.shutdown,
     );
-    session::Session::new(&shared, stream, login.key, login.settings, listed)
+    let pool = Arc::clone(shared.pool_for(port));
+    session::Session::new(&shared, pool, stream, login.key, login.settings, listed)
         .run(login.server)
         .await;
     debug!(client = pid, "session ends");

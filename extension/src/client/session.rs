@@ -12,7 +12,7 @@ use super::statements::Resolution;
 use super::traffic::Traffic;
 use super::SessionContext;
 use crate::config::{PoolMode, Upstream};
-use crate::pool::Checkout;
+use crate::pool::{Checkout, Pool};
 use crate::protocol::backend::TxStatus;
 use crate::protocol::{sqlstate, PgError};
 use crate::server::{self, Cleanup, ServerError, SessionSettings};
@@ -45,6 +45,8 @@ enum End {
 
 pub(crate) struct Session<'a> {
     shared: &'a SessionContext,
+    /// The pool of the port the client came in on.
+    pool: Arc<Pool>,
     client: Stream,
     relay: Relay,
     server: Option<Checkout>,
@@ -62,6 +64,7 @@ pub(crate) struct Session<'a> {
 impl<'a> Session<'a> {
     pub(crate) fn new(
         shared: &'a SessionContext,
+        pool: Arc<Pool>,
         client: Stream,
         key: CancelKey,
         settings: SessionSettings,
@@ -76,6 +79,7 @@ impl<'a> Session<'a> {
         relay.set_resolution(Resolution::of(&settings));
         Session {
             shared,
+            pool,
             client,
             relay,
             server: None,
@@ -200,7 +204,7 @@ impl<'a> Session<'a> {
     /// Borrows a server connection for the client, still reading the client meanwhile so that a
     /// client that leaves stops waiting. Ok(false): the client left.
     async fn checkout(&mut self) -> Result<bool, PgError> {
-        let pool = Arc::clone(&self.shared.pool);
+        let pool = Arc::clone(&self.pool);
         let checkout = pool.checkout();
         tokio::pin!(checkout);
         let began = std::time::Instant::now();
@@ -305,7 +309,7 @@ impl<'a> Session<'a> {
             );
             return;
         }
-        if refused_write && !self.shared.pool.still_fits(&mut server).await {
+        if refused_write && !self.pool.still_fits(&mut server).await {
             return;
         }
         if changed {

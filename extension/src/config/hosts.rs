@@ -51,6 +51,17 @@ pub(crate) struct HostAddr {
     pub port: Option<u16>,
 }
 
+/// The reader port (`PGWARM_READER_LISTEN`): a second listener whose server connections go to
+/// the replicas, balanced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReaderSettings {
+    pub(crate) listen: std::net::SocketAddr,
+    /// `PGWARM_READER_HOST` and `PGWARM_READER_PORT`; a host without a port takes the login's.
+    pub(crate) hosts: Vec<HostAddr>,
+    /// With no replica up, reads go to the writer (`PGWARM_READER_FALLBACK=on`), or fail.
+    pub(crate) fallback: bool,
+}
+
 /// `PGWARM_DB_HOST` and `PGWARM_DB_PORT` read as lists. A single host gives a list of one.
 pub(super) fn parse_hosts(
     host_variable: &'static str,

@@ -12,7 +12,7 @@ mod hosts;
 mod table;
 
 pub(crate) use credentials::{CredentialSettings, DbOverrides, SecretSettings, TargetSettings};
-pub(crate) use hosts::{HostAddr, SessionAttrs};
+pub(crate) use hosts::{HostAddr, ReaderSettings, SessionAttrs};
 
 use env::{pick, Env};
 use std::net::SocketAddr;
@@ -126,6 +126,8 @@ pub(crate) struct Settings {
     pub hosts: Vec<HostAddr>,
     /// Which servers may be lent (`PGWARM_TARGET_SESSION_ATTRS`).
     pub target_session_attrs: SessionAttrs,
+    /// The reader port, when `PGWARM_READER_LISTEN` opens one.
+    pub reader: Option<ReaderSettings>,
     /// TLS to the database (`PGWARM_SSLMODE`).
     pub sslmode: SslMode,
     pub pool_mode: PoolMode,
@@ -229,6 +231,7 @@ impl Settings {
         let credentials = credentials::parse(&env, &hosts)?;
         let sslmode = parse_sslmode(&env, &credentials)?;
         let listen = parse_listen(&env)?;
+        let reader = parse_reader(&env)?;
         let pool_mode = env.choice(
             &table::POOL_MODE,
             &POOL_MODES,
@@ -250,6 +253,7 @@ impl Settings {
         let idle_session_timeout = parse_idle_session_timeout(&env)?;
         Ok(Settings {
             listen,
+            reader,
             credentials,
             hosts,
             target_session_attrs: env.choice(
@@ -304,6 +308,49 @@ fn parse_hosts(env: &Env<'_>) -> Result<Vec<HostAddr>, ConfigError> {
 /// The variable as set, unless empty: an empty path or password means none.
 fn nonempty(env: &Env<'_>, setting: &Setting) -> Option<String> {
     env.get(setting).filter(|value| !value.is_empty())
+}
+
+/// `PGWARM_READER_*`: off unless `PGWARM_READER_LISTEN` names an address, which then needs
+/// `PGWARM_READER_HOST`.
+fn parse_reader(env: &Env<'_>) -> Result<Option<ReaderSettings>, ConfigError> {
+    let raw = env.text(&table::READER_LISTEN);
+    let hosts_raw = env
+        .get(&table::READER_HOST)
+        .filter(|h| !h.trim().is_empty());
+    if raw == "off" {
+        return match hosts_raw {
+            Some(hosts) => Err(invalid(
+                table::READER_HOST.name,
+                &hosts,
+                "the reader port is off: set PGWARM_READER_LISTEN to an address like 127.0.0.1:5433",
+            )),
+            None => Ok(None),
+        };
+    }
+    let listen = raw.parse().map_err(|_| {
+        invalid(
+            table::READER_LISTEN.name,
+            &raw,
+            "expected off, or an address like 127.0.0.1:5433",
+        )
+    })?;
+    let Some(hosts_raw) = hosts_raw else {
+        return Err(ConfigError::Missing {
+            variable: table::READER_HOST.name,
+            reason: "PGWARM_READER_LISTEN opens a reader port, whose connections go to the replicas it lists",
+        });
+    };
+    let hosts = hosts::parse_hosts(
+        table::READER_HOST.name,
+        &hosts_raw,
+        table::READER_PORT.name,
+        env.get(&table::READER_PORT).as_deref(),
+    )?;
+    Ok(Some(ReaderSettings {
+        listen,
+        hosts,
+        fallback: env.choice(&table::READER_FALLBACK, &SWITCH, "expected on or off")?,
+    }))
 }
 
 fn parse_listen(env: &Env<'_>) -> Result<SocketAddr, ConfigError> {

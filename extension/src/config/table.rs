@@ -93,6 +93,40 @@ pub(crate) const LISTEN: Setting = row(
     Unset::Value("127.0.0.1:5432"),
     Shown::Plain(|s| s.listen.to_string()),
 );
+pub(crate) const READER_LISTEN: Setting = row(
+    "PGWARM_READER_LISTEN",
+    Unset::Value("off"),
+    Shown::Plain(|s| {
+        s.reader
+            .as_ref()
+            .map_or("off".into(), |r| r.listen.to_string())
+    }),
+);
+pub(crate) const READER_HOST: Setting = row(
+    "PGWARM_READER_HOST",
+    Unset::Nothing,
+    Shown::Plain(|s| {
+        let hosts = s.reader.iter().flat_map(|r| &r.hosts);
+        hosts.map(|h| h.host.as_str()).collect::<Vec<_>>().join(",")
+    }),
+);
+pub(crate) const READER_PORT: Setting = row(
+    "PGWARM_READER_PORT",
+    Unset::Derived("the database's port"),
+    Shown::Plain(|s| {
+        let hosts = s.reader.iter().flat_map(|r| &r.hosts);
+        let ports = hosts.map(|h| h.port.map_or(String::new(), |p| p.to_string()));
+        ports.collect::<Vec<_>>().join(",")
+    }),
+);
+pub(crate) const READER_FALLBACK: Setting = row(
+    "PGWARM_READER_FALLBACK",
+    Unset::Value("on"),
+    Shown::Plain(|s| {
+        let fallback = s.reader.as_ref().map(|r| r.fallback);
+        fallback.map_or(String::new(), |f| spelling(&SWITCH, f))
+    }),
+);
 pub(crate) const AUTH: Setting = row(
     "PGWARM_AUTH",
     Unset::Derived("secret if PGWARM_SECRET_ID is set, else password"),
@@ -315,6 +349,10 @@ pub(crate) const METRICS_INTERVAL: Setting = row(
 /// The table: every variable pgwarm reads as a setting, in README's order.
 pub(crate) const SETTINGS: &[Setting] = &[
     LISTEN,
+    READER_LISTEN,
+    READER_HOST,
+    READER_PORT,
+    READER_FALLBACK,
     AUTH,
     DB_HOST,
     DB_PORT,

@@ -344,7 +344,13 @@ fn the_variables_read_are_the_tables() {
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "lambda-managed-instances"),
         ("AWS_LAMBDA_MAX_CONCURRENCY", "8"),
     ];
-    for pairs in [&BASE[..], &lambda_with_a_secret[..]] {
+    let with_a_reader = [
+        ("PGWARM_DB_HOST", "127.0.0.1"),
+        ("PGWARM_DB_USER", "app"),
+        ("PGWARM_READER_LISTEN", "127.0.0.1:5433"),
+        ("PGWARM_READER_HOST", "replica"),
+    ];
+    for pairs in [&BASE[..], &lambda_with_a_secret[..], &with_a_reader[..]] {
         let map: HashMap<&str, &str> = pairs.iter().copied().collect();
         Settings::from_lookup(|name| {
             asked.borrow_mut().insert(name.to_owned());
@@ -406,6 +412,49 @@ fn several_hosts_and_which_servers_will_do() {
     let err = settings(&iam).unwrap_err().to_string();
     assert!(
         err.contains("PGWARM_DB_HOST") && err.contains("one host"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_reader_port_needs_its_replicas() {
+    assert_eq!(settings(&BASE).unwrap().reader, None);
+    let mut pairs = BASE.to_vec();
+    pairs.extend([
+        ("PGWARM_READER_LISTEN", "127.0.0.1:5433"),
+        ("PGWARM_READER_HOST", "r1,r2"),
+        ("PGWARM_READER_PORT", "6001,6002"),
+        ("PGWARM_READER_FALLBACK", "off"),
+    ]);
+    let reader = settings(&pairs).unwrap().reader.expect("a reader port");
+    assert_eq!(reader.listen, "127.0.0.1:5433".parse().unwrap());
+    let hosts: Vec<(&str, Option<u16>)> = reader
+        .hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.port))
+        .collect();
+    assert_eq!(hosts, [("r1", Some(6001)), ("r2", Some(6002))]);
+    assert!(!reader.fallback);
+
+    let mut pairs = BASE.to_vec();
+    pairs.push(("PGWARM_READER_LISTEN", "127.0.0.1:5433"));
+    let err = settings(&pairs).unwrap_err().to_string();
+    assert!(err.contains("PGWARM_READER_HOST"), "{err}");
+    let mut pairs = BASE.to_vec();
+    pairs.push(("PGWARM_READER_HOST", "r1"));
+    let err = settings(&pairs).unwrap_err().to_string();
+    assert!(
+        err.contains("PGWARM_READER_HOST") && err.contains("PGWARM_READER_LISTEN"),
+        "{err}"
+    );
+    let mut pairs = BASE.to_vec();
+    pairs.extend([
+        ("PGWARM_READER_LISTEN", "5433"),
+        ("PGWARM_READER_HOST", "r1"),
+    ]);
+    let err = settings(&pairs).unwrap_err().to_string();
+    assert!(
+        err.contains("PGWARM_READER_LISTEN") && err.contains("5433"),
         "{err}"
     );
 }

@@ -74,7 +74,8 @@ impl BeforeFreeze {
         // for too. Not later ones: a function that does not use the database would pay it every
         // time, for nothing to give back.
         let first = lifecycle.invocations.get() <= 1;
-        let may_be_tight = shared.pool.is_tight() || (first && shared.pool.headroom_unknown());
+        let any_tight = shared.pools().any(|pool| pool.is_tight());
+        let may_be_tight = any_tight || (first && shared.pool.headroom_unknown());
         let shared_pooler = shared.settings.upstream == Upstream::Pooler;
         let given_up = self.missed.load(Ordering::Relaxed) >= MISSES_TO_GIVE_UP;
         if !(may_be_tight || shared_pooler)
@@ -108,10 +109,19 @@ impl BeforeFreeze {
         self.missed.store(0, Ordering::Relaxed);
         let heard_at = Instant::now();
         shared.invocation_ends.ended(heard_at);
-        shared.pool.invocation_ended();
-        shared.pool.lent_back(ROLLBACK_WAIT).await;
-        let tight = shared.pool.is_tight();
-        let closed = if tight { shared.pool.close_idle() } else { 0 };
+        for pool in shared.pools() {
+            pool.invocation_ended();
+        }
+        let reader_back = async {
+            if let Some(reader) = &shared.reader {
+                reader.lent_back(ROLLBACK_WAIT).await;
+            }
+        };
+        tokio::join!(shared.pool.lent_back(ROLLBACK_WAIT), reader_back);
+        // Each pool's database (the writer's, the replicas') is tight or not on its own.
+        let tight_pools: Vec<_> = shared.pools().filter(|pool| pool.is_tight()).collect();
+        let tight = !tight_pools.is_empty();
+        let closed: usize = tight_pools.iter().map(|pool| pool.close_idle()).sum();
         let took = heard_at.elapsed();
         lifecycle.holds.add(1);
         lifecycle

@@ -115,30 +115,32 @@ pub(crate) async fn start(
                     let now = tokio::time::Instant::now();
                     let left = time_left(invoke.deadline_ms);
                     debug!(request = %invoke.request_id, left_ms = left.as_millis() as u64, "INVOKE");
-                    shared
-                        .pool
-                        .invocation_began(InvocationDeadline::new(now, now + left));
+                    for pool in shared.pools() {
+                        pool.invocation_began(InvocationDeadline::new(now, now + left));
+                    }
                     shared
                         .invocation_ends
                         .ended(now.checked_sub(INVOKE_SLACK).unwrap_or(now));
-                    let pool = Arc::clone(&shared.pool);
                     let request_id = invoke.request_id.clone();
                     // The handler is starting right now; it must not wait for this.
-                    tokio::spawn(async move {
-                        let started = std::time::Instant::now();
-                        let counters = pool.counters();
-                        let replaced_before = counters.thaw_replaced.get();
-                        let checked = pool.check_idle().await;
-                        if checked > 0 {
-                            let replaced = counters.thaw_replaced.get() - replaced_before;
-                            info!(
-                                checked,
-                                replaced,
-                                elapsed_ms = started.elapsed().as_millis() as u64,
-                                "checked idle server connections after the thaw"
-                            );
-                        }
-                    });
+                    for pool in shared.pools() {
+                        let pool = Arc::clone(pool);
+                        tokio::spawn(async move {
+                            let started = std::time::Instant::now();
+                            let counters = pool.counters();
+                            let replaced_before = counters.thaw_replaced.get();
+                            let checked = pool.check_idle().await;
+                            if checked > 0 {
+                                let replaced = counters.thaw_replaced.get() - replaced_before;
+                                info!(
+                                    checked,
+                                    replaced,
+                                    elapsed_ms = started.elapsed().as_millis() as u64,
+                                    "checked idle server connections after the thaw"
+                                );
+                            }
+                        });
+                    }
                     if let Some(before_freeze) = before_freeze.get() {
                         before_freeze
                             .wait(&request_id, now + left, &shared, &lifecycle)
@@ -221,7 +223,9 @@ fn watch_runtime_done(
             let id = runtime_done.borrow_and_update().clone();
             if id.is_some() && id == lifecycle.request_id() {
                 shared.invocation_ends.ended(tokio::time::Instant::now());
-                shared.pool.invocation_ended();
+                for pool in shared.pools() {
+                    pool.invocation_ended();
+                }
             }
         }
     });

@@ -43,8 +43,10 @@ struct Counts {
     /// before a freeze because the database was tight.
     leaked: u64,
     given_back: u64,
-    /// Logins that went first to another host than before (a failover found).
+    /// Logins that went first to another host than before (a failover found), and reader-port
+    /// logins that went to the writer.
     host_changes: u64,
+    reader_fallbacks: u64,
 }
 
 impl Counts {
@@ -60,6 +62,10 @@ impl Counts {
             login_us: p.login_us.get(),
             reconnects: p.reconnects.get(),
             host_changes: p.host_changes.get(),
+            reader_fallbacks: shared
+                .reader
+                .as_ref()
+                .map_or(0, |r| r.counters().reader_fallbacks.get()),
             causes: std::array::from_fn(|i| t.causes.get(i).map_or(0, Counter::get)),
         }
     }
@@ -190,6 +196,13 @@ impl Metrics {
             Unit::Count,
             (now.host_changes - before.host_changes) as f64,
         );
+        if self.shared.reader.is_some() {
+            line.metric(
+                "ReaderFallbacks",
+                Unit::Count,
+                (now.reader_fallbacks - before.reader_fallbacks) as f64,
+            );
+        }
         line.metric(
             "LeakedTransactions",
             Unit::Count,

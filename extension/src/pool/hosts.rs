@@ -3,11 +3,15 @@
 //! `PGWARM_TARGET_SESSION_ATTRS` accepts. Names are resolved again on every try (nothing here
 //! caches an address), so after a failover the new writer is found as soon as it takes logins,
 //! whatever a DNS record still says.
+//!
+//! The reader port's pool balances instead: each login starts one replica further along
+//! `PGWARM_READER_HOST`, takes whatever server answers, and, with none up, falls back to the
+//! writer's hosts when `PGWARM_READER_FALLBACK` allows.
 
 use crate::config::{HostAddr, SessionAttrs};
 use crate::credentials::Credentials;
 use crate::server::Role;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -45,10 +49,25 @@ pub(crate) struct HostRow {
     pub(crate) current: bool,
 }
 
+/// How a pool picks among its hosts.
+#[derive(Debug, Clone)]
+pub(crate) enum Plan {
+    /// The writer's pool: `PGWARM_DB_HOST`, the host that last would do first.
+    Writer,
+    /// The reader port's pool: the replicas in turn, then, when `Some`, the writer's hosts
+    /// (`PGWARM_DB_HOST`'s, or the login's own when it lists fewer than two).
+    Reader { fallback: Option<Vec<HostAddr>> },
+}
+
 pub(super) struct Hosts {
-    /// The hosts `PGWARM_DB_HOST` lists, when it lists more than one; else empty, and the
-    /// login's own host is the only one.
+    /// The hosts to try: `PGWARM_DB_HOST`'s when it lists more than one (else empty, and the
+    /// login's own host is the only one), or the replicas.
     list: Vec<HostAddr>,
+    plan: Plan,
+    /// The replica the next reader login starts from.
+    next: AtomicUsize,
+    /// The reader port's logins go to the writer: no replica answered the last one.
+    falling_back: AtomicBool,
     attrs: SessionAttrs,
     /// The host whose server last would do: tried first.
     preferred: AtomicUsize,
@@ -61,20 +80,30 @@ pub(super) struct Candidate {
     /// Its place in the list, to prefer it next time.
     pub(super) index: usize,
     pub(super) creds: Credentials,
+    /// A writer's host tried for the reader port because no replica answered.
+    pub(super) fallback: bool,
 }
 
 impl Hosts {
-    pub(super) fn new(list: &[HostAddr], attrs: SessionAttrs) -> Hosts {
-        let list = match list.len() {
-            0 | 1 => Vec::new(),
+    pub(super) fn new(list: &[HostAddr], attrs: SessionAttrs, plan: Plan) -> Hosts {
+        let list = match (&plan, list.len()) {
+            (Plan::Writer, 0 | 1) => Vec::new(),
             _ => list.to_vec(),
         };
         Hosts {
             seen: Mutex::new(vec![(Found::Unknown, None); list.len().max(1)]),
             list,
+            plan,
+            next: AtomicUsize::new(0),
+            falling_back: AtomicBool::new(false),
             attrs,
             preferred: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether the hosts are replicas, balanced.
+    pub(super) fn balanced(&self) -> bool {
+        matches!(self.plan, Plan::Reader { .. })
     }
 
     /// Whether the login's own host is the only one.
@@ -87,30 +116,54 @@ impl Hosts {
     }
 
     /// The logins to try, in order: `creds` made for each host, the preferred one first, then
-    /// the others in the order listed. A host without its own port takes the login's.
+    /// the others in the order listed (the reader port: from the next replica on, then the
+    /// writer's hosts if it may fall back). A host without its own port takes the login's.
     pub(super) fn candidates(&self, creds: &Credentials) -> Vec<Candidate> {
-        if self.list.is_empty() {
-            return vec![Candidate {
-                index: 0,
-                creds: creds.clone(),
-            }];
+        let at = |index: usize, host: &HostAddr, fallback: bool| {
+            let mut creds = creds.clone();
+            creds.host.clone_from(&host.host);
+            creds.port = host.port.unwrap_or(creds.port);
+            Candidate {
+                index,
+                creds,
+                fallback,
+            }
+        };
+        let own = |fallback: bool| Candidate {
+            index: 0,
+            creds: creds.clone(),
+            fallback,
+        };
+        let n = self.list.len();
+        let first = match self.plan {
+            _ if n == 0 => return vec![own(false)],
+            Plan::Writer => self.preferred.load(Ordering::Relaxed) % n,
+            Plan::Reader { .. } => self.next.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        let order = std::iter::once(first).chain((0..n).filter(|&i| i != first));
+        let mut candidates: Vec<Candidate> = order
+            .filter_map(|index| Some(at(index, self.list.get(index)?, false)))
+            .collect();
+        if let Plan::Reader {
+            fallback: Some(writers),
+        } = &self.plan
+        {
+            match writers.len() {
+                0 | 1 => candidates.push(own(true)),
+                _ => candidates.extend(writers.iter().map(|w| at(usize::MAX, w, true))),
+            }
         }
-        let first = self.preferred.load(Ordering::Relaxed) % self.list.len();
-        let order = std::iter::once(first).chain((0..self.list.len()).filter(|&i| i != first));
-        order
-            .filter_map(|index| {
-                let host = self.list.get(index)?;
-                let mut creds = creds.clone();
-                creds.host.clone_from(&host.host);
-                creds.port = host.port.unwrap_or(creds.port);
-                Some(Candidate { index, creds })
-            })
-            .collect()
+        candidates
     }
 
     /// The server at `index` would do: it is tried first from now on. Whether it changed.
     pub(super) fn found(&self, index: usize) -> bool {
         self.preferred.swap(index, Ordering::Relaxed) != index
+    }
+
+    /// A reader login went to the writer (`true`) or to a replica: whether that changed.
+    pub(super) fn fell_back(&self, to_writer: bool) -> bool {
+        self.falling_back.swap(to_writer, Ordering::Relaxed) != to_writer
     }
 
     /// What a login to the host at `index` found.
@@ -171,7 +224,7 @@ mod tests {
                 port: *port,
             })
             .collect();
-        Hosts::new(&list, SessionAttrs::ReadWrite)
+        Hosts::new(&list, SessionAttrs::ReadWrite, Plan::Writer)
     }
 
     fn order(hosts: &Hosts) -> Vec<String> {
@@ -186,6 +239,32 @@ mod tests {
     fn one_host_is_the_logins_own() {
         assert_eq!(order(&hosts(&[])), ["secret-host:5432"]);
         assert_eq!(order(&hosts(&[("a", Some(6432))])), ["secret-host:5432"]);
+    }
+
+    #[test]
+    fn the_reader_port_balances_then_falls_back_to_the_writer() {
+        let replicas = [("r1", None), ("r2", Some(6000))].map(|(h, p)| HostAddr {
+            host: h.to_string(),
+            port: p,
+        });
+        let writer = vec![HostAddr {
+            host: "w".into(),
+            port: None,
+        }];
+        let plan = Plan::Reader {
+            fallback: Some(writer),
+        };
+        let hosts = Hosts::new(&replicas, SessionAttrs::Any, plan);
+        assert_eq!(order(&hosts), ["r1:5432", "r2:6000", "secret-host:5432"]);
+        assert_eq!(order(&hosts), ["r2:6000", "r1:5432", "secret-host:5432"]);
+        let last = hosts.candidates(&login()).pop().map(|c| c.fallback);
+        assert_eq!(last, Some(true), "the writer comes last, as a fallback");
+        let alone = Hosts::new(
+            &replicas[..1],
+            SessionAttrs::Any,
+            Plan::Reader { fallback: None },
+        );
+        assert_eq!(order(&alone), ["r1:5432"], "one replica, no fallback");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! connection use read on the new connection where it is watched.
 
 use super::headroom;
-use super::hosts::Found;
+use super::hosts::{Candidate, Found};
 use super::outage;
 use super::stats::Work;
 use super::Pool;
@@ -65,23 +65,26 @@ impl Pool {
                 Some(role) if !role.satisfies(attrs, true) => {
                     found.push(format!("{at} is a {}", role.as_str()));
                     if fallback.is_none() && role.satisfies(attrs, false) {
-                        fallback = Some((candidate.index, conn));
+                        fallback = Some((candidate, conn));
                     } else {
                         debug!(server = conn.id(), %at, role = role.as_str(), "closing a server connection that will not do");
                         conn.close();
                     }
                 }
-                _ => return Ok(self.found_server(candidate.index, conn)),
+                _ => return Ok(self.found_server(&candidate, conn)),
             }
         }
-        if let Some((index, conn)) = fallback {
-            return Ok(self.found_server(index, conn));
+        if let Some((candidate, conn)) = fallback {
+            return Ok(self.found_server(&candidate, conn));
         }
         Err(match (last_error, found.is_empty()) {
             // The one host could not be reached: say why, as before there were several.
             (Some(e), _) if self.hosts.single() => e,
             (_, false) => ServerError::NoServerFits {
-                wanted: attrs.as_str(),
+                wanted: match self.hosts.balanced() {
+                    true => "no replica of PGWARM_READER_HOST took a login (PGWARM_READER_FALLBACK is off)".into(),
+                    false => format!("no server is {} (PGWARM_TARGET_SESSION_ATTRS)", attrs.as_str()),
+                },
                 found: found.join("; "),
             },
             (Some(e), true) => e,
@@ -89,10 +92,26 @@ impl Pool {
         })
     }
 
-    /// A server that will do: its host goes first next time (one line when that changes, as it
-    /// does at a failover), and clients are shown its parameters.
-    fn found_server(&self, index: usize, conn: ServerConn) -> ServerConn {
-        if self.hosts.found(index) {
+    /// A server that will do. The writer's host goes first next time (one line when that
+    /// changes, as it does at a failover); for the reader port, one line when its logins start
+    /// or stop going to the writer. Clients are shown the newest login's parameters.
+    fn found_server(&self, candidate: &Candidate, mut conn: ServerConn) -> ServerConn {
+        if self.hosts.balanced() {
+            if candidate.fallback {
+                conn.mark_fallback();
+                self.counters.reader_fallbacks.add(1);
+            }
+            if self.hosts.fell_back(candidate.fallback) {
+                match candidate.fallback {
+                    true => {
+                        warn!(server = conn.id(), host = %conn.host(), "no replica of PGWARM_READER_HOST took a login: the reader port's connections go to the writer")
+                    }
+                    false => {
+                        info!(server = conn.id(), host = %conn.host(), "a replica takes logins again: the reader port's connections go to the replicas")
+                    }
+                }
+            }
+        } else if self.hosts.found(candidate.index) {
             self.counters.host_changes.add(1);
             info!(server = conn.id(), host = %conn.host(), role = conn.role().map_or("any", |r| r.as_str()), "logging in to a new host first");
         }
@@ -214,6 +233,8 @@ impl Pool {
             Ok(conn) => {
                 info!(
                     server = id,
+                    host = %conn.host(),
+                    port = creds.port,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     tls = conn.is_tls(),
                     first,

@@ -30,12 +30,12 @@ mod wait;
 
 pub(crate) use checkout::Checkout;
 pub(crate) use error::PoolError;
-pub(crate) use hosts::HostRow;
+pub(crate) use hosts::{HostRow, Plan};
 pub(crate) use stats::PoolCounters;
 pub(crate) use stats::ServerState;
 pub(crate) use wait::InvocationDeadline;
 
-use crate::config::{HostAddr, PoolMode, SessionAttrs, Settings, Upstream};
+use crate::config::{HostAddr, PoolMode, ReaderSettings, SessionAttrs, Settings, Upstream};
 use crate::credentials::{CredentialSource, Credentials};
 use crate::server::{ServerError, TlsSetup};
 use headroom::Headroom;
@@ -69,9 +69,26 @@ pub(crate) struct PoolSettings {
     /// `idle_session_timeout` while it is tight (`headroom.rs`): in an on-demand Lambda
     /// environment, which is frozen between invocations, logging in to the database itself.
     pub(crate) watch_headroom: bool,
-    /// `PGWARM_DB_HOST`'s hosts, and which servers will do.
+    /// `PGWARM_DB_HOST`'s hosts (the replicas, for the reader port), which servers will do,
+    /// and how the pool picks among the hosts.
     pub(crate) hosts: Vec<HostAddr>,
     pub(crate) target_session_attrs: SessionAttrs,
+    pub(crate) plan: Plan,
+}
+
+impl PoolSettings {
+    /// The reader port's pool: the replicas, balanced, whatever server each is, then the
+    /// writer's hosts when it may fall back. Nothing else differs from the writer's pool.
+    pub(crate) fn reader(settings: &Settings, reader: &ReaderSettings) -> PoolSettings {
+        PoolSettings {
+            hosts: reader.hosts.clone(),
+            target_session_attrs: SessionAttrs::Any,
+            plan: Plan::Reader {
+                fallback: reader.fallback.then(|| settings.hosts.clone()),
+            },
+            ..PoolSettings::from(settings)
+        }
+    }
 }
 
 impl From<&Settings> for PoolSettings {
@@ -88,6 +105,7 @@ impl From<&Settings> for PoolSettings {
             watch_headroom: s.frozen_between_invocations && s.upstream == Upstream::Database,
             hosts: s.hosts.clone(),
             target_session_attrs: s.target_session_attrs,
+            plan: Plan::Writer,
         }
     }
 }
@@ -138,7 +156,11 @@ impl Pool {
         credentials: Arc<dyn CredentialSource>,
         tls: Arc<TlsSetup>,
     ) -> Arc<Pool> {
-        let hosts = Hosts::new(&settings.hosts, settings.target_session_attrs);
+        let hosts = Hosts::new(
+            &settings.hosts,
+            settings.target_session_attrs,
+            settings.plan.clone(),
+        );
         Arc::new(Pool {
             state: Mutex::new(State {
                 idle: Vec::with_capacity(settings.size),

@@ -74,6 +74,8 @@ impl Pool {
             Some("a cancel is on its way to it")
         } else if conn.age() >= self.settings.server_lifetime {
             Some("it is past PGWARM_SERVER_LIFETIME")
+        } else if conn.is_fallback() && conn.age() >= self.settings.server_check_delay {
+            Some("it went to the writer for the reader port, whose replicas are tried again")
         } else {
             None
         };

@@ -35,6 +35,8 @@ pub(crate) struct PoolCounters {
     pub host_changes: Counter,
     /// Servers found read-only after they refused a write (a writer demoted under pgwarm).
     pub demoted: Counter,
+    /// Reader-port logins that went to the writer because no replica answered.
+    pub reader_fallbacks: Counter,
 }
 
 /// What a server connection is doing, in PgBouncer's words (`SHOW SERVERS`' state and `SHOW

@@ -23,6 +23,7 @@ fn pool(size: usize, wait: Duration) -> Arc<Pool> {
             watch_headroom: false,
             hosts: Vec::new(),
             target_session_attrs: crate::config::SessionAttrs::ReadWrite,
+            plan: Plan::Writer,
         },
         Arc::new(StaticCredentials::new(&target)),
         Arc::new(TlsSetup::new(SslMode::Disable, None).expect("plain TCP needs no set-up")),

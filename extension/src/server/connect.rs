@@ -69,6 +69,7 @@ async fn connect_inner(
         session: super::SessionSettings::default(),
         host: Arc::from(creds.host.as_str()),
         role: None,
+        fallback: false,
     };
 
     let mut out = BytesMut::with_capacity(256);

@@ -35,11 +35,12 @@ pub(crate) enum ServerError {
     },
     #[error(transparent)]
     Credentials(#[from] CredentialError),
-    /// Every host answered, but none with a server `PGWARM_TARGET_SESSION_ATTRS` accepts: a
-    /// failover under way, or a list of hosts without the server it asks for.
-    #[error("no server is {wanted} (PGWARM_TARGET_SESSION_ATTRS): {found}")]
+    /// No host had a server that will do: a failover under way, a list of hosts without the
+    /// server `PGWARM_TARGET_SESSION_ATTRS` asks for, or no replica up for the reader port.
+    #[error("{wanted}: {found}")]
     NoServerFits {
-        wanted: &'static str,
+        /// What was looked for, naming the setting that asks for it.
+        wanted: String,
         /// What each host was, or why it could not be asked.
         found: String,
     },

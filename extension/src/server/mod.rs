@@ -123,6 +123,8 @@ pub(crate) struct ServerConn {
     host: Arc<str>,
     /// What the server is, once read (`role.rs`).
     role: Option<Role>,
+    /// Opened to the writer for the reader port, because no replica answered.
+    fallback: bool,
 }
 
 impl ServerConn {
@@ -133,6 +135,16 @@ impl ServerConn {
     /// The host name it was opened to.
     pub(crate) fn host(&self) -> &Arc<str> {
         &self.host
+    }
+
+    /// It was opened to the writer for the reader port: it is retired soon, so that the
+    /// replicas are tried again.
+    pub(crate) fn mark_fallback(&mut self) {
+        self.fallback = true;
+    }
+
+    pub(crate) fn is_fallback(&self) -> bool {
+        self.fallback
     }
 
     pub(crate) fn cancel_target(&self) -> CancelTarget {
