@@ -59,11 +59,8 @@ fn writes_reach_the_primary_wherever_it_is_listed() {
                 "a client was lent the standby"
             );
         }
-        assert_eq!(
-            standby.backends_for(&login.user),
-            0,
-            "no connection stays on the standby"
-        );
+        let left = standby.wait_for_backends(&login.user, 0, Duration::from_secs(5));
+        assert_eq!(left, 0, "no connection stays on the standby");
         pgwarm.wait_for_log("logging in to a new host first", Duration::from_secs(5));
         let admin = pgwarm.admin_target().connect().await;
         let config = show(&admin, "CONFIG").await;
@@ -422,6 +419,35 @@ fn the_reader_port_reads_on_the_replicas_and_else_on_the_writer() {
         assert!(
             !served_by_standby(&strict.target()).await,
             "the main port still works"
+        );
+    });
+}
+
+#[test]
+fn a_refused_password_is_told_at_once_whatever_the_hosts() {
+    io_runtime().block_on(async {
+        let (primary, standby, login) = primary_and_standby();
+        let wrong = Target {
+            password: "not-the-password".into(),
+            ..login.clone()
+        };
+        // A wait long enough that only an outage would use it up.
+        let pgwarm = pgwarm_for(
+            &wrong,
+            &[&standby, &primary],
+            &[("PGWARM_QUERY_WAIT_TIMEOUT", "60s")],
+        );
+        let started = Instant::now();
+        let error = pgwarm
+            .target()
+            .try_connect()
+            .await
+            .expect_err("the database refuses the password");
+        let waited = started.elapsed();
+        assert_eq!(error.code().map(|c| c.code()), Some("28P01"), "{error:?}");
+        assert!(
+            waited < Duration::from_secs(30),
+            "a refused password is no outage to wait out: {waited:?}"
         );
     });
 }

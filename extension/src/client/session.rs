@@ -393,6 +393,9 @@ impl<'a> Session<'a> {
             read_settings: self.relay.take_settings_changed(),
         };
         match server.clean_up(work).await {
+            // After a refused write (25006), the pool asks whether the server still fits.
+            Ok(())
+                if self.relay.take_refused_write() && !self.pool.still_fits(&mut server).await => {}
             Ok(()) => server.release(),
             Err(e) => {
                 info!(server = server.id(), error = %e, "clean-up failed; closing server connection")

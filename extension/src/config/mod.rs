@@ -232,6 +232,13 @@ impl Settings {
         let sslmode = parse_sslmode(&env, &credentials)?;
         let listen = parse_listen(&env)?;
         let reader = parse_reader(&env)?;
+        if reader.is_some() && env.get(&table::AUTH).as_deref() == Some("iam") {
+            return Err(invalid(
+                table::READER_LISTEN.name,
+                &env.text(&table::READER_LISTEN),
+                "PGWARM_AUTH=iam signs its token for the writer's host, which the replicas refuse",
+            ));
+        }
         let pool_mode = env.choice(
             &table::POOL_MODE,
             &POOL_MODES,
@@ -256,11 +263,7 @@ impl Settings {
             reader,
             credentials,
             hosts,
-            target_session_attrs: env.choice(
-                &table::TARGET_SESSION_ATTRS,
-                &hosts::SESSION_ATTRS,
-                "expected any, read-write, read-only, primary, standby or prefer-standby",
-            )?,
+            target_session_attrs: parse_session_attrs(&env, upstream)?,
             sslmode,
             pool_mode,
             upstream,
@@ -290,6 +293,24 @@ impl Settings {
             log_format: parse_log_format(&env, in_lambda)?,
         })
     }
+}
+
+/// `PGWARM_TARGET_SESSION_ATTRS`. Behind a shared pooler the default is `any`: which server a
+/// pooled connection reaches is the pooler's to decide, and may change from one transaction to
+/// the next.
+fn parse_session_attrs(env: &Env<'_>, upstream: Upstream) -> Result<SessionAttrs, ConfigError> {
+    let Some(raw) = env.get(&table::TARGET_SESSION_ATTRS) else {
+        return Ok(match upstream {
+            Upstream::Pooler => SessionAttrs::Any,
+            Upstream::Database => SessionAttrs::ReadWrite,
+        });
+    };
+    pick(
+        &table::TARGET_SESSION_ATTRS,
+        &raw,
+        &hosts::SESSION_ATTRS,
+        "expected any, read-write, read-only, primary, standby or prefer-standby",
+    )
 }
 
 /// `PGWARM_DB_HOST` as a list of hosts with their ports; empty when it is not set.

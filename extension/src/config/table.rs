@@ -180,7 +180,7 @@ pub(crate) const DB_PASSWORD: Setting = row(
 );
 pub(crate) const TARGET_SESSION_ATTRS: Setting = row(
     "PGWARM_TARGET_SESSION_ATTRS",
-    Unset::Value("read-write"),
+    Unset::Derived("read-write; any with PGWARM_UPSTREAM_POOLER=on"),
     Shown::Plain(|s| s.target_session_attrs.as_str().into()),
 );
 pub(crate) const SECRET_ID: Setting = row(

@@ -458,3 +458,32 @@ fn the_reader_port_needs_its_replicas() {
         "{err}"
     );
 }
+
+#[test]
+fn behind_a_pooler_any_server_will_do_and_iam_has_no_reader_port() {
+    let mut pairs = BASE.to_vec();
+    pairs.push(("PGWARM_UPSTREAM_POOLER", "on"));
+    assert_eq!(
+        settings(&pairs).unwrap().target_session_attrs,
+        SessionAttrs::Any
+    );
+    pairs.push(("PGWARM_TARGET_SESSION_ATTRS", "read-write"));
+    assert_eq!(
+        settings(&pairs).unwrap().target_session_attrs,
+        SessionAttrs::ReadWrite
+    );
+
+    let iam = [
+        ("PGWARM_AUTH", "iam"),
+        ("PGWARM_DB_HOST", "db"),
+        ("PGWARM_DB_USER", "app"),
+        ("PGWARM_SSLMODE", "require"),
+        ("PGWARM_READER_LISTEN", "127.0.0.1:5433"),
+        ("PGWARM_READER_HOST", "replica"),
+    ];
+    let err = settings(&iam).unwrap_err().to_string();
+    assert!(
+        err.contains("PGWARM_READER_LISTEN") && err.contains("iam"),
+        "{err}"
+    );
+}

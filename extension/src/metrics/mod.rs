@@ -191,11 +191,13 @@ impl Metrics {
             line.metric(&format!("Errors{}", cause.name()), Unit::Count, n as f64);
         }
         line.metric("Errors", Unit::Count, errors as f64);
-        line.metric(
-            "HostChanges",
-            Unit::Count,
-            (now.host_changes - before.host_changes) as f64,
-        );
+        if self.shared.settings.hosts.len() > 1 {
+            line.metric(
+                "HostChanges",
+                Unit::Count,
+                (now.host_changes - before.host_changes) as f64,
+            );
+        }
         if self.shared.reader.is_some() {
             line.metric(
                 "ReaderFallbacks",

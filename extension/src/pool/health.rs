@@ -7,6 +7,7 @@ use super::checkout::Checkout;
 use super::stats::Work;
 use super::wait::Wait;
 use super::{Pool, PoolError};
+use crate::config::SessionAttrs;
 use crate::protocol::backend::TxStatus;
 use crate::server::ServerConn;
 use std::sync::Arc;
@@ -152,8 +153,10 @@ impl Pool {
     /// closed, and the next logins look for the writer on every host. A client's own `SET
     /// TRANSACTION READ ONLY` leaves it as it was.
     pub(crate) async fn still_fits(&self, conn: &mut Checkout) -> bool {
+        // Only targets that refuse read-only servers care: under `read-only` or `standby` a
+        // 25006 is the normal answer, and prefer-standby takes a primary as a second best.
         let attrs = self.settings.target_session_attrs;
-        if !attrs.needs_role() {
+        if !matches!(attrs, SessionAttrs::ReadWrite | SessionAttrs::Primary) {
             return true;
         }
         let reread = tokio::time::timeout(self.settings.connect_timeout, conn.reread_role()).await;
@@ -171,7 +174,7 @@ impl Pool {
                 return false;
             }
         };
-        if role.satisfies(attrs, true) {
+        if role.satisfies(attrs, false) {
             return true;
         }
         let idle = self.take_idle();

@@ -77,8 +77,9 @@ pub(super) struct Hosts {
 
 /// One host to try, as the login to make there.
 pub(super) struct Candidate {
-    /// Its place in the list, to prefer it next time.
-    pub(super) index: usize,
+    /// Its place in the list, to prefer it next time; `None` for a writer's host the reader
+    /// port falls back to, or the login's own host.
+    pub(super) index: Option<usize>,
     pub(super) creds: Credentials,
     /// A writer's host tried for the reader port because no replica answered.
     pub(super) fallback: bool,
@@ -101,6 +102,14 @@ impl Hosts {
         }
     }
 
+    /// For the reader port, whether it falls back to the writer; `None` for the writer's pool.
+    pub(super) fn fallback_to_writer(&self) -> Option<bool> {
+        match &self.plan {
+            Plan::Writer => None,
+            Plan::Reader { fallback } => Some(fallback.is_some()),
+        }
+    }
+
     /// Whether the hosts are replicas, balanced.
     pub(super) fn balanced(&self) -> bool {
         matches!(self.plan, Plan::Reader { .. })
@@ -119,7 +128,7 @@ impl Hosts {
     /// the others in the order listed (the reader port: from the next replica on, then the
     /// writer's hosts if it may fall back). A host without its own port takes the login's.
     pub(super) fn candidates(&self, creds: &Credentials) -> Vec<Candidate> {
-        let at = |index: usize, host: &HostAddr, fallback: bool| {
+        let at = |index: Option<usize>, host: &HostAddr, fallback: bool| {
             let mut creds = creds.clone();
             creds.host.clone_from(&host.host);
             creds.port = host.port.unwrap_or(creds.port);
@@ -129,36 +138,36 @@ impl Hosts {
                 fallback,
             }
         };
-        let own = |fallback: bool| Candidate {
-            index: 0,
+        let own = |index: Option<usize>, fallback: bool| Candidate {
+            index,
             creds: creds.clone(),
             fallback,
         };
         let n = self.list.len();
         let first = match self.plan {
-            _ if n == 0 => return vec![own(false)],
+            _ if n == 0 => return vec![own(Some(0), false)],
             Plan::Writer => self.preferred.load(Ordering::Relaxed) % n,
             Plan::Reader { .. } => self.next.fetch_add(1, Ordering::Relaxed) % n,
         };
         let order = std::iter::once(first).chain((0..n).filter(|&i| i != first));
         let mut candidates: Vec<Candidate> = order
-            .filter_map(|index| Some(at(index, self.list.get(index)?, false)))
+            .filter_map(|index| Some(at(Some(index), self.list.get(index)?, false)))
             .collect();
         if let Plan::Reader {
             fallback: Some(writers),
         } = &self.plan
         {
             match writers.len() {
-                0 | 1 => candidates.push(own(true)),
-                _ => candidates.extend(writers.iter().map(|w| at(usize::MAX, w, true))),
+                0 | 1 => candidates.push(own(None, true)),
+                _ => candidates.extend(writers.iter().map(|w| at(None, w, true))),
             }
         }
         candidates
     }
 
     /// The server at `index` would do: it is tried first from now on. Whether it changed.
-    pub(super) fn found(&self, index: usize) -> bool {
-        self.preferred.swap(index, Ordering::Relaxed) != index
+    pub(super) fn found(&self, index: Option<usize>) -> bool {
+        index.is_some_and(|index| self.preferred.swap(index, Ordering::Relaxed) != index)
     }
 
     /// A reader login went to the writer (`true`) or to a replica: whether that changed.
@@ -167,7 +176,10 @@ impl Hosts {
     }
 
     /// What a login to the host at `index` found.
-    pub(super) fn saw(&self, index: usize, found: Found) {
+    pub(super) fn saw(&self, index: Option<usize>, found: Found) {
+        let Some(index) = index else {
+            return;
+        };
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = seen.get_mut(index) {
             *entry = (found, Some(SystemTime::now()));
@@ -196,7 +208,8 @@ impl Hosts {
                 port,
                 found,
                 checked,
-                current: i == current,
+                // The reader port has no first host: it balances.
+                current: i == current && !self.balanced(),
             })
             .collect()
     }
@@ -271,10 +284,10 @@ mod tests {
     fn the_host_that_last_would_do_goes_first() {
         let hosts = hosts(&[("a", None), ("b", Some(5433)), ("c", None)]);
         assert_eq!(order(&hosts), ["a:5432", "b:5433", "c:5432"]);
-        assert!(hosts.found(1));
+        assert!(hosts.found(Some(1)));
         assert_eq!(order(&hosts), ["b:5433", "a:5432", "c:5432"]);
-        assert!(!hosts.found(1), "no change");
-        hosts.saw(0, Found::Unreachable);
+        assert!(!hosts.found(Some(1)), "no change");
+        hosts.saw(Some(0), Found::Unreachable);
         let rows = hosts.rows(&login());
         let shown: Vec<(&str, &str, bool)> = rows
             .iter()

@@ -11,6 +11,7 @@ use super::stats::Work;
 use super::Pool;
 use crate::credentials::Credentials;
 use crate::protocol::sqlstate;
+use crate::server::Role;
 use crate::server::{self, ServerConn, ServerError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,78 +25,89 @@ impl Pool {
     /// what is left before `deadline`. A server that will not do is closed; with
     /// `prefer-standby`, a primary is kept in case no host is a standby.
     pub(super) async fn login(&self, deadline: Instant) -> Result<ServerConn, ServerError> {
-        let creds = self.credentials.credentials().await?;
+        let source = self.credentials.credentials().await?;
         let attrs = self.hosts.attrs();
-        let mut found = Vec::new();
-        let mut fallback = None;
-        let mut last_error = None;
-        for candidate in self.hosts.candidates(&creds) {
+        let mut walk = Walk::default();
+        for candidate in self.hosts.candidates(&source) {
             let at = format!("{}:{}", candidate.creds.host, candidate.creds.port);
-            let mut conn = match self.login_as(&candidate.creds, deadline).await {
+            let mut conn = match self.login_as(&source, &candidate.creds, deadline).await {
                 Ok(conn) => conn,
                 Err(e) => {
                     self.hosts.saw(candidate.index, Found::Unreachable);
-                    found.push(format!("{at} could not be reached ({e})"));
-                    last_error = Some(e);
+                    walk.failed(format!("{at} could not be reached ({e})"), e);
                     continue;
                 }
             };
-            let role = if attrs.needs_role() {
-                match tokio::time::timeout(self.attempt_timeout(deadline), conn.read_role()).await {
-                    Ok(Ok(role)) => Some(role),
-                    Ok(Err(e)) => {
+            let role = match attrs.needs_role() {
+                false => None,
+                true => match self.role_of(&mut conn, deadline).await {
+                    Ok(role) => Some(role),
+                    Err(e) => {
                         self.hosts.saw(candidate.index, Found::Unreachable);
-                        found.push(format!("{at} failed to say its role ({e})"));
-                        last_error = Some(e);
+                        walk.failed(format!("{at} did not say what it is ({e})"), e);
                         continue;
                     }
-                    Err(_) => {
-                        self.hosts.saw(candidate.index, Found::Unreachable);
-                        let e = ServerError::Timeout(self.attempt_timeout(deadline));
-                        found.push(format!("{at} did not say its role in time"));
-                        last_error = Some(e);
-                        continue;
-                    }
-                }
-            } else {
-                None
+                },
             };
             self.hosts.saw(candidate.index, Found::Server(role));
             match role {
                 Some(role) if !role.satisfies(attrs, true) => {
-                    found.push(format!("{at} is a {}", role.as_str()));
-                    if fallback.is_none() && role.satisfies(attrs, false) {
-                        fallback = Some((candidate, conn));
+                    walk.wrong_role(format!("{at} is a {}", role.as_str()));
+                    if walk.second_best.is_none() && role.satisfies(attrs, false) {
+                        walk.second_best = Some((candidate, conn));
                     } else {
                         debug!(server = conn.id(), %at, role = role.as_str(), "closing a server connection that will not do");
                         conn.close();
                     }
                 }
-                _ => return Ok(self.found_server(&candidate, conn)),
+                _ => {
+                    if let Some((_, second)) = walk.second_best.take() {
+                        second.close();
+                    }
+                    return Ok(self.found_server(&candidate, conn, true));
+                }
             }
         }
-        if let Some((candidate, conn)) = fallback {
-            return Ok(self.found_server(&candidate, conn));
+        if let Some((candidate, conn)) = walk.second_best.take() {
+            // prefer-standby's primary: used, but not tried first next time.
+            return Ok(self.found_server(&candidate, conn, false));
         }
-        Err(match (last_error, found.is_empty()) {
-            // The one host could not be reached: say why, as before there were several.
-            (Some(e), _) if self.hosts.single() => e,
-            (_, false) => ServerError::NoServerFits {
-                wanted: match self.hosts.balanced() {
-                    true => "no replica of PGWARM_READER_HOST took a login (PGWARM_READER_FALLBACK is off)".into(),
-                    false => format!("no server is {} (PGWARM_TARGET_SESSION_ATTRS)", attrs.as_str()),
-                },
-                found: found.join("; "),
-            },
-            (Some(e), true) => e,
-            (None, true) => ServerError::Closed,
-        })
+        Err(walk.into_error(self.hosts.single(), || self.looked_for()))
     }
 
-    /// A server that will do. The writer's host goes first next time (one line when that
-    /// changes, as it does at a failover); for the reader port, one line when its logins start
-    /// or stop going to the writer. Clients are shown the newest login's parameters.
-    fn found_server(&self, candidate: &Candidate, mut conn: ServerConn) -> ServerConn {
+    /// What a login that found no server looked for, naming the setting that asks for it.
+    fn looked_for(&self) -> String {
+        match self.hosts.fallback_to_writer() {
+            Some(false) => "no replica of PGWARM_READER_HOST took a login \
+                 (PGWARM_READER_FALLBACK is off)"
+                .into(),
+            Some(true) => "no replica of PGWARM_READER_HOST, nor the writer, took a login".into(),
+            None => format!(
+                "no server is {} (PGWARM_TARGET_SESSION_ATTRS; `any` lends read-only servers too)",
+                self.hosts.attrs().as_str()
+            ),
+        }
+    }
+
+    /// What the server is, within the attempt's time.
+    async fn role_of(&self, conn: &mut ServerConn, deadline: Instant) -> Result<Role, ServerError> {
+        let limit = self.attempt_timeout(deadline);
+        match tokio::time::timeout(limit, conn.read_role()).await {
+            Ok(read) => read,
+            Err(_) => Err(ServerError::Timeout(limit)),
+        }
+    }
+
+    /// A server that will do. The writer's host goes first next time when `prefer` (one line
+    /// when that changes, as it does at a failover); for the reader port, one line when its
+    /// logins start or stop going to the writer. Clients are shown the newest login's
+    /// parameters.
+    fn found_server(
+        &self,
+        candidate: &Candidate,
+        mut conn: ServerConn,
+        prefer: bool,
+    ) -> ServerConn {
         if self.hosts.balanced() {
             if candidate.fallback {
                 conn.mark_fallback();
@@ -111,7 +123,7 @@ impl Pool {
                     }
                 }
             }
-        } else if self.hosts.found(candidate.index) {
+        } else if prefer && self.hosts.found(candidate.index) {
             self.counters.host_changes.add(1);
             info!(server = conn.id(), host = %conn.host(), role = conn.role().map_or("any", |r| r.as_str()), "logging in to a new host first");
         }
@@ -120,10 +132,13 @@ impl Pool {
         conn
     }
 
-    /// A login to one host. A refused login (28P01, 28000) is retried once with whatever the
-    /// credential source offers instead (a rotated secret), so a rotation costs no failed client.
+    /// A login to one host: `creds` is `source`'s login made for that host. A refused login
+    /// (28P01, 28000) is retried once with whatever the credential source offers instead (a
+    /// rotated secret), made for the same host, so a rotation costs no failed client. The
+    /// source is asked about its own login, which it can compare with what it read.
     async fn login_as(
         &self,
+        source: &Credentials,
         creds: &Credentials,
         deadline: Instant,
     ) -> Result<ServerConn, ServerError> {
@@ -132,7 +147,7 @@ impl Pool {
             Err(e) => e,
         };
         if matches!(error, ServerError::Rejected { .. }) && !outage::is_transient(&error) {
-            let instead = match self.credentials.after_rejection(creds).await {
+            let instead = match self.credentials.after_rejection(source).await {
                 Ok(instead) => instead,
                 Err(e) => {
                     warn!(error = %e, "could not look for new credentials after a refused login");
@@ -264,4 +279,51 @@ fn refuses_option(code: &str) -> bool {
             | sqlstate::PROTOCOL_VIOLATION
             | sqlstate::INVALID_PARAMETER_VALUE
     )
+}
+
+/// What one login attempt found on its way over the hosts.
+#[derive(Default)]
+struct Walk {
+    /// What each host was, or why it could not be asked, for the error.
+    found: Vec<String>,
+    /// A host answered with a server of the wrong kind: a failover may be under way.
+    wrong_role: bool,
+    /// The first failure the database will not get over by itself (a refused password, a
+    /// certificate that does not verify), and the last failure worth waiting out.
+    permanent: Option<ServerError>,
+    transient: Option<ServerError>,
+    /// `prefer-standby`'s primary, kept in case no host is a standby.
+    second_best: Option<(Candidate, ServerConn)>,
+}
+
+impl Walk {
+    fn failed(&mut self, what: String, error: ServerError) {
+        self.found.push(what);
+        match outage::is_transient(&error) {
+            true => self.transient = Some(error),
+            false => {
+                self.permanent.get_or_insert(error);
+            }
+        }
+    }
+
+    fn wrong_role(&mut self, what: String) {
+        self.found.push(what);
+        self.wrong_role = true;
+    }
+
+    /// The error of a login that found no server. A failure the database will not get over
+    /// is the client's at once, unless some host answered with a server of the wrong kind (a
+    /// failover, waited out). With several hosts, what each one was; with one, its own error.
+    fn into_error(self, single: bool, looked_for: impl FnOnce() -> String) -> ServerError {
+        match (self.permanent, self.transient) {
+            (Some(permanent), _) if !self.wrong_role => permanent,
+            (_, Some(transient)) if single && !self.wrong_role => transient,
+            _ if !self.found.is_empty() => ServerError::NoServerFits {
+                wanted: looked_for(),
+                found: self.found.join("; "),
+            },
+            _ => ServerError::Closed,
+        }
+    }
 }
