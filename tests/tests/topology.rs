@@ -367,6 +367,29 @@ fn the_reader_port_reads_on_the_replicas_and_else_on_the_writer() {
         let mut both = vec![one.port.to_string(), two.port.to_string()];
         both.sort();
         assert_eq!(held, both, "one transaction on each replica");
+
+        // The admin console shows the reader pool beside the main one.
+        let admin = pgwarm.admin_target().connect().await;
+        let pools = show(&admin, "POOLS").await;
+        let reader_pool = format!("{} (reader)", login.dbname);
+        let names: Vec<&str> = pools.iter().map(|p| p["database"].as_str()).collect();
+        assert_eq!(names, [login.dbname.as_str(), reader_pool.as_str()]);
+        assert_eq!(
+            pools[1]["cl_active"], "2",
+            "the two reader clients: {pools:?}"
+        );
+        assert_eq!(pools[1]["sv_active"], "2", "{pools:?}");
+        let servers = show(&admin, "SERVERS").await;
+        let replicas: Vec<(&str, &str)> = servers
+            .iter()
+            .filter(|s| s["database"] == reader_pool)
+            .map(|s| (s["port"].as_str(), s["role"].as_str()))
+            .collect();
+        assert_eq!(replicas.len(), 2, "{servers:?}");
+        assert!(
+            replicas.iter().all(|(_, role)| *role == "standby"),
+            "{servers:?}"
+        );
         drop((a, b));
 
         // No replica up: the reader port's connections go to the writer, said once.

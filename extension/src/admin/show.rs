@@ -8,10 +8,12 @@ use super::command::{Show, OTHERS};
 use super::table::{addr_port, timestamp, Cell, Table};
 use super::Console;
 use crate::client::clients::ClientState;
+use crate::client::Port;
 use crate::config::PoolMode;
 use crate::credentials::Credentials;
-use crate::pool::ServerState;
+use crate::pool::{Pool, ServerState};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) async fn table(console: &Console, what: Show) -> Table {
@@ -82,41 +84,66 @@ async fn pools(console: &Console) -> Table {
     let mut t = Table::new(&COLUMNS, &COLUMNS[2..15]);
     let target = target(console).await;
     let shared = &console.shared;
-    let view = shared.pool.view();
-    let clients = shared.clients.rows();
-    let waiting = clients.iter().filter(|c| c.state == ClientState::Waiting);
-    let maxwait = waiting
-        .clone()
-        .map(|c| c.waited)
-        .max()
-        .unwrap_or(Duration::ZERO);
-    let cl_waiting = waiting.count();
-    let being_canceled = view
-        .servers
-        .iter()
-        .filter(|s| s.state == ServerState::Active && s.being_canceled)
-        .count();
-    t.row(vec![
-        target.as_ref().map(|t| t.dbname.clone()).into(),
-        target.as_ref().map(|t| t.user.clone()).into(),
-        (clients.len() - cl_waiting).into(),
-        cl_waiting.into(),
-        shared.traffic.cancels_now.load(Ordering::Relaxed).into(),
-        // pgwarm forwards a cancel at once; none ever waits for a connection to send it on.
-        0u64.into(),
-        view.count(ServerState::Active).into(),
-        // Nor does it open pooled connections for cancels.
-        0u64.into(),
-        being_canceled.into(),
-        view.count(ServerState::Idle).into(),
-        view.count(ServerState::Used).into(),
-        view.testing.into(),
-        view.logging_in.into(),
-        maxwait.as_secs().into(),
-        maxwait.subsec_micros().into(),
-        pool_mode(console).into(),
-    ]);
+    for (port, pool) in pools_of(console) {
+        let view = pool.view();
+        let clients: Vec<_> = shared
+            .clients
+            .rows()
+            .into_iter()
+            .filter(|c| c.who.port == port)
+            .collect();
+        let waiting = clients.iter().filter(|c| c.state == ClientState::Waiting);
+        let maxwait = waiting
+            .clone()
+            .map(|c| c.waited)
+            .max()
+            .unwrap_or(Duration::ZERO);
+        let cl_waiting = waiting.count();
+        let being_canceled = view
+            .servers
+            .iter()
+            .filter(|s| s.state == ServerState::Active && s.being_canceled)
+            .count();
+        t.row(vec![
+            target.as_ref().map(|t| pool_name(&t.dbname, port)).into(),
+            target.as_ref().map(|t| t.user.clone()).into(),
+            (clients.len() - cl_waiting).into(),
+            cl_waiting.into(),
+            shared.traffic.cancels_now.load(Ordering::Relaxed).into(),
+            // pgwarm forwards a cancel at once; none ever waits for a connection to send it on.
+            0u64.into(),
+            view.count(ServerState::Active).into(),
+            // Nor does it open pooled connections for cancels.
+            0u64.into(),
+            being_canceled.into(),
+            view.count(ServerState::Idle).into(),
+            view.count(ServerState::Used).into(),
+            view.testing.into(),
+            view.logging_in.into(),
+            maxwait.as_secs().into(),
+            maxwait.subsec_micros().into(),
+            pool_mode(console).into(),
+        ]);
+    }
     t
+}
+
+/// Each pool with the port whose clients it serves: the main one, then the reader port's.
+fn pools_of(console: &Console) -> Vec<(Port, &Arc<Pool>)> {
+    let shared = &console.shared;
+    let reader = shared.reader.as_ref().map(|pool| (Port::Reader, pool));
+    std::iter::once((Port::Writer, &shared.pool))
+        .chain(reader)
+        .collect()
+}
+
+/// The name a pool goes by in the admin console: the database's, and for the reader port's
+/// pool the same with ` (reader)`.
+fn pool_name(database: &str, port: Port) -> String {
+    match port {
+        Port::Writer => database.to_owned(),
+        Port::Reader => format!("{database} (reader)"),
+    }
 }
 
 async fn stats(console: &Console, totals: bool, averages: bool) -> Table {
@@ -264,14 +291,20 @@ async fn servers(console: &Console) -> Table {
     let target = target(console).await;
     let shared = &console.shared;
     let clients = shared.clients.rows();
-    for s in shared.pool.view().servers {
+    let servers = pools_of(console)
+        .into_iter()
+        .flat_map(|(port, pool)| pool.view().servers.into_iter().map(move |s| (port, s)));
+    for (pool_port, s) in servers {
         let (addr, port) = addr_port(Some(s.peer));
         let (local_addr, local_port) = addr_port(s.local);
         let client = clients.iter().find(|c| c.server == Some(s.id));
         t.row(vec![
             "S".into(),
             target.as_ref().map(|t| t.user.clone()).into(),
-            target.as_ref().map(|t| t.dbname.clone()).into(),
+            target
+                .as_ref()
+                .map(|t| pool_name(&t.dbname, pool_port))
+                .into(),
             s.state.as_str().into(),
             addr,
             port,

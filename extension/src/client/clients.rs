@@ -6,6 +6,7 @@
 //! and when it links and unlinks one, reading no clock of its own (the wait's start is the one
 //! it measures the wait with); readers take a consistent-enough snapshot.
 
+use super::Port;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -52,6 +53,8 @@ pub(crate) struct ClientIdentity {
     pub(crate) addr: SocketAddr,
     pub(crate) tls: bool,
     pub(crate) application_name: String,
+    /// The port it came in on, whose pool lends its server connections.
+    pub(crate) port: Port,
 }
 
 #[derive(Debug)]
@@ -224,6 +227,7 @@ mod tests {
 
     fn who(id: i32) -> ClientIdentity {
         ClientIdentity {
+            port: Port::Writer,
             id,
             user: "app".into(),
             database: "db".into(),

@@ -81,6 +81,7 @@ pub(crate) async fn serve(
             addr: peer,
             tls: stream.is_tls(),
             application_name: login.application_name,
+            port,
         },
         &shared.shutdown,
     );

@@ -13,11 +13,15 @@ use crate::credentials::Credentials;
 use crate::protocol::sqlstate;
 use crate::server::Role;
 use crate::server::{self, ServerConn, ServerError};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
+
+/// Server connection ids, one sequence for every pool: the admin console and the logs name a
+/// connection by it, whichever port's pool holds it.
+static NEXT_SERVER_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Pool {
     /// One login attempt: credentials, then a server that `PGWARM_TARGET_SESSION_ATTRS`
@@ -39,7 +43,8 @@ impl Pool {
                 }
             };
             let role = match attrs.needs_role() {
-                false => None,
+                // What the server reported, if anything: shown, never asked for.
+                false => conn.reported_role(),
                 true => match self.role_of(&mut conn, deadline).await {
                     Ok(role) => Some(role),
                     Err(e) => {
@@ -216,7 +221,7 @@ impl Pool {
         options: Option<&str>,
         idle_session_timeout: Option<Duration>,
     ) -> Result<ServerConn, ServerError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let timeout = self.attempt_timeout(deadline);
         let login = {

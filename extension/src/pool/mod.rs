@@ -45,7 +45,7 @@ use queue::{Queue, Wants};
 use slots::{Grant, State};
 use stats::Lent;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -119,7 +119,6 @@ pub(crate) struct Pool {
     credentials: Arc<dyn CredentialSource>,
     /// How server connections are secured (`PGWARM_SSLMODE`).
     tls: Arc<TlsSetup>,
-    next_id: AtomicU64,
     /// The ParameterStatus set of the newest login, shown to clients at their own login.
     server_params: Mutex<Option<ServerParams>>,
     /// Failed logins worth waiting out, as one episode.
@@ -176,7 +175,6 @@ impl Pool {
             settings,
             credentials,
             tls,
-            next_id: AtomicU64::new(1),
             server_params: Mutex::new(None),
             outage: Outage::default(),
             max_connections: AtomicU32::new(0),

@@ -81,6 +81,13 @@ impl ServerConn {
         self.ask_role("reading the server's role", ROLE_SQL).await
     }
 
+    /// The role as the server reported it at login, kept, with no question asked: for the
+    /// admin console when no target needs it.
+    pub(crate) fn reported_role(&mut self) -> Option<Role> {
+        self.role = self.role.or_else(|| Role::reported(&self.params));
+        self.role
+    }
+
     /// The server's role now, asked whatever was known: after it refused a write. What the
     /// server would give a new session counts (`reset_val`), not a client's own `SET`.
     pub(crate) async fn reread_role(&mut self) -> Result<Role, ServerError> {
