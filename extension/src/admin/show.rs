@@ -328,8 +328,14 @@ async fn servers(console: &Console) -> Table {
     t
 }
 
+/// `SHOW CLIENTS`: PgBouncer's columns, then what pins a client to its server connection.
 fn clients(console: &Console) -> Table {
-    let mut t = Table::new(&CONNECTION_COLUMNS, &CONNECTION_INTS);
+    let columns: Vec<&str> = CONNECTION_COLUMNS
+        .iter()
+        .chain(&["pinned"])
+        .copied()
+        .collect();
+    let mut t = Table::new(&columns, &CONNECTION_INTS);
     let listen = console.shared.settings.listen;
     for c in console.shared.clients.rows() {
         let (addr, port) = addr_port(Some(c.who.addr));
@@ -354,6 +360,7 @@ fn clients(console: &Console) -> Table {
             tls_column(c.who.tls).into(),
             c.who.application_name.clone().into(),
             c.who.id.into(),
+            c.pinned.clone().into(),
         ]);
     }
     t

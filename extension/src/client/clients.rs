@@ -68,6 +68,8 @@ struct Entry {
     /// The linked server connection's id; 0 when none.
     server: AtomicU64,
     kill: CancellationToken,
+    /// Why it keeps its server connection between transactions, when it does.
+    pinned: Mutex<Option<String>>,
 }
 
 /// One client at one moment.
@@ -81,6 +83,8 @@ pub(crate) struct ClientRow {
     /// How long it has waited, when waiting.
     pub(crate) waited: Duration,
     pub(crate) server: Option<u64>,
+    /// The session state that pins it to its server connection.
+    pub(crate) pinned: Option<String>,
 }
 
 #[derive(Debug)]
@@ -113,6 +117,7 @@ impl ClientList {
             since_us: AtomicU64::new(self.now_us()),
             server: AtomicU64::new(0),
             kill: stop.child_token(),
+            pinned: Mutex::new(None),
         });
         self.lock().insert(entry.who.id, Arc::clone(&entry));
         ClientHandle {
@@ -142,6 +147,7 @@ impl ClientList {
                         _ => Duration::ZERO,
                     },
                     server: Some(e.server.load(Ordering::Relaxed)).filter(|s| *s != 0),
+                    pinned: e.pinned.lock().unwrap_or_else(|p| p.into_inner()).clone(),
                 }
             })
             .collect();
@@ -197,6 +203,11 @@ impl ClientHandle {
     /// The client holds server connection `server`.
     pub(crate) fn linked(&self, server: u64) {
         self.set(ClientState::Active, server);
+    }
+
+    /// The client keeps its server connection between transactions for `why` (or no longer).
+    pub(crate) fn pinned(&self, why: Option<&str>) {
+        *self.entry.pinned.lock().unwrap_or_else(|p| p.into_inner()) = why.map(str::to_owned);
     }
 
     /// The client holds no server connection and waits for none.

@@ -59,6 +59,8 @@ pub(crate) struct Session<'a> {
     listed: ClientHandle,
     /// Whether a transaction it sits idle in outlived its Lambda invocation.
     invocation_end: EndWatch,
+    /// The session state that keeps its server connection between transactions, if any.
+    pinned: Option<String>,
 }
 
 impl<'a> Session<'a> {
@@ -88,6 +90,7 @@ impl<'a> Session<'a> {
             settings,
             listed,
             invocation_end: shared.invocation_ends.watch(),
+            pinned: None,
         }
     }
 
@@ -290,6 +293,9 @@ impl<'a> Session<'a> {
     /// Gives the server connection back at the end of a transaction. If the client changed
     /// settings meanwhile, they are read back first: they are the client's from now on.
     async fn release(&mut self) {
+        if self.stays_pinned().await {
+            return;
+        }
         self.key.set_target(None);
         self.listed.idle();
         let leftover = self.relay.unlink();
@@ -325,6 +331,60 @@ impl<'a> Session<'a> {
             }
         }
         server.release();
+    }
+
+    /// At the end of a transaction that may have made session state (or while the client is
+    /// pinned), asks the server what it holds. While it holds some, the client keeps its
+    /// server connection: its next transaction would otherwise miss it, and another client
+    /// inherit it. Returns whether the link is kept. A server that does not answer is closed.
+    async fn stays_pinned(&mut self) -> bool {
+        let hinted = self.relay.take_session_state_hint();
+        if !(hinted || self.pinned.is_some()) {
+            return false;
+        }
+        let Some(server) = self.server.as_mut() else {
+            return false;
+        };
+        let timeout = self.shared.settings.connect_timeout;
+        let held = match tokio::time::timeout(timeout, server.session_state()).await {
+            Ok(Ok(held)) => held,
+            failed => {
+                let reason = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {timeout:?}"),
+                };
+                info!(client = self.key.pid(), server = server.id(), %reason, "asking for session state failed; closing the server connection");
+                self.pinned = None;
+                self.listed.pinned(None);
+                self.relay.unlink();
+                self.drop_server();
+                return true;
+            }
+        };
+        match (held.is_empty(), self.pinned.as_deref()) {
+            (true, None) => false,
+            (true, Some(_)) => {
+                info!(
+                    client = self.key.pid(),
+                    server = server.id(),
+                    "client unpinned: its session state is gone"
+                );
+                self.pinned = None;
+                self.listed.pinned(None);
+                false
+            }
+            (false, was) => {
+                if was != Some(held.as_str()) {
+                    if was.is_none() {
+                        self.shared.traffic.pins.add(1);
+                    }
+                    info!(client = self.key.pid(), server = server.id(), state = %held, "client pinned to its server connection: its session state would not follow it to another");
+                    self.listed.pinned(Some(&held));
+                }
+                self.pinned = Some(held);
+                true
+            }
+        }
     }
 
     fn drop_server(&mut self) {
@@ -380,6 +440,11 @@ impl<'a> Session<'a> {
                 server = server.id(),
                 "client left with work in flight; closing its server connection"
             );
+            return;
+        }
+        if let Some(held) = &self.pinned {
+            // Closing is how the backend lets go of it all (locks, LISTEN, temporary tables).
+            debug!(server = server.id(), state = %held, "a pinned client left; closing its server connection");
             return;
         }
         let settings = &self.shared.settings;

@@ -17,6 +17,8 @@ use std::time::Instant;
 /// Totals since pgwarm started, for every client.
 #[derive(Debug, Default)]
 pub(crate) struct Traffic {
+    /// Clients pinned to their server connection by session state (`SHOW CLIENTS`' `pinned`).
+    pub pins: Counter,
     pub xacts: Counter,
     pub queries: Counter,
     /// Bytes read from clients.

@@ -128,6 +128,8 @@ pub(crate) struct Settings {
     pub target_session_attrs: SessionAttrs,
     /// The reader port, when `PGWARM_READER_LISTEN` opens one.
     pub reader: Option<ReaderSettings>,
+    /// Keep a client's server connection while its session state lives (`PGWARM_PINNING`).
+    pub pinning: bool,
     /// TLS to the database (`PGWARM_SSLMODE`).
     pub sslmode: SslMode,
     pub pool_mode: PoolMode,
@@ -289,6 +291,7 @@ impl Settings {
             worker_threads: env.positive(&table::WORKER_THREADS)?,
             stats_period: env.nonzero_duration(&table::STATS_PERIOD)?,
             metrics: parse_metrics(&env)?,
+            pinning: env.choice(&table::PINNING, &SWITCH, "expected on or off")?,
             log_level: env.text(&table::LOG_LEVEL),
             log_format: parse_log_format(&env, in_lambda)?,
         })

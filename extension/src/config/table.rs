@@ -183,6 +183,11 @@ pub(crate) const TARGET_SESSION_ATTRS: Setting = row(
     Unset::Derived("read-write; any with PGWARM_UPSTREAM_POOLER=on"),
     Shown::Plain(|s| s.target_session_attrs.as_str().into()),
 );
+pub(crate) const PINNING: Setting = row(
+    "PGWARM_PINNING",
+    Unset::Value("on"),
+    Shown::Plain(|s| spelling(&SWITCH, s.pinning)),
+);
 pub(crate) const SECRET_ID: Setting = row(
     "PGWARM_SECRET_ID",
     Unset::Nothing,
@@ -382,6 +387,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     SERVER_RESET_QUERY,
     CLIENT_PASSWORD,
     MAX_PREPARED_STATEMENTS,
+    PINNING,
     MAX_MESSAGE_SIZE,
     WORKER_THREADS,
     LOG_LEVEL,

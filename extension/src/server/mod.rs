@@ -11,6 +11,7 @@ mod error;
 pub(crate) mod prepared;
 mod role;
 pub(crate) mod session_settings;
+mod session_state;
 pub(crate) mod tls;
 
 pub(crate) use cleanup::Cleanup;

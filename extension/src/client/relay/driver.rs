@@ -46,6 +46,7 @@ impl Driver {
             watch_idle: false,
             max_prepared,
             unnamed_server: upstream == Upstream::Pooler,
+            watch_session_state: true,
         };
         let mut relay = Relay::new(rules, Arc::default(), CLIENT_PID, Arc::default());
         relay.link(BACKEND_PID);

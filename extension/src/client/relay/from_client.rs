@@ -12,8 +12,20 @@ use crate::protocol::framing::{self, FrameError, HEADER_LEN};
 use crate::protocol::frontend;
 use std::sync::Arc;
 
-/// A simple query up to this size is read whole, to recognise `DEALLOCATE name`.
-const INSPECT_QUERY_LIMIT: usize = 1024;
+/// A simple query up to this size is read whole, to recognise `DEALLOCATE name` and the words
+/// of session state; a longer one counts as one that may make session state.
+const INSPECT_QUERY_LIMIT: usize = 8 * 1024;
+
+/// Words in a statement that may leave state in the backend's session (lower case; matched
+/// without regard to case). A false alarm costs one question at the transaction's end.
+const SESSION_STATE_WORDS: [&[u8]; 6] = [
+    b"advisory",
+    b"listen",
+    b"temp",
+    b"hold",
+    b"prepare",
+    b"load",
+];
 
 /// A client message the server answers, or whose statement name pgwarm rewrites.
 #[derive(Debug, Clone)]
@@ -80,6 +92,7 @@ impl Relay {
     /// Walks new client bytes: validates each header and queues what the server will owe.
     pub(super) fn walk_client(&mut self) -> Result<(), FrameError> {
         let tracking = self.tracking();
+        let watch = self.rules.watch_session_state;
         loop {
             // The number the next message gets; counted once it is taken, below.
             let seq = self.client.seq() + 1;
@@ -104,12 +117,17 @@ impl Relay {
                         None => return Ok(()),
                     }
                 }
-                b'Q' if tracking && frame_len <= INSPECT_QUERY_LIMIT => frame_len,
+                b'Q' if (tracking || watch) && frame_len <= INSPECT_QUERY_LIMIT => frame_len,
                 _ => HEADER_LEN,
             };
             let Some(body) = inbox.body(need - HEADER_LEN) else {
                 return Ok(());
             };
+            if watch && matches!(tag, b'Q' | b'P' | b'F') {
+                // A query too long to look at, or a fast-path call, may make session state.
+                let looked_at = tag != b'F' && need == frame_len;
+                self.signals.session_state_hint |= !looked_at || may_make_session_state(body);
+            }
             let (kind, edit) = match tag {
                 b'X' => {
                     // Terminate ends the session here; it is never forwarded, the pool keeps
@@ -260,5 +278,35 @@ fn plan_query(statements: &mut ClientStatements, body: &[u8]) -> Edit {
         },
         // An SQL-level PREPARE on the linked connection, or nothing: the server decides.
         None => Edit::None,
+    }
+}
+
+/// Whether a statement's text names something that may outlive its transaction.
+fn may_make_session_state(text: &[u8]) -> bool {
+    SESSION_STATE_WORDS.iter().any(|word| {
+        text.windows(word.len())
+            .any(|window| window.eq_ignore_ascii_case(word))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_make_session_state;
+
+    #[test]
+    fn words_of_session_state_in_any_case() {
+        for sql in [
+            "SELECT pg_advisory_lock(42)",
+            "create TEMPORARY table t (n int)",
+            "LISTEN events",
+            "declare c cursor WITH HOLD for select 1",
+            "PREPARE q AS SELECT 1",
+            "load 'auto_explain'",
+        ] {
+            assert!(may_make_session_state(sql.as_bytes()), "{sql}");
+        }
+        assert!(!may_make_session_state(
+            b"SELECT 1; INSERT INTO t VALUES (2)"
+        ));
     }
 }

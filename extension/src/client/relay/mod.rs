@@ -107,6 +107,8 @@ pub(crate) struct Rules {
     /// A pooler is upstream (`PGWARM_UPSTREAM_POOLER=on`): the client's named statements are
     /// parsed as the unnamed statement before each use, as nothing lasts beyond a transaction.
     pub(crate) unnamed_server: bool,
+    /// Statements are looked at for session state (`PGWARM_PINNING=on`, transaction mode).
+    pub(crate) watch_session_state: bool,
 }
 
 impl Rules {
@@ -123,6 +125,9 @@ impl Rules {
                 PoolMode::Session => 0,
             },
             unnamed_server: settings.upstream == Upstream::Pooler,
+            watch_session_state: settings.pinning
+                && settings.pool_mode == PoolMode::Transaction
+                && settings.upstream == Upstream::Database,
         }
     }
 }
@@ -137,6 +142,10 @@ struct Signals {
     settings_changed: bool,
     /// The server refused a write as read-only (25006): it may no longer be the writer.
     refused_write: bool,
+    /// The client sent something that may leave state in the backend's session (a statement
+    /// naming advisory locks, LISTEN, temporary objects, cursors WITH HOLD, PREPARE or LOAD, or
+    /// too long to look at): worth asking the server at the transaction's end.
+    session_state_hint: bool,
 }
 
 pub(crate) struct Relay {
@@ -243,6 +252,11 @@ impl Relay {
     /// a sign that something between pgwarm and the database does not keep them.
     pub(crate) fn take_repaired(&mut self) -> bool {
         std::mem::take(&mut self.signals.repaired)
+    }
+
+    /// Whether the client sent something that may leave session state since the last call.
+    pub(crate) fn take_session_state_hint(&mut self) -> bool {
+        std::mem::take(&mut self.signals.session_state_hint)
     }
 
     /// Whether the server refused a write as read-only (25006) since the last call.

@@ -1,0 +1,205 @@
+//! Session state in transaction mode: a client that leaves state in its backend's session keeps
+//! that server connection until the state is gone, so its next transactions find it and no other
+//! client inherits it.
+
+use futures_util::StreamExt;
+use pgwarm_tests::*;
+use std::time::Duration;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+/// pgwarm in transaction mode with `pool_size` server connections.
+fn pgwarm(db: &Target, pool_size: &str) -> Pgwarm {
+    Pgwarm::start(db, &[("PGWARM_POOL_SIZE", pool_size)])
+}
+
+/// The one-row, one-column answer of `sql`.
+async fn value(client: &tokio_postgres::Client, sql: &str) -> String {
+    let rows = simple_rows(client, sql).await;
+    rows.first()
+        .and_then(|row| row.first())
+        .cloned()
+        .unwrap_or_else(|| panic!("no value from {sql}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_runner_keeps_its_advisory_lock_across_transactions() {
+    let db = cluster().fresh_target();
+    db.psql_ok("create table migrated (runner text, step int)");
+    let pgwarm = pgwarm(&db, "2");
+    let run = |runner: &'static str| {
+        let target = pgwarm.target();
+        async move {
+            let client = target.connect().await;
+            client
+                .batch_execute("select pg_advisory_lock(42)")
+                .await
+                .expect("lock");
+            for step in 0..3 {
+                let sql =
+                    format!("begin; insert into migrated values ('{runner}', {step}); commit");
+                client.batch_execute(&sql).await.expect("a migration step");
+            }
+            value(&client, "select pg_advisory_unlock(42)").await
+        }
+    };
+    let (a, b) = tokio::join!(run("a"), run("b"));
+    assert_eq!(
+        (a.as_str(), b.as_str()),
+        ("t", "t"),
+        "each unlock found its own lock"
+    );
+    // The lock serialised them: one runner's steps all come before the other's.
+    let order = db.psql_ok("select string_agg(runner, '' order by ctid) from migrated");
+    assert!(
+        order == "aaabbb" || order == "bbbaaa",
+        "interleaved: {order}"
+    );
+    let locks = db.psql_ok("select count(*) from pg_locks where locktype = 'advisory'");
+    assert_eq!(locks, "0", "no advisory lock is left behind");
+    let log = pgwarm.log();
+    assert!(
+        log.contains("client pinned to its server connection"),
+        "{log}"
+    );
+    assert!(log.contains("advisory lock"), "{log}");
+}
+
+#[tokio::test]
+async fn temporary_tables_follow_their_client_and_leave_with_it() {
+    let db = cluster().fresh_target();
+    let pgwarm = pgwarm(&db, "2");
+    let (one, two) = (
+        pgwarm.target().connect().await,
+        pgwarm.target().connect().await,
+    );
+    for (client, n) in [(&one, 1), (&two, 2)] {
+        client
+            .batch_execute("create temp table scratch (n int)")
+            .await
+            .expect("create temp table");
+        client
+            .batch_execute(&format!("begin; insert into scratch values ({n}); commit"))
+            .await
+            .expect("insert in a later transaction");
+    }
+    assert_eq!(
+        value(&one, "select string_agg(n::text, ',') from scratch").await,
+        "1"
+    );
+    assert_eq!(
+        value(&two, "select string_agg(n::text, ',') from scratch").await,
+        "2"
+    );
+    // The admin console says who is pinned and why.
+    let admin = pgwarm.admin_target().connect().await;
+    let clients = show(&admin, "CLIENTS").await;
+    let pinned: Vec<&str> = clients.iter().map(|c| c["pinned"].as_str()).collect();
+    assert_eq!(
+        pinned,
+        ["temporary table", "temporary table"],
+        "{clients:?}"
+    );
+    drop((one, two));
+    // The next clients get server connections without the tables.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..2 {
+        let next = pgwarm.target().connect().await;
+        let left = value(
+            &next,
+            "select count(*) from pg_class where relnamespace = pg_my_temp_schema()",
+        )
+        .await;
+        assert_eq!(left, "0", "a temporary table outlived its client");
+    }
+}
+
+#[tokio::test]
+async fn listen_gets_notifications_and_unlisten_gives_the_connection_back() {
+    let db = cluster().fresh_target();
+    let pgwarm = pgwarm(&db, "2");
+    let target = pgwarm.target();
+    let (listener, mut connection) = tokio_postgres::connect(&target.conn_string(), NoTls)
+        .await
+        .expect("connect");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n.payload().to_owned());
+            }
+        }
+    });
+    listener
+        .batch_execute("listen events")
+        .await
+        .expect("listen");
+    let notifier = target.connect().await;
+    notifier
+        .batch_execute("notify events, 'hello'")
+        .await
+        .expect("notify");
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the notification arrives while the listener is idle");
+    assert_eq!(got.as_deref(), Some("hello"));
+
+    let admin = pgwarm.admin_target().connect().await;
+    let pinned = |clients: &[AdminRow]| clients.iter().filter(|c| !c["pinned"].is_empty()).count();
+    assert_eq!(pinned(&show(&admin, "CLIENTS").await), 1);
+    listener
+        .batch_execute("unlisten *")
+        .await
+        .expect("unlisten");
+    assert_eq!(
+        pinned(&show(&admin, "CLIENTS").await),
+        0,
+        "UNLISTEN * unpins"
+    );
+    let pools = pools(&admin).await;
+    assert_eq!(
+        pools["sv_active"], "0",
+        "the connection went back: {pools:?}"
+    );
+    drop(listener);
+    let _ = driver.await;
+}
+
+#[tokio::test]
+async fn held_cursors_and_sql_prepare_last_across_transactions() {
+    let db = cluster().fresh_target();
+    let pgwarm = pgwarm(&db, "2");
+    let client = pgwarm.target().connect().await;
+    // Another client opens a transaction in between: the connection given back last is the one
+    // it takes, unless the first client kept it.
+    let other = pgwarm.target().connect().await;
+    client
+        .batch_execute(
+            "begin; declare c cursor with hold for select g from generate_series(1, 3) g; commit",
+        )
+        .await
+        .expect("declare a held cursor");
+    other.batch_execute("begin; select 1").await.expect("begin");
+    assert_eq!(value(&client, "fetch 1 from c").await, "1");
+    assert_eq!(value(&client, "fetch 1 from c").await, "2");
+    client.batch_execute("close c").await.expect("close");
+    other.batch_execute("commit").await.expect("commit");
+
+    client
+        .batch_execute("prepare twice(int) as select $1 * 2")
+        .await
+        .expect("prepare");
+    other.batch_execute("begin; select 1").await.expect("begin");
+    assert_eq!(value(&client, "execute twice(21)").await, "42");
+    client
+        .batch_execute("deallocate twice")
+        .await
+        .expect("deallocate");
+    other.batch_execute("commit").await.expect("commit");
+    let admin = pgwarm.admin_target().connect().await;
+    let clients = show(&admin, "CLIENTS").await;
+    assert!(
+        clients.iter().all(|c| c["pinned"].is_empty()),
+        "{clients:?}"
+    );
+}
