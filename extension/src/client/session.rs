@@ -333,14 +333,14 @@ impl<'a> Session<'a> {
         server.release();
     }
 
-    /// At the end of a transaction that may have made session state (or while the client is
-    /// pinned), asks the server what it holds. While it holds some, the client keeps its
-    /// server connection: its next transaction would otherwise miss it, and another client
-    /// inherit it. Returns whether the link is kept. A server that does not answer is closed.
+    /// At the end of a transaction that may have made or undone session state, asks the server
+    /// what it holds. While it holds some, the client keeps its server connection: its next
+    /// transaction would otherwise miss it, and another client inherit it. Returns whether the
+    /// link is kept. A server that does not answer is closed. A pinned client's other
+    /// transactions ask nothing: they can have changed nothing of it.
     async fn stays_pinned(&mut self) -> bool {
-        let hinted = self.relay.take_session_state_hint();
-        if !(hinted || self.pinned.is_some()) {
-            return false;
+        if !self.relay.take_session_state_hint() {
+            return self.pinned.is_some();
         }
         let Some(server) = self.server.as_mut() else {
             return false;

@@ -16,15 +16,19 @@ use std::sync::Arc;
 /// of session state; a longer one counts as one that may make session state.
 const INSPECT_QUERY_LIMIT: usize = 8 * 1024;
 
-/// Words in a statement that may leave state in the backend's session (lower case; matched
-/// without regard to case). A false alarm costs one question at the transaction's end.
-const SESSION_STATE_WORDS: [&[u8]; 6] = [
+/// Words in a statement that may leave state in the backend's session, or undo it (lower case;
+/// matched without regard to case). A false alarm costs one question at the transaction's end.
+const SESSION_STATE_WORDS: [&[u8]; 10] = [
     b"advisory",
     b"listen",
     b"temp",
     b"hold",
     b"prepare",
     b"load",
+    b"discard",
+    b"close",
+    b"deallocate",
+    b"drop",
 ];
 
 /// A client message the server answers, or whose statement name pgwarm rewrites.
@@ -305,8 +309,15 @@ mod tests {
         ] {
             assert!(may_make_session_state(sql.as_bytes()), "{sql}");
         }
-        assert!(!may_make_session_state(
-            b"SELECT 1; INSERT INTO t VALUES (2)"
-        ));
+        for sql in [
+            "CLOSE ALL",
+            "discard all",
+            "DEALLOCATE q",
+            "drop table scratch",
+        ] {
+            assert!(may_make_session_state(sql.as_bytes()), "{sql} may undo it");
+        }
+        let plain: &[u8] = b"SELECT 1; INSERT INTO t VALUES (2)";
+        assert!(!may_make_session_state(plain));
     }
 }
