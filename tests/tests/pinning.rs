@@ -12,6 +12,20 @@ fn pgwarm(db: &Target, pool_size: &str) -> Pgwarm {
     Pgwarm::start(db, &[("PGWARM_POOL_SIZE", pool_size)])
 }
 
+/// Polls `SHOW CLIENTS` until `n` clients are pinned (5 s at most): the session decides after
+/// the client has its answer.
+async fn wait_for_pinned(admin: &tokio_postgres::Client, n: usize) -> Vec<AdminRow> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let clients = show(admin, "CLIENTS").await;
+        let pinned = clients.iter().filter(|c| !c["pinned"].is_empty()).count();
+        if pinned == n || std::time::Instant::now() > deadline {
+            return clients;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The one-row, one-column answer of `sql`.
 async fn value(client: &tokio_postgres::Client, sql: &str) -> String {
     let rows = simple_rows(client, sql).await;
@@ -146,17 +160,17 @@ async fn listen_gets_notifications_and_unlisten_gives_the_connection_back() {
 
     let admin = pgwarm.admin_target().connect().await;
     let pinned = |clients: &[AdminRow]| clients.iter().filter(|c| !c["pinned"].is_empty()).count();
-    assert_eq!(pinned(&show(&admin, "CLIENTS").await), 1);
+    assert_eq!(pinned(&wait_for_pinned(&admin, 1).await), 1);
     listener
         .batch_execute("unlisten *")
         .await
         .expect("unlisten");
     assert_eq!(
-        pinned(&show(&admin, "CLIENTS").await),
+        pinned(&wait_for_pinned(&admin, 0).await),
         0,
         "UNLISTEN * unpins"
     );
-    let pools = pools(&admin).await;
+    let pools = wait_for_pool(&admin, "the connection back", |p| p["sv_active"] == "0").await;
     assert_eq!(
         pools["sv_active"], "0",
         "the connection went back: {pools:?}"
@@ -197,9 +211,53 @@ async fn held_cursors_and_sql_prepare_last_across_transactions() {
         .expect("deallocate");
     other.batch_execute("commit").await.expect("commit");
     let admin = pgwarm.admin_target().connect().await;
-    let clients = show(&admin, "CLIENTS").await;
+    let clients = wait_for_pinned(&admin, 0).await;
     assert!(
         clients.iter().all(|c| c["pinned"].is_empty()),
         "{clients:?}"
     );
+}
+
+#[tokio::test]
+async fn a_prepared_lock_pins_when_it_runs_and_a_client_that_leaves_takes_its_lock_along() {
+    let db = cluster().fresh_target();
+    let pgwarm = pgwarm(&db, "1");
+    // tokio-postgres prepares in one round trip and executes in another.
+    let client = pgwarm.target().connect().await;
+    let lock = client
+        .prepare("select pg_advisory_lock($1)")
+        .await
+        .expect("prepare");
+    client.execute(&lock, &[&7i64]).await.expect("lock");
+    let admin = pgwarm.admin_target().connect().await;
+    let clients = wait_for_pinned(&admin, 1).await;
+    assert!(
+        clients.iter().any(|c| c["pinned"] == "advisory lock"),
+        "{clients:?}"
+    );
+    drop(client);
+    // Its connection closes with it: the next client (one connection) takes the lock at once.
+    let next = pgwarm.target().connect().await;
+    let got = tokio::time::timeout(
+        Duration::from_secs(5),
+        value(&next, "select pg_try_advisory_lock(7)::text"),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(got, "true", "the lock left with its client");
+    next.batch_execute("select pg_advisory_unlock_all()")
+        .await
+        .expect("unlock");
+    drop(next);
+
+    // A client closed inside a transaction that took a lock takes it along too.
+    let third = pgwarm.target().connect().await;
+    third
+        .batch_execute("begin; select pg_advisory_lock(8)")
+        .await
+        .expect("lock inside a transaction");
+    drop(third);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let locks = db.psql_ok("select count(*) from pg_locks where locktype = 'advisory'");
+    assert_eq!(locks, "0", "no lock is handed to the next client");
 }

@@ -345,8 +345,21 @@ impl<'a> Session<'a> {
         let Some(server) = self.server.as_mut() else {
             return false;
         };
+        if !self.relay.server_input_idle() {
+            // The server already sent more (a notification): asking now would read into it.
+            // Keep the link and ask at the next such transaction.
+            self.relay.rearm_session_state_hint();
+            return true;
+        }
         let timeout = self.shared.settings.connect_timeout;
-        let held = match tokio::time::timeout(timeout, server.session_state()).await {
+        let asked = tokio::time::timeout(timeout, server.session_state()).await;
+        // What the server sent besides the answer (notifications) goes to the client.
+        let carried = server.take_unread();
+        if !carried.is_empty() {
+            let (_, set) = server.link_parts();
+            self.relay.deliver_from_server(&carried, set);
+        }
+        let held = match asked {
             Ok(Ok(held)) => held,
             failed => {
                 let reason = match failed {
@@ -442,9 +455,13 @@ impl<'a> Session<'a> {
             );
             return;
         }
-        if let Some(held) = &self.pinned {
-            // Closing is how the backend lets go of it all (locks, LISTEN, temporary tables).
-            debug!(server = server.id(), state = %held, "a pinned client left; closing its server connection");
+        if self.pinned.is_some() || self.relay.take_session_state_hint() {
+            // Closing is how the backend lets go of it all (locks, LISTEN, temporary tables),
+            // including what a transaction left unasked about may have made.
+            debug!(
+                server = server.id(),
+                "a client that may hold session state left; closing its server connection"
+            );
             return;
         }
         let settings = &self.shared.settings;

@@ -61,12 +61,15 @@ pub(crate) struct Statement {
     /// This client's Parse has not reached a server yet (pgwarm answered it): its first use
     /// parses it anew rather than take the shared statement.
     fresh: AtomicBool,
+    /// Its text names session state (`relay::from_client`'s words): each execution may make
+    /// some, so its Bind counts as such a statement, as its Parse did.
+    session_state: bool,
 }
 
 impl Statement {
     /// From the part of a client's Parse body after the statement name (query, parameter types),
     /// prepared under `resolution`.
-    pub(crate) fn new(resolution: &Resolution, content: &[u8]) -> Statement {
+    pub(crate) fn new(resolution: &Resolution, content: &[u8], session_state: bool) -> Statement {
         let mut hasher = Sha256::new();
         hasher.update((resolution.0.len() as u32).to_be_bytes());
         hasher.update(&resolution.0);
@@ -83,7 +86,13 @@ impl Statement {
             name,
             parse: parse.to_vec().into_boxed_slice(),
             fresh: AtomicBool::new(true),
+            session_state,
         }
+    }
+
+    /// Whether its text names session state.
+    pub(crate) fn may_make_session_state(&self) -> bool {
+        self.session_state
     }
 
     pub(crate) fn digest(&self) -> Digest {
@@ -286,9 +295,21 @@ mod tests {
 
     #[test]
     fn the_same_content_gets_the_same_server_name() {
-        let a = Statement::new(&Resolution::default(), b"select $1\0\0\x01\0\0\0\x17");
-        let b = Statement::new(&Resolution::default(), b"select $1\0\0\x01\0\0\0\x17");
-        let c = Statement::new(&Resolution::default(), b"select $1\0\0\x01\0\0\0\x14");
+        let a = Statement::new(
+            &Resolution::default(),
+            b"select $1\0\0\x01\0\0\0\x17",
+            false,
+        );
+        let b = Statement::new(
+            &Resolution::default(),
+            b"select $1\0\0\x01\0\0\0\x17",
+            false,
+        );
+        let c = Statement::new(
+            &Resolution::default(),
+            b"select $1\0\0\x01\0\0\0\x14",
+            false,
+        );
         assert_eq!(a.name(), b.name());
         assert_ne!(
             a.name(),
@@ -308,9 +329,9 @@ mod tests {
             ])
         };
         let query = b"insert into t(c) values ($1)\0\0\0";
-        let a = Statement::new(&Resolution::of(&settings("sa")), query);
-        let b = Statement::new(&Resolution::of(&settings("sb")), query);
-        let a2 = Statement::new(&Resolution::of(&settings("sa")), query);
+        let a = Statement::new(&Resolution::of(&settings("sa")), query, false);
+        let b = Statement::new(&Resolution::of(&settings("sb")), query, false);
+        let a2 = Statement::new(&Resolution::of(&settings("sa")), query, false);
         assert_ne!(a.name(), b.name());
         assert_eq!(a.name(), a2.name());
         let other_app = SessionSettings::new([("search_path".to_owned(), "sa".to_owned())]);
@@ -323,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_statement_is_fresh_until_its_parse_is_sent() {
-        let s = Statement::new(&Resolution::default(), b"select $1\0\0\0");
+        let s = Statement::new(&Resolution::default(), b"select $1\0\0\0", false);
         assert!(s.is_fresh());
         s.sent();
         assert!(!s.is_fresh());
@@ -331,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_parse_message_creates_it_under_its_server_name() {
-        let s = Statement::new(&Resolution::default(), b"select 1\0\0\0");
+        let s = Statement::new(&Resolution::default(), b"select 1\0\0\0", false);
         let mut expected = BytesMut::new();
         frontend::parse(&mut expected, s.name(), b"select 1\0\0\0");
         assert_eq!(s.parse_message(), &expected[..]);
@@ -341,8 +362,16 @@ mod tests {
     #[test]
     fn forget_and_restore_are_exact() {
         let mut c = ClientStatements::default();
-        let s1 = Arc::new(Statement::new(&Resolution::default(), b"select 1\0\0\0"));
-        let s2 = Arc::new(Statement::new(&Resolution::default(), b"select 2\0\0\0"));
+        let s1 = Arc::new(Statement::new(
+            &Resolution::default(),
+            b"select 1\0\0\0",
+            false,
+        ));
+        let s2 = Arc::new(Statement::new(
+            &Resolution::default(),
+            b"select 2\0\0\0",
+            false,
+        ));
         c.insert(b"a", Arc::clone(&s1), 1);
         c.forget(b"a", &s2);
         assert!(

@@ -70,6 +70,8 @@ async fn connect_inner(
         host: Arc::from(creds.host.as_str()),
         role: None,
         fallback: false,
+        keep_async: false,
+        kept: BytesMut::new(),
     };
 
     let mut out = BytesMut::with_capacity(256);

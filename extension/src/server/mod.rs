@@ -126,6 +126,10 @@ pub(crate) struct ServerConn {
     role: Option<Role>,
     /// Opened to the writer for the reader port, because no replica answered.
     fallback: bool,
+    /// While true, notifications, notices and parameter reports met on pgwarm's own exchange
+    /// are kept in `kept` for the linked client instead of dropped.
+    keep_async: bool,
+    kept: BytesMut,
 }
 
 impl ServerConn {
@@ -321,8 +325,29 @@ impl ServerConn {
         }
     }
 
+    /// What was read but is not pgwarm's: the messages kept while `keep_async`, then whatever
+    /// followed the answer in the read buffer. Taken whole.
+    pub(crate) fn take_unread(&mut self) -> BytesMut {
+        let mut unread = std::mem::take(&mut self.kept);
+        unread.extend_from_slice(&self.rbuf);
+        self.rbuf.clear();
+        unread
+    }
+
     async fn read_message(&mut self) -> Result<Message, ServerError> {
         loop {
+            if self.keep_async {
+                if let Some((tag @ (b'A' | b'N' | b'S'), frame_len)) = framing::header(&self.rbuf) {
+                    let whole = framing::check_backend(tag, frame_len)
+                        && frame_len <= OWN_MESSAGE_LIMIT
+                        && self.rbuf.len() >= frame_len;
+                    if whole {
+                        let message = self.rbuf.split_to(frame_len);
+                        self.kept.extend_from_slice(&message);
+                        continue;
+                    }
+                }
+            }
             if let Some(message) = parse_own_message(&mut self.rbuf)? {
                 return Ok(message);
             }

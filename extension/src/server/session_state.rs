@@ -21,15 +21,18 @@ const HELD_SQL: &str = "SELECT concat_ws(', ', \
 
 impl ServerConn {
     /// What session state the backend holds now, as a list for people (`advisory lock,
-    /// LISTEN`); empty when none. Run only at rest, outside a transaction.
+    /// LISTEN`); empty when none. Run only at rest, outside a transaction. Notifications and
+    /// notices the server sends meanwhile are kept for the client ([`ServerConn::take_unread`]).
     pub(crate) async fn session_state(&mut self) -> Result<String, ServerError> {
         let mut held = None;
-        let status = self
+        self.keep_async = true;
+        let asked = self
             .query("asking for session state", HELD_SQL, |row| {
                 held = row.into_iter().next().flatten();
             })
-            .await?;
-        match (held, status) {
+            .await;
+        self.keep_async = false;
+        match (held, asked?) {
             (Some(held), TxStatus::Idle) => Ok(held),
             (_, status) => Err(ServerError::Protocol(format!(
                 "no answer on session state (transaction status {status})"

@@ -112,7 +112,7 @@ impl Relay {
             // How much of the message must be here before it can be judged.
             let need = match tag {
                 b'P' | b'D' | b'C' => frame_len,
-                b'B' if tracking => {
+                b'B' if tracking || watch => {
                     let arrived = inbox.body(frame_len.min(next.arrived) - HEADER_LEN);
                     match arrived.and_then(frontend::bind_names) {
                         Some((_, _, names_len)) => HEADER_LEN + names_len,
@@ -131,6 +131,18 @@ impl Relay {
                 // A query too long to look at, or a fast-path call, may make session state.
                 let looked_at = tag != b'F' && need == frame_len;
                 self.signals.session_state_hint |= !looked_at || may_make_session_state(body);
+            }
+            if watch && tag == b'B' {
+                // A statement whose text names session state may make some at each execution;
+                // without tracking, any named statement might.
+                self.signals.session_state_hint |= match frontend::bind_names(body) {
+                    Some((_, name, _)) if !name.is_empty() && !tracking => true,
+                    Some((_, name, _)) => self
+                        .statements
+                        .get(name)
+                        .is_some_and(|s| s.may_make_session_state()),
+                    None => false,
+                };
             }
             let (kind, edit) = match tag {
                 b'X' => {
@@ -215,7 +227,8 @@ fn plan_extended(
                 name: name.into(),
             },
             Some((name, content)) => {
-                let statement = Arc::new(Statement::new(resolution, content));
+                let hint = may_make_session_state(content);
+                let statement = Arc::new(Statement::new(resolution, content, hint));
                 statements.insert(name, Arc::clone(&statement), seq);
                 Edit::Parse {
                     len: need,

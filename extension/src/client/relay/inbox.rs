@@ -187,8 +187,8 @@ impl Inbox {
         self.body_left = 0;
     }
 
-    /// Test set-up: bytes as if read from the peer.
-    #[cfg(any(test, feature = "fuzzing"))]
+    /// Bytes as if read from the peer: test set-up, and messages pgwarm read on its own
+    /// exchange with the linked server that belong to the client.
     pub(super) fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }

@@ -259,6 +259,23 @@ impl Relay {
         std::mem::take(&mut self.signals.session_state_hint)
     }
 
+    /// The session state question was not asked this time: ask at the next chance.
+    pub(crate) fn rearm_session_state_hint(&mut self) {
+        self.signals.session_state_hint = true;
+    }
+
+    /// Nothing from the server waits to be walked or written to the client.
+    pub(crate) fn server_input_idle(&self) -> bool {
+        self.server.len() == 0 && !self.server.mid_message()
+    }
+
+    /// Whole messages the server sent while pgwarm asked it something of its own (a
+    /// notification), walked as if read now.
+    pub(crate) fn deliver_from_server(&mut self, bytes: &[u8], set: &mut PreparedSet) {
+        self.server.push(bytes);
+        let _ = self.walk_server(set);
+    }
+
     /// Whether the server refused a write as read-only (25006) since the last call.
     pub(crate) fn take_refused_write(&mut self) -> bool {
         std::mem::take(&mut self.signals.refused_write)
