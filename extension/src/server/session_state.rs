@@ -7,7 +7,7 @@ use super::{ServerConn, ServerError};
 use crate::protocol::backend::TxStatus;
 
 /// Asked at the end of a transaction that may have made session state: what of it is there.
-const HELD_SQL: &str = "SELECT concat_ws(', ', \
+const HELD_SQL: &str = "SELECT pg_catalog.concat_ws(', ', \
      CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks \
          WHERE pid = pg_catalog.pg_backend_pid() AND locktype = 'advisory') \
          THEN 'advisory lock' END, \
