@@ -7,53 +7,6 @@ use pgwarm_tests::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The EMF lines of a pgwarm's output, each checked against the format: `_aws` with a
-/// millisecond timestamp and one directive (namespace, the FunctionName dimension, metrics with
-/// units), and a numeric value for every metric it names.
-fn emf_lines(log: &str, namespace: &str) -> Vec<Value> {
-    let lines: Vec<Value> = log
-        .lines()
-        .filter(|l| l.starts_with('{') && l.contains("\"_aws\""))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    for line in &lines {
-        let aws = &line["_aws"];
-        assert!(
-            aws["Timestamp"]
-                .as_u64()
-                .is_some_and(|t| t > 1_600_000_000_000),
-            "{line}"
-        );
-        let directives = aws["CloudWatchMetrics"]
-            .as_array()
-            .expect("CloudWatchMetrics");
-        assert_eq!(directives.len(), 1, "{line}");
-        let d = &directives[0];
-        assert_eq!(d["Namespace"], namespace, "{line}");
-        assert_eq!(d["Dimensions"], json!([["FunctionName"]]), "{line}");
-        assert!(
-            line["FunctionName"].as_str().is_some_and(|f| !f.is_empty()),
-            "{line}"
-        );
-        let metrics = d["Metrics"].as_array().expect("Metrics");
-        assert!(!metrics.is_empty(), "{line}");
-        for m in metrics {
-            let name = m["Name"].as_str().expect("a metric name");
-            let unit = m["Unit"].as_str().expect("a unit");
-            assert!(
-                ["Count", "Milliseconds", "Percent"].contains(&unit),
-                "{line}"
-            );
-            assert!(line[name].is_number(), "no value for {name}: {line}");
-        }
-    }
-    lines
-}
-
-fn sum(lines: &[Value], metric: &str) -> f64 {
-    lines.iter().filter_map(|l| l[metric].as_f64()).sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emf_lines_add_up_to_the_admin_counters() {
     let db = cluster().fresh_target();
@@ -107,19 +60,19 @@ async fn emf_lines_add_up_to_the_admin_counters() {
     assert!(lines.len() >= 2, "a periodic line and the last one: {log}");
     assert_eq!(lines[0]["FunctionName"], "standalone");
     assert_eq!(
-        sum(&lines, "Transactions") as i64,
+        emf_sum(&lines, "Transactions") as i64,
         number(&stats, "total_xact_count")
     );
     assert_eq!(
-        sum(&lines, "Queries") as i64,
+        emf_sum(&lines, "Queries") as i64,
         number(&stats, "total_query_count")
     );
     assert_eq!(
-        sum(&lines, "ServerLogins") as i64,
+        emf_sum(&lines, "ServerLogins") as i64,
         number(&stats, "total_server_logins")
     );
-    assert_eq!(sum(&lines, "ErrorsQueryWaitTimeout"), 1.0);
-    assert_eq!(sum(&lines, "Errors"), 1.0);
+    assert_eq!(emf_sum(&lines, "ErrorsQueryWaitTimeout"), 1.0);
+    assert_eq!(emf_sum(&lines, "Errors"), 1.0);
     let waited = lines
         .iter()
         .filter_map(|l| l["MaxWaitMs"].as_f64())
@@ -245,7 +198,7 @@ async fn log_lines_during_an_invocation_carry_its_request_id() {
         .expect("the last line");
     let transactions = stopped["transactions"].as_f64().expect("a total");
     assert!(transactions >= 3.0, "{stopped}");
-    assert_eq!(sum(&emf, "Transactions"), transactions, "{emf:?}");
+    assert_eq!(emf_sum(&emf, "Transactions"), transactions, "{emf:?}");
     assert_eq!(stopped["client_logins"], 3, "{stopped}");
 }
 

@@ -251,12 +251,7 @@ async fn a_failover_under_load_is_a_wait_for_clients_outside_a_transaction() {
     // One writer change, counted in the metrics (a line a second while the load ran).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let log = pgwarm.log();
-    let changes: f64 = log
-        .lines()
-        .filter(|l| l.starts_with('{') && l.contains("\"_aws\""))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|line| line["HostChanges"].as_f64())
-        .sum();
+    let changes = emf_sum(&emf_lines(&log, "pgwarm"), "HostChanges");
     assert_eq!(changes, 1.0, "HostChanges in the EMF lines\n{log}");
 }
 
@@ -401,13 +396,7 @@ fn the_reader_port_reads_on_the_replicas_and_else_on_the_writer() {
             Duration::from_secs(5),
         );
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        let fallbacks: f64 = pgwarm
-            .log()
-            .lines()
-            .filter(|l| l.starts_with('{') && l.contains("\"_aws\""))
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|line| line["ReaderFallbacks"].as_f64())
-            .sum();
+        let fallbacks = emf_sum(&emf_lines(&pgwarm.log(), "pgwarm"), "ReaderFallbacks");
         assert!(fallbacks >= 1.0, "ReaderFallbacks in the EMF lines");
 
         // Unless told not to: then a client waits as for any outage, and is told why.

@@ -23,6 +23,7 @@
 
 mod admin;
 mod delay;
+mod emf;
 mod lambda;
 mod load;
 mod peers;
@@ -36,6 +37,7 @@ mod wire;
 
 pub use admin::{number, pools, psql_csv, show, wait_for_pool, AdminRow};
 pub use delay::DelayRelay;
+pub use emf::{emf_lines, emf_sum};
 pub use lambda::{
     in_lambda, lambda_env, simulator, InitError, InitErrorProxy, Invoked, Lambda, TestRuntime,
 };
