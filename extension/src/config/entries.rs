@@ -3,7 +3,7 @@
 //! The helpers here read a value back out of [`Settings`] for the table's rows.
 
 use super::table::SETTINGS;
-use super::{CredentialSettings, DbOverrides, SecretSettings, Settings};
+use super::{CredentialSettings, DbOverrides, HostAddr, SecretSettings, Settings};
 use std::path::Path;
 use std::time::Duration;
 
@@ -65,6 +65,21 @@ pub(super) fn path(path: Option<&Path>) -> String {
 }
 
 /// A duration as the variables take it: whole seconds as `10s`, anything else in `ms`.
+/// A list of hosts as `PGWARM_DB_HOST` spells it.
+pub(super) fn host_list(hosts: &[HostAddr]) -> String {
+    let names: Vec<&str> = hosts.iter().map(|h| h.host.as_str()).collect();
+    names.join(",")
+}
+
+/// Their ports as `PGWARM_DB_PORT` spells them; a host without one shows empty.
+pub(super) fn port_list(hosts: &[HostAddr]) -> String {
+    let ports: Vec<String> = hosts
+        .iter()
+        .map(|h| h.port.map_or(String::new(), |p| p.to_string()))
+        .collect();
+    ports.join(",")
+}
+
 pub(super) fn duration(d: Duration) -> String {
     if d.subsec_millis() == 0 && d.as_secs() > 0 {
         format!("{}s", d.as_secs())

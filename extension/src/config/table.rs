@@ -5,7 +5,7 @@
 //! `SHOW CONFIG` from one table the same way). README's configuration table lists the same
 //! variables in the same order with the same defaults, which `tests.rs` checks.
 
-use super::entries::{aws_timeout, duration, login, path, secret};
+use super::entries::{aws_timeout, duration, host_list, login, path, port_list, secret};
 use super::env::spelling;
 use super::{Settings, CLIENT_TLS_MODES, LOG_FORMATS, POOL_MODES, SWITCH, UPSTREAMS};
 
@@ -106,17 +106,18 @@ pub(crate) const READER_HOST: Setting = row(
     "PGWARM_READER_HOST",
     Unset::Nothing,
     Shown::Plain(|s| {
-        let hosts = s.reader.iter().flat_map(|r| &r.hosts);
-        hosts.map(|h| h.host.as_str()).collect::<Vec<_>>().join(",")
+        s.reader
+            .as_ref()
+            .map_or(String::new(), |r| host_list(&r.hosts))
     }),
 );
 pub(crate) const READER_PORT: Setting = row(
     "PGWARM_READER_PORT",
     Unset::Derived("the database's port"),
     Shown::Plain(|s| {
-        let hosts = s.reader.iter().flat_map(|r| &r.hosts);
-        let ports = hosts.map(|h| h.port.map_or(String::new(), |p| p.to_string()));
-        ports.collect::<Vec<_>>().join(",")
+        s.reader
+            .as_ref()
+            .map_or(String::new(), |r| port_list(&r.hosts))
     }),
 );
 pub(crate) const READER_FALLBACK: Setting = row(
@@ -137,30 +138,18 @@ pub(crate) const DB_HOST: Setting = row(
     Unset::Nothing,
     Shown::Plain(|s| match s.hosts.len() {
         0 | 1 => login(s).host.unwrap_or_default(),
-        _ => s
-            .hosts
-            .iter()
-            .map(|h| h.host.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
+        _ => host_list(&s.hosts),
     }),
 );
 pub(crate) const DB_PORT: Setting = row(
     "PGWARM_DB_PORT",
     Unset::Value("5432"),
     Shown::Plain(|s| {
-        let one = || login(s).port.map_or(String::new(), |p| p.to_string());
-        if s.hosts
-            .iter()
-            .all(|h| h.port == s.hosts.first().and_then(|f| f.port))
-        {
-            return one();
+        let first = s.hosts.first().and_then(|f| f.port);
+        match s.hosts.iter().all(|h| h.port == first) {
+            true => login(s).port.map_or(String::new(), |p| p.to_string()),
+            false => port_list(&s.hosts),
         }
-        let ports = s
-            .hosts
-            .iter()
-            .map(|h| h.port.map_or(String::new(), |p| p.to_string()));
-        ports.collect::<Vec<_>>().join(",")
     }),
 );
 pub(crate) const DB_NAME: Setting = row(
