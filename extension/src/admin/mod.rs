@@ -13,6 +13,7 @@ mod command;
 mod lifecycle;
 mod show;
 mod table;
+mod topology;
 
 pub(crate) use lifecycle::{Lifecycle, Registration};
 

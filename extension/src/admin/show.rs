@@ -1,19 +1,19 @@
-//! One function per `SHOW`: each reads what the pool, the client sessions and the Lambda
-//! lifecycle count and lays it out in PgBouncer 1.18's columns (pgwarm's own come after them).
+//! One function per `SHOW` (`SHOW HOSTS` and the pools' names in `topology.rs`): each reads what
+//! the pool, the client sessions and the Lambda lifecycle count and lays it out in PgBouncer
+//! 1.18's columns (pgwarm's own come after them).
 //! Where a PgBouncer column names a state pgwarm never has (a cancel waiting in a queue, a DNS
 //! cache), it is there, at zero, so that tools reading it by name keep working.
 
 use super::averages::Totals;
 use super::command::{Show, OTHERS};
 use super::table::{addr_port, timestamp, Cell, Table};
+use super::topology::{pool_name, pools_of};
 use super::Console;
 use crate::client::clients::ClientState;
-use crate::client::Port;
 use crate::config::PoolMode;
 use crate::credentials::Credentials;
-use crate::pool::{Pool, ServerState};
+use crate::pool::ServerState;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub(super) async fn table(console: &Console, what: Show) -> Table {
@@ -31,12 +31,12 @@ pub(super) async fn table(console: &Console, what: Show) -> Table {
         Show::Version => version(),
         Show::Prepared => prepared(console),
         Show::Lambda => lambda(console),
-        Show::Hosts => hosts(console).await,
+        Show::Hosts => super::topology::hosts(console).await,
     }
 }
 
 /// The database login pgwarm uses now, when it can be had (the secret may not be readable).
-async fn target(console: &Console) -> Option<Credentials> {
+pub(super) async fn target(console: &Console) -> Option<Credentials> {
     console.shared.pool.credentials().credentials().await.ok()
 }
 
@@ -126,24 +126,6 @@ async fn pools(console: &Console) -> Table {
         ]);
     }
     t
-}
-
-/// Each pool with the port whose clients it serves: the main one, then the reader port's.
-fn pools_of(console: &Console) -> Vec<(Port, &Arc<Pool>)> {
-    let shared = &console.shared;
-    let reader = shared.reader.as_ref().map(|pool| (Port::Reader, pool));
-    std::iter::once((Port::Writer, &shared.pool))
-        .chain(reader)
-        .collect()
-}
-
-/// The name a pool goes by in the admin console: the database's, and for the reader port's
-/// pool the same with ` (reader)`.
-fn pool_name(database: &str, port: Port) -> String {
-    match port {
-        Port::Writer => database.to_owned(),
-        Port::Reader => format!("{database} (reader)"),
-    }
 }
 
 async fn stats(console: &Console, totals: bool, averages: bool) -> Table {
@@ -438,48 +420,6 @@ async fn databases(console: &Console) -> Table {
         view.paused.into(),
         0u64.into(),
     ]);
-    t
-}
-
-/// `SHOW HOSTS`: the database hosts pgwarm knows (`PGWARM_DB_HOST`, or the secret's one, then
-/// the reader port's replicas), what the last login there found (`primary`, `standby`,
-/// `read-only primary`, `unreachable`), when, and which one logins go to first.
-async fn hosts(console: &Console) -> Table {
-    let mut t = Table::new(
-        &[
-            "pool",
-            "host",
-            "port",
-            "found",
-            "checked",
-            "current",
-            "target_session_attrs",
-        ],
-        &["port", "current"],
-    );
-    let Some(login) = target(console).await else {
-        return t;
-    };
-    let shared = &console.shared;
-    let writer = (
-        &shared.pool,
-        "writer",
-        shared.settings.target_session_attrs.as_str(),
-    );
-    let reader = shared.reader.as_ref().map(|pool| (pool, "reader", "any"));
-    for (pool, name, attrs) in std::iter::once(writer).chain(reader) {
-        for h in pool.hosts(&login) {
-            t.row(vec![
-                name.into(),
-                h.host.into(),
-                h.port.into(),
-                h.found.as_str().into(),
-                h.checked.map(timestamp).into(),
-                u64::from(h.current).into(),
-                attrs.into(),
-            ]);
-        }
-    }
     t
 }
 
