@@ -35,6 +35,15 @@ async fn served_by_standby(target: &Target) -> bool {
     rows == [["t"]]
 }
 
+/// Why a login through `target` was refused: the server's message, or the error's own text.
+async fn login_refusal(target: &Target, why: &str) -> String {
+    let error = target.try_connect().await.expect_err(why);
+    error
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_else(|| error.to_string())
+}
+
 #[test]
 fn writes_reach_the_primary_wherever_it_is_listed() {
     io_runtime().block_on(async {
@@ -104,15 +113,7 @@ fn each_target_takes_its_kind_of_server() {
         }
         // Only a standby, and the default asks for writes: a clear error, not a read-only session.
         let pgwarm = pgwarm_for(&login, &[&standby], &[("PGWARM_QUERY_WAIT_TIMEOUT", "1s")]);
-        let error = pgwarm
-            .target()
-            .try_connect()
-            .await
-            .expect_err("no server takes writes");
-        let message = error
-            .as_db_error()
-            .map(|e| e.message().to_owned())
-            .unwrap_or_else(|| error.to_string());
+        let message = login_refusal(&pgwarm.target(), "no server takes writes").await;
         assert!(
             message.contains("read-write") && message.contains("standby"),
             "{message}"
@@ -183,6 +184,174 @@ fn after_a_failover_the_old_primary_gets_no_write() {
             databases[0]["port"], new,
             "logins go to the new primary first"
         );
+    });
+}
+
+/// Stands in for Aurora's `aurora_replica_status()`, which this machine cannot run: the same
+/// name and the columns pgwarm reads, answering from a table that replicates to the standby, as
+/// every Aurora instance answers from the cluster's shared storage. Instance `2` writes, `3`
+/// reads, and `9` stopped reporting an hour ago (an instance since deleted).
+fn stand_in_for_aurora(primary: &PgCluster, login: &Target) {
+    let owner = Target {
+        dbname: login.dbname.clone(),
+        ..primary.superuser()
+    };
+    owner.psql_ok(&format!(
+        "CREATE TABLE aurora_topology (server_id text, session_id text, \
+             last_update_timestamp timestamptz); \
+         INSERT INTO aurora_topology VALUES ('2', 'MASTER_SESSION_ID', NULL), \
+             ('3', 'a3f1c2d4', now()), ('9', '5be0f7aa', now() - interval '1 hour'); \
+         CREATE FUNCTION public.aurora_replica_status() RETURNS SETOF aurora_topology \
+             LANGUAGE sql STABLE AS 'SELECT * FROM aurora_topology'; \
+         GRANT SELECT ON aurora_topology TO {}",
+        quote_ident(&login.user)
+    ));
+}
+
+/// The cluster's two instances as Aurora names them: each on a loopback address of its own
+/// (`127.0.0.2` the primary, `127.0.0.3` the standby) on one port, as instance endpoints are.
+fn instance_addresses(primary: &PgCluster, standby: &PgCluster) -> (DelayRelay, DelayRelay) {
+    let at = |last: u8, port: u16| std::net::SocketAddr::from(([127, 0, 0, last], port));
+    for _ in 0..5 {
+        let first = DelayRelay::start_at(at(2, 0), at(1, primary.port), Duration::ZERO)
+            .expect("listen on 127.0.0.2");
+        let port = first.addr.port();
+        if let Ok(second) = DelayRelay::start_at(at(3, port), at(1, standby.port), Duration::ZERO) {
+            return (first, second);
+        }
+    }
+    panic!("no port free on both 127.0.0.2 and 127.0.0.3");
+}
+
+/// `sql` through pgwarm from a new client, within 10 s.
+async fn write_through(pgwarm: &Pgwarm, sql: &str, why: &str) {
+    let client = pgwarm.target().connect().await;
+    let wrote = tokio::time::timeout(Duration::from_secs(10), client.batch_execute(sql)).await;
+    wrote
+        .unwrap_or_else(|_| panic!("{why}: no answer within 10 s"))
+        .expect(why);
+}
+
+/// `SHOW HOSTS`' host, found, current and discovered columns.
+async fn hosts_shown(pgwarm: &Pgwarm) -> Vec<[String; 4]> {
+    let admin = pgwarm.admin_target().connect().await;
+    let rows = show(&admin, "HOSTS").await;
+    let columns = ["host", "found", "current", "discovered"];
+    rows.iter().map(|h| columns.map(|c| h[c].clone())).collect()
+}
+
+#[test]
+fn the_writer_is_found_through_the_clusters_own_view() {
+    io_runtime().block_on(async {
+        let (primary, standby, login) = primary_and_standby();
+        stand_in_for_aurora(&primary, &login);
+        standby.wait_for_replay(&primary);
+        let (instance_2, _instance_3) = instance_addresses(&primary, &standby);
+        let port = instance_2.addr.port().to_string();
+        // The writer endpoint as DNS has it: the first writer, whatever happens next.
+        let endpoint = |pattern: &'static str, wait: &'static str| {
+            Pgwarm::start(
+                &login,
+                &[
+                    ("PGWARM_DB_HOST", "127.0.0.2"),
+                    ("PGWARM_DB_PORT", port.as_str()),
+                    ("PGWARM_INSTANCE_HOST_PATTERN", pattern),
+                    ("PGWARM_QUERY_WAIT_TIMEOUT", wait),
+                ],
+            )
+        };
+        let row = |host: &str, found: &str, current: &str, discovered: &str| {
+            [host, found, current, discovered].map(str::to_owned)
+        };
+
+        // Asked once with the first writer found: the instances are known ahead of a failover.
+        let pgwarm = endpoint("127.0.0.?", "20s");
+        let sql = "CREATE TABLE moves (at text); INSERT INTO moves VALUES ('before')";
+        write_through(&pgwarm, sql, "a write before the failover").await;
+        pgwarm.wait_for_log("named the cluster's instances", Duration::from_secs(5));
+        assert_eq!(
+            hosts_shown(&pgwarm).await,
+            [
+                row("127.0.0.2", "primary", "1", "0"),
+                row("127.0.0.3", "unknown", "0", "1")
+            ],
+            "the instance Aurora stopped hearing from is left out"
+        );
+
+        // The writer endpoint's instance goes down and the other one is promoted: the writes
+        // find it by its own name, though nothing but the cluster's answer named it.
+        standby.wait_for_replay(&primary);
+        primary.stop_fast();
+        standby.promote();
+        let new_primary = Target {
+            port: standby.port,
+            ..login.clone()
+        };
+        let owner = Target {
+            dbname: login.dbname.clone(),
+            ..standby.superuser()
+        };
+        owner.psql_ok(
+            "UPDATE aurora_topology SET session_id = CASE server_id \
+             WHEN '3' THEN 'MASTER_SESSION_ID' ELSE 'c9d8e7f6' END",
+        );
+        for n in 0..3 {
+            let sql = format!("INSERT INTO moves VALUES ('down {n}')");
+            let why = "a write with the writer endpoint down reaches the new writer";
+            write_through(&pgwarm, &sql, why).await;
+        }
+
+        // The old writer comes back as a reader, and the endpoint still names it: a pgwarm
+        // that knew nothing asks it, and logs in where it says the writer is.
+        primary.rebuild_as_standby_of(&standby);
+        let fresh = endpoint("127.0.0.?", "20s");
+        let sql = "INSERT INTO moves VALUES ('stale endpoint')";
+        write_through(
+            &fresh,
+            sql,
+            "a write through a stale endpoint reaches the new writer",
+        )
+        .await;
+        fresh.wait_for_log("this server is not the writer", Duration::from_secs(5));
+        assert_eq!(
+            hosts_shown(&fresh).await,
+            [
+                row("127.0.0.2", "standby", "0", "0"),
+                row("127.0.0.3", "primary", "1", "1")
+            ]
+        );
+        assert_eq!(new_primary.psql_ok("SELECT count(*) FROM moves"), "5");
+
+        // Without the cluster's view the same endpoint has no writer to give.
+        let blind = endpoint("off", "1s");
+        let message = login_refusal(&blind.target(), "the endpoint names a reader").await;
+        assert!(message.contains("read-write"), "{message}");
+    });
+}
+
+#[test]
+fn a_database_without_the_clusters_view_is_asked_once() {
+    io_runtime().block_on(async {
+        let login = cluster().fresh_target();
+        let pgwarm = Pgwarm::start(
+            &login,
+            &[
+                ("PGWARM_INSTANCE_HOST_PATTERN", "?.instances.example"),
+                ("PGWARM_POOL_SIZE", "3"),
+            ],
+        );
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let client = pgwarm.target().connect().await;
+            client.batch_execute("BEGIN").await.expect("BEGIN");
+            clients.push(client);
+        }
+        for client in &clients {
+            client.batch_execute("COMMIT").await.expect("COMMIT");
+        }
+        let line = "has no aurora_replica_status()";
+        pgwarm.wait_for_log(line, Duration::from_secs(5));
+        assert_eq!(pgwarm.log().matches(line).count(), 1, "{}", pgwarm.log());
     });
 }
 
@@ -419,14 +588,7 @@ fn the_reader_port_reads_on_the_replicas_and_else_on_the_writer() {
             port: reader_port,
             ..strict.target()
         };
-        let error = strict_reader
-            .try_connect()
-            .await
-            .expect_err("no replica, no fallback");
-        let message = error
-            .as_db_error()
-            .map(|e| e.message().to_owned())
-            .unwrap_or_else(|| error.to_string());
+        let message = login_refusal(&strict_reader, "no replica, no fallback").await;
         assert!(message.contains("PGWARM_READER_FALLBACK"), "{message}");
         assert!(
             !served_by_standby(&strict.target()).await,

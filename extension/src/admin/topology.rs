@@ -27,7 +27,8 @@ pub(super) fn pool_name(database: &str, port: Port) -> String {
 
 /// `SHOW HOSTS`: the database hosts pgwarm knows (`PGWARM_DB_HOST`, or the secret's one, then
 /// the reader port's replicas), what the last login there found (`primary`, `standby`,
-/// `read-only primary`, `unreachable`), when, and which one logins go to first.
+/// `read-only primary`, `unreachable`), when, which one logins go to first, and whether the
+/// database named it (`aurora_replica_status()`) rather than a setting.
 pub(super) async fn hosts(console: &Console) -> Table {
     let mut t = Table::new(
         &[
@@ -38,8 +39,9 @@ pub(super) async fn hosts(console: &Console) -> Table {
             "checked",
             "current",
             "target_session_attrs",
+            "discovered",
         ],
-        &["port", "current"],
+        &["port", "current", "discovered"],
     );
     let Some(login) = super::show::target(console).await else {
         return t;
@@ -61,6 +63,7 @@ pub(super) async fn hosts(console: &Console) -> Table {
                 h.checked.map(timestamp).into(),
                 u64::from(h.current).into(),
                 attrs.into(),
+                u64::from(h.discovered).into(),
             ]);
         }
     }

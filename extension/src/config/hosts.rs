@@ -51,6 +51,88 @@ pub(crate) struct HostAddr {
     pub port: Option<u16>,
 }
 
+/// How instance host names are made from the ids `aurora_replica_status()` gives
+/// (`PGWARM_INSTANCE_HOST_PATTERN`): Aurora's cluster endpoint follows the writer by DNS, which
+/// lags a failover, while each instance's own name never moves, so pgwarm can reach the new
+/// writer by its instance name as soon as any instance says which one it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InstanceHosts {
+    /// Made from the host a login went to, when it is an Aurora cluster endpoint.
+    Auto,
+    Off,
+    /// A host name with one `?` where the instance id goes.
+    Pattern(String),
+}
+
+impl InstanceHosts {
+    /// The pattern for instances found through `host`, if any.
+    pub(crate) fn pattern_for(&self, host: &str) -> Option<String> {
+        match self {
+            InstanceHosts::Auto => aurora_instance_pattern(host),
+            InstanceHosts::Off => None,
+            InstanceHosts::Pattern(pattern) => Some(pattern.clone()),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            InstanceHosts::Auto => "auto",
+            InstanceHosts::Off => "off",
+            InstanceHosts::Pattern(pattern) => pattern,
+        }
+    }
+}
+
+/// `PGWARM_INSTANCE_HOST_PATTERN`: `auto`, `off`, or a host name with one `?`.
+pub(super) fn parse_instance_hosts(
+    variable: &'static str,
+    raw: &str,
+) -> Result<InstanceHosts, ConfigError> {
+    let raw = raw.trim();
+    match raw {
+        "auto" => Ok(InstanceHosts::Auto),
+        "off" => Ok(InstanceHosts::Off),
+        _ if raw.matches('?').count() == 1
+            && !raw.contains([',', ':', '/', ' '])
+            && raw.len() > 1 =>
+        {
+            Ok(InstanceHosts::Pattern(raw.to_owned()))
+        }
+        _ => Err(invalid(
+            variable,
+            raw,
+            "expected auto, off, or a host name with one ? where the instance id goes \
+             (?.abc123.us-east-1.rds.amazonaws.com)",
+        )),
+    }
+}
+
+/// The instance names of an Aurora cluster, from its cluster endpoint (writer, reader or
+/// custom): `app.cluster-abc123.us-east-1.rds.amazonaws.com` gives
+/// `?.abc123.us-east-1.rds.amazonaws.com`, as Aurora names instance endpoints.
+fn aurora_instance_pattern(host: &str) -> Option<String> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if !(host.ends_with(".rds.amazonaws.com") || host.ends_with(".rds.amazonaws.com.cn")) {
+        return None;
+    }
+    let mut labels = host.splitn(3, '.');
+    let (_name, cluster, rest) = (labels.next()?, labels.next()?, labels.next()?);
+    let id = ["cluster-ro-", "cluster-custom-", "cluster-"]
+        .iter()
+        .find_map(|prefix| cluster.strip_prefix(prefix))
+        .filter(|id| !id.is_empty())?;
+    Some(format!("?.{id}.{rest}"))
+}
+
+/// An instance's host name from `pattern`, if `id` is one Aurora could give (an RDS instance
+/// identifier: letters, digits and hyphens), so an odd answer never becomes a host to dial.
+pub(crate) fn instance_host(pattern: &str, id: &str) -> Option<String> {
+    let fits = !id.is_empty()
+        && id.len() <= 63
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    fits.then(|| pattern.replacen('?', id, 1))
+}
+
 /// The reader port (`PGWARM_READER_LISTEN`): a second listener whose server connections go to
 /// the replicas, balanced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +238,60 @@ mod tests {
     fn each_value_reads_back_as_spelled() {
         for (spelling, attrs) in SESSION_ATTRS {
             assert_eq!(attrs.as_str(), spelling);
+        }
+    }
+
+    #[test]
+    fn aurora_instance_names_come_from_the_cluster_endpoint() {
+        let auto = InstanceHosts::Auto;
+        for endpoint in [
+            "app.cluster-abc123.us-east-1.rds.amazonaws.com",
+            "app.cluster-ro-abc123.us-east-1.rds.amazonaws.com",
+            "App.cluster-custom-abc123.us-east-1.rds.amazonaws.com.",
+        ] {
+            assert_eq!(
+                auto.pattern_for(endpoint).as_deref(),
+                Some("?.abc123.us-east-1.rds.amazonaws.com"),
+                "{endpoint}"
+            );
+        }
+        assert_eq!(
+            auto.pattern_for("app.cluster-x.cn-north-1.rds.amazonaws.com.cn")
+                .as_deref(),
+            Some("?.x.cn-north-1.rds.amazonaws.com.cn")
+        );
+        for other in [
+            "i-1.abc123.us-east-1.rds.amazonaws.com",
+            "db.example.com",
+            "127.0.0.1",
+            "app.cluster-.us-east-1.rds.amazonaws.com",
+        ] {
+            assert_eq!(auto.pattern_for(other), None, "{other}");
+        }
+        assert_eq!(
+            InstanceHosts::Off.pattern_for("app.cluster-a.r.rds.amazonaws.com"),
+            None
+        );
+        assert_eq!(instance_host("?.a.b", "db-2").as_deref(), Some("db-2.a.b"));
+        assert_eq!(instance_host("?.a.b", "x.evil.com"), None);
+        assert_eq!(instance_host("?.a.b", ""), None);
+    }
+
+    #[test]
+    fn an_instance_pattern_has_one_place_for_the_id() {
+        let read = |raw| parse_instance_hosts("V", raw).map_err(|e| e.to_string());
+        assert_eq!(read("auto"), Ok(InstanceHosts::Auto));
+        assert_eq!(read(" off "), Ok(InstanceHosts::Off));
+        assert_eq!(
+            read("?.a.example"),
+            Ok(InstanceHosts::Pattern("?.a.example".into()))
+        );
+        for bad in ["a.example", "?.?.example", "?", "?.a:5432", "?.a,?.b"] {
+            let error = read(bad).unwrap_err();
+            assert!(
+                error.contains('V') && error.contains("one ?"),
+                "{bad}: {error}"
+            );
         }
     }
 }

@@ -12,7 +12,7 @@ mod hosts;
 mod table;
 
 pub(crate) use credentials::{CredentialSettings, DbOverrides, SecretSettings, TargetSettings};
-pub(crate) use hosts::{HostAddr, ReaderSettings, SessionAttrs};
+pub(crate) use hosts::{instance_host, HostAddr, InstanceHosts, ReaderSettings, SessionAttrs};
 
 use env::{pick, Env};
 use std::net::SocketAddr;
@@ -126,6 +126,9 @@ pub(crate) struct Settings {
     pub hosts: Vec<HostAddr>,
     /// Which servers may be lent (`PGWARM_TARGET_SESSION_ATTRS`).
     pub target_session_attrs: SessionAttrs,
+    /// How the writer's instances are named, to reach them by the ids the database gives
+    /// (`PGWARM_INSTANCE_HOST_PATTERN`).
+    pub instance_hosts: InstanceHosts,
     /// The reader port, when `PGWARM_READER_LISTEN` opens one.
     pub reader: Option<ReaderSettings>,
     /// Keep a client's server connection while its session state lives (`PGWARM_PINNING`).
@@ -266,6 +269,7 @@ impl Settings {
             credentials,
             hosts,
             target_session_attrs: parse_session_attrs(&env, upstream)?,
+            instance_hosts: parse_instance_hosts(&env)?,
             sslmode,
             pool_mode,
             upstream,
@@ -314,6 +318,24 @@ fn parse_session_attrs(env: &Env<'_>, upstream: Upstream) -> Result<SessionAttrs
         &hosts::SESSION_ATTRS,
         "expected any, read-write, read-only, primary, standby or prefer-standby",
     )
+}
+
+/// `PGWARM_INSTANCE_HOST_PATTERN`. With `PGWARM_AUTH=iam` `auto` finds nothing: the token is
+/// signed for one host, which an instance's name is not.
+fn parse_instance_hosts(env: &Env<'_>) -> Result<InstanceHosts, ConfigError> {
+    let setting = &table::INSTANCE_HOST_PATTERN;
+    let raw = env.text(setting);
+    let parsed = hosts::parse_instance_hosts(setting.name, &raw)?;
+    let iam = env.get(&table::AUTH).as_deref() == Some("iam");
+    match parsed {
+        InstanceHosts::Pattern(_) if iam => Err(invalid(
+            setting.name,
+            &raw,
+            "PGWARM_AUTH=iam signs its token for one host, which an instance's name is not",
+        )),
+        InstanceHosts::Auto if iam => Ok(InstanceHosts::Off),
+        parsed => Ok(parsed),
+    }
 }
 
 /// `PGWARM_DB_HOST` as a list of hosts with their ports; empty when it is not set.

@@ -172,6 +172,11 @@ pub(crate) const TARGET_SESSION_ATTRS: Setting = row(
     Unset::Derived("read-write; any with PGWARM_UPSTREAM_POOLER=on"),
     Shown::Plain(|s| s.target_session_attrs.as_str().into()),
 );
+pub(crate) const INSTANCE_HOST_PATTERN: Setting = row(
+    "PGWARM_INSTANCE_HOST_PATTERN",
+    Unset::Value("auto"),
+    Shown::Plain(|s| s.instance_hosts.as_str().into()),
+);
 pub(crate) const PINNING: Setting = row(
     "PGWARM_PINNING",
     Unset::Value("on"),
@@ -354,6 +359,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     DB_USER,
     DB_PASSWORD,
     TARGET_SESSION_ATTRS,
+    INSTANCE_HOST_PATTERN,
     SECRET_ID,
     SECRET_TTL,
     SECRETS_TIMEOUT,

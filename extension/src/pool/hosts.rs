@@ -4,6 +4,9 @@
 //! caches an address), so after a failover the new writer is found as soon as it takes logins,
 //! whatever a DNS record still says.
 //!
+//! An Aurora cluster can add hosts of its own: the instances `aurora_replica_status()` names
+//! (`discovery.rs`) are tried after the listed hosts, and the writer it names first of all.
+//!
 //! The reader port's pool balances instead: each login starts one replica further along
 //! `PGWARM_READER_HOST`, takes whatever server answers, and, with none up, falls back to the
 //! writer's hosts when `PGWARM_READER_FALLBACK` allows.
@@ -47,6 +50,8 @@ pub(crate) struct HostRow {
     pub(crate) checked: Option<SystemTime>,
     /// Logins go here first: the server last found to do.
     pub(crate) current: bool,
+    /// Named by the database (`aurora_replica_status()`), not by a setting.
+    pub(crate) discovered: bool,
 }
 
 /// How a pool picks among its hosts.
@@ -64,6 +69,9 @@ pub(super) struct Hosts {
     /// login's own host is the only one), or the replicas.
     list: Vec<HostAddr>,
     plan: Plan,
+    /// Instances the database named, after `list` in the order learned; never removed (an
+    /// instance's name does not move), so the indexes into `seen` stay put.
+    discovered: Mutex<Vec<HostAddr>>,
     /// The replica the next reader login starts from.
     next: AtomicUsize,
     /// The reader port's logins go to the writer: no replica answered the last one.
@@ -71,7 +79,8 @@ pub(super) struct Hosts {
     attrs: SessionAttrs,
     /// The host whose server last would do: tried first.
     preferred: AtomicUsize,
-    /// What the last login to each host found, in list order (one entry for the login's own).
+    /// What the last login to each host found, in list order (one entry for the login's own),
+    /// then the discovered instances'.
     seen: Mutex<Vec<(Found, Option<SystemTime>)>>,
 }
 
@@ -94,6 +103,7 @@ impl Hosts {
         Hosts {
             seen: Mutex::new(vec![(Found::Unknown, None); list.len().max(1)]),
             list,
+            discovered: Mutex::new(Vec::new()),
             plan,
             next: AtomicUsize::new(0),
             falling_back: AtomicBool::new(false),
@@ -117,7 +127,86 @@ impl Hosts {
 
     /// Whether the login's own host is the only one.
     pub(super) fn single(&self) -> bool {
-        self.list.is_empty()
+        self.list.is_empty() && self.discovered().is_empty()
+    }
+
+    fn discovered(&self) -> std::sync::MutexGuard<'_, Vec<HostAddr>> {
+        self.discovered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the discovered instances' indexes start: after the list, or the login's own host.
+    fn listed(&self) -> usize {
+        self.list.len().max(1)
+    }
+
+    /// The listed hosts the login's own host stands in for when there is no list.
+    pub(super) fn listed_hosts(&self) -> &[HostAddr] {
+        &self.list
+    }
+
+    /// The instances the database named (`hosts`, the writer's `writer`), on `port`: new ones
+    /// are added after the others. The writer's index, to try it next. `creds` is the login's
+    /// own host, when there is no list.
+    pub(super) fn learn(
+        &self,
+        hosts: &[String],
+        writer: Option<&str>,
+        port: u16,
+        creds: &Credentials,
+    ) -> Option<usize> {
+        let listed = self.listed();
+        let own = HostAddr {
+            host: creds.host.clone(),
+            port: Some(creds.port),
+        };
+        let own = self.list.is_empty().then_some(&own);
+        let mut discovered = self.discovered();
+        let mut added = 0;
+        for host in hosts {
+            let known = (self.list.iter().chain(own))
+                .chain(discovered.iter())
+                .any(|h| h.host.eq_ignore_ascii_case(host) && h.port.unwrap_or(port) == port);
+            if !known {
+                discovered.push(HostAddr {
+                    host: host.clone(),
+                    port: Some(port),
+                });
+                added += 1;
+            }
+        }
+        let is_writer = |h: &HostAddr| {
+            writer.is_some_and(|w| h.host.eq_ignore_ascii_case(w) && h.port.unwrap_or(port) == port)
+        };
+        let writer = match own {
+            Some(own) => is_writer(own).then_some(0),
+            None => self.list.iter().position(is_writer),
+        };
+        let writer = writer.or_else(|| {
+            let at = discovered.iter().position(is_writer);
+            at.map(|i| listed + i)
+        });
+        drop(discovered);
+        if added > 0 {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.extend(std::iter::repeat_n((Found::Unknown, None), added));
+        }
+        writer
+    }
+
+    /// The login to the host at `index`, when there is one.
+    pub(super) fn candidate(&self, index: usize, creds: &Credentials) -> Option<Candidate> {
+        let host = match index.checked_sub(self.listed()) {
+            Some(i) => self.discovered().get(i).cloned()?,
+            None if self.list.is_empty() => {
+                return Some(Candidate {
+                    index: Some(index),
+                    creds: creds.clone(),
+                    fallback: false,
+                })
+            }
+            None => self.list.get(index)?.clone(),
+        };
+        Some(made_for(creds, &host, Some(index), false))
     }
 
     pub(super) fn attrs(&self) -> SessionAttrs {
@@ -128,22 +217,15 @@ impl Hosts {
     /// the others in the order listed (the reader port: from the next replica on, then the
     /// writer's hosts if it may fall back). A host without its own port takes the login's.
     pub(super) fn candidates(&self, creds: &Credentials) -> Vec<Candidate> {
-        let at = |index: Option<usize>, host: &HostAddr, fallback: bool| {
-            let mut creds = creds.clone();
-            creds.host.clone_from(&host.host);
-            creds.port = host.port.unwrap_or(creds.port);
-            Candidate {
-                index,
-                creds,
-                fallback,
-            }
-        };
         let own = |index: Option<usize>, fallback: bool| Candidate {
             index,
             creds: creds.clone(),
             fallback,
         };
-        let n = self.list.len();
+        let n = match self.plan {
+            Plan::Writer => self.listed() + self.discovered().len(),
+            Plan::Reader { .. } => self.list.len(),
+        };
         let first = match self.plan {
             _ if n == 0 => return vec![own(Some(0), false)],
             Plan::Writer => self.preferred.load(Ordering::Relaxed) % n,
@@ -151,7 +233,7 @@ impl Hosts {
         };
         let order = std::iter::once(first).chain((0..n).filter(|&i| i != first));
         let mut candidates: Vec<Candidate> = order
-            .filter_map(|index| Some(at(Some(index), self.list.get(index)?, false)))
+            .filter_map(|index| self.candidate(index, creds))
             .collect();
         if let Plan::Reader {
             fallback: Some(writers),
@@ -159,7 +241,7 @@ impl Hosts {
         {
             match writers.len() {
                 0 | 1 => candidates.push(own(None, true)),
-                _ => candidates.extend(writers.iter().map(|w| at(None, w, true))),
+                _ => candidates.extend(writers.iter().map(|w| made_for(creds, w, None, true))),
             }
         }
         candidates
@@ -191,27 +273,48 @@ impl Hosts {
     pub(super) fn rows(&self, creds: &Credentials) -> Vec<HostRow> {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let current = self.preferred.load(Ordering::Relaxed);
-        let addrs: Vec<(String, u16)> = match self.list.is_empty() {
-            true => vec![(creds.host.clone(), creds.port)],
-            false => self
-                .list
-                .iter()
-                .map(|h| (h.host.clone(), h.port.unwrap_or(creds.port)))
-                .collect(),
+        let own = HostAddr {
+            host: creds.host.clone(),
+            port: Some(creds.port),
         };
-        addrs
+        let listed = match self.list.is_empty() {
+            true => vec![own],
+            false => self.list.clone(),
+        };
+        let discovered = self.discovered().clone();
+        let listed_len = listed.len();
+        listed
             .into_iter()
+            .chain(discovered)
             .zip(seen)
             .enumerate()
-            .map(|(i, ((host, port), (found, checked)))| HostRow {
-                host,
-                port,
+            .map(|(i, (h, (found, checked)))| HostRow {
+                host: h.host,
+                port: h.port.unwrap_or(creds.port),
                 found,
                 checked,
                 // The reader port has no first host: it balances.
                 current: i == current && !self.balanced(),
+                discovered: i >= listed_len,
             })
             .collect()
+    }
+}
+
+/// `creds` made for `host`; a host without its own port takes the login's.
+fn made_for(
+    creds: &Credentials,
+    host: &HostAddr,
+    index: Option<usize>,
+    fallback: bool,
+) -> Candidate {
+    let mut creds = creds.clone();
+    creds.host.clone_from(&host.host);
+    creds.port = host.port.unwrap_or(creds.port);
+    Candidate {
+        index,
+        creds,
+        fallback,
     }
 }
 
@@ -301,5 +404,50 @@ mod tests {
                 ("c", "unknown", false)
             ]
         );
+    }
+
+    #[test]
+    fn instances_the_database_names_come_after_the_listed_hosts() {
+        let one = hosts(&[]);
+        let ids = ["i-1.x".to_string(), "i-2.x".to_string()];
+        assert_eq!(one.learn(&ids, Some("i-2.x"), 5433, &login()), Some(2));
+        assert!(
+            !one.single(),
+            "the login's own host is no longer the only one"
+        );
+        assert_eq!(
+            order(&one),
+            ["secret-host:5432", "i-1.x:5433", "i-2.x:5433"]
+        );
+        let own = ["secret-host".to_string()];
+        let learned = one.learn(&own, Some("secret-host"), 5432, &login());
+        assert_eq!(learned, Some(0), "the login's own host is known");
+        assert_eq!(
+            one.learn(&ids[1..], Some("i-2.x"), 5433, &login()),
+            Some(2),
+            "known"
+        );
+        assert!(one.found(Some(2)));
+        assert_eq!(
+            order(&one),
+            ["i-2.x:5433", "secret-host:5432", "i-1.x:5433"]
+        );
+        let rows = one.rows(&login());
+        let shown: Vec<(&str, bool, bool)> = rows
+            .iter()
+            .map(|r| (r.host.as_str(), r.discovered, r.current))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("secret-host", false, false),
+                ("i-1.x", true, false),
+                ("i-2.x", true, true)
+            ]
+        );
+        let listed = hosts(&[("a", None), ("i-1.x", Some(5433))]);
+        let learned = listed.learn(&ids, Some("i-1.x"), 5433, &login());
+        assert_eq!(learned, Some(1), "listed already");
+        assert_eq!(order(&listed), ["a:5432", "i-1.x:5433", "i-2.x:5433"]);
     }
 }

@@ -4,6 +4,7 @@
 //! for (short while the database is tight, never again once a database refuses it), and the
 //! connection use read on the new connection where it is watched.
 
+use super::discovery::Occasion;
 use super::headroom;
 use super::hosts::{Candidate, Found};
 use super::outage;
@@ -27,12 +28,14 @@ impl Pool {
     /// One login attempt: credentials, then a server that `PGWARM_TARGET_SESSION_ATTRS`
     /// accepts, from the hosts in turn (`hosts.rs`), each within `PGWARM_CONNECT_TIMEOUT` and
     /// what is left before `deadline`. A server that will not do is closed; with
-    /// `prefer-standby`, a primary is kept in case no host is a standby.
+    /// `prefer-standby`, a primary is kept in case no host is a standby. A server that is not
+    /// the writer may name it (`discovery.rs`): that host is tried next.
     pub(super) async fn login(&self, deadline: Instant) -> Result<ServerConn, ServerError> {
         let source = self.credentials.credentials().await?;
         let attrs = self.hosts.attrs();
         let mut walk = Walk::default();
-        for candidate in self.hosts.candidates(&source) {
+        let mut route = Route::new(self.hosts.candidates(&source));
+        while let Some(candidate) = route.next() {
             let at = format!("{}:{}", candidate.creds.host, candidate.creds.port);
             let mut conn = match self.login_as(&source, &candidate.creds, deadline).await {
                 Ok(conn) => conn,
@@ -55,6 +58,21 @@ impl Pool {
                 },
             };
             self.hosts.saw(candidate.index, Found::Server(role));
+            let occasion = match role {
+                Some(role) if !role.satisfies(attrs, true) => Occasion::NotTheWriter,
+                _ => Occasion::FirstWriter,
+            };
+            let named = self
+                .discover(&source, &candidate, &mut conn, occasion, deadline)
+                .await;
+            match named {
+                Ok(None) => {}
+                Ok(Some(writer)) => route.first(self.hosts.candidates(&source), writer),
+                Err(e) => {
+                    walk.failed(format!("{at} did not say what the cluster is ({e})"), e);
+                    continue;
+                }
+            }
             match role {
                 Some(role) if !role.satisfies(attrs, true) => {
                     walk.wrong_role(format!("{at} is a {}", role.as_str()));
@@ -284,6 +302,50 @@ fn refuses_option(code: &str) -> bool {
             | sqlstate::PROTOCOL_VIOLATION
             | sqlstate::INVALID_PARAMETER_VALUE
     )
+}
+
+/// The hosts one login attempt has yet to try, in order, each once.
+struct Route {
+    queue: std::collections::VecDeque<Candidate>,
+    /// The hosts tried so far, by index.
+    tried: Vec<usize>,
+}
+
+impl Route {
+    fn new(candidates: Vec<Candidate>) -> Route {
+        Route {
+            queue: candidates.into(),
+            tried: Vec::new(),
+        }
+    }
+
+    fn next(&mut self) -> Option<Candidate> {
+        let candidate = self.queue.pop_front()?;
+        self.tried.extend(candidate.index);
+        Some(candidate)
+    }
+
+    /// The host at `index` next, unless already tried; hosts of `candidates` (the pool's, asked
+    /// again) not yet on the route go last.
+    fn first(&mut self, candidates: Vec<Candidate>, index: usize) {
+        for candidate in candidates {
+            let Some(at) = candidate.index else {
+                continue;
+            };
+            if self.tried.contains(&at) || self.queue.iter().any(|c| c.index == Some(at)) {
+                continue;
+            }
+            self.queue.push_back(candidate);
+        }
+        if self.tried.contains(&index) {
+            return;
+        }
+        if let Some(at) = self.queue.iter().position(|c| c.index == Some(index)) {
+            if let Some(candidate) = self.queue.remove(at) {
+                self.queue.push_front(candidate);
+            }
+        }
+    }
 }
 
 /// What one login attempt found on its way over the hosts.

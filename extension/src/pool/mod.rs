@@ -15,6 +15,7 @@
 //! queue, the wait's bound, outages, headroom, `PAUSE` and the counters.
 
 mod checkout;
+mod discovery;
 mod error;
 mod headroom;
 mod health;
@@ -35,9 +36,12 @@ pub(crate) use stats::PoolCounters;
 pub(crate) use stats::ServerState;
 pub(crate) use wait::InvocationDeadline;
 
-use crate::config::{HostAddr, PoolMode, ReaderSettings, SessionAttrs, Settings, Upstream};
+use crate::config::{
+    HostAddr, InstanceHosts, PoolMode, ReaderSettings, SessionAttrs, Settings, Upstream,
+};
 use crate::credentials::{CredentialSource, Credentials};
 use crate::server::{ServerError, TlsSetup};
+use discovery::Discovery;
 use headroom::Headroom;
 use hosts::Hosts;
 use outage::Outage;
@@ -74,6 +78,8 @@ pub(crate) struct PoolSettings {
     pub(crate) hosts: Vec<HostAddr>,
     pub(crate) target_session_attrs: SessionAttrs,
     pub(crate) plan: Plan,
+    /// How the writer's instances are named, to try those the database names.
+    pub(crate) instance_hosts: InstanceHosts,
 }
 
 impl PoolSettings {
@@ -86,6 +92,7 @@ impl PoolSettings {
             plan: Plan::Reader {
                 fallback: reader.fallback.then(|| settings.hosts.clone()),
             },
+            instance_hosts: InstanceHosts::Off,
             ..PoolSettings::from(settings)
         }
     }
@@ -106,6 +113,7 @@ impl From<&Settings> for PoolSettings {
             hosts: s.hosts.clone(),
             target_session_attrs: s.target_session_attrs,
             plan: Plan::Writer,
+            instance_hosts: s.instance_hosts.clone(),
         }
     }
 }
@@ -135,6 +143,8 @@ pub(crate) struct Pool {
     headroom: Headroom,
     /// Where logins go, and which servers will do.
     hosts: Hosts,
+    /// Whether and how the database is asked for its instances.
+    discovery: Discovery,
     /// Whether the connection use can be read (PostgreSQL 10 or later; not through a proxy
     /// that refuses the catalog query).
     headroom_readable: AtomicBool,
@@ -160,7 +170,12 @@ impl Pool {
             settings.target_session_attrs,
             settings.plan.clone(),
         );
+        let discovery = Discovery::new(
+            settings.instance_hosts.clone(),
+            settings.target_session_attrs,
+        );
         Arc::new(Pool {
+            discovery,
             state: Mutex::new(State {
                 idle: Vec::with_capacity(settings.size),
                 open: 0,

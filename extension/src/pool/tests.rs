@@ -24,6 +24,7 @@ fn pool(size: usize, wait: Duration) -> Arc<Pool> {
             hosts: Vec::new(),
             target_session_attrs: crate::config::SessionAttrs::ReadWrite,
             plan: Plan::Writer,
+            instance_hosts: crate::config::InstanceHosts::Auto,
         },
         Arc::new(StaticCredentials::new(&target)),
         Arc::new(TlsSetup::new(SslMode::Disable, None).expect("plain TCP needs no set-up")),

@@ -26,6 +26,7 @@ pub(crate) mod sqlstate {
     pub(crate) const INVALID_STATEMENT_NAME: &str = "26000";
     pub(crate) const SYNTAX_ERROR: &str = "42601";
     pub(crate) const UNDEFINED_OBJECT: &str = "42704";
+    pub(crate) const UNDEFINED_FUNCTION: &str = "42883";
     pub(crate) const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     pub(crate) const INVALID_PARAMETER_VALUE: &str = "22023";
     pub(crate) const READ_ONLY_SQL_TRANSACTION: &str = "25006";

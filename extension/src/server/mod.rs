@@ -13,6 +13,7 @@ mod role;
 pub(crate) mod session_settings;
 mod session_state;
 pub(crate) mod tls;
+mod topology;
 
 pub(crate) use cleanup::Cleanup;
 pub(crate) use connect::connect;

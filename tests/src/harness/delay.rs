@@ -24,7 +24,18 @@ pub struct DelayRelay {
 impl DelayRelay {
     /// Listens on a free port of 127.0.0.1 and relays to `upstream` with `rtt` between them.
     pub fn start(upstream: SocketAddr, rtt: Duration) -> DelayRelay {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the delay relay");
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        DelayRelay::start_at(listen, upstream, rtt).expect("bind the delay relay")
+    }
+
+    /// Listens on `listen` (another loopback address, say, standing for another machine with
+    /// the same port) and relays to `upstream` with `rtt` between them.
+    pub fn start_at(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        rtt: Duration,
+    ) -> std::io::Result<DelayRelay> {
+        let listener = TcpListener::bind(listen)?;
         let addr = listener.local_addr().expect("the relay's address");
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
@@ -38,7 +49,7 @@ impl DelayRelay {
                 }
             }
         });
-        DelayRelay { addr, stop }
+        Ok(DelayRelay { addr, stop })
     }
 }
 
