@@ -4,6 +4,7 @@
 //! release profile aborts, and on Lambda Managed Instances a crashed extension takes the whole
 //! execution environment down).
 
+use crate::client::session_sql::session_state;
 use crate::client::statements::deallocate_target;
 use crate::protocol::scram::{ScramServer, ScramVerifier};
 use crate::protocol::startup::session_settings;
@@ -23,9 +24,11 @@ pub fn startup_packet(data: &[u8]) {
 }
 
 /// A script of client bytes, server bytes and link events played against the relay (see
-/// `client::relay::driver::run_script`), plus the `DEALLOCATE` recogniser on the raw bytes.
+/// `client::relay::driver::run_script`), plus the `DEALLOCATE` recogniser and the reading of
+/// session-state statements (`PGWARM_PINNING=refuse`) on the raw bytes.
 pub fn relay(data: &[u8]) {
     let _ = deallocate_target(data);
+    let _ = session_state(data);
     crate::client::relay::driver::run_script(data);
 }
 

@@ -26,6 +26,14 @@ async fn wait_for_pinned(admin: &tokio_postgres::Client, n: usize) -> Vec<AdminR
     }
 }
 
+/// Advisory locks held in `db`'s database (other tests share the cluster).
+fn advisory_locks(db: &Target) -> String {
+    db.psql_ok(
+        "select count(*) from pg_locks where locktype = 'advisory' \
+         and database = (select oid from pg_database where datname = current_database())",
+    )
+}
+
 /// The one-row, one-column answer of `sql`.
 async fn value(client: &tokio_postgres::Client, sql: &str) -> String {
     let rows = simple_rows(client, sql).await;
@@ -68,7 +76,7 @@ async fn a_migration_runner_keeps_its_advisory_lock_across_transactions() {
         order == "aaabbb" || order == "bbbaaa",
         "interleaved: {order}"
     );
-    let locks = db.psql_ok("select count(*) from pg_locks where locktype = 'advisory'");
+    let locks = advisory_locks(&db);
     assert_eq!(locks, "0", "no advisory lock is left behind");
     let log = pgwarm.log();
     assert!(
@@ -81,7 +89,8 @@ async fn a_migration_runner_keeps_its_advisory_lock_across_transactions() {
 #[tokio::test]
 async fn temporary_tables_follow_their_client_and_leave_with_it() {
     let db = cluster().fresh_target();
-    let pgwarm = pgwarm(&db, "2");
+    // Both clients pinned at once, and one connection left for the others.
+    let pgwarm = pgwarm(&db, "3");
     let (one, two) = (
         pgwarm.target().connect().await,
         pgwarm.target().connect().await,
@@ -258,6 +267,166 @@ async fn a_prepared_lock_pins_when_it_runs_and_a_client_that_leaves_takes_its_lo
         .expect("lock inside a transaction");
     drop(third);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let locks = db.psql_ok("select count(*) from pg_locks where locktype = 'advisory'");
+    let locks = advisory_locks(&db);
     assert_eq!(locks, "0", "no lock is handed to the next client");
+}
+
+/// The SQLSTATE, message and hint a statement was refused with.
+async fn refused(client: &tokio_postgres::Client, sql: &str) -> (String, String, String) {
+    let error = client
+        .batch_execute(sql)
+        .await
+        .expect_err("refused with PGWARM_PINNING=refuse");
+    let db = error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a database error: {error:?}"));
+    let hint = db.hint().unwrap_or_default().to_owned();
+    (db.code().code().to_owned(), db.message().to_owned(), hint)
+}
+
+#[tokio::test]
+async fn with_pinning_refused_such_statements_fail_and_the_client_goes_on() {
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_PINNING", "refuse")]);
+    let client = pgwarm.target().connect().await;
+    for (sql, named) in [
+        ("select pg_advisory_lock(42)", "advisory lock"),
+        ("create temp table t (n int)", "temporary table"),
+        ("listen jobs", "LISTEN"),
+        (
+            "begin; declare c cursor with hold for select 1",
+            "WITH HOLD",
+        ),
+        ("prepare q as select 1", "SQL PREPARE"),
+    ] {
+        let (code, message, hint) = refused(&client, sql).await;
+        assert_eq!(code, "0A000", "{sql}");
+        assert!(message.contains(named), "{sql}: {message}");
+        assert!(hint.contains("PGWARM_PINNING=on"), "{sql}: {hint}");
+        // Inside a transaction the refusal aborts it, as a failed statement would.
+        client.batch_execute("rollback").await.expect("rollback");
+        assert_eq!(value(&client, "select 1").await, "1", "after {sql}");
+    }
+    // The extended protocol: a Parse is refused the same way.
+    let error = client
+        .prepare("select pg_try_advisory_lock($1)")
+        .await
+        .expect_err("refused at its Parse");
+    assert_eq!(error.code().map(|c| c.code()), Some("0A000"));
+    // What ends with its transaction runs.
+    client
+        .batch_execute(
+            "begin; create temp table scratch (n int) on commit drop; \
+             select pg_advisory_xact_lock(1); commit",
+        )
+        .await
+        .expect("transaction-scoped state is not refused");
+    // State the statements do not show (made inside a DO block) is pinned, as with `on`.
+    client
+        .batch_execute("do $$ begin perform pg_advisory_lock(9); end $$")
+        .await
+        .expect("a DO block runs");
+    let admin = pgwarm.admin_target().connect().await;
+    let clients = wait_for_pinned(&admin, 1).await;
+    assert!(
+        clients.iter().any(|c| c["pinned"] == "advisory lock"),
+        "{clients:?}"
+    );
+    let locks = advisory_locks(&db);
+    assert_eq!(locks, "1", "only the DO block's lock was taken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_clients_cannot_take_every_connection() {
+    let db = cluster().fresh_target();
+    // Two connections: one may be pinned (PGWARM_MAX_PINNED's default), one stays shared.
+    let pgwarm = Pgwarm::start(
+        &db,
+        &[
+            ("PGWARM_POOL_SIZE", "2"),
+            ("PGWARM_QUERY_WAIT_TIMEOUT", "1s"),
+        ],
+    );
+    let holder = pgwarm.target().connect().await;
+    holder
+        .batch_execute("select pg_advisory_lock(1)")
+        .await
+        .expect("the first lock pins");
+    let admin = pgwarm.admin_target().connect().await;
+    wait_for_pinned(&admin, 1).await;
+    let second = pgwarm.target().connect().await;
+    second
+        .batch_execute("listen jobs")
+        .await
+        .expect("the statement itself runs");
+    // The session decides after the answer: the client's next request finds it closed.
+    let error = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match second.batch_execute("select 1").await {
+                Err(error) => return error,
+                Ok(()) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+    .expect("the second client is closed within 5 s");
+    let db_error = error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a database error: {error:?}"));
+    assert_eq!(db_error.code().code(), "53400");
+    assert!(
+        db_error.message().contains("PGWARM_MAX_PINNED=1"),
+        "{}",
+        db_error.message()
+    );
+    // The shared connection still serves everyone else, and the holder keeps its lock.
+    let third = pgwarm.target().connect().await;
+    assert_eq!(value(&third, "select 1").await, "1");
+    assert_eq!(
+        value(&holder, "select pg_advisory_unlock(1)::text").await,
+        "true"
+    );
+    wait_for_pinned(&admin, 0).await;
+    let pools = show(&admin, "POOLS").await;
+    assert_eq!(pools[0]["sv_pinned"], "0", "{pools:?}");
+    let stats = show(&admin, "STATS").await;
+    assert_eq!(stats[0]["total_pins"], "1", "{stats:?}");
+    let listening = db.psql_ok(
+        "select count(*) from pg_stat_activity where query = 'listen jobs' \
+         and datname = current_database()",
+    );
+    assert_eq!(
+        listening, "0",
+        "the refused pin's LISTEN went with its connection"
+    );
+}
+
+#[tokio::test]
+async fn with_pinning_off_the_state_stays_with_the_connection() {
+    let db = cluster().fresh_target();
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_PINNING", "off"), ("PGWARM_POOL_SIZE", "1")]);
+    let first = pgwarm.target().connect().await;
+    first
+        .batch_execute("select pg_advisory_lock(5)")
+        .await
+        .expect("lock");
+    // PgBouncer's behaviour: the connection (and its lock) goes to the next client at once.
+    let second = pgwarm.target().connect().await;
+    assert_eq!(
+        value(
+            &second,
+            "select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()"
+        )
+        .await,
+        "1",
+        "the next client's backend holds the first client's lock"
+    );
+    let admin = pgwarm.admin_target().connect().await;
+    let clients = show(&admin, "CLIENTS").await;
+    assert!(
+        clients.iter().all(|c| c["pinned"].is_empty()),
+        "{clients:?}"
+    );
+    let pools = show(&admin, "POOLS").await;
+    assert_eq!(pools[0]["sv_pinned"], "0");
 }

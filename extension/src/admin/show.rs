@@ -62,8 +62,10 @@ fn help() -> Table {
     t
 }
 
+/// `SHOW POOLS`: PgBouncer's columns, then pgwarm's own: `sv_pinned`, the server connections
+/// clients keep between transactions for their session state.
 async fn pools(console: &Console) -> Table {
-    const COLUMNS: [&str; 16] = [
+    const COLUMNS: [&str; 17] = [
         "database",
         "user",
         "cl_active",
@@ -80,8 +82,14 @@ async fn pools(console: &Console) -> Table {
         "maxwait",
         "maxwait_us",
         "pool_mode",
+        "sv_pinned",
     ];
-    let mut t = Table::new(&COLUMNS, &COLUMNS[2..15]);
+    let numeric: Vec<&str> = COLUMNS[2..15]
+        .iter()
+        .chain(&["sv_pinned"])
+        .copied()
+        .collect();
+    let mut t = Table::new(&COLUMNS, &numeric);
     let target = target(console).await;
     let shared = &console.shared;
     for (port, pool) in pools_of(console) {
@@ -123,6 +131,7 @@ async fn pools(console: &Console) -> Table {
             maxwait.as_secs().into(),
             maxwait.subsec_micros().into(),
             pool_mode(console).into(),
+            pool.pinned().into(),
         ]);
     }
     t
@@ -149,7 +158,7 @@ async fn stats(console: &Console, totals: bool, averages: bool) -> Table {
     ];
     /// pgwarm's own, after PgBouncer's. `total_requests` is PgBouncer 1.7's name for
     /// `total_query_count`, still read by Debian's prometheus-pgbouncer-exporter.
-    const OWN: [&str; 12] = [
+    const OWN: [&str; 13] = [
         "total_requests",
         "total_server_logins",
         "total_server_login_time",
@@ -162,6 +171,7 @@ async fn stats(console: &Console, totals: bool, averages: bool) -> Table {
         "total_secret_reads",
         "total_clients_refused",
         "total_client_errors",
+        "total_pins",
     ];
     let mut columns = vec!["database"];
     if totals {
@@ -223,6 +233,7 @@ async fn stats(console: &Console, totals: bool, averages: bool) -> Table {
                 shared.pool.credentials().reads(),
                 traffic.refused.get(),
                 traffic.errors.get(),
+                traffic.pins.get(),
             ]
             .map(Cell::from),
         );

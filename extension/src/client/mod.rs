@@ -12,6 +12,7 @@ pub(crate) mod invocation_end;
 pub(crate) mod login_settings;
 pub(crate) mod relay;
 pub(crate) mod session;
+pub(crate) mod session_sql;
 pub(crate) mod statements;
 pub(crate) mod tls;
 pub(crate) mod traffic;

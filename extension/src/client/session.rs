@@ -43,6 +43,16 @@ enum End {
     Shutdown,
 }
 
+/// What becomes of the server connection at the end of a transaction.
+enum AfterTransaction {
+    /// Back to the pool.
+    Share,
+    /// The client keeps it for its session state.
+    Keep,
+    /// The client's session state cannot be kept: the client is told why and closed.
+    End(PgError),
+}
+
 pub(crate) struct Session<'a> {
     shared: &'a SessionContext,
     /// The pool of the port the client came in on.
@@ -128,13 +138,17 @@ impl<'a> Session<'a> {
                     Err(error) => return End::Error(error),
                 },
                 Event::Release => {
-                    self.release().await;
+                    if let Some(end) = self.release().await {
+                        return end;
+                    }
                     replays = 0;
                 }
                 Event::ClientGone => return End::ClientGone,
                 Event::CloseClient(error) => return End::Error(error),
                 Event::ServerFailed { replayable, reason } => {
-                    if replayable && replays < MAX_REPLAYS {
+                    // A pinned client's state was on the connection that failed: another would
+                    // not have it.
+                    if replayable && replays < MAX_REPLAYS && self.pinned.is_none() {
                         replays += 1;
                         info!(client = self.key.pid(), %reason, "server connection failed before answering; replaying on another");
                         self.relay.rewind();
@@ -290,11 +304,14 @@ impl<'a> Session<'a> {
         Err((error, false))
     }
 
-    /// Gives the server connection back at the end of a transaction. If the client changed
-    /// settings meanwhile, they are read back first: they are the client's from now on.
-    async fn release(&mut self) {
-        if self.stays_pinned().await {
-            return;
+    /// Gives the server connection back at the end of a transaction, unless the client keeps
+    /// it for its session state. If the client changed settings meanwhile, they are read back
+    /// first: they are the client's from now on. Returns how the session ends when it must.
+    async fn release(&mut self) -> Option<End> {
+        match self.after_transaction().await {
+            AfterTransaction::Share => {}
+            AfterTransaction::Keep => return None,
+            AfterTransaction::End(error) => return Some(End::Error(error)),
         }
         self.key.set_target(None);
         self.listed.idle();
@@ -305,18 +322,16 @@ impl<'a> Session<'a> {
             self.shared.statement_repaired();
         }
         let refused_write = self.relay.take_refused_write();
-        let Some(mut server) = self.server.take() else {
-            return;
-        };
+        let mut server = self.server.take()?;
         if leftover {
             debug!(
                 server = server.id(),
                 "server spoke after its last ReadyForQuery; closing it"
             );
-            return;
+            return None;
         }
         if refused_write && !self.pool.still_fits(&mut server).await {
-            return;
+            return None;
         }
         if changed {
             match server.settings_after_change().await {
@@ -326,30 +341,37 @@ impl<'a> Session<'a> {
                 }
                 Err(e) => {
                     info!(server = server.id(), error = %e, "reading session settings failed; closing server connection");
-                    return;
+                    return None;
                 }
             }
         }
         server.release();
+        None
     }
 
     /// At the end of a transaction that may have made or undone session state, asks the server
     /// what it holds. While it holds some, the client keeps its server connection: its next
-    /// transaction would otherwise miss it, and another client inherit it. Returns whether the
-    /// link is kept. A server that does not answer is closed. A pinned client's other
-    /// transactions ask nothing: they can have changed nothing of it.
-    async fn stays_pinned(&mut self) -> bool {
+    /// transaction would otherwise miss it, and another client inherit it. A pinned client's
+    /// other transactions ask nothing: they can have changed nothing of it. The client is ended
+    /// when its state cannot be kept: the server did not answer (the state is gone with it), or
+    /// `PGWARM_MAX_PINNED` clients already keep theirs (the server connection is closed, which
+    /// ends the state).
+    async fn after_transaction(&mut self) -> AfterTransaction {
+        let keep = match self.pinned {
+            Some(_) => AfterTransaction::Keep,
+            None => AfterTransaction::Share,
+        };
         if !self.relay.take_session_state_hint() {
-            return self.pinned.is_some();
+            return keep;
         }
         let Some(server) = self.server.as_mut() else {
-            return false;
+            return AfterTransaction::Share;
         };
         if !self.relay.server_input_idle() {
             // The server already sent more (a notification): asking now would read into it.
             // Keep the link and ask at the next such transaction.
             self.relay.rearm_session_state_hint();
-            return true;
+            return AfterTransaction::Keep;
         }
         let timeout = self.shared.settings.connect_timeout;
         let asked = tokio::time::timeout(timeout, server.session_state()).await;
@@ -366,38 +388,57 @@ impl<'a> Session<'a> {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no answer within {timeout:?}"),
                 };
-                info!(client = self.key.pid(), server = server.id(), %reason, "asking for session state failed; closing the server connection");
-                self.pinned = None;
-                self.listed.pinned(None);
+                info!(client = self.key.pid(), server = server.id(), %reason, "asking for session state failed; closing the server connection and the client, whose state may have gone with it");
+                self.unpinned();
                 self.relay.unlink();
                 self.drop_server();
-                return true;
+                return AfterTransaction::End(PgError::connection_failure(format!(
+                    "server connection lost while pgwarm asked what session state it holds \
+                     ({reason}); any such state (locks, LISTEN, temporary tables) is gone"
+                )));
             }
         };
+        let id = server.id();
         match (held.is_empty(), self.pinned.as_deref()) {
-            (true, None) => false,
+            (true, None) => AfterTransaction::Share,
             (true, Some(_)) => {
                 info!(
                     client = self.key.pid(),
-                    server = server.id(),
+                    server = id,
                     "client unpinned: its session state is gone"
                 );
-                self.pinned = None;
-                self.listed.pinned(None);
-                false
+                self.pool.unpin(id);
+                self.unpinned();
+                AfterTransaction::Share
             }
-            (false, was) => {
-                if was != Some(held.as_str()) {
-                    if was.is_none() {
-                        self.shared.traffic.pins.add(1);
-                    }
-                    info!(client = self.key.pid(), server = server.id(), state = %held, "client pinned to its server connection: its session state would not follow it to another");
+            (false, None) => {
+                let within = self.shared.settings.query_wait_timeout;
+                if let Err(limit) = self.pool.pin(id, within).await {
+                    warn!(client = self.key.pid(), server = id, state = %held, error = %limit, "closing a client whose session state would pin one server connection too many");
+                    self.relay.unlink();
+                    self.drop_server();
+                    return AfterTransaction::End(limit.to_client(&held));
+                }
+                self.shared.traffic.pins.add(1);
+                info!(client = self.key.pid(), server = id, state = %held, "client pinned to its server connection: its session state would not follow it to another");
+                self.listed.pinned(Some(&held));
+                self.pinned = Some(held);
+                AfterTransaction::Keep
+            }
+            (false, Some(was)) => {
+                if was != held {
+                    info!(client = self.key.pid(), server = id, state = %held, "a pinned client's session state changed");
                     self.listed.pinned(Some(&held));
                 }
                 self.pinned = Some(held);
-                true
+                AfterTransaction::Keep
             }
         }
+    }
+
+    fn unpinned(&mut self) {
+        self.pinned = None;
+        self.listed.pinned(None);
     }
 
     fn drop_server(&mut self) {

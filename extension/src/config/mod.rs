@@ -115,6 +115,19 @@ pub(crate) struct ClientTlsSettings {
     pub cert_and_key: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
+/// What a client that leaves session state in its backend gets in transaction mode
+/// (`PGWARM_PINNING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pinning {
+    /// It keeps its server connection while the state lives.
+    On,
+    /// Nothing: the state stays with the connection and its next client (PgBouncer's way).
+    Off,
+    /// The statements that would make it are answered with an error; what they miss is
+    /// pinned as with `on`.
+    Refuse,
+}
+
 /// Everything pgwarm needs to run, validated.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -131,8 +144,10 @@ pub(crate) struct Settings {
     pub instance_hosts: InstanceHosts,
     /// The reader port, when `PGWARM_READER_LISTEN` opens one.
     pub reader: Option<ReaderSettings>,
-    /// Keep a client's server connection while its session state lives (`PGWARM_PINNING`).
-    pub pinning: bool,
+    /// What becomes of session state in transaction mode (`PGWARM_PINNING`).
+    pub pinning: Pinning,
+    /// How many clients may keep their server connection at once (`PGWARM_MAX_PINNED`).
+    pub max_pinned: usize,
     /// TLS to the database (`PGWARM_SSLMODE`).
     pub sslmode: SslMode,
     pub pool_mode: PoolMode,
@@ -211,6 +226,11 @@ const CLIENT_TLS_MODES: [(&str, ClientTlsMode); 3] = [
 ];
 const LOG_FORMATS: [(&str, LogFormat); 2] = [("json", LogFormat::Json), ("text", LogFormat::Text)];
 const SWITCH: [(&str, bool); 2] = [("on", true), ("off", false)];
+const PINNINGS: [(&str, Pinning); 3] = [
+    ("on", Pinning::On),
+    ("off", Pinning::Off),
+    ("refuse", Pinning::Refuse),
+];
 
 /// `PGWARM_POOL_SIZE`'s default, also the fewest the Managed Instances default gives.
 const POOL_SIZE_DEFAULT: usize = table::POOL_SIZE.unset.whole();
@@ -295,7 +315,9 @@ impl Settings {
             worker_threads: env.positive(&table::WORKER_THREADS)?,
             stats_period: env.nonzero_duration(&table::STATS_PERIOD)?,
             metrics: parse_metrics(&env)?,
-            pinning: env.choice(&table::PINNING, &SWITCH, "expected on or off")?,
+            pinning: env.choice(&table::PINNING, &PINNINGS, "expected on, off or refuse")?,
+            // One connection stays for the clients that are not pinned, unless there is one.
+            max_pinned: env.positive_or(&table::MAX_PINNED, pool_size.saturating_sub(1).max(1))?,
             log_level: env.text(&table::LOG_LEVEL),
             log_format: parse_log_format(&env, in_lambda)?,
         })

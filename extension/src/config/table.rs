@@ -7,7 +7,7 @@
 
 use super::entries::{aws_timeout, duration, host_list, login, path, port_list, secret};
 use super::env::spelling;
-use super::{Settings, CLIENT_TLS_MODES, LOG_FORMATS, POOL_MODES, SWITCH, UPSTREAMS};
+use super::{Settings, CLIENT_TLS_MODES, LOG_FORMATS, PINNINGS, POOL_MODES, SWITCH, UPSTREAMS};
 
 /// One `PGWARM_*` variable.
 #[derive(Clone, Copy)]
@@ -180,7 +180,12 @@ pub(crate) const INSTANCE_HOST_PATTERN: Setting = row(
 pub(crate) const PINNING: Setting = row(
     "PGWARM_PINNING",
     Unset::Value("on"),
-    Shown::Plain(|s| spelling(&SWITCH, s.pinning)),
+    Shown::Plain(|s| spelling(&PINNINGS, s.pinning)),
+);
+pub(crate) const MAX_PINNED: Setting = row(
+    "PGWARM_MAX_PINNED",
+    Unset::Derived("PGWARM_POOL_SIZE - 1, at least 1"),
+    Shown::Plain(|s| s.max_pinned.to_string()),
 );
 pub(crate) const SECRET_ID: Setting = row(
     "PGWARM_SECRET_ID",
@@ -383,6 +388,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     CLIENT_PASSWORD,
     MAX_PREPARED_STATEMENTS,
     PINNING,
+    MAX_PINNED,
     MAX_MESSAGE_SIZE,
     WORKER_THREADS,
     LOG_LEVEL,

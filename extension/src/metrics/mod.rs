@@ -14,7 +14,7 @@ mod emf;
 use crate::admin::Lifecycle;
 use crate::client::traffic::ErrorCause;
 use crate::client::SessionContext;
-use crate::config::MetricsSettings;
+use crate::config::{MetricsSettings, Pinning, PoolMode};
 use crate::counter::Counter;
 use emf::{Line, Unit};
 use std::io::Write;
@@ -47,6 +47,8 @@ struct Counts {
     /// logins that went to the writer.
     host_changes: u64,
     reader_fallbacks: u64,
+    /// Clients pinned to their server connection by session state.
+    pins: u64,
 }
 
 impl Counts {
@@ -67,6 +69,7 @@ impl Counts {
                 .as_ref()
                 .map_or(0, |r| r.counters().reader_fallbacks.get()),
             causes: std::array::from_fn(|i| t.causes.get(i).map_or(0, Counter::get)),
+            pins: t.pins.get(),
         }
     }
 }
@@ -204,6 +207,13 @@ impl Metrics {
                 Unit::Count,
                 (now.reader_fallbacks - before.reader_fallbacks) as f64,
             );
+        }
+        if self.shared.settings.pinning != Pinning::Off
+            && self.shared.settings.pool_mode == PoolMode::Transaction
+        {
+            line.metric("Pins", Unit::Count, (now.pins - before.pins) as f64);
+            let pinned: usize = self.shared.pools().map(|pool| pool.pinned()).sum();
+            line.metric("PinnedConnections", Unit::Count, pinned as f64);
         }
         line.metric(
             "LeakedTransactions",

@@ -255,14 +255,15 @@ impl Pool {
     }
 
     /// Waits up to `within` for every lent connection to come back (a leaked transaction being
-    /// rolled back), so that what follows a freeze finds them idle.
+    /// rolled back), so that what follows a freeze finds them idle. Pinned ones are not waited
+    /// for: they come back when their client lets its session state go.
     pub(crate) async fn lent_back(&self, within: Duration) {
         let until = Instant::now() + within;
         loop {
             let drained = self.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            if self.lock().lent.is_empty() || Instant::now() >= until {
+            if self.lock().all_lent_pinned() || Instant::now() >= until {
                 return;
             }
             if tokio::time::timeout_at(until, drained).await.is_err() {

@@ -24,6 +24,7 @@ mod login;
 mod open;
 mod outage;
 mod pause;
+mod pins;
 mod queue;
 mod slots;
 mod stats;
@@ -80,6 +81,8 @@ pub(crate) struct PoolSettings {
     pub(crate) plan: Plan,
     /// How the writer's instances are named, to try those the database names.
     pub(crate) instance_hosts: InstanceHosts,
+    /// How many connections clients may keep for their session state (`PGWARM_MAX_PINNED`).
+    pub(crate) max_pinned: usize,
 }
 
 impl PoolSettings {
@@ -114,6 +117,7 @@ impl From<&Settings> for PoolSettings {
             target_session_attrs: s.target_session_attrs,
             plan: Plan::Writer,
             instance_hosts: s.instance_hosts.clone(),
+            max_pinned: s.max_pinned,
         }
     }
 }
@@ -137,8 +141,10 @@ pub(crate) struct Pool {
     /// or a pooler in front of it, refuses the option, and then it is left out.
     idle_timeout_accepted: AtomicBool,
     counters: PoolCounters,
-    /// Woken when the last lent connection comes back.
+    /// Woken when the last lent connection comes back, or the last one not pinned.
     drained: Notify,
+    /// Woken when a pinned connection is let go (unpinned, or closed with its client).
+    pins_freed: Notify,
     /// The database's connection use, when `watch_headroom`.
     headroom: Headroom,
     /// Where logins go, and which servers will do.
@@ -196,6 +202,7 @@ impl Pool {
             idle_timeout_accepted: AtomicBool::new(true),
             counters: PoolCounters::default(),
             drained: Notify::new(),
+            pins_freed: Notify::new(),
             headroom: Headroom::default(),
             headroom_readable: AtomicBool::new(true),
             hosts,

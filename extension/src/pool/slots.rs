@@ -119,10 +119,17 @@ impl Pool {
             Grant::Slot => self.release_slot(None),
         }
     }
-    /// Forgets a lent connection; the last one back lets `PAUSE` and `give_back` go on.
+    /// Forgets a lent connection; the last one back lets `PAUSE` go on, and the last one not
+    /// pinned lets the hold before a freeze go on.
     pub(super) fn unlend(&self, state: &mut State, id: u64) {
-        if state.lent.remove(&id).is_some() && state.lent.is_empty() {
+        let Some(lent) = state.lent.remove(&id) else {
+            return;
+        };
+        if state.all_lent_pinned() {
             self.drained.notify_waiters();
+        }
+        if lent.pinned {
+            self.pins_freed.notify_waiters();
         }
     }
 

@@ -97,6 +97,8 @@ pub(super) struct Lent {
     prepared: Arc<PreparedCounters>,
     host: Arc<str>,
     role: Option<Role>,
+    /// Its client keeps it between transactions for the session state it holds.
+    pub(super) pinned: bool,
 }
 
 impl Lent {
@@ -113,6 +115,7 @@ impl Lent {
             prepared: Arc::clone(conn.prepared_counters()),
             host: Arc::clone(conn.host()),
             role: conn.role(),
+            pinned: false,
         }
     }
 

@@ -25,6 +25,7 @@ fn pool(size: usize, wait: Duration) -> Arc<Pool> {
             target_session_attrs: crate::config::SessionAttrs::ReadWrite,
             plan: Plan::Writer,
             instance_hosts: crate::config::InstanceHosts::Auto,
+            max_pinned: 1,
         },
         Arc::new(StaticCredentials::new(&target)),
         Arc::new(TlsSetup::new(SslMode::Disable, None).expect("plain TCP needs no set-up")),

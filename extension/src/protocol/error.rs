@@ -17,6 +17,7 @@ pub(crate) mod sqlstate {
     pub(crate) const INVALID_AUTHORIZATION: &str = "28000";
     pub(crate) const INVALID_PASSWORD: &str = "28P01";
     pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub(crate) const CONFIGURATION_LIMIT_EXCEEDED: &str = "53400";
     pub(crate) const QUERY_CANCELED: &str = "57014";
     pub(crate) const ADMIN_SHUTDOWN: &str = "57P01";
     pub(crate) const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";

@@ -65,6 +65,11 @@ pub(crate) fn statement_message(out: &mut BytesMut, tag: u8, name: &[u8]) {
     out.put_u8(0);
 }
 
+/// A Sync.
+pub(crate) fn sync(out: &mut BytesMut) {
+    header(out, b'S', 0);
+}
+
 /// A simple Query.
 pub(crate) fn query(out: &mut BytesMut, sql: &[u8]) {
     header(out, b'Q', sql.len() + 1);

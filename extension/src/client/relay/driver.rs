@@ -47,6 +47,7 @@ impl Driver {
             max_prepared,
             unnamed_server: upstream == Upstream::Pooler,
             watch_session_state: true,
+            refuse_session_state: false,
         };
         let mut relay = Relay::new(rules, Arc::default(), CLIENT_PID, Arc::default());
         relay.link(BACKEND_PID);
@@ -55,6 +56,12 @@ impl Driver {
             set: PreparedSet::default(),
             sent: BytesMut::new(),
         }
+    }
+
+    /// As with `PGWARM_PINNING=refuse`.
+    pub(crate) fn refusing_session_state(mut self) -> Driver {
+        self.relay.rules.refuse_session_state = true;
+        self
     }
 
     /// Translates what was walked and marks it written to the server, as the pump would.

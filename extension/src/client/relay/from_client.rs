@@ -7,6 +7,7 @@
 
 use super::expected::Kind;
 use super::Relay;
+use crate::client::session_sql::{session_state, SessionState};
 use crate::client::statements::{deallocate_target, ClientStatements, Resolution, Statement};
 use crate::protocol::framing::{self, FrameError, HEADER_LEN};
 use crate::protocol::frontend;
@@ -73,6 +74,9 @@ pub(crate) enum Edit {
     },
     /// A Parse of a name the client already has: PostgreSQL refuses it, so pgwarm does too.
     Duplicate { len: usize, name: Box<[u8]> },
+    /// A simple query or a Parse whose statement would leave session state, answered with an
+    /// error (`PGWARM_PINNING=refuse`) and never run.
+    Refuse { len: usize, state: SessionState },
     /// A simple query `DEALLOCATE name` of a protocol-level statement.
     Deallocate {
         len: usize,
@@ -144,6 +148,18 @@ impl Relay {
                     None => false,
                 };
             }
+            let refused = match tag {
+                _ if !self.rules.refuse_session_state => None,
+                // A query too long to read whole runs; the question after it pins what it made.
+                b'Q' if need == frame_len => {
+                    frontend::cstr(body).and_then(|(sql, _)| session_state(sql))
+                }
+                b'P' => frontend::parse_body(body)
+                    .and_then(|(_, content)| frontend::cstr(content))
+                    .and_then(|(sql, _)| session_state(sql)),
+                _ => None,
+            }
+            .map(|state| Edit::Refuse { len: need, state });
             let (kind, edit) = match tag {
                 b'X' => {
                     // Terminate ends the session here; it is never forwarded, the pool keeps
@@ -152,8 +168,11 @@ impl Relay {
                     return Ok(());
                 }
                 b'p' => return Err(FrameError::UnexpectedPassword),
-                b'Q' if tracking => (Some(Kind::Query), plan_query(&mut self.statements, body)),
-                b'Q' => (Some(Kind::Query), Edit::None),
+                b'Q' => match refused {
+                    Some(refusal) => (Some(Kind::Query), refusal),
+                    None if tracking => (Some(Kind::Query), plan_query(&mut self.statements, body)),
+                    None => (Some(Kind::Query), Edit::None),
+                },
                 b'F' => (Some(Kind::FunctionCall), Edit::None),
                 b'S' => {
                     let answered = self.expected.client_synced();
@@ -161,8 +180,9 @@ impl Relay {
                 }
                 b'P' | b'B' | b'D' | b'E' | b'C' => {
                     self.expected.client_unsynced();
-                    let edit = match tracking {
-                        true => plan_extended(
+                    let edit = match (refused, tracking) {
+                        (Some(refusal), _) => refusal,
+                        (None, true) => plan_extended(
                             &mut self.statements,
                             &self.resolution,
                             self.rules.unnamed_server,
@@ -170,7 +190,7 @@ impl Relay {
                             body,
                             seq,
                         ),
-                        false => Edit::None,
+                        (None, false) => Edit::None,
                     };
                     let kind = match tag {
                         b'P' => Kind::Parse,

@@ -48,7 +48,7 @@ mod to_server;
 
 use super::statements::{ClientStatements, KnownStatements, Resolution};
 use super::traffic::{Tally, Traffic};
-use crate::config::{PoolMode, Settings, Upstream};
+use crate::config::{Pinning, PoolMode, Settings, Upstream};
 use crate::protocol::backend::TxStatus;
 use crate::protocol::error::ServerReport;
 use crate::protocol::{sqlstate, PgError};
@@ -107,12 +107,19 @@ pub(crate) struct Rules {
     /// A pooler is upstream (`PGWARM_UPSTREAM_POOLER=on`): the client's named statements are
     /// parsed as the unnamed statement before each use, as nothing lasts beyond a transaction.
     pub(crate) unnamed_server: bool,
-    /// Statements are looked at for session state (`PGWARM_PINNING=on`, transaction mode).
+    /// Statements are looked at for session state (`PGWARM_PINNING=on` or `refuse`,
+    /// transaction mode).
     pub(crate) watch_session_state: bool,
+    /// Statements that make session state are answered with an error (`PGWARM_PINNING=refuse`).
+    pub(crate) refuse_session_state: bool,
 }
 
 impl Rules {
     pub(crate) fn of(settings: &Settings) -> Rules {
+        // Session state outlives a transaction only where connections change hands between
+        // transactions, and pgwarm can keep one only where it talks to the database itself.
+        let pins =
+            settings.pool_mode == PoolMode::Transaction && settings.upstream == Upstream::Database;
         Rules {
             mode: settings.pool_mode,
             max_message_size: settings.max_message_size,
@@ -125,9 +132,8 @@ impl Rules {
                 PoolMode::Session => 0,
             },
             unnamed_server: settings.upstream == Upstream::Pooler,
-            watch_session_state: settings.pinning
-                && settings.pool_mode == PoolMode::Transaction
-                && settings.upstream == Upstream::Database,
+            watch_session_state: settings.pinning != Pinning::Off && pins,
+            refuse_session_state: settings.pinning == Pinning::Refuse && pins,
         }
     }
 }

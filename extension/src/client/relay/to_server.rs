@@ -10,6 +10,7 @@
 use super::expected::{Answer, Effect, Fate, Kind, Undo};
 use super::from_client::{Edit, WalkedMessage};
 use super::Relay;
+use crate::client::session_sql::SessionState;
 use crate::client::statements::{server_name, Statement};
 use crate::protocol::backend::{CLOSE_COMPLETE, DEALLOCATE_COMPLETE};
 use crate::protocol::framing::{self, HEADER_LEN};
@@ -116,6 +117,27 @@ impl Relay {
                     clock: set.clock(),
                     ..Answer::new(Kind::Describe, Fate::ReplaceError(Box::new(error)))
                 });
+                len
+            }
+            Edit::Refuse { len, state } => {
+                // The Describe fails as the statement would have (aborting a transaction the
+                // same way), and its error is replaced by pgwarm's. A simple query owes a
+                // ReadyForQuery: a Sync brings it.
+                frontend::statement_message(&mut self.outbox, b'D', NO_SUCH_STATEMENT);
+                let error = Box::new(refusal(state));
+                self.expected.push(Answer {
+                    seq,
+                    clock,
+                    ..Answer::new(Kind::Describe, Fate::ReplaceError(error))
+                });
+                if kind == Kind::Query {
+                    frontend::sync(&mut self.outbox);
+                    self.expected.push(Answer {
+                        seq,
+                        clock,
+                        ..Answer::new(Kind::Sync, Fate::Forward)
+                    });
+                }
                 len
             }
             Edit::Deallocate {
@@ -312,4 +334,20 @@ impl Relay {
             link.client_unnamed_here = here;
         }
     }
+}
+
+/// The error a statement that would leave session state gets with `PGWARM_PINNING=refuse`.
+fn refusal(state: SessionState) -> PgError {
+    PgError::error(
+        sqlstate::FEATURE_NOT_SUPPORTED,
+        format!(
+            "pgwarm refuses {} in transaction mode: it would outlive the transaction, and the \
+             server connection goes to another client after it",
+            state.as_str()
+        ),
+    )
+    .with_hint(
+        "PGWARM_PINNING=on keeps a client's server connection while such state lives; \
+         PGWARM_POOL_MODE=session gives each client its own.",
+    )
 }

@@ -334,6 +334,47 @@ fn a_duplicate_name_fails_like_postgresql() {
 }
 
 #[test]
+fn statements_that_would_leave_session_state_are_refused_when_asked() {
+    let not_found = msg(
+        b'E',
+        b"SERROR\0VERROR\0C26000\0Mprepared statement does not exist\0\0",
+    );
+    let refused = |out: &[(u8, Vec<u8>)]| {
+        assert_eq!(tags(out), "EZ");
+        let report = ServerReport::read(&out[0].1);
+        assert_eq!(report.code, "0A000");
+        report.message
+    };
+    // A simple query: a Describe fails in its place and a Sync brings its ReadyForQuery.
+    let mut r = relay().refusing_session_state();
+    r.client(&msg(b'Q', b"SELECT 1; LISTEN jobs\0")).unwrap();
+    assert_eq!(tags(&r.take_sent()), "DS", "never sent");
+    let release = r.server(&[not_found.clone(), z(b'I')].concat());
+    assert!(matches!(release, Some(Event::Release)));
+    assert!(refused(&r.take_for_client()).contains("LISTEN"));
+    // A Parse: the server skips the rest of the batch after the Describe's error.
+    r.client(
+        &[
+            parse("", "SELECT pg_advisory_lock(1)"),
+            bind_execute_sync(""),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert_eq!(tags(&r.take_sent()), "DBES");
+    r.server(&[not_found, z(b'I')].concat());
+    assert!(refused(&r.take_for_client()).contains("advisory lock"));
+    // What ends with its transaction runs.
+    r.client(&msg(b'Q', b"SELECT pg_advisory_xact_lock(1)\0"))
+        .unwrap();
+    assert_eq!(tags(&r.take_sent()), "Q");
+    // Without the setting, nothing is refused.
+    let mut r = relay();
+    r.client(&msg(b'Q', b"LISTEN jobs\0")).unwrap();
+    assert_eq!(tags(&r.take_sent()), "Q");
+}
+
+#[test]
 fn deallocate_of_a_protocol_statement_is_honoured() {
     let mut r = relay();
     r.prepared("S1", "select 1");
