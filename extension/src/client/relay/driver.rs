@@ -59,6 +59,7 @@ impl Driver {
     }
 
     /// As with `PGWARM_PINNING=refuse`.
+    #[cfg(test)]
     pub(crate) fn refusing_session_state(mut self) -> Driver {
         self.relay.rules.refuse_session_state = true;
         self
