@@ -430,3 +430,36 @@ async fn with_pinning_off_the_state_stays_with_the_connection() {
     let pools = show(&admin, "POOLS").await;
     assert_eq!(pools[0]["sv_pinned"], "0");
 }
+
+#[tokio::test]
+async fn a_load_keeps_its_backend_until_the_client_leaves() {
+    // LOAD of a library outside `plugins/` is for superusers.
+    let db = cluster().superuser();
+    let pgwarm = pgwarm(&db, "2");
+    let loader = pgwarm.target().connect().await;
+    loader
+        .batch_execute("load 'auto_explain'")
+        .await
+        .expect("LOAD");
+    let admin = pgwarm.admin_target().connect().await;
+    let clients = wait_for_pinned(&admin, 1).await;
+    assert!(
+        clients.iter().any(|c| c["pinned"] == "LOAD"),
+        "no catalog shows a library, yet the client is pinned: {clients:?}"
+    );
+    // The library is still in its backend: its settings exist there.
+    let pid = value(&loader, "select pg_backend_pid()::text").await;
+    for _ in 0..3 {
+        let other = pgwarm.target().connect().await;
+        value(&other, "select 1").await;
+        assert_eq!(value(&loader, "select pg_backend_pid()::text").await, pid);
+    }
+    assert_eq!(
+        value(
+            &loader,
+            "select current_setting('auto_explain.log_min_duration')"
+        )
+        .await,
+        "-1"
+    );
+}

@@ -71,6 +71,9 @@ pub(crate) struct Session<'a> {
     invocation_end: EndWatch,
     /// The session state that keeps its server connection between transactions, if any.
     pinned: Option<String>,
+    /// The client ran `LOAD`: the library stays in that backend until it ends, so the client
+    /// keeps it until it leaves.
+    loaded: bool,
 }
 
 impl<'a> Session<'a> {
@@ -101,6 +104,7 @@ impl<'a> Session<'a> {
             listed,
             invocation_end: shared.invocation_ends.watch(),
             pinned: None,
+            loaded: false,
         }
     }
 
@@ -397,6 +401,12 @@ impl<'a> Session<'a> {
                      ({reason}); any such state (locks, LISTEN, temporary tables) is gone"
                 )));
             }
+        };
+        self.loaded |= self.relay.take_loaded();
+        let held = match (self.loaded, held.is_empty()) {
+            (false, _) => held,
+            (true, true) => "LOAD".to_owned(),
+            (true, false) => format!("{held}, LOAD"),
         };
         let id = server.id();
         match (held.is_empty(), self.pinned.as_deref()) {

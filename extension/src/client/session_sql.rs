@@ -4,6 +4,8 @@
 //! instead of running it, so the judgement must be exact where the cheap scan that only
 //! decides whether to ask the server afterwards may err on the side of asking.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 /// A kind of state a statement leaves in its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SessionState {
@@ -37,22 +39,34 @@ const ADVISORY_LOCKS: [&[u8]; 4] = [
     b"pg_try_advisory_lock_shared",
 ];
 
+/// The state the statements of `sql` leave in the session, statement by statement.
+pub(crate) fn session_states(sql: &[u8]) -> impl Iterator<Item = SessionState> + '_ {
+    let mut tokens = Tokens { rest: sql };
+    let mut statement: Vec<Token<'_>> = Vec::new();
+    let mut ended = false;
+    std::iter::from_fn(move || loop {
+        if ended {
+            return None;
+        }
+        match tokens.next() {
+            Some(Token::Punct(b';')) => {}
+            Some(token) => {
+                statement.push(token);
+                continue;
+            }
+            None => ended = true,
+        }
+        let state = statement_state(&statement);
+        statement.clear();
+        if state.is_some() {
+            return state;
+        }
+    })
+}
+
 /// The first statement of `sql` that leaves state in the session, and which kind.
 pub(crate) fn session_state(sql: &[u8]) -> Option<SessionState> {
-    let mut statement: Vec<Token<'_>> = Vec::new();
-    let mut tokens = Tokens { rest: sql };
-    loop {
-        match tokens.next() {
-            Some(Token::Punct(b';')) => {
-                if let Some(kind) = statement_state(&statement) {
-                    return Some(kind);
-                }
-                statement.clear();
-            }
-            Some(token) => statement.push(token),
-            None => return statement_state(&statement),
-        }
-    }
+    session_states(sql).next()
 }
 
 /// What one statement leaves, from its tokens.
@@ -120,38 +134,42 @@ impl<'a> Tokens<'a> {
     fn next(&mut self) -> Option<Token<'a>> {
         loop {
             let s = self.rest;
-            let &first = s.first()?;
-            let second = s.get(1).copied();
-            match (first, second) {
-                (b, _) if b.is_ascii_whitespace() => self.rest = &s[1..],
+            let (&first, after) = s.split_first()?;
+            match (first, after.first()) {
+                (b, _) if b.is_ascii_whitespace() => self.rest = after,
                 (b'-', Some(b'-')) => {
                     let end = s.iter().position(|&b| b == b'\n').unwrap_or(s.len());
-                    self.rest = &s[end..];
+                    self.rest = s.get(end..).unwrap_or_default();
                 }
-                (b'/', Some(b'*')) => self.rest = skip_block_comment(s),
-                (b'\'', _) => self.rest = skip_quoted(&s[1..], b'\''),
-                (b'"', _) => self.rest = skip_quoted(&s[1..], b'"'),
-                (b'e' | b'E', Some(b'\'')) => self.rest = skip_escaped_string(&s[2..]),
+                (b'/', Some(b'*')) => self.rest = skip_block_comment(after.get(1..)?),
+                (b'\'', _) => self.rest = skip_quoted(after, b'\''),
+                (b'"', _) => self.rest = skip_quoted(after, b'"'),
+                (b'e' | b'E', Some(b'\'')) => self.rest = skip_escaped_string(after.get(1..)?),
                 (b'$', _) => match dollar_tag(s) {
-                    Some(tag) => self.rest = skip_dollar_quoted(&s[tag.len()..], tag),
+                    Some(tag) => self.rest = skip_dollar_quoted(s.get(tag.len()..)?, tag),
                     None => {
                         // A parameter ($1): a word of its own, like an identifier.
-                        let n = 1 + s[1..].iter().take_while(|b| b.is_ascii_digit()).count();
-                        self.rest = &s[n..];
-                        return Some(Token::Word(&s[..n]));
+                        let n = 1 + after.iter().take_while(|b| b.is_ascii_digit()).count();
+                        return Some(self.word(n));
                     }
                 },
                 (b, _) if is_word_start(b) => {
                     let n = s.iter().take_while(|&&b| is_word_byte(b)).count();
-                    self.rest = &s[n..];
-                    return Some(Token::Word(&s[..n]));
+                    return Some(self.word(n));
                 }
                 (b, _) => {
-                    self.rest = &s[1..];
+                    self.rest = after;
                     return Some(Token::Punct(b));
                 }
             }
         }
+    }
+
+    /// The first `n` bytes (at least one, all there) as a word.
+    fn word(&mut self, n: usize) -> Token<'a> {
+        let (word, rest) = self.rest.split_at(n.min(self.rest.len()));
+        self.rest = rest;
+        Token::Word(word)
     }
 }
 
@@ -163,27 +181,27 @@ fn is_word_byte(b: u8) -> bool {
     is_word_start(b) || b == b'$'
 }
 
-/// After `/* ... */`, which nests in PostgreSQL; the rest of the text when it is not closed.
-fn skip_block_comment(s: &[u8]) -> &[u8] {
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < s.len() {
-        match (s[i], s.get(i + 1)) {
-            (b'/', Some(b'*')) => {
+/// After a `/* ... */` comment whose opening is just before `s`; comments nest in PostgreSQL.
+/// The rest of the text when it is not closed.
+fn skip_block_comment(mut s: &[u8]) -> &[u8] {
+    let mut depth = 1usize;
+    loop {
+        match s {
+            [] => return s,
+            [b'/', b'*', rest @ ..] => {
                 depth += 1;
-                i += 2;
+                s = rest;
             }
-            (b'*', Some(b'/')) => {
+            [b'*', b'/', rest @ ..] => {
                 depth -= 1;
-                i += 2;
+                s = rest;
                 if depth == 0 {
-                    return &s[i..];
+                    return s;
                 }
             }
-            _ => i += 1,
+            [_, rest @ ..] => s = rest,
         }
     }
-    &[]
 }
 
 /// After a literal or identifier quoted with `quote` (doubled inside), from after its opening.
@@ -192,47 +210,48 @@ fn skip_quoted(mut s: &[u8], quote: u8) -> &[u8] {
         let Some(end) = s.iter().position(|&b| b == quote) else {
             return &[];
         };
-        s = &s[end + 1..];
-        match s.first() {
-            Some(&b) if b == quote => s = &s[1..],
+        s = s.get(end + 1..).unwrap_or_default();
+        match s.split_first() {
+            Some((&b, rest)) if b == quote => s = rest,
             _ => return s,
         }
     }
 }
 
 /// After an `E'...'` string, where a backslash escapes the next byte.
-fn skip_escaped_string(s: &[u8]) -> &[u8] {
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'\\' => i += 2,
-            b'\'' if s.get(i + 1) == Some(&b'\'') => i += 2,
-            b'\'' => return &s[i + 1..],
-            _ => i += 1,
+fn skip_escaped_string(mut s: &[u8]) -> &[u8] {
+    loop {
+        match s {
+            [] | [b'\\'] => return &[],
+            [b'\\', _, rest @ ..] | [b'\'', b'\'', rest @ ..] => s = rest,
+            [b'\'', rest @ ..] => return rest,
+            [_, rest @ ..] => s = rest,
         }
     }
-    &[]
 }
 
 /// The opening `$tag$` of a dollar-quoted string at the start of `s`.
 fn dollar_tag(s: &[u8]) -> Option<&[u8]> {
     let body = s.get(1..)?;
+    if body.first().is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
     let n = body
         .iter()
         .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80)
         .count();
-    if body.first().is_some_and(u8::is_ascii_digit) {
-        return None;
+    match body.get(n) {
+        Some(b'$') => s.get(..n + 2),
+        _ => None,
     }
-    (body.get(n) == Some(&b'$')).then(|| &s[..n + 2])
 }
 
 /// After the closing `tag` of a dollar-quoted string whose body starts `s`.
 fn skip_dollar_quoted<'a>(s: &'a [u8], tag: &[u8]) -> &'a [u8] {
-    match s.windows(tag.len()).position(|w| w == tag) {
-        Some(at) => &s[at + tag.len()..],
-        None => &[],
-    }
+    s.windows(tag.len())
+        .position(|w| w == tag)
+        .and_then(|at| s.get(at + tag.len()..))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -263,11 +282,18 @@ mod tests {
             ("PREPARE q AS SELECT 1", SqlPrepare),
             ("LOAD 'auto_explain'", Load),
             ("SELECT 1; LISTEN jobs", Listen),
+            ("SELECT 1; LISTEN jobs; LOAD 'x'", Listen),
             ("/* a */ -- b\n LISTEN jobs", Listen),
         ];
         for (sql, expected) in cases {
             assert_eq!(kind(sql), Some(expected), "{sql}");
         }
+    }
+
+    #[test]
+    fn every_statement_is_read() {
+        let states: Vec<_> = session_states(b"LISTEN a; SELECT 1; LOAD 'x';").collect();
+        assert_eq!(states, [SessionState::Listen, SessionState::Load]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use super::expected::Kind;
 use super::Relay;
-use crate::client::session_sql::{session_state, SessionState};
+use crate::client::session_sql::{session_state, session_states, SessionState};
 use crate::client::statements::{deallocate_target, ClientStatements, Resolution, Statement};
 use crate::protocol::framing::{self, FrameError, HEADER_LEN};
 use crate::protocol::frontend;
@@ -131,10 +131,24 @@ impl Relay {
             let Some(body) = inbox.body(need - HEADER_LEN) else {
                 return Ok(());
             };
+            let mut refused = None;
             if watch && matches!(tag, b'Q' | b'P' | b'F') {
                 // A query too long to look at, or a fast-path call, may make session state.
                 let looked_at = tag != b'F' && need == frame_len;
-                self.signals.session_state_hint |= !looked_at || may_make_session_state(body);
+                let hint = !looked_at || may_make_session_state(body);
+                self.signals.session_state_hint |= hint;
+                // Only text the word scan flagged is read statement by statement: to refuse
+                // (`PGWARM_PINNING=refuse`), or to note a LOAD, which no catalog shows.
+                match statement_text(tag, body).filter(|_| hint && looked_at) {
+                    Some(sql) if self.rules.refuse_session_state => {
+                        refused = session_state(sql).map(|state| Edit::Refuse { len: need, state });
+                    }
+                    Some(sql) => {
+                        self.signals.loaded |=
+                            session_states(sql).any(|state| state == SessionState::Load);
+                    }
+                    None => {}
+                }
             }
             if watch && tag == b'B' {
                 // A statement whose text names session state may make some at each execution;
@@ -148,18 +162,6 @@ impl Relay {
                     None => false,
                 };
             }
-            let refused = match tag {
-                _ if !self.rules.refuse_session_state => None,
-                // A query too long to read whole runs; the question after it pins what it made.
-                b'Q' if need == frame_len => {
-                    frontend::cstr(body).and_then(|(sql, _)| session_state(sql))
-                }
-                b'P' => frontend::parse_body(body)
-                    .and_then(|(_, content)| frontend::cstr(content))
-                    .and_then(|(sql, _)| session_state(sql)),
-                _ => None,
-            }
-            .map(|state| Edit::Refuse { len: need, state });
             let (kind, edit) = match tag {
                 b'X' => {
                     // Terminate ends the session here; it is never forwarded, the pool keeps
@@ -318,11 +320,43 @@ fn plan_query(statements: &mut ClientStatements, body: &[u8]) -> Edit {
     }
 }
 
-/// Whether a statement's text names something that may outlive its transaction.
+/// The SQL text of a simple query or a Parse.
+fn statement_text(tag: u8, body: &[u8]) -> Option<&[u8]> {
+    let text = match tag {
+        b'Q' => body,
+        b'P' => frontend::parse_body(body)?.1,
+        _ => return None,
+    };
+    frontend::cstr(text).map(|(sql, _)| sql)
+}
+
+/// The bytes a word of [`SESSION_STATE_WORDS`] starts with, in either case: every other byte
+/// of a statement is passed over with one lookup.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "worked out at compile time: an index out of bounds fails the build"
+)]
+const STARTS_A_WORD: [bool; 256] = {
+    let mut starts = [false; 256];
+    let mut i = 0;
+    while i < SESSION_STATE_WORDS.len() {
+        let first = SESSION_STATE_WORDS[i][0];
+        starts[first as usize] = true;
+        starts[first.to_ascii_uppercase() as usize] = true;
+        i += 1;
+    }
+    starts
+};
+
+/// Whether a statement's text names something that may outlive its transaction: one pass over
+/// it, the words tried only where one of them could start.
 fn may_make_session_state(text: &[u8]) -> bool {
-    SESSION_STATE_WORDS.iter().any(|word| {
-        text.windows(word.len())
-            .any(|window| window.eq_ignore_ascii_case(word))
+    text.iter().enumerate().any(|(at, &byte)| {
+        STARTS_A_WORD.get(usize::from(byte)) == Some(&true)
+            && SESSION_STATE_WORDS.iter().any(|word| {
+                text.get(at..at + word.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(word))
+            })
     })
 }
 
@@ -352,5 +386,13 @@ mod tests {
         }
         let plain: &[u8] = b"SELECT 1; INSERT INTO t VALUES (2)";
         assert!(!may_make_session_state(plain));
+        assert!(
+            !may_make_session_state(b"SELECT lis"),
+            "a word cut by the end"
+        );
+        assert!(
+            may_make_session_state(b"x hold"),
+            "a word that ends the text"
+        );
     }
 }

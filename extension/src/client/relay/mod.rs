@@ -152,6 +152,8 @@ struct Signals {
     /// naming advisory locks, LISTEN, temporary objects, cursors WITH HOLD, PREPARE or LOAD, or
     /// too long to look at): worth asking the server at the transaction's end.
     session_state_hint: bool,
+    /// The client ran `LOAD`: the library stays in the backend, and no catalog shows it.
+    loaded: bool,
 }
 
 pub(crate) struct Relay {
@@ -263,6 +265,11 @@ impl Relay {
     /// Whether the client sent something that may leave session state since the last call.
     pub(crate) fn take_session_state_hint(&mut self) -> bool {
         std::mem::take(&mut self.signals.session_state_hint)
+    }
+
+    /// Whether the client ran `LOAD` since the last call.
+    pub(crate) fn take_loaded(&mut self) -> bool {
+        std::mem::take(&mut self.signals.loaded)
     }
 
     /// The session state question was not asked this time: ask at the next chance.
