@@ -314,7 +314,10 @@ impl<'a> Session<'a> {
     async fn release(&mut self) -> Option<End> {
         match self.after_transaction().await {
             AfterTransaction::Share => {}
-            AfterTransaction::Keep => return None,
+            AfterTransaction::Keep => {
+                self.relay.keep_link();
+                return None;
+            }
             AfterTransaction::End(error) => return Some(End::Error(error)),
         }
         self.key.set_target(None);

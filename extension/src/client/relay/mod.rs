@@ -212,6 +212,14 @@ impl Relay {
         self.link = Some(Linked::new(backend_pid));
     }
 
+    /// The client keeps its link past the end of a transaction (pinned): the next one may be
+    /// repaired and sent again once, as on a new link.
+    pub(crate) fn keep_link(&mut self) {
+        if let Some(link) = self.link.as_mut() {
+            link.retried = false;
+        }
+    }
+
     /// The link ends (released, failed or replaced). Server bytes not walked yet are dropped:
     /// they belong to that connection, never to the next. Returns whether there were any (a
     /// server that spoke after its last ReadyForQuery is not clean enough to lend again).
