@@ -18,10 +18,12 @@ use std::sync::Arc;
 const INSPECT_QUERY_LIMIT: usize = 8 * 1024;
 
 /// Words in a statement that may leave state in the backend's session, or undo it (lower case;
-/// matched without regard to case). A false alarm costs one question at the transaction's end.
-const SESSION_STATE_WORDS: [&[u8]; 10] = [
+/// matched without regard to case, where a run of letters starts). A false alarm costs one
+/// question at the transaction's end.
+const SESSION_STATE_WORDS: [&[u8]; 11] = [
     b"advisory",
     b"listen",
+    b"unlisten",
     b"temp",
     b"hold",
     b"prepare",
@@ -330,33 +332,23 @@ fn statement_text(tag: u8, body: &[u8]) -> Option<&[u8]> {
     frontend::cstr(text).map(|(sql, _)| sql)
 }
 
-/// The bytes a word of [`SESSION_STATE_WORDS`] starts with, in either case: every other byte
-/// of a statement is passed over with one lookup.
-#[allow(
-    clippy::indexing_slicing,
-    reason = "worked out at compile time: an index out of bounds fails the build"
-)]
-const STARTS_A_WORD: [bool; 256] = {
-    let mut starts = [false; 256];
-    let mut i = 0;
-    while i < SESSION_STATE_WORDS.len() {
-        let first = SESSION_STATE_WORDS[i][0];
-        starts[first as usize] = true;
-        starts[first.to_ascii_uppercase() as usize] = true;
-        i += 1;
-    }
-    starts
-};
-
 /// Whether a statement's text names something that may outlive its transaction: one pass over
-/// it, the words tried only where one of them could start.
+/// it, the words tried only where a run of letters starts (`pg_advisory_lock`'s `advisory`
+/// after its underscore, not `temp` inside `attempt`), and only those with its first letter.
 fn may_make_session_state(text: &[u8]) -> bool {
+    let mut after_letter = false;
     text.iter().enumerate().any(|(at, &byte)| {
-        STARTS_A_WORD.get(usize::from(byte)) == Some(&true)
-            && SESSION_STATE_WORDS.iter().any(|word| {
-                text.get(at..at + word.len())
-                    .is_some_and(|head| head.eq_ignore_ascii_case(word))
+        let starts = !after_letter && byte.is_ascii_alphabetic();
+        after_letter = byte.is_ascii_alphabetic();
+        starts && {
+            let first = byte.to_ascii_lowercase();
+            SESSION_STATE_WORDS.iter().any(|word| {
+                word.first() == Some(&first)
+                    && text
+                        .get(at..at + word.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(word))
             })
+        }
     })
 }
 
@@ -378,6 +370,8 @@ mod tests {
         }
         for sql in [
             "CLOSE ALL",
+            "UNLISTEN *",
+            "select pg_advisory_unlock_all()",
             "discard all",
             "DEALLOCATE q",
             "drop table scratch",
