@@ -19,7 +19,7 @@
 #   BENCH_ROUNDS      rounds (each runs every way once, on fresh servers)  (default 3)
 #   BENCH_CLIENTS     client threads                                       (default 50)
 #   BENCH_WINDOW      seconds the load goes on after the promotion         (default 10)
-#   BENCH_BACKOFF_MS  a client's pause after a failed connect              (default 10)
+#   BENCH_BACKOFF_MS  a client's pause before connecting again             (default 10)
 #   BENCH_WAYS        the ways, space separated         (default "pgwarm direct pgbouncer")
 #   BENCH_OUT_DIR     where the report, runs and logs go                   (default target/bench)
 #   BENCH_PGWARM_BIN  a pgwarm binary to measure instead of a release build, by the debug

@@ -11,7 +11,7 @@ Environment:
   FAILOVER_TABLE    a table (id bigint, client int) the transactions insert into
   FAILOVER_CLIENTS  how many client threads
   FAILOVER_WINDOW   seconds the load goes on after the promotion was asked for
-  FAILOVER_BACKOFF_MS  pause after a failed connect before the next attempt
+  FAILOVER_BACKOFF_MS  pause before each connect that follows an error
   PRIMARY_PORT, STANDBY_PORT  the servers' ports, named in the error messages instead
 
 Protocol (stdout, one line each): `ready` once every client has had one operation succeed; then
@@ -25,8 +25,9 @@ Each client connects with autocommit and prepare_threshold=None (no named statem
 1.18 in transaction mode cannot keep them). Three of four clients alternate a simple-protocol
 SELECT (no parameters: psycopg sends a Query message) and a parameterised SELECT (extended
 protocol, unnamed statement); every fourth runs BEGIN; INSERT (a unique id); COMMIT, and records
-the ids whose COMMIT succeeded. A client whose connection is gone connects again, after
-FAILOVER_BACKOFF_MS when that fails; a failed connect is an error outside a transaction.
+the ids whose COMMIT succeeded. A client whose connection is gone connects again, and waits
+FAILOVER_BACKOFF_MS before each such attempt; a failed connect is an error outside a
+transaction.
 """
 
 import json
@@ -69,6 +70,8 @@ class Shared:
         self.wrong = []
         # (in a transaction, where, message) -> count
         self.errors = Counter()
+        # clients that saw an error outside a transaction
+        self.erred = set()
         self.error_times = []
         # (monotonic ns, was a write) of every success
         self.successes = []
@@ -83,10 +86,12 @@ class Shared:
             self.successes.append((now, write))
             self.ready.add(client)
 
-    def error(self, in_transaction, where, error):
+    def error(self, client, in_transaction, where, error):
         message = short_message(error)
         with self.lock:
             self.errors[(in_transaction, where, message)] += 1
+            if not in_transaction:
+                self.erred.add(client)
             self.error_times.append(time.monotonic_ns())
 
 
@@ -156,16 +161,20 @@ def close_quietly(conn):
 def client_loop(client, shared, stop):
     transactional = client % 4 == 0
     conn = None
+    first = True
     n = 0
     while not stop.is_set():
         if conn is None or conn.closed or conn.broken:
             close_quietly(conn)
             conn = None
+            # Every connect but the first comes after an error: a short pause before it.
+            if not first and stop.wait(BACKOFF):
+                break
+            first = False
             try:
                 conn = connect()
             except psycopg.Error as e:
-                shared.error(False, "connect", e)
-                stop.wait(BACKOFF)
+                shared.error(client, False, "connect", e)
                 continue
         n += 1
         try:
@@ -179,14 +188,14 @@ def client_loop(client, shared, stop):
                     with shared.lock:
                         shared.wrong.append(f"client {client}: got {got}, expected {want}")
         except Inside as e:
-            shared.error(True, "transaction", e.error)
+            shared.error(client, True, "transaction", e.error)
             if not (conn.closed or conn.broken):
                 try:
                     conn.execute("rollback")
                 except psycopg.Error:
                     close_quietly(conn)
         except psycopg.Error as e:
-            shared.error(False, "statement", e)
+            shared.error(client, False, "statement", e)
         stop.wait(THINK)
     close_quietly(conn)
 
@@ -283,6 +292,7 @@ def main():
                 "wrong": shared.wrong[:5],
                 "wrong_count": len(shared.wrong),
                 "errors": kinds,
+                "clients_with_errors": len(shared.erred),
                 "first_op_ms": first_after([s for s, _ in successes], promoted),
                 "first_write_ms": first_after([s for s, w in successes if w], promoted),
                 "last_error_ms": (

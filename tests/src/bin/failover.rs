@@ -19,15 +19,15 @@
 //! The load is `tests/py/failover.py`: BENCH_CLIENTS psycopg clients, one thread each, every
 //! fourth in transactions (BEGIN; INSERT a unique id; COMMIT), the others a simple-protocol
 //! SELECT and a parameterised (extended) one in turn, every answer checked. A client whose
-//! connection is gone connects again, BENCH_BACKOFF_MS after a failed connect, as an
-//! application using libpq directly must; a failed connect is an error. Once every client has
+//! connection is gone connects again, as an application using libpq directly must, waiting
+//! BENCH_BACKOFF_MS before each such attempt; a failed connect is an error. Once every client has
 //! had an operation succeed, and a second more, the driver runs `pg_ctl stop -m fast` of the
 //! primary, then `pg_ctl promote` of the standby, and the load goes on BENCH_WINDOW seconds after
 //! the promotion was asked for. Then the committed ids are counted on the new primary.
 //!
 //! Per run it records: the operations that succeeded; errors outside a transaction (failed
 //! connects, failed statements, and of those the statements the database killed while they
-//! ran) and inside one (between BEGIN and the end of COMMIT); committed ids lost or doubled on
+//! ran; and how many clients saw one) and inside one (between BEGIN and the end of COMMIT); committed ids lost or doubled on
 //! the new primary; and the time from the promotion's request to the first write (a COMMIT)
 //! and to the first operation of any kind that succeeded after it, or none within the window.
 //! The report (OUT/failover-report.txt, also printed) has every run, the medians per way with
@@ -39,7 +39,7 @@
 //! BENCH_ROUNDS      rounds (each runs every way once)                  (default 3)
 //! BENCH_CLIENTS     client threads                                     (default 50)
 //! BENCH_WINDOW      seconds the load goes on after the promotion       (default 10)
-//! BENCH_BACKOFF_MS  a client's pause after a failed connect            (default 10)
+//! BENCH_BACKOFF_MS  a client's pause before connecting again           (default 10)
 //! BENCH_WAYS        the ways, space separated               (default "pgwarm direct pgbouncer")
 //! BENCH_OUT_DIR     OUT: where the report, runs and logs go            (default target/bench)
 //! PGWARM_BIN        the pgwarm binary to measure (default: the workspace's debug build)

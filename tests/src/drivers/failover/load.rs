@@ -84,6 +84,8 @@ pub(super) struct Seen {
     pub(super) ops: u64,
     pub(super) ops_after: u64,
     pub(super) errors: Vec<ErrorKind>,
+    /// Clients that saw at least one error outside a transaction.
+    pub(super) clients_with_errors: u64,
     /// From the promotion's request to the first operation, and write, that succeeded after it.
     pub(super) first_op_ms: Option<f64>,
     pub(super) first_write_ms: Option<f64>,
@@ -317,6 +319,7 @@ fn parse(line: &str) -> Result<Seen, String> {
         ops: n(&v, "ops")?,
         ops_after: n(&v, "ops_after")?,
         errors,
+        clients_with_errors: n(&v, "clients_with_errors")?,
         first_op_ms: ms("first_op_ms"),
         first_write_ms: ms("first_write_ms"),
         last_error_ms: ms("last_error_ms"),
@@ -347,7 +350,7 @@ mod tests {
     use super::*;
 
     /// A report line as failover.py prints it (from a smoke run, shortened).
-    const LINE: &str = r#"{"client": "psycopg 3.3.9, libpq 180006", "ops": 3131, "ops_after": 2065, "wrong": [], "wrong_count": 0, "errors": [{"in_transaction": false, "where": "statement", "message": "terminating connection due to administrator command", "count": 4}, {"in_transaction": false, "where": "connect", "message": "connection failed: the standby: session is read-only", "count": 8}, {"in_transaction": true, "where": "transaction", "message": "server closed the connection unexpectedly", "count": 2}], "first_op_ms": 70.7, "first_write_ms": null, "last_error_ms": 70.6, "unfinished": 0, "rows": {"committed": 734, "in_doubt": 1, "rows": 734, "lost": 0, "doubled": 0, "unexpected": 0}, "check_error": null}"#;
+    const LINE: &str = r#"{"client": "psycopg 3.3.9, libpq 180006", "ops": 3131, "ops_after": 2065, "wrong": [], "wrong_count": 0, "errors": [{"in_transaction": false, "where": "statement", "message": "terminating connection due to administrator command", "count": 4}, {"in_transaction": false, "where": "connect", "message": "connection failed: the standby: session is read-only", "count": 8}, {"in_transaction": true, "where": "transaction", "message": "server closed the connection unexpectedly", "count": 2}], "clients_with_errors": 9, "first_op_ms": 70.7, "first_write_ms": null, "last_error_ms": 70.6, "unfinished": 0, "rows": {"committed": 734, "in_doubt": 1, "rows": 734, "lost": 0, "doubled": 0, "unexpected": 0}, "check_error": null}"#;
 
     #[test]
     fn the_scripts_report_line_is_read_and_its_errors_counted_by_place() {
@@ -363,6 +366,7 @@ mod tests {
             "a killed statement, not a refused connect"
         );
         assert_eq!(seen.errors_inside(), 2);
+        assert_eq!(seen.clients_with_errors, 9);
         assert_eq!((seen.rows.committed, seen.rows.in_doubt), (734, 1));
         assert_eq!(seen.client, "psycopg 3.3.9, libpq 180006");
     }

@@ -23,7 +23,7 @@ impl Record {
 }
 
 pub(super) const TSV_HEADER: &str = "round\tposition\tway\tops\tops_after\terrors_outside\t\
-    connect_errors\tkilled\terrors_inside\tcommitted\tin_doubt\tlost\tdoubled\tunexpected\t\
+    connect_errors\tkilled\tclients_with_errors\terrors_inside\tcommitted\tin_doubt\tlost\tdoubled\tunexpected\t\
     first_write_ms\tfirst_op_ms\tlast_error_ms\tunfinished\twrong\tstop_ms\tpromote_ms\tfailure";
 
 /// The runs table's line for `r`: empty cells where it has no figure.
@@ -41,6 +41,7 @@ pub(super) fn tsv_line(r: &Record) -> String {
             s.errors_outside().to_string(),
             s.connect_errors().to_string(),
             s.killed().to_string(),
+            s.clients_with_errors.to_string(),
             s.errors_inside().to_string(),
             s.rows.committed.to_string(),
             s.rows.in_doubt.to_string(),
@@ -53,7 +54,7 @@ pub(super) fn tsv_line(r: &Record) -> String {
             s.unfinished.to_string(),
             s.wrong_count.to_string(),
         ]),
-        Err(_) => cells.extend(std::iter::repeat_n(String::new(), 16)),
+        Err(_) => cells.extend(std::iter::repeat_n(String::new(), 17)),
     }
     let fault = r.run.fault;
     cells.push(ms(fault.map(|f| f.stop_ms)));
@@ -115,11 +116,12 @@ pub(super) fn report(s: &FailoverSettings, facts: &Facts, records: &[Record]) ->
         s.clients,
         s.window.as_secs()
     ));
-    line(
+    line(format!(
         "Every client: psycopg, autocommit, prepare_threshold=None, sslmode=disable \
-          connect_timeout=10; a client whose connection is gone connects again."
-            .into(),
-    );
+         connect_timeout=10; a client whose connection is gone connects again, {} ms later (and \
+         {} ms after a failed connect).",
+        s.backoff_ms, s.backoff_ms
+    ));
     line(format!(
         "  pgwarm     PGWARM_DB_HOST=127.0.0.1,127.0.0.1 PGWARM_DB_PORT=<primary>,<standby> {}; \
          caller's extra env: {}",
@@ -130,11 +132,11 @@ pub(super) fn report(s: &FailoverSettings, facts: &Facts, records: &[Record]) ->
             .join(" "),
         crate::drivers::pgwarm_env::show_env(&s.passthrough)
     ));
-    line(format!(
+    line(
         "  direct     host=127.0.0.1,127.0.0.1 port=<primary>,<standby> \
-         target_session_attrs=read-write; {} ms between a failed connect and the next",
-        s.backoff_ms
-    ));
+         target_session_attrs=read-write"
+            .into(),
+    );
     line(
         "  pgbouncer  pool_mode transaction, default_pool_size 4, its database at the primary's \
          127.0.0.1:<port> (one address, as with one host name), otherwise its defaults"
@@ -155,20 +157,22 @@ pub(super) fn report(s: &FailoverSettings, facts: &Facts, records: &[Record]) ->
     line(
         "Back: ms from the promotion's request to the first write (a COMMIT) and the first \
           operation of any kind that succeeded after it. Errors outside a transaction: failed \
-          connects, and statements that failed (killed: the database ended them while they ran). \
+          connects, and statements that failed (killed: the database ended them while they ran); \
+          clients: how many saw one. \
           Lost: committed ids not on the new primary; doubled: ids there twice. Unfinished: \
           clients still inside an operation 5 s after the load ended."
             .into(),
     );
     line(String::new());
     line(format!(
-        "{:>5}  {:<9}  {:>7}  {:>8}  {:>8}  {:>6}  {:>6}  {:>9}  {:>4}  {:>7}  {:>17}  {:>17}  {:>10}",
+        "{:>5}  {:<9}  {:>7}  {:>8}  {:>8}  {:>6}  {:>7}  {:>6}  {:>9}  {:>4}  {:>7}  {:>17}  {:>17}  {:>10}",
         "round",
         "way",
         "ops",
         "outside",
         "connects",
         "killed",
+        "clients",
         "inside",
         "committed",
         "lost",
@@ -181,11 +185,12 @@ pub(super) fn report(s: &FailoverSettings, facts: &Facts, records: &[Record]) ->
         let head = format!("{:>5}  {:<9}", r.round, r.way.name());
         match &r.run.seen {
             Ok(seen) => line(format!(
-                "{head}  {:>7}  {:>8}  {:>8}  {:>6}  {:>6}  {:>9}  {:>4}  {:>7}  {:>17}  {:>17}  {:>10}",
+                "{head}  {:>7}  {:>8}  {:>8}  {:>6}  {:>7}  {:>6}  {:>9}  {:>4}  {:>7}  {:>17}  {:>17}  {:>10}",
                 seen.ops,
                 seen.errors_outside(),
                 seen.connect_errors(),
                 seen.killed(),
+                seen.clients_with_errors,
                 seen.errors_inside(),
                 seen.rows.committed,
                 seen.rows.lost,
@@ -200,10 +205,11 @@ pub(super) fn report(s: &FailoverSettings, facts: &Facts, records: &[Record]) ->
     line(String::new());
     line("Medians over the rounds (min-max):".into());
     line(format!(
-        "{:<9}  {:>21}  {:>21}  {:>13}  {:>12}  {:>29}  {:>29}",
+        "{:<9}  {:>21}  {:>21}  {:>13}  {:>13}  {:>12}  {:>29}  {:>29}",
         "way",
         "ops",
         "errors outside",
+        "clients",
         "inside",
         "lost+doubled",
         "writes again (ms)",
@@ -214,10 +220,11 @@ pub(super) fn report(s: &FailoverSettings, facts: &Facts, records: &[Record]) ->
         let runs = of_way(records, way);
         let count = |f: &dyn Fn(&Seen) -> u64| spread(&counts(&runs, f));
         line(format!(
-            "{:<9}  {:>21}  {:>21}  {:>13}  {:>12}  {:>29}  {:>29}",
+            "{:<9}  {:>21}  {:>21}  {:>13}  {:>13}  {:>12}  {:>29}  {:>29}",
             way.name(),
             count(&|s| s.ops),
             count(&|s| s.errors_outside()),
+            count(&|s| s.clients_with_errors),
             count(&|s| s.errors_inside()),
             count(&|s| s.rows.lost + s.rows.doubled),
             times(&runs, |s| s.first_write_ms, &none),
@@ -373,6 +380,7 @@ mod tests {
             errors: Vec::new(),
             first_op_ms: first_write_ms,
             first_write_ms,
+            clients_with_errors: 0,
             last_error_ms: None,
             unfinished: 0,
             wrong_count: 0,

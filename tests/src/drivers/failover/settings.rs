@@ -20,7 +20,7 @@ pub(super) struct FailoverSettings {
     /// `BENCH_WINDOW`: seconds the load goes on after the promotion was asked for; a way that
     /// has not written again by then shows none.
     pub(super) window: Duration,
-    /// `BENCH_BACKOFF_MS`: a client's pause after a failed connect.
+    /// `BENCH_BACKOFF_MS`: a client's pause before each connect that follows an error.
     pub(super) backoff_ms: u32,
     /// `BENCH_WAYS`: the ways compared, in the order of the first round.
     pub(super) ways: Vec<Way>,
