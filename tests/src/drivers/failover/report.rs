@@ -160,12 +160,13 @@ pub(super) fn report(s: &FailoverSettings, facts: &Facts, records: &[Record]) ->
           connects, and statements that failed (killed: the database ended them while they ran); \
           clients: how many saw one. \
           Lost: committed ids not on the new primary; doubled: ids there twice. Unfinished: \
-          clients still inside an operation 5 s after the load ended."
+          clients still inside an operation 5 s after the load ended. Promote: how long pg_ctl promote \
+          (-w) took, part of the time back."
             .into(),
     );
     line(String::new());
     line(format!(
-        "{:>5}  {:<9}  {:>7}  {:>8}  {:>8}  {:>6}  {:>7}  {:>6}  {:>9}  {:>4}  {:>7}  {:>17}  {:>17}  {:>10}",
+        "{:>5}  {:<9}  {:>7}  {:>8}  {:>8}  {:>6}  {:>7}  {:>6}  {:>9}  {:>4}  {:>7}  {:>17}  {:>17}  {:>10}  {:>10}",
         "round",
         "way",
         "ops",
@@ -179,13 +180,14 @@ pub(super) fn report(s: &FailoverSettings, facts: &Facts, records: &[Record]) ->
         "doubled",
         "write back ms",
         "any back ms",
-        "unfinished"
+        "unfinished",
+        "promote ms"
     ));
     for r in records {
         let head = format!("{:>5}  {:<9}", r.round, r.way.name());
         match &r.run.seen {
             Ok(seen) => line(format!(
-                "{head}  {:>7}  {:>8}  {:>8}  {:>6}  {:>7}  {:>6}  {:>9}  {:>4}  {:>7}  {:>17}  {:>17}  {:>10}",
+                "{head}  {:>7}  {:>8}  {:>8}  {:>6}  {:>7}  {:>6}  {:>9}  {:>4}  {:>7}  {:>17}  {:>17}  {:>10}  {:>10}",
                 seen.ops,
                 seen.errors_outside(),
                 seen.connect_errors(),
@@ -197,7 +199,11 @@ pub(super) fn report(s: &FailoverSettings, facts: &Facts, records: &[Record]) ->
                 seen.rows.doubled,
                 back(seen.first_write_ms, &none),
                 back(seen.first_op_ms, &none),
-                seen.unfinished
+                seen.unfinished,
+                r.run
+                    .fault
+                    .map(|f| format!("{:.0}", f.promote_ms))
+                    .unwrap_or_default()
             )),
             Err(e) => line(format!("{head}  FAILED: {e}")),
         }
