@@ -129,6 +129,9 @@ described_step "scripts/bench.sh runs every target and mode (a smoke run of seco
 described_step "scripts/bench-connect.sh runs its six cases (a smoke run of seconds)" \
     env BENCH_PGWARM_BIN=target/debug/pgwarm BENCH_OUT_DIR=target/bench-smoke BENCH_ROUNDS=1 \
     BENCH_DURATION=1 scripts/bench-connect.sh
+described_step "scripts/bench-failover.sh fails over through its three ways (a smoke run of seconds)" \
+    env BENCH_PGWARM_BIN=target/debug/pgwarm BENCH_OUT_DIR=target/bench-smoke BENCH_ROUNDS=1 \
+    BENCH_CLIENTS=4 BENCH_WINDOW=2 scripts/bench-failover.sh
 
 described_step "connect-rtt runs at 0 and 1 ms of round trip (a smoke run of seconds)" \
     target/debug/connect-rtt --rtt-ms "0 1" --seconds 0.5 --rounds 1

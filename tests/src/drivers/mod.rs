@@ -5,6 +5,8 @@
 //! - [`bench`](mod@bench): the two pgbench benchmarks, `bench` (throughput) and `bench-connect`
 //!   (connect + one query + close), and what they share.
 //! - [`demo`]: the demo behind `scripts/demo.sh`, a module per step.
+//! - [`failover`]: one failover under the same psycopg load through pgwarm, directly with
+//!   libpq's host list, and through PgBouncer; the `failover` binary runs it.
 //! - [`fleet`]: many environments against a database with few connection slots, directly,
 //!   through pgwarm and through pgwarm + PgBouncer; the `demo` and `fleet` binaries run it.
 //! - [`lifecycle`]: one environment's life on lambda-simulator, measured (invocations, the thaw
@@ -19,6 +21,7 @@ pub mod bench;
 pub mod children;
 pub mod demo;
 pub mod facts;
+pub mod failover;
 pub mod figures;
 pub mod fleet;
 pub mod lifecycle;

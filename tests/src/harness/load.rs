@@ -99,11 +99,13 @@ impl LoadReport {
 /// The database terminated the backend while the client's statement ran on it: the statement
 /// was aborted, and whether running it again is safe only the client knows (PostgreSQL reports
 /// it the same way). pgwarm says so with FATAL 08006; when the backend died half-way through an
-/// answer, pgwarm can only close the client, which tokio-postgres reports as "connection closed".
+/// answer, pgwarm can only close the client, which tokio-postgres reports as "connection closed"
+/// and libpq as "server closed the connection unexpectedly".
 pub fn is_killed_mid_statement(message: &str) -> bool {
     message.contains("server connection lost")
         || message.contains("terminating connection due to administrator command")
         || message.contains("kind: Closed")
+        || message.contains("server closed the connection unexpectedly")
 }
 
 #[derive(Default)]

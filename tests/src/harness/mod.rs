@@ -14,7 +14,8 @@
 //! - [`Wire`]: the wire protocol by hand, for what a driver library would not send.
 //! - [`TestCerts`], [`tls_verifying`], [`negotiated_tls`]: TLS from a throwaway CA.
 //! - [`show`], [`psql_csv`]: an admin console read by column name.
-//! - [`run_python_case`]: psycopg scripts under `tests/py`, a real driver as the client.
+//! - [`run_python_case`]: psycopg scripts under `tests/py`, a real driver as the client
+//!   ([`require_psycopg`] checks it is there, [`python_script`] finds a script).
 //! - [`tool`]: external programs (psql, pgbench, pgbouncer, moto_server); a missing one is a test
 //!   failure that names the package to install, never a silent skip.
 //!
@@ -51,7 +52,7 @@ pub use pooler::{
     find_pgwarm_bin, find_workspace_bin, pgwarm_bin, target_dir, workspace_bin, Pgwarm,
     PgwarmBuilder,
 };
-pub use python::run_python_case;
+pub use python::{python_script, require_psycopg, run_python_case};
 pub use tls::{
     client_config_without_checks, negotiated_tls, tls_verifying, tls_without_checks,
     SeenCertificates, TestCerts,

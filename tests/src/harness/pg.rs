@@ -542,12 +542,26 @@ impl PgCluster {
 impl Target {
     /// libpq-style connection string for tokio-postgres: "host=.. port=.. user=.. password=.. dbname=..".
     pub fn conn_string(&self) -> String {
+        self.conn_string_listing(&[])
+    }
+
+    /// [`Target::conn_string`] with the hosts `more` after this one, in libpq's lists
+    /// (`host=a,b port=1,2`), which libpq tries in order for a server its
+    /// `target_session_attrs` accepts.
+    pub fn conn_string_listing(&self, more: &[(&str, u16)]) -> String {
         // libpq-style values in single quotes, with \ and ' escaped, so any password works.
         let q = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+        let hosts: Vec<&str> = std::iter::once(self.host.as_str())
+            .chain(more.iter().map(|(host, _)| *host))
+            .collect();
+        let ports: Vec<String> = std::iter::once(self.port)
+            .chain(more.iter().map(|(_, port)| *port))
+            .map(|port| port.to_string())
+            .collect();
         format!(
             "host={} port={} user={} password={} dbname={}",
-            q(&self.host),
-            self.port,
+            q(&hosts.join(",")),
+            ports.join(","),
             q(&self.user),
             q(&self.password),
             q(&self.dbname)

@@ -1,7 +1,7 @@
 //! Python drivers as real clients: the scripts under `tests/py`, run with `python3` against a
 //! test's pgwarm and database. A missing driver is a test failure that says what to install.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -16,11 +16,8 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// output unless it exits 0. Returns what it printed.
 pub fn run_python_case(script: &str, case: &str, pgwarm: &Target, direct: &Target) -> String {
     require_psycopg();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("py")
-        .join(script);
     let mut cmd = Command::new(tool("python3"));
-    cmd.arg(&path)
+    cmd.arg(python_script(script))
         .arg(case)
         .env("PGWARM_DSN", pgwarm.conn_string())
         .env("DIRECT_DSN", direct.conn_string())
@@ -36,9 +33,16 @@ pub fn run_python_case(script: &str, case: &str, pgwarm: &Target, direct: &Targe
     stdout
 }
 
+/// `tests/py/<script>`.
+pub fn python_script(script: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join(script)
+}
+
 /// psycopg 3 with a libpq of its own (the `psycopg[binary]` wheel: libpq 17+, whose cancel API
 /// speaks TLS), or a panic that says how to install it.
-fn require_psycopg() {
+pub fn require_psycopg() {
     static FOUND: OnceLock<Result<(), String>> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
         let out = Command::new(tool("python3"))

@@ -8,7 +8,9 @@
 //! pgbench against a target and the rule that says whether a run counts (`pgbench.rs`); the CPU
 //! time of a server and of pgbench (`cpu.rs`); the runs' clocks, table and timing (`runner.rs`);
 //! the output folders and the report's publication (`out_dirs.rs`); the database, pgwarm and exit
-//! status (`setup.rs`); and Ctrl-C/SIGTERM (`stop.rs`).
+//! status (`setup.rs`); and Ctrl-C/SIGTERM (`stop.rs`). The failover comparison
+//! ([`crate::drivers::failover`]) runs no pgbench but shares the output folders, the exit
+//! status, the caller's `PGWARM_*` variables and the signal handling.
 //!
 //! Where a benchmark turns a problem into a report line or a clear message, these return errors
 //! rather than panic: a failed run is a figure, not a crash. Starting a server still panics, as
@@ -18,14 +20,14 @@ pub mod connect;
 pub mod throughput;
 
 mod cpu;
-mod out_dirs;
+pub(crate) mod out_dirs;
 mod pgbench;
 mod relays;
 mod run;
 mod runner;
-mod settings;
-mod setup;
-mod stop;
+pub(crate) mod settings;
+pub(crate) mod setup;
+pub(crate) mod stop;
 mod way;
 
 /// A line on stderr, in the name of the benchmark `program`.

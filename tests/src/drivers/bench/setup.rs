@@ -105,7 +105,7 @@ pub(crate) fn exit_status(
     failed: &str,
 ) -> ExitCode {
     let where_ = format!(
-        "pgbench outputs in {}, server logs in {}",
+        "each run's output in {}, server logs in {}",
         out.runs.display(),
         out.logs.display()
     );
