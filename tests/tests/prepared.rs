@@ -733,3 +733,35 @@ fn a_fresh_parse_after_the_table_changed_describes_the_table_as_it_is() {
         "{replies:?}"
     );
 }
+
+#[test]
+fn the_unnamed_statement_a_client_parsed_is_its_own_in_its_next_transaction() {
+    let db = cluster().fresh_target();
+    // One server connection: both clients' transactions run on it.
+    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "1")]);
+    let (mut a, _) = Wire::login(pgwarm.addr(), &db.user, &db.dbname);
+    let (mut b, _) = Wire::login(pgwarm.addr(), &db.user, &db.dbname);
+    a.run(&Batch::new().parse("", "SELECT 111").sync());
+    b.run(&Batch::new().parse("", "SELECT 222").sync());
+    let replies = a.run(&Batch::new().bind("", &[]).execute().sync());
+    assert_eq!(
+        Reply::values(&replies),
+        ["111"],
+        "never another client's statement"
+    );
+
+    // A pinned client whose transaction makes pgwarm ask about session state (the question is
+    // a simple query, which destroys the unnamed statement): asyncpg's Parse, Describe, Flush,
+    // then Sync, then Bind.
+    a.run(&Batch::new().query("SELECT pg_advisory_lock(1)"));
+    a.send(
+        Batch::new()
+            .parse("", "SELECT 333 AS dropped")
+            .describe_statement("")
+            .flush()
+            .bytes(),
+    );
+    a.run(&Batch::new().sync());
+    let replies = a.run(&Batch::new().bind("", &[]).execute().sync());
+    assert_eq!(Reply::values(&replies), ["333"]);
+}

@@ -382,6 +382,7 @@ impl<'a> Session<'a> {
         }
         let timeout = self.shared.settings.connect_timeout;
         let asked = tokio::time::timeout(timeout, server.session_state()).await;
+        self.relay.own_query_ran();
         // What the server sent besides the answer (notifications) goes to the client.
         let carried = server.take_unread();
         if !carried.is_empty() {

@@ -85,11 +85,11 @@ pub(crate) enum Edit {
         name: Box<[u8]>,
         statement: Arc<Statement>,
     },
-    /// A Parse of the client's unnamed statement, when pgwarm uses the unnamed statement too
-    /// (`PGWARM_UPSTREAM_POOLER=on`): kept, in case pgwarm's own use, or a new server connection,
-    /// takes it away before the client's Bind.
+    /// A Parse of the client's unnamed statement: kept, in case a new server connection, or
+    /// pgwarm's own use of the unnamed statement or of a simple query (which destroys it), takes
+    /// it away before the client's Bind.
     UnnamedParse(Arc<[u8]>),
-    /// A Bind or Describe of the client's unnamed statement, in the same mode.
+    /// A Bind or Describe of the client's unnamed statement: parsed again first where it is not.
     UnnamedUse,
 }
 
@@ -186,14 +186,9 @@ impl Relay {
                     self.expected.client_unsynced();
                     let edit = match (refused, tracking) {
                         (Some(refusal), _) => refusal,
-                        (None, true) => plan_extended(
-                            &mut self.statements,
-                            &self.resolution,
-                            self.rules.unnamed_server,
-                            tag,
-                            body,
-                            seq,
-                        ),
+                        (None, true) => {
+                            plan_extended(&mut self.statements, &self.resolution, tag, body, seq)
+                        }
                         (None, false) => Edit::None,
                     };
                     let kind = match tag {
@@ -230,13 +225,11 @@ impl Relay {
     }
 }
 
-/// Parse, Bind, Describe and Close of named statements (`body`: all of it, except for Bind,
-/// whose names only). `unnamed_server`: pgwarm uses the unnamed statement itself, so
-/// the client's own unnamed statement is noted too.
+/// Parse, Bind, Describe and Close of named statements, and Parse, Bind and Describe of the
+/// unnamed one (`body`: all of it, except for Bind, whose names only).
 fn plan_extended(
     statements: &mut ClientStatements,
     resolution: &Resolution,
-    unnamed_server: bool,
     tag: u8,
     body: &[u8],
     seq: u64,
@@ -244,8 +237,7 @@ fn plan_extended(
     let need = HEADER_LEN + body.len();
     match tag {
         b'P' => match frontend::parse_body(body) {
-            Some((&[], content)) if unnamed_server => Edit::UnnamedParse(content.into()),
-            Some((&[], _)) => Edit::None,
+            Some((&[], content)) => Edit::UnnamedParse(content.into()),
             Some((name, _)) if statements.contains(name) => Edit::Duplicate {
                 len: need,
                 name: name.into(),
@@ -263,7 +255,7 @@ fn plan_extended(
             None => Edit::None,
         },
         b'B' => match frontend::bind_names(body) {
-            Some((_, &[], _)) if unnamed_server => Edit::UnnamedUse,
+            Some((_, &[], _)) => Edit::UnnamedUse,
             Some((portal, name, _)) if !name.is_empty() => match statements.get(name) {
                 Some(statement) => Edit::Bind {
                     names_end: need,
@@ -276,7 +268,7 @@ fn plan_extended(
             _ => Edit::None,
         },
         b'D' => match frontend::target(body) {
-            Some((b'S', &[])) if unnamed_server => Edit::UnnamedUse,
+            Some((b'S', &[])) => Edit::UnnamedUse,
             Some((b'S', name)) if !name.is_empty() => match statements.get(name) {
                 Some(statement) => Edit::Describe {
                     len: need,

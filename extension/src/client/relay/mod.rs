@@ -173,7 +173,7 @@ pub(crate) struct Relay {
     known: Arc<KnownStatements>,
     /// The client's name-resolution settings, part of every statement it prepares.
     resolution: Resolution,
-    /// The client's own unnamed statement, when a pooler is upstream.
+    /// The client's own unnamed statement (its last Parse of it), parsed again where it is not.
     client_unnamed: Option<Arc<[u8]>>,
     /// The pid the client was told: a notification its own backend sends carries it, as it
     /// would directly.
@@ -210,6 +210,13 @@ impl Relay {
     /// A server connection was linked: the next bytes it sends answer this client.
     pub(crate) fn link(&mut self, backend_pid: i32) {
         self.link = Some(Linked::new(backend_pid));
+    }
+
+    /// pgwarm ran a simple query of its own on the linked connection (the session-state
+    /// question), which destroyed the unnamed statement there: the client's is parsed again
+    /// before its next use.
+    pub(crate) fn own_query_ran(&mut self) {
+        self.set_client_unnamed_here(false);
     }
 
     /// The client keeps its link past the end of a transaction (pinned): the next one may be

@@ -60,6 +60,9 @@ impl Relay {
                 return replaced;
             }
         }
+        if let Some(replaced) = self.apply_client_unnamed(&edit, kind, seq, clock) {
+            return replaced;
+        }
         match edit {
             Edit::None | Edit::UnnamedParse(_) | Edit::UnnamedUse => {
                 expect(self, Fate::Forward, Undo::None);
@@ -205,10 +208,34 @@ impl Relay {
                 forward(self, Undo::None);
                 Some(*len)
             }
+            _ => None,
+        }
+    }
+
+    /// The client's own unnamed statement, in every mode: a Parse of it is kept, and a Bind or
+    /// Describe of it on a connection that lacks it (another connection than its Parse's, or
+    /// one where pgwarm's own query destroyed it) is preceded by that Parse again. Without it,
+    /// the Bind would fail, or run another client's unnamed statement left on the connection.
+    /// None: not a message about the unnamed statement.
+    fn apply_client_unnamed(
+        &mut self,
+        edit: &Edit,
+        kind: Kind,
+        seq: u64,
+        clock: u64,
+    ) -> Option<usize> {
+        let forward = |relay: &mut Relay| {
+            relay.expected.push(Answer {
+                seq,
+                clock,
+                ..Answer::new(kind, Fate::Forward)
+            })
+        };
+        match edit {
             Edit::UnnamedParse(content) => {
                 self.client_unnamed = Some(Arc::clone(content));
                 self.set_client_unnamed_here(true);
-                forward(self, Undo::None);
+                forward(self);
                 Some(0)
             }
             Edit::UnnamedUse => {
@@ -218,7 +245,7 @@ impl Relay {
                         self.set_client_unnamed_here(true);
                     }
                 }
-                forward(self, Undo::None);
+                forward(self);
                 Some(0)
             }
             _ => None,
