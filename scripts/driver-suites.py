@@ -7,15 +7,22 @@
       PGPASSWORD and PGDATABASE name. One JSON line per test goes to OUT.jsonl as soon as it
       ends, so a run stopped by its time limit keeps what it did: id, outcome (passed, failed,
       error, skipped, expected-failure, unexpected-success), seconds, and for a failure or error
-      the first line of the exception and its whole traceback. Each test coroutine is bounded by
+      the first line of the exception and its whole traceback (appended: the script runs the
+      same tests several times into one file). Each test coroutine is bounded by
       DRIVER_SUITES_TEST_TIMEOUT seconds (default 120) through asyncpg's own TEST_TIMEOUT.
 
+  driver-suites.py candidates DIR MODE...
+      Prints the tests that failed in some MODE of DIR/MODE.jsonl but passed in the first (the
+      reference, `direct`), one unittest name a line: the ones to run again.
+
   driver-suites.py report DIR MODE...
-      Reads DIR/MODE.jsonl for each MODE (the first is the reference, `direct`) and prints the
-      totals per mode and, for each other mode, the tests that did not pass there but passed in
-      the reference, each with the first line of its error.
+      Reads DIR/MODE.jsonl for each MODE (the first is the reference) and prints the totals per
+      mode and, for each other mode, the tests that did not pass there but passed in the
+      reference, each with the first line of its error and, when DIR/MODE-again.jsonl holds
+      runs of it again, how many of those failed in this mode and in the reference.
 """
 
+import asyncio
 import json
 import os
 import sys
@@ -33,9 +40,10 @@ def first_line(err):
 
 
 class JsonResult(unittest.TextTestResult):
-    def __init__(self, out, *args, **kwargs):
+    def __init__(self, out, timeout, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.out = out
+        self.timeout = timeout
         self.started = {}
 
     def startTest(self, test):
@@ -51,9 +59,26 @@ class JsonResult(unittest.TextTestResult):
         }
         if err is not None:
             row["error"] = first_line(err)
+            row["traceback"] = "".join(traceback.format_exception(*err))
+            # asyncpg's wrapper turns any asyncio.TimeoutError out of a test into "test timed out
+            # after TEST_TIMEOUT seconds" (raise ... from None): name the test's own timeout.
+            inner = err[1].__context__ if err[1] is not None else None
+            if (
+                row["error"].endswith("test timed out after {} seconds".format(self.timeout))
+                and isinstance(inner, (TimeoutError, asyncio.TimeoutError))
+                and row["seconds"] is not None
+                and row["seconds"] < self.timeout - 1
+            ):
+                row["error"] = (
+                    f"TimeoutError raised inside the test after {row['seconds']:.1f}s (asyncpg's "
+                    "wrapper reports it as the test timing out)"
+                )
+                row["traceback"] = (
+                    "".join(traceback.format_exception(type(inner), inner, inner.__traceback__))
+                    + "\n" + row["traceback"]
+                )
             if subtest is not None:
                 row["error"] = f"{subtest._subDescription()}: {row['error']}"
-            row["traceback"] = "".join(traceback.format_exception(*err))
         if reason is not None:
             row["reason"] = str(reason)
         self.out.write(json.dumps(row) + "\n")
@@ -95,7 +120,8 @@ class JsonResult(unittest.TextTestResult):
 def run(out_path, names):
     from asyncpg import _testbase as tb
 
-    tb.TestCaseMeta.TEST_TIMEOUT = float(os.environ.get("DRIVER_SUITES_TEST_TIMEOUT", "120"))
+    timeout = float(os.environ.get("DRIVER_SUITES_TEST_TIMEOUT", "120"))
+    tb.TestCaseMeta.TEST_TIMEOUT = timeout
     sys.path.insert(0, os.getcwd())
     if names:
         suite = unittest.defaultTestLoader.loadTestsFromNames(names)
@@ -103,10 +129,10 @@ def run(out_path, names):
         import tests
 
         suite = tests.suite()
-    with open(out_path, "w", encoding="utf-8") as out:
+    with open(out_path, "a", encoding="utf-8") as out:
         runner = unittest.TextTestRunner(
             verbosity=2,
-            resultclass=lambda *a, **k: JsonResult(out, *a, **k),
+            resultclass=lambda *a, **k: JsonResult(out, timeout, *a, **k),
         )
         result = runner.run(suite)
     return 0 if result.wasSuccessful() else 1
@@ -129,11 +155,49 @@ def load(path):
 OUTCOMES = ["passed", "failed", "error", "skipped", "expected-failure", "unexpected-success"]
 
 
+def load_again(out_dir, mode):
+    """{id: (runs, failures)} of MODE-again.jsonl, where each test ran several times."""
+    counts = {}
+    path = os.path.join(out_dir, mode + "-again.jsonl")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    row = json.loads(line)
+                    runs, failures = counts.get(row["id"], (0, 0))
+                    counts[row["id"]] = (runs + 1, failures + (row["outcome"] in ("failed", "error")))
+    return counts
+
+
+def pgwarm_only(runs, reference, mode):
+    ref = runs[reference]
+    return [
+        row for test_id, row in sorted(runs[mode].items())
+        if row["outcome"] in ("failed", "error") and ref.get(test_id, {}).get("outcome") == "passed"
+    ]
+
+
+def load_runs(out_dir, modes):
+    return {mode: load(os.path.join(out_dir, mode + ".jsonl"))[0] for mode in modes}
+
+
+def candidates(out_dir, modes):
+    """The ids of the tests that failed in some mode but passed in the first, one a line."""
+    runs = load_runs(out_dir, modes)
+    seen = set()
+    for mode in modes[1:]:
+        for row in pgwarm_only(runs, modes[0], mode):
+            # A setUpClass error names its class, not a test that can run by name.
+            if row["id"] not in seen and not row["id"].startswith(("setUpClass", "tearDownClass")):
+                seen.add(row["id"])
+                print("tests." + row["id"] if not row["id"].startswith("tests.") else row["id"])
+    return 0
+
+
 def report(out_dir, modes):
-    runs = {}
+    runs = load_runs(out_dir, modes)
     for mode in modes:
-        rows, found = load(os.path.join(out_dir, mode + ".jsonl"))
-        runs[mode] = rows
+        rows = runs[mode]
         status_path = os.path.join(out_dir, mode + ".status")
         status = open(status_path).read().strip() if os.path.exists(status_path) else "not run"
         counts = {o: 0 for o in OUTCOMES}
@@ -148,17 +212,36 @@ def report(out_dir, modes):
         )
     reference = modes[0]
     ref = runs[reference]
+    again = {mode: load_again(out_dir, mode) for mode in modes}
+
+    def again_line(mode, test_id):
+        key = test_id if test_id.startswith("tests.") else "tests." + test_id
+        runs_here, failed_here = again[mode].get(key, (0, 0))
+        runs_ref, failed_ref = again[reference].get(key, (0, 0))
+        if not runs_here:
+            return ""
+        verdict = ""
+        if failed_here == 0 and failed_ref == 0:
+            verdict = "  (passed every time again)"
+        elif failed_here == runs_here and failed_ref == 0:
+            verdict = "  (every time here, never " + reference + ")"
+        elif failed_ref:
+            verdict = "  (fails " + reference + " too)"
+        elif failed_here < runs_here:
+            verdict = "  (not every time)"
+        return (
+            f"  again: failed {failed_here}/{runs_here} here, "
+            f"{failed_ref}/{runs_ref} {reference}{verdict}"
+        )
+
     for mode in modes[1:]:
         print()
-        only = []
-        for test_id, row in sorted(runs[mode].items()):
-            if row["outcome"] in ("failed", "error") and ref.get(test_id, {}).get("outcome") == "passed":
-                only.append(row)
-        missing = sorted(t for t, r in ref.items() if r["outcome"] == "passed" and t not in runs[mode])
+        only = pgwarm_only(runs, reference, mode)
         print(f"{mode}: {len(only)} tests fail here but pass {reference}")
         for row in only:
-            print(f"  {row['id']}  [{row['outcome']}]")
+            print(f"  {row['id']}  [{row['outcome']}]{again_line(mode, row['id'])}")
             print(f"      {row.get('error', '')}")
+        missing = sorted(t for t, r in ref.items() if r["outcome"] == "passed" and t not in runs[mode])
         if missing:
             print(f"{mode}: {len(missing)} tests that pass {reference} did not run (run stopped?)")
             for test_id in missing:
@@ -177,6 +260,8 @@ def report(out_dir, modes):
 def main(argv):
     if len(argv) >= 2 and argv[0] == "run":
         return run(argv[1], argv[2:])
+    if len(argv) >= 3 and argv[0] == "candidates":
+        return candidates(argv[1], argv[2:])
     if len(argv) >= 3 and argv[0] == "report":
         return report(argv[1], argv[2:])
     print(__doc__, file=sys.stderr)
