@@ -15,9 +15,14 @@
 #     it, then the suite with PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE naming the server or
 #     pgwarm: with PGHOST set, asyncpg's _testbase uses that server (RunningCluster) instead of
 #     starting its own, and skips the tests marked "unmanaged cluster" / "using remote cluster".
-#     Tests that start clusters of their own (SSL, hot standby) do so the same way in every mode;
-#     as root their initdb refuses to run, so they error in every mode alike.
-#   - the report: totals per mode, and the tests that fail through pgwarm but pass directly.
+#     The one class that still starts clusters of its own (TestConnectionAttributes, a hot
+#     standby) does so the same way in every mode; as root its initdb refuses to run, so it
+#     errors in every mode alike;
+#   - the tests that failed through pgwarm but passed directly run again, only they, 3 times
+#     per mode (DRIVER_SUITES_RERUNS), each time in a new process, on one fresh cluster (and
+#     pgwarm) per mode;
+#   - the report: totals per mode, and the tests that fail through pgwarm but pass directly,
+#     with how often they failed again in each mode.
 #
 # pgwarm runs with PGWARM_POOL_SIZE=40 (the suite's largest asyncpg pool is 30 connections, and
 # in session mode each client holds a server connection), PGWARM_CLIENT_TLS=off (the direct
@@ -41,7 +46,8 @@
 #
 # Output, in DRIVER_SUITES_OUT_DIR: report.txt (also printed); per mode MODE.jsonl (one line
 # per test: outcome, seconds, first line of the error and its traceback), MODE.log (the
-# suite's own verbose output), MODE.status; logs/MODE-postgres.log and logs/MODE-pgwarm.log.
+# suite's own verbose output), MODE.status, the same for the reruns as MODE-again.*;
+# logs/NAME-postgres.log and logs/NAME-pgwarm.log for each run.
 # Exit status: 0 when every run finished in its time (failing tests are what the report is
 # for), 1 when a run was stopped or could not start.
 set -euo pipefail
