@@ -224,7 +224,7 @@ run_suite() {
         say "$name: PostgreSQL on $PG_PORT"
     fi
     what="asyncpg $ASYNCPG_VERSION's suite"
-    [ $# -eq 0 ] || what="$# tests of $what"
+    [ $# -eq 0 ] || what="$what, $# of its tests or modules by name"
     [ "$times" -eq 1 ] || what="$what, $times times"
     say "$name: running $what (at most ${RUN_TIMEOUT}s each; output in $OUT_DIR/$name.log)"
     : >"$OUT_DIR/$name.log"
@@ -266,7 +266,7 @@ done
 # shellcheck disable=SC2086 # the modes are words
 mapfile -t again < <("$PY" "$HELPER" candidates "$OUT_DIR" $MODES)
 if [ "${#again[@]}" -gt 0 ] && [ "$RERUNS" -gt 0 ]; then
-    say "${#again[@]} tests failed through pgwarm but passed directly: they run again, $RERUNS times per mode"
+    say "tests that failed through pgwarm but passed directly: ${#again[@]}; they run again, $RERUNS times per mode"
     for mode in $MODES; do
         run_suite "$mode" "$mode-again" "$RERUNS" "${again[@]}"
     done
