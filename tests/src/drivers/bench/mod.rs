@@ -17,13 +17,13 @@
 pub mod connect;
 pub mod throughput;
 
-mod cpu;
-mod out_dirs;
+pub(crate) mod cpu;
+pub(crate) mod out_dirs;
 mod pgbench;
 mod relays;
 mod run;
 mod runner;
-mod settings;
+pub(crate) mod settings;
 mod setup;
 mod stop;
 mod way;

@@ -52,7 +52,7 @@ const CONNECTION: [&str; 6] = [
 
 /// The caller's `PGWARM_*` variables that reach pgwarm: all but the connection's and the
 /// benchmark's own `settings`, which it fixes.
-fn passthrough(settings: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn passthrough(settings: &[(&str, &str)]) -> Vec<(String, String)> {
     let fixed: Vec<&str> = CONNECTION
         .into_iter()
         .chain(settings.iter().map(|(k, _)| *k))
