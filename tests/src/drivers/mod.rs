@@ -7,6 +7,7 @@
 //! - [`demo`]: the demo behind `scripts/demo.sh`, a module per step.
 //! - [`fleet`]: many environments against a database with few connection slots, directly,
 //!   through pgwarm and through pgwarm + PgBouncer; the `demo` and `fleet` binaries run it.
+//! - [`lambda`]: `bench-lambda`, a naive handler and pgwarm under a Lambda-sized CPU quota.
 //! - [`lifecycle`]: one environment's life on lambda-simulator, measured (invocations, the thaw
 //!   check, SHUTDOWN, start-up), for `demo`, `lambda-run` and `footprint`.
 //! - [`children`]: how a driver ends everything it started, on Ctrl-C or a panic.
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod facts;
 pub mod figures;
 pub mod fleet;
+pub mod lambda;
 pub mod lifecycle;
 pub mod pgwarm_env;
 pub mod vars;
