@@ -41,6 +41,18 @@ pub struct Cell {
     pub versions: String,
 }
 
+impl Cell {
+    /// The measured invocations' wall times, in ms.
+    pub fn walls(&self) -> Vec<f64> {
+        self.timed.iter().map(|t| t.wall_ms).collect()
+    }
+
+    /// Their CPU times by the handler's own clock, in ms.
+    pub fn own_cpus(&self) -> Vec<f64> {
+        self.timed.iter().map(|t| t.cpu_ms).collect()
+    }
+}
+
 /// Runs one cell: the handler connects to `target` (the database or pgwarm); `pgwarm` is the
 /// pgwarm process's clock, read when the way goes through it.
 pub fn run(

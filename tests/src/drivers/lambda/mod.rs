@@ -236,8 +236,7 @@ fn cold_starts(
 
 fn say_cell(cell: &Cell) {
     let p = cell.place;
-    let walls: Vec<f64> = cell.timed.iter().map(|t| t.wall_ms).collect();
-    let p50 = crate::drivers::figures::median(&walls).unwrap_or(f64::NAN);
+    let p50 = crate::drivers::figures::median(&cell.walls()).unwrap_or(f64::NAN);
     eprintln!(
         "{PROGRAM}: {} {} at {} MB, {} ms: p50 {p50:.2} ms, handler CPU {} ms/inv, {} failed",
         p.driver.name(),

@@ -39,8 +39,7 @@ pub fn warm_table(cells: &[Cell]) -> String {
     );
     for cell in cells {
         let p = cell.place;
-        let walls: Vec<f64> = cell.timed.iter().map(|t| t.wall_ms).collect();
-        let cpus: Vec<f64> = cell.timed.iter().map(|t| t.cpu_ms).collect();
+        let (walls, cpus) = (cell.walls(), cell.own_cpus());
         let failed = match cell.failed {
             0 => String::new(),
             n => format!(" ({n} FAILED)"),
@@ -77,8 +76,7 @@ pub fn warm_tsv(cells: &[Cell]) -> String {
     );
     for cell in cells {
         let p = cell.place;
-        let walls: Vec<f64> = cell.timed.iter().map(|t| t.wall_ms).collect();
-        let cpus: Vec<f64> = cell.timed.iter().map(|t| t.cpu_ms).collect();
+        let (walls, cpus) = (cell.walls(), cell.own_cpus());
         let num = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3}"));
         let _ = writeln!(
             out,
