@@ -98,7 +98,7 @@ pg_bindir() {
 
 # Installs with apt whichever of the given Debian packages is missing, one line per install, then
 # checks that their programs are there. Packages: postgresql (server: initdb, pg_ctl),
-# postgresql-client (psql, pgbench), pgbouncer, haproxy, python3-pip.
+# postgresql-client (psql, pgbench), pgbouncer, haproxy, python3-pip, nodejs (with npm).
 install_missing() {
     local want pkg sudo=() apt_pkgs=()
     # Also look where Debian puts programs that are not always on PATH (pgbouncer is in /usr/sbin).
@@ -116,6 +116,8 @@ install_missing() {
             pgbouncer) have pgbouncer || apt_pkgs+=(pgbouncer) ;;
             haproxy) have haproxy || apt_pkgs+=(haproxy) ;;
             python3-pip) { have python3 && python3 -m pip --version >/dev/null 2>&1; } || apt_pkgs+=(python3-pip) ;;
+            # Node.js and npm (bench-lambda.sh's node-postgres handler).
+            nodejs) { have node && have npm; } || apt_pkgs+=(nodejs npm) ;;
             # pgJDBC (the jar) and a JDK to compile and run the JDBC test.
             pgjdbc)
                 [ -f /usr/share/java/postgresql.jar ] || apt_pkgs+=(libpostgresql-jdbc-java)
@@ -172,6 +174,9 @@ install_missing() {
                 ;;
             haproxy)
                 have haproxy || die "haproxy not found after install"
+                ;;
+            nodejs)
+                { have node && have npm; } || die "node or npm not found after install"
                 ;;
         esac
     done

@@ -11,7 +11,8 @@
 #           libpostgresql-jdbc-java and default-jdk-headless (pgJDBC and javac, for the JDBC test),
 #           zip, unzip, binutils (readelf), qemu-user (runs the arm64 pgwarm on x86_64),
 #           prometheus-pgbouncer-exporter (a real reader of the admin console), gnuplot-nox
-#           (bench.sh's charts)
+#           (bench.sh's charts), nodejs and npm (bench-lambda.sh's Node.js handler)
+#   npm:    pg (node-postgres, pinned; bench-lambda.sh installs it under the target folder)
 #   pip:    moto[server] (moto_server, the Secrets Manager emulator), aws-sam-cli (sam),
 #           cfn-lint, cargo-lambda with ziglang (cross-compiles the layer and the function),
 #           psycopg[binary] (a real driver for the fidelity tests)
@@ -49,7 +50,7 @@ have_pip() { have python3 && python3 -m pip --version >/dev/null 2>&1; }
 # ---- apt ---------------------------------------------------------------------------------------
 # The tests start their own clusters and PgBouncers on free ports; install_missing also stops the
 # services Debian starts on install, so nothing lingers on pgwarm's default port.
-apt_wants=(postgresql postgresql-client pgbouncer haproxy pgjdbc)
+apt_wants=(postgresql postgresql-client pgbouncer haproxy pgjdbc nodejs)
 if ! { have moto_server && have sam && have cfn-lint && have cargo-lambda &&
     python3 -c 'import psycopg' 2>/dev/null; } && ! have_pip; then
     apt_wants+=(python3-pip)
@@ -132,6 +133,11 @@ described_step "scripts/bench-connect.sh runs its six cases (a smoke run of seco
 described_step "scripts/bench-failover.sh fails over through its three ways (a smoke run of seconds)" \
     env BENCH_PGWARM_BIN=target/debug/pgwarm BENCH_OUT_DIR=target/bench-smoke BENCH_ROUNDS=1 \
     BENCH_CLIENTS=4 BENCH_WINDOW=2 scripts/bench-failover.sh
+
+described_step "scripts/bench-lambda.sh runs its cells and a cold start, both drivers (a smoke run of seconds)" \
+    env BENCH_PGWARM_BIN=target/debug/pgwarm BENCH_OUT_DIR=target/bench-smoke BENCH_LAMBDA_INVOCATIONS=3 \
+    BENCH_LAMBDA_WARMUP=1 BENCH_LAMBDA_GAP_MS=20 BENCH_LAMBDA_MEMORY=512 BENCH_LAMBDA_RTT_MS=0.5 \
+    BENCH_LAMBDA_COLD_STARTS=1 BENCH_LAMBDA_COLD_MEMORY=512 scripts/bench-lambda.sh
 
 described_step "connect-rtt runs at 0 and 1 ms of round trip (a smoke run of seconds)" \
     target/debug/connect-rtt --rtt-ms "0 1" --seconds 0.5 --rounds 1

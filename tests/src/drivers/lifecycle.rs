@@ -182,6 +182,22 @@ pub struct Startup {
 /// listener, takes milliseconds to read on some machines, too coarse here. Err, with pgwarm's
 /// log, when it did not listen, register or exit cleanly.
 pub async fn startup(pgwarm: PgwarmBuilder) -> Result<Startup, String> {
+    let nothing = |_| async { Ok(()) };
+    startup_then(pgwarm, nothing)
+        .await
+        .map(|(startup, ())| startup)
+}
+
+/// [`startup`], with `then` run once pgwarm has registered and before SHUTDOWN (given pgwarm's
+/// address): what a cold start's first invocation does, say. Its error is the start's.
+pub async fn startup_then<T, Then, Fut>(
+    pgwarm: PgwarmBuilder,
+    then: Then,
+) -> Result<(Startup, T), String>
+where
+    Then: FnOnce(std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let sim = simulator(false).await;
     let mut pgwarm = in_lambda(pgwarm, &sim).spawn_nowait();
     let (pid, addr, started) = (pgwarm.pid(), pgwarm.addr(), pgwarm.started());
@@ -216,6 +232,7 @@ pub async fn startup(pgwarm: PgwarmBuilder) -> Result<Startup, String> {
         .expect("after 1970")
         .as_micros() as i64;
     let registered_ms = (registered_at.timestamp_micros() - spawned_us) as f64 / 1000.0;
+    let then = then(addr).await;
     sim.graceful_shutdown(lambda_simulator::ShutdownReason::Spindown)
         .await;
     if !pgwarm
@@ -227,10 +244,11 @@ pub async fn startup(pgwarm: PgwarmBuilder) -> Result<Startup, String> {
             pgwarm.log()
         ));
     }
-    Ok(Startup {
+    let startup = Startup {
         listening_ms: ms(listening),
         registered_ms,
-    })
+    };
+    Ok((startup, then?))
 }
 
 fn ms(d: Duration) -> f64 {

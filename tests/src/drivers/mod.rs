@@ -9,6 +9,7 @@
 //!   libpq's host list, and through PgBouncer; the `failover` binary runs it.
 //! - [`fleet`]: many environments against a database with few connection slots, directly,
 //!   through pgwarm and through pgwarm + PgBouncer; the `demo` and `fleet` binaries run it.
+//! - [`lambda`]: `bench-lambda`, a naive handler and pgwarm under a Lambda-sized CPU quota.
 //! - [`lifecycle`]: one environment's life on lambda-simulator, measured (invocations, the thaw
 //!   check, SHUTDOWN, start-up), for `demo`, `lambda-run` and `footprint`.
 //! - [`children`]: how a driver ends everything it started, on Ctrl-C or a panic.
@@ -24,6 +25,7 @@ pub mod facts;
 pub mod failover;
 pub mod figures;
 pub mod fleet;
+pub mod lambda;
 pub mod lifecycle;
 pub mod pgwarm_env;
 pub mod vars;

@@ -19,7 +19,7 @@
 pub mod connect;
 pub mod throughput;
 
-mod cpu;
+pub(crate) mod cpu;
 pub(crate) mod out_dirs;
 mod pgbench;
 mod relays;

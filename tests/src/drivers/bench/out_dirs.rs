@@ -43,10 +43,18 @@ impl OutDirs {
 
     /// Writes a server's log into `logs`.
     pub(crate) fn save_log(&self, name: &str, text: &str) {
-        let path = self.logs.join(name);
-        if let Err(e) = fs::write(&path, text) {
-            eprintln!("cannot write {}: {e}", path.display());
-        }
+        save(&self.logs.join(name), text);
+    }
+
+    /// Writes one run's output into `runs`.
+    pub(crate) fn save_run(&self, name: &str, text: &str) {
+        save(&self.runs.join(name), text);
+    }
+
+    /// Writes the whole per-run `table` at once (for a benchmark that does not add to it run by
+    /// run).
+    pub(crate) fn write_table(&self, text: &str) -> Result<(), String> {
+        fs::write(&self.table, text).map_err(|e| format!("{}: {e}", self.table.display()))
     }
 
     /// The benchmark `program`'s report: written to `report`, printed on stdout (what the
@@ -63,5 +71,12 @@ impl OutDirs {
             ),
         );
         Ok(())
+    }
+}
+
+/// Writes `text` to `path`, or says on stderr why it could not.
+fn save(path: &std::path::Path, text: &str) {
+    if let Err(e) = fs::write(path, text) {
+        eprintln!("cannot write {}: {e}", path.display());
     }
 }
