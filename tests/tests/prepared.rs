@@ -737,6 +737,23 @@ fn a_fresh_parse_after_the_table_changed_describes_the_table_as_it_is() {
 #[test]
 fn the_unnamed_statement_a_client_parsed_is_its_own_in_its_next_transaction() {
     let db = cluster().fresh_target();
+    // Without statement tracking too: the unnamed statement is watched whatever the names do.
+    let untracked = Pgwarm::start(
+        &db,
+        &[
+            ("PGWARM_POOL_SIZE", "1"),
+            ("PGWARM_MAX_PREPARED_STATEMENTS", "0"),
+            ("PGWARM_PINNING", "off"),
+        ],
+    );
+    let (mut a, _) = Wire::login(untracked.addr(), &db.user, &db.dbname);
+    let (mut b, _) = Wire::login(untracked.addr(), &db.user, &db.dbname);
+    a.run(&Batch::new().parse("", "SELECT 111").sync());
+    b.run(&Batch::new().parse("", "SELECT 222").sync());
+    let replies = a.run(&Batch::new().bind("", &[]).execute().sync());
+    assert_eq!(Reply::values(&replies), ["111"], "without tracking");
+    drop((a, b, untracked));
+
     // One server connection: both clients' transactions run on it.
     let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "1")]);
     let (mut a, _) = Wire::login(pgwarm.addr(), &db.user, &db.dbname);

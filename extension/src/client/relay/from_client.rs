@@ -9,6 +9,7 @@ use super::expected::Kind;
 use super::Relay;
 use crate::client::session_sql::{session_state, session_states, SessionState};
 use crate::client::statements::{deallocate_target, ClientStatements, Resolution, Statement};
+use crate::config::PoolMode;
 use crate::protocol::framing::{self, FrameError, HEADER_LEN};
 use crate::protocol::frontend;
 use std::sync::Arc;
@@ -103,6 +104,8 @@ impl Relay {
     pub(super) fn walk_client(&mut self) -> Result<(), FrameError> {
         let tracking = self.tracking();
         let watch = self.rules.watch_session_state;
+        // Connections change hands between transactions: the unnamed statement is watched.
+        let transaction = self.rules.mode == PoolMode::Transaction;
         loop {
             // The number the next message gets; counted once it is taken, below.
             let seq = self.client.seq() + 1;
@@ -118,7 +121,7 @@ impl Relay {
             // How much of the message must be here before it can be judged.
             let need = match tag {
                 b'P' | b'D' | b'C' => frame_len,
-                b'B' if tracking || watch => {
+                b'B' if transaction => {
                     let arrived = inbox.body(frame_len.min(next.arrived) - HEADER_LEN);
                     match arrived.and_then(frontend::bind_names) {
                         Some((_, _, names_len)) => HEADER_LEN + names_len,
@@ -189,6 +192,11 @@ impl Relay {
                         (None, true) => {
                             plan_extended(&mut self.statements, &self.resolution, tag, body, seq)
                         }
+                        // Statement names pass through unchanged, but in transaction mode the
+                        // unnamed statement must still be the client's own.
+                        (None, false) if transaction => {
+                            plan_unnamed(tag, body).unwrap_or(Edit::None)
+                        }
                         (None, false) => Edit::None,
                     };
                     let kind = match tag {
@@ -225,8 +233,26 @@ impl Relay {
     }
 }
 
-/// Parse, Bind, Describe and Close of named statements, and Parse, Bind and Describe of the
-/// unnamed one (`body`: all of it, except for Bind, whose names only).
+/// Parse, Bind and Describe of the client's unnamed statement, kept and parsed again where it
+/// is missing (`body`: all of it, except for Bind, whose names only); None for other messages.
+fn plan_unnamed(tag: u8, body: &[u8]) -> Option<Edit> {
+    let unnamed = match tag {
+        // Kept, to parse it again where it is not: on another server connection, or after
+        // pgwarm's own simple query (its session-state question) destroyed it.
+        b'P' => {
+            return frontend::parse_body(body)
+                .filter(|(name, _)| name.is_empty())
+                .map(|(_, content)| Edit::UnnamedParse(content.into()))
+        }
+        b'B' => frontend::bind_names(body).is_some_and(|(_, name, _)| name.is_empty()),
+        b'D' => frontend::target(body) == Some((b'S', &[])),
+        _ => false,
+    };
+    unnamed.then_some(Edit::UnnamedUse)
+}
+
+/// Parse, Bind, Describe and Close of named statements, and the unnamed one's (`plan_unnamed`)
+/// (`body`: all of it, except for Bind, whose names only).
 fn plan_extended(
     statements: &mut ClientStatements,
     resolution: &Resolution,
@@ -234,10 +260,12 @@ fn plan_extended(
     body: &[u8],
     seq: u64,
 ) -> Edit {
+    if let Some(edit) = plan_unnamed(tag, body) {
+        return edit;
+    }
     let need = HEADER_LEN + body.len();
     match tag {
         b'P' => match frontend::parse_body(body) {
-            Some((&[], content)) => Edit::UnnamedParse(content.into()),
             Some((name, _)) if statements.contains(name) => Edit::Duplicate {
                 len: need,
                 name: name.into(),
@@ -255,7 +283,6 @@ fn plan_extended(
             None => Edit::None,
         },
         b'B' => match frontend::bind_names(body) {
-            Some((_, &[], _)) => Edit::UnnamedUse,
             Some((portal, name, _)) if !name.is_empty() => match statements.get(name) {
                 Some(statement) => Edit::Bind {
                     names_end: need,
@@ -268,7 +295,6 @@ fn plan_extended(
             _ => Edit::None,
         },
         b'D' => match frontend::target(body) {
-            Some((b'S', &[])) => Edit::UnnamedUse,
             Some((b'S', name)) if !name.is_empty() => match statements.get(name) {
                 Some(statement) => Edit::Describe {
                     len: need,
