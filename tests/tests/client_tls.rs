@@ -112,6 +112,10 @@ fn verify_full_works_with_a_configured_certificate_and_not_with_the_self_signed_
     assert!(err.contains("certificate verify failed"), "{err}");
     let log = self_signed.wait_for_log("TLS handshake failed", Duration::from_secs(5));
     assert!(log.contains("client's TLS handshake failed"), "{log}");
+    assert!(
+        log.contains("PGWARM_CLIENT_TLS_CERT"),
+        "names the setting: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,6 +147,9 @@ fn client_tls_off_answers_no_and_prefer_falls_back_to_plain_text() {
     assert!(!required.status.success());
     let err = text(&required.stderr);
     assert!(err.contains("server does not support SSL"), "{err}");
+    // The client gave up because of the answer: the log names the setting to change.
+    let log = pgwarm.wait_for_log("asked for TLS, was told no", Duration::from_secs(5));
+    assert!(log.contains("PGWARM_CLIENT_TLS=on"), "{log}");
     let preferred = psql_conninfo(&pgwarm, &[("PGSSLMODE", "prefer")]);
     assert!(preferred.status.success(), "{}", text(&preferred.stderr));
     assert!(!text(&preferred.stdout).contains("SSL connection"));

@@ -349,8 +349,18 @@ async fn read_startup(tcp: TcpStream, shared: &SessionContext) -> io::Result<(St
         _ => Stream::Plain(tcp),
     };
     let (mut ssl_asked, mut gss_asked) = (stream.is_tls(), false);
+    // TLS was asked for and refused ('N'): a client that then leaves required it.
+    let mut told_no_tls = false;
     loop {
-        let len = stream.read_u32().await? as usize;
+        let len = match stream.read_u32().await {
+            Ok(len) => len as usize,
+            Err(e) => {
+                if told_no_tls && e.kind() == io::ErrorKind::UnexpectedEof {
+                    info!("a client asked for TLS, was told no, and left: a client that requires TLS (sslmode=require or stricter) needs PGWARM_CLIENT_TLS=on");
+                }
+                return Err(e);
+            }
+        };
         if let Err(e) = startup::check_len(len) {
             return Ok((stream, Opening::Refused(protocol_error(e))));
         }
@@ -367,6 +377,7 @@ async fn read_startup(tcp: TcpStream, shared: &SessionContext) -> io::Result<(St
                     (Stream::Plain(tcp), Some(tls)) => start_tls(tcp, tls).await?,
                     (mut stream, _) => {
                         send(&mut stream, b"N").await?;
+                        told_no_tls = true;
                         stream
                     }
                 };
@@ -403,7 +414,7 @@ async fn opens_with_tls(tcp: &TcpStream) -> io::Result<bool> {
 async fn start_tls(mut tcp: TcpStream, tls: &super::tls::ClientTls) -> io::Result<Stream> {
     tcp.write_all(b"S").await?;
     tls.accept(tcp).await.inspect_err(|e| {
-        info!(error = %e, "client's TLS handshake failed");
+        info!(error = %e, "client's TLS handshake failed: a client that checks pgwarm's certificate (sslmode=verify-ca or verify-full) needs one it trusts, in PGWARM_CLIENT_TLS_CERT and PGWARM_CLIENT_TLS_KEY");
     })
 }
 
