@@ -3,7 +3,8 @@
 //! `PGWARM_DB_PORT` gives one port for all or one per host, and `PGWARM_TARGET_SESSION_ATTRS`
 //! says which servers pgwarm may lend (libpq's `target_session_attrs`).
 
-use super::{invalid, ConfigError};
+use super::env::{pick, Env};
+use super::{invalid, table, ConfigError, Upstream};
 
 /// libpq's `target_session_attrs`: which servers a connection may be made to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,10 +85,7 @@ impl InstanceHosts {
 }
 
 /// `PGWARM_INSTANCE_HOST_PATTERN`: `auto`, `off`, or a host name with one `?`.
-pub(super) fn parse_instance_hosts(
-    variable: &'static str,
-    raw: &str,
-) -> Result<InstanceHosts, ConfigError> {
+fn parse_instance_hosts(variable: &'static str, raw: &str) -> Result<InstanceHosts, ConfigError> {
     let raw = raw.trim();
     match raw {
         "auto" => Ok(InstanceHosts::Auto),
@@ -195,6 +193,58 @@ pub(super) fn parse_hosts(
             port,
         })
         .collect())
+}
+
+/// `PGWARM_TARGET_SESSION_ATTRS`. Behind a shared pooler the default is `any`: which server a
+/// pooled connection reaches is the pooler's to decide, and may change from one transaction to
+/// the next.
+pub(super) fn read_session_attrs(
+    env: &Env<'_>,
+    upstream: Upstream,
+) -> Result<SessionAttrs, ConfigError> {
+    let Some(raw) = env.get(&table::TARGET_SESSION_ATTRS) else {
+        return Ok(match upstream {
+            Upstream::Pooler => SessionAttrs::Any,
+            Upstream::Database => SessionAttrs::ReadWrite,
+        });
+    };
+    pick(
+        &table::TARGET_SESSION_ATTRS,
+        &raw,
+        &SESSION_ATTRS,
+        "expected any, read-write, read-only, primary, standby or prefer-standby",
+    )
+}
+
+/// `PGWARM_INSTANCE_HOST_PATTERN`. With `PGWARM_AUTH=iam` `auto` finds nothing: the token is
+/// signed for one host, which an instance's name is not.
+pub(super) fn read_instance_hosts(env: &Env<'_>) -> Result<InstanceHosts, ConfigError> {
+    let setting = &table::INSTANCE_HOST_PATTERN;
+    let raw = env.text(setting);
+    let parsed = parse_instance_hosts(setting.name, &raw)?;
+    let iam = env.get(&table::AUTH).as_deref() == Some("iam");
+    match parsed {
+        InstanceHosts::Pattern(_) if iam => Err(invalid(
+            setting.name,
+            &raw,
+            "PGWARM_AUTH=iam signs its token for one host, which an instance's name is not",
+        )),
+        InstanceHosts::Auto if iam => Ok(InstanceHosts::Off),
+        parsed => Ok(parsed),
+    }
+}
+
+/// `PGWARM_DB_HOST` as a list of hosts with their ports; empty when it is not set.
+pub(super) fn read_hosts(env: &Env<'_>) -> Result<Vec<HostAddr>, ConfigError> {
+    match env.get(&table::DB_HOST).filter(|h| !h.trim().is_empty()) {
+        None => Ok(Vec::new()),
+        Some(raw) => parse_hosts(
+            table::DB_HOST.name,
+            &raw,
+            table::DB_PORT.name,
+            env.get(&table::DB_PORT).as_deref(),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -252,7 +252,7 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         let env = Env(&lookup);
         let in_lambda = env.lambda(Lambda::RuntimeApi).is_some();
-        let hosts = parse_hosts(&env)?;
+        let hosts = hosts::read_hosts(&env)?;
         let credentials = credentials::parse(&env, &hosts)?;
         let sslmode = parse_sslmode(&env, &credentials)?;
         let listen = parse_listen(&env)?;
@@ -288,8 +288,8 @@ impl Settings {
             reader,
             credentials,
             hosts,
-            target_session_attrs: parse_session_attrs(&env, upstream)?,
-            instance_hosts: parse_instance_hosts(&env)?,
+            target_session_attrs: hosts::read_session_attrs(&env, upstream)?,
+            instance_hosts: hosts::read_instance_hosts(&env)?,
             sslmode,
             pool_mode,
             upstream,
@@ -321,55 +321,6 @@ impl Settings {
             log_level: env.text(&table::LOG_LEVEL),
             log_format: parse_log_format(&env, in_lambda)?,
         })
-    }
-}
-
-/// `PGWARM_TARGET_SESSION_ATTRS`. Behind a shared pooler the default is `any`: which server a
-/// pooled connection reaches is the pooler's to decide, and may change from one transaction to
-/// the next.
-fn parse_session_attrs(env: &Env<'_>, upstream: Upstream) -> Result<SessionAttrs, ConfigError> {
-    let Some(raw) = env.get(&table::TARGET_SESSION_ATTRS) else {
-        return Ok(match upstream {
-            Upstream::Pooler => SessionAttrs::Any,
-            Upstream::Database => SessionAttrs::ReadWrite,
-        });
-    };
-    pick(
-        &table::TARGET_SESSION_ATTRS,
-        &raw,
-        &hosts::SESSION_ATTRS,
-        "expected any, read-write, read-only, primary, standby or prefer-standby",
-    )
-}
-
-/// `PGWARM_INSTANCE_HOST_PATTERN`. With `PGWARM_AUTH=iam` `auto` finds nothing: the token is
-/// signed for one host, which an instance's name is not.
-fn parse_instance_hosts(env: &Env<'_>) -> Result<InstanceHosts, ConfigError> {
-    let setting = &table::INSTANCE_HOST_PATTERN;
-    let raw = env.text(setting);
-    let parsed = hosts::parse_instance_hosts(setting.name, &raw)?;
-    let iam = env.get(&table::AUTH).as_deref() == Some("iam");
-    match parsed {
-        InstanceHosts::Pattern(_) if iam => Err(invalid(
-            setting.name,
-            &raw,
-            "PGWARM_AUTH=iam signs its token for one host, which an instance's name is not",
-        )),
-        InstanceHosts::Auto if iam => Ok(InstanceHosts::Off),
-        parsed => Ok(parsed),
-    }
-}
-
-/// `PGWARM_DB_HOST` as a list of hosts with their ports; empty when it is not set.
-fn parse_hosts(env: &Env<'_>) -> Result<Vec<HostAddr>, ConfigError> {
-    match env.get(&table::DB_HOST).filter(|h| !h.trim().is_empty()) {
-        None => Ok(Vec::new()),
-        Some(raw) => hosts::parse_hosts(
-            table::DB_HOST.name,
-            &raw,
-            table::DB_PORT.name,
-            env.get(&table::DB_PORT).as_deref(),
-        ),
     }
 }
 

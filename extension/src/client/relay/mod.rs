@@ -42,13 +42,13 @@ mod from_server;
 mod inbox;
 mod link;
 mod local;
+mod rules;
 #[cfg(test)]
 mod tests;
 mod to_server;
 
 use super::statements::{ClientStatements, KnownStatements, Resolution};
 use super::traffic::{Tally, Traffic};
-use crate::config::{Pinning, PoolMode, Settings, Upstream};
 use crate::protocol::backend::TxStatus;
 use crate::protocol::error::ServerReport;
 use crate::protocol::{sqlstate, PgError};
@@ -59,6 +59,7 @@ use client_input::ClientInput;
 use expected::Expected;
 use inbox::Inbox;
 use link::{FirstAnswer, Linked};
+pub(crate) use rules::Rules;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -93,50 +94,6 @@ pub(crate) enum Event {
 
 /// The linked server connection as the pump sees it: its socket and its statements.
 pub(crate) type ServerSide<'a> = (&'a mut Stream, &'a mut PreparedSet);
-
-/// The settings a relay follows, copied out of [`Settings`] once per client.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Rules {
-    pub(crate) mode: PoolMode,
-    pub(crate) max_message_size: usize,
-    /// Whether the session wants to hear about idle-in-transaction moments.
-    pub(crate) watch_idle: bool,
-    /// Statements kept per server connection; 0 when names pass through unchanged (session
-    /// mode, or `PGWARM_MAX_PREPARED_STATEMENTS=0`).
-    pub(crate) max_prepared: usize,
-    /// A pooler is upstream (`PGWARM_UPSTREAM_POOLER=on`): the client's named statements are
-    /// parsed as the unnamed statement before each use, as nothing lasts beyond a transaction.
-    pub(crate) unnamed_server: bool,
-    /// Statements are looked at for session state (`PGWARM_PINNING=on` or `refuse`,
-    /// transaction mode).
-    pub(crate) watch_session_state: bool,
-    /// Statements that make session state are answered with an error (`PGWARM_PINNING=refuse`).
-    pub(crate) refuse_session_state: bool,
-}
-
-impl Rules {
-    pub(crate) fn of(settings: &Settings) -> Rules {
-        // Session state outlives a transaction only where connections change hands between
-        // transactions, and pgwarm can keep one only where it talks to the database itself.
-        let pins =
-            settings.pool_mode == PoolMode::Transaction && settings.upstream == Upstream::Database;
-        Rules {
-            mode: settings.pool_mode,
-            max_message_size: settings.max_message_size,
-            // Besides `PGWARM_IDLE_TRANSACTION_TIMEOUT`, the end of a Lambda invocation ends a
-            // transaction left idle (`client::invocation_end`).
-            watch_idle: settings.idle_transaction_timeout.is_some()
-                || settings.frozen_between_invocations,
-            max_prepared: match settings.pool_mode {
-                PoolMode::Transaction => settings.max_prepared_statements,
-                PoolMode::Session => 0,
-            },
-            unnamed_server: settings.upstream == Upstream::Pooler,
-            watch_session_state: settings.pinning != Pinning::Off && pins,
-            refuse_session_state: settings.pinning == Pinning::Refuse && pins,
-        }
-    }
-}
 
 /// What the pump tells the session besides its events, each taken once read.
 #[derive(Default)]
