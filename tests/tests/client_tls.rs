@@ -1,9 +1,11 @@
 //! TLS between clients and pgwarm (`PGWARM_CLIENT_TLS`, `PGWARM_CLIENT_TLS_CERT`/`_KEY`):
-//! `sslmode=require` works out of the box with the self-signed certificate pgwarm makes at
-//! start-up, from tokio-postgres (rustls) and from psql (libpq, OpenSSL); `verify-full` works
-//! with a configured certificate and fails against the self-signed one; plain clients still
-//! work; `off` answers 'N' and `require` refuses plain text; direct TLS needs ALPN; megabytes
-//! and cancels cross the encrypted link; bytes sent after SSLRequest never reach the login.
+//! unset, SSLRequest is answered 'N' (libpq's `prefer` falls back to plain text) unless a
+//! certificate is configured; with `on`, `sslmode=require` works with the self-signed
+//! certificate pgwarm makes at start-up, from tokio-postgres (rustls) and from psql (libpq,
+//! OpenSSL); `verify-full` works with a configured certificate and fails against the
+//! self-signed one; plain clients still work; `require` refuses plain text; direct TLS needs
+//! ALPN; megabytes and cancels cross the encrypted link; bytes sent after SSLRequest never reach
+//! the login.
 
 use pgwarm_tests::*;
 use std::io::{Read, Write};
@@ -45,14 +47,17 @@ async fn tls_client(pgwarm: &Pgwarm) -> tokio_postgres::Client {
         .expect("connect with sslmode=require")
 }
 
+/// TLS offered with the self-signed certificate.
+const TLS_ON: (&str, &str) = ("PGWARM_CLIENT_TLS", "on");
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sslmode_require_works_out_of_the_box_with_a_self_signed_certificate() {
+async fn sslmode_require_works_with_tls_on_and_a_self_signed_certificate() {
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[TLS_ON]);
     assert!(
         pgwarm.log().contains("self-signed certificate"),
         "{}",
@@ -81,7 +86,7 @@ async fn sslmode_require_works_out_of_the_box_with_a_self_signed_certificate() {
 #[test]
 fn psql_with_sslmode_require_connects_over_tls_and_plain_psql_still_works() {
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[TLS_ON]);
     let tls = psql_conninfo(&pgwarm, &[("PGSSLMODE", "require")]);
     assert!(tls.status.success(), "{}", text(&tls.stderr));
     let out = text(&tls.stdout);
@@ -105,7 +110,7 @@ fn verify_full_works_with_a_configured_certificate_and_not_with_the_self_signed_
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     assert!(text(&ok.stdout).contains("SSL connection"));
 
-    let self_signed = Pgwarm::start(&db, &[]);
+    let self_signed = Pgwarm::start(&db, &[TLS_ON]);
     let refused = psql_conninfo(&self_signed, &verify_full);
     assert!(!refused.status.success(), "verify-full must refuse it");
     let err = text(&refused.stderr);
@@ -140,9 +145,14 @@ async fn tokio_postgres_verify_full_checks_the_configured_certificate() {
 }
 
 #[test]
-fn client_tls_off_answers_no_and_prefer_falls_back_to_plain_text() {
+fn unset_client_tls_answers_no_and_prefer_falls_back_to_plain_text() {
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[("PGWARM_CLIENT_TLS", "off")]);
+    let pgwarm = Pgwarm::start(&db, &[]);
+    assert!(
+        !pgwarm.log().contains("self-signed certificate"),
+        "{}",
+        pgwarm.log()
+    );
     let required = psql_conninfo(&pgwarm, &[("PGSSLMODE", "require")]);
     assert!(!required.status.success());
     let err = text(&required.stderr);
@@ -174,7 +184,7 @@ fn client_tls_require_refuses_plain_text_logins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_tls_connects_when_the_client_offers_the_postgresql_alpn() {
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[TLS_ON]);
     let direct = "sslmode=require sslnegotiation=direct";
     let (tls, seen) = tls_without_checks(true);
     let client = pgwarm
@@ -206,7 +216,7 @@ async fn direct_tls_connects_when_the_client_offers_the_postgresql_alpn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_messages_cross_the_client_tls_link_both_ways() {
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[TLS_ON]);
     let client = tls_client(&pgwarm).await;
     exchange_large_messages(&client).await;
 }
@@ -216,7 +226,7 @@ async fn large_messages_cross_the_client_tls_link_both_ways() {
 #[test]
 fn a_client_that_reads_late_still_gets_the_whole_answer() {
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[TLS_ON]);
     let mut sock = std::net::TcpStream::connect(pgwarm.addr()).expect("connect");
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -300,7 +310,7 @@ fn read_until_ready(stream: &mut impl Read) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tls_clients_share_the_pool() {
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[("PGWARM_POOL_SIZE", "2")]);
+    let pgwarm = Pgwarm::start(&db, &[TLS_ON, ("PGWARM_POOL_SIZE", "2")]);
     let mut tasks = Vec::new();
     for c in 0..20i32 {
         let target = pgwarm.target();
@@ -330,7 +340,7 @@ async fn many_tls_clients_share_the_pool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_sent_over_tls_stops_the_query() {
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[TLS_ON]);
     let client = tls_client(&pgwarm).await;
     let token = client.cancel_token();
     let sleeper = tokio::spawn(async move { client.simple_query("select pg_sleep(30)").await });
@@ -351,7 +361,7 @@ async fn a_cancel_sent_over_tls_stops_the_query() {
 #[test]
 fn bytes_after_ssl_request_are_not_taken_as_a_startup_packet() {
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[]);
+    let pgwarm = Pgwarm::start(&db, &[TLS_ON]);
     let mut sock = std::net::TcpStream::connect(pgwarm.addr()).expect("connect");
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -393,7 +403,7 @@ fn an_unreadable_client_key_stops_pgwarm_naming_the_variable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_password_authentication_works_inside_tls() {
     let db = cluster().fresh_target();
-    let pgwarm = Pgwarm::start(&db, &[("PGWARM_CLIENT_PASSWORD", "s3cret pass")]);
+    let pgwarm = Pgwarm::start(&db, &[TLS_ON, ("PGWARM_CLIENT_PASSWORD", "s3cret pass")]);
     let (tls, seen) = tls_without_checks(false);
     let client = pgwarm
         .target()

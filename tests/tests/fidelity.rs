@@ -13,18 +13,23 @@
 use pgwarm_tests::*;
 
 /// Transaction mode with one server connection, so clients meet on it; session mode with two,
-/// as a client there holds one for its life.
-fn pgwarm(db: &Target, mode: &str) -> Pgwarm {
+/// as a client there holds one for its life. Client TLS as the case needs it.
+fn pgwarm(db: &Target, mode: &str, client_tls: &str) -> Pgwarm {
     let size = if mode == "session" { "2" } else { "1" };
     Pgwarm::start(
         db,
-        &[("PGWARM_POOL_MODE", mode), ("PGWARM_POOL_SIZE", size)],
+        &[
+            ("PGWARM_POOL_MODE", mode),
+            ("PGWARM_POOL_SIZE", size),
+            ("PGWARM_CLIENT_TLS", client_tls),
+        ],
     )
 }
 
 fn case(mode: &str, name: &str) {
+    let client_tls = if name == "cancel_tls" { "on" } else { "off" };
     let db = cluster().fresh_target();
-    let pgwarm = pgwarm(&db, mode);
+    let pgwarm = pgwarm(&db, mode, client_tls);
     let out = run_python_case("fidelity.py", name, &pgwarm.target(), &db);
     eprintln!("{out}");
 }

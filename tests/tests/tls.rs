@@ -147,7 +147,10 @@ async fn a_cancel_crosses_both_tls_links() {
     tls_cluster();
     let db = cluster().fresh_target();
     cluster().require_ssl_for(&db.user);
-    let pgwarm = Pgwarm::start(&db, &[("PGWARM_SSLMODE", "require")]);
+    let pgwarm = Pgwarm::start(
+        &db,
+        &[("PGWARM_SSLMODE", "require"), ("PGWARM_CLIENT_TLS", "on")],
+    );
     let (tls, seen) = tls_without_checks(false);
     let client = pgwarm
         .target()

@@ -480,11 +480,6 @@ fn parse_idle_session_timeout(env: &Env<'_>) -> Result<Option<Duration>, ConfigE
 }
 
 fn parse_client_tls(env: &Env<'_>) -> Result<ClientTlsSettings, ConfigError> {
-    let mode = env.choice(
-        &table::CLIENT_TLS,
-        &CLIENT_TLS_MODES,
-        "expected on, off or require",
-    )?;
     let cert = nonempty(env, &table::CLIENT_TLS_CERT).map(PathBuf::from);
     let key = nonempty(env, &table::CLIENT_TLS_KEY).map(PathBuf::from);
     let cert_and_key = match (cert, key) {
@@ -502,6 +497,20 @@ fn parse_client_tls(env: &Env<'_>) -> Result<ClientTlsSettings, ConfigError> {
                 reason: "PGWARM_CLIENT_TLS_KEY is set, so pgwarm needs its certificate too",
             })
         }
+    };
+    // Unset, TLS is offered only with a certificate of the user's. A handshake on loopback
+    // protects nothing inside one execution environment, yet libpq's default `sslmode=prefer`
+    // takes it when offered, and it doubles a naive handler's invocation at a small CPU share.
+    // A certificate given is a wish for TLS (`verify-full` needs it), so it turns TLS on.
+    let mode = match env.get(&table::CLIENT_TLS) {
+        Some(raw) => pick(
+            &table::CLIENT_TLS,
+            &raw,
+            &CLIENT_TLS_MODES,
+            "expected on, off or require",
+        )?,
+        None if cert_and_key.is_some() => ClientTlsMode::On,
+        None => ClientTlsMode::Off,
     };
     Ok(ClientTlsSettings { mode, cert_and_key })
 }

@@ -214,7 +214,7 @@ pub(crate) const SSLROOTCERT: Setting = row(
 );
 pub(crate) const CLIENT_TLS: Setting = row(
     "PGWARM_CLIENT_TLS",
-    Unset::Value("on"),
+    Unset::Derived("on if PGWARM_CLIENT_TLS_CERT is set, else off"),
     Shown::Plain(|s| spelling(&CLIENT_TLS_MODES, s.client_tls.mode)),
 );
 pub(crate) const CLIENT_TLS_CERT: Setting = row(

@@ -145,14 +145,26 @@ fn remote_hosts_default_to_verify_full() {
 #[test]
 fn client_tls_needs_both_files_or_neither() {
     let base = [("PGWARM_DB_HOST", "127.0.0.1"), ("PGWARM_DB_USER", "app")];
-    let s = settings(&base).unwrap();
-    assert_eq!(s.client_tls.mode, ClientTlsMode::On);
-    assert!(s.client_tls.cert_and_key.is_none());
     let with = |extra: &[(&'static str, &'static str)]| {
         let mut pairs = base.to_vec();
         pairs.extend_from_slice(extra);
         settings(&pairs)
     };
+    // Unset: off, unless a certificate of the user's says TLS is wanted.
+    let s = settings(&base).unwrap();
+    assert_eq!(s.client_tls.mode, ClientTlsMode::Off);
+    assert!(s.client_tls.cert_and_key.is_none());
+    let files = [
+        ("PGWARM_CLIENT_TLS_CERT", "/c.pem"),
+        ("PGWARM_CLIENT_TLS_KEY", "/k.pem"),
+    ];
+    assert_eq!(with(&files).unwrap().client_tls.mode, ClientTlsMode::On);
+    let self_signed = with(&[("PGWARM_CLIENT_TLS", "on")]).unwrap();
+    assert_eq!(self_signed.client_tls.mode, ClientTlsMode::On);
+    assert!(self_signed.client_tls.cert_and_key.is_none());
+    let mut off = files.to_vec();
+    off.push(("PGWARM_CLIENT_TLS", "off"));
+    assert_eq!(with(&off).unwrap().client_tls.mode, ClientTlsMode::Off);
     let err = with(&[("PGWARM_CLIENT_TLS_CERT", "/c.pem")])
         .unwrap_err()
         .to_string();

@@ -10,7 +10,7 @@
 //! (default 3), one unit of work after the other. Prints one row per round trip: the round trip
 //! a query measured through the relay, then each way's median and p99 in ms, and direct /
 //! pgwarm. `--tls`: the cluster turns TLS on, and every connection uses it with
-//! `sslmode=require`: the handler's to the database or to pgwarm (its default client TLS), and
+//! `sslmode=require`: the handler's to the database or to pgwarm (`PGWARM_CLIENT_TLS=on`), and
 //! pgwarm's to the database (`PGWARM_SSLMODE=require`). Exit status 0 when every unit of work succeeded, 1 otherwise, 2 for
 //! bad usage. pgwarm is `$PGWARM_BIN` or the workspace's debug build.
 
@@ -83,6 +83,10 @@ fn main() -> ExitCode {
                 ("PGWARM_LOG_LEVEL", "warn"),
                 ("PGWARM_METRICS", "off"),
                 ("PGWARM_SSLMODE", sslmode),
+                (
+                    "PGWARM_CLIENT_TLS",
+                    if tls.is_some() { "on" } else { "off" },
+                ),
             ],
         );
         let near = pgwarm.target();

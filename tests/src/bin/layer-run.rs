@@ -51,6 +51,7 @@ async fn main() -> ExitCode {
         let pgwarm = Pgwarm::builder(&db)
             .bin(&runs)
             .env("PGWARM_SSLMODE", "disable")
+            .env("PGWARM_CLIENT_TLS", "on")
             .env("PGWARM_LOG_LEVEL", "info")
             .spawn();
         let answer = async {

@@ -54,13 +54,13 @@ impl Cell {
 }
 
 /// Runs one cell: the handler connects to `target` (the database or pgwarm); `pgwarm` is the
-/// pgwarm process's clock, read when the way goes through it.
+/// clock of the pgwarm process the way goes through, if it does.
 pub fn run(
     place: Place,
     settings: &Settings,
     group: &CpuGroup,
     target: &Target,
-    pgwarm: &CpuClock,
+    pgwarm: Option<&CpuClock>,
 ) -> Cell {
     let mut cell = Cell {
         place,
@@ -72,7 +72,7 @@ pub fn run(
         throttled: None,
         versions: String::new(),
     };
-    let started = Handler::start(place.driver, target, place.way.ssl(place.driver))
+    let started = Handler::start(place.driver, target, place.way.ssl())
         .and_then(|h| group.add(h.pid()).map(|()| h));
     let mut handler = match started {
         Ok(h) => h,
@@ -89,7 +89,7 @@ pub fn run(
     cell.timed.clear();
     let clock = CpuClock::new(handler.comm, handler.pid()).ok();
     let handler_before = clock.as_ref().and_then(CpuClock::ticks);
-    let pgwarm_before = pgwarm.ticks();
+    let pgwarm_before = pgwarm.and_then(CpuClock::ticks);
     let throttled_before = group.throttled();
     for _ in 0..settings.invocations {
         invoke(&mut handler, settings.gap, &mut cell);
@@ -100,7 +100,7 @@ pub fn run(
         Some(ticks as f64 * 1000.0 / per_second as f64 / f64::from(settings.invocations))
     };
     cell.handler_cpu_ms = per_invocation(handler_before, clock.as_ref().and_then(CpuClock::ticks));
-    if place.way.through_pgwarm() {
+    if let Some(pgwarm) = pgwarm {
         cell.pgwarm_cpu_ms = per_invocation(pgwarm_before, pgwarm.ticks());
     }
     cell.throttled = throttled_before

@@ -39,12 +39,6 @@ impl Driver {
         Driver::ALL.into_iter().find(|d| d.name() == name)
     }
 
-    /// The driver's own default when the handler says nothing about TLS: psycopg's libpq asks
-    /// for TLS (`sslmode=prefer`), node-postgres does not (`ssl: false`).
-    pub fn default_is_tls(self) -> bool {
-        self == Driver::Psycopg
-    }
-
     /// The interpreter and its script; the process's `comm`.
     fn command(self) -> (Command, &'static str) {
         match self {

@@ -82,17 +82,24 @@ pub fn main() -> ExitCode {
     let mut failed = Vec::new();
     for &rtt_ms in &settings.rtts {
         let (_relay, far) = at_distance(&db, rtt_ms);
-        let pgwarm = builder(&far).env("PGWARM_METRICS", "off").spawn();
-        let clock = group
-            .add(pgwarm.pid())
-            .and_then(|()| CpuClock::new(&comm_of(&pgwarm_bin()), pgwarm.pid()));
-        let clock = match clock {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{PROGRAM}: pgwarm: {e}");
-                return ExitCode::FAILURE;
+        // A pgwarm per way through it, as its settings differ: the defaults, and client TLS on.
+        let mut pgwarms = Vec::new();
+        for way in settings.ways.iter().filter(|w| w.through_pgwarm()) {
+            let pgwarm = builder(&far)
+                .envs(way.pgwarm_env().iter().copied())
+                .env("PGWARM_METRICS", "off")
+                .spawn();
+            let clock = group
+                .add(pgwarm.pid())
+                .and_then(|()| CpuClock::new(&comm_of(&pgwarm_bin()), pgwarm.pid()));
+            match clock {
+                Ok(clock) => pgwarms.push((*way, pgwarm, clock)),
+                Err(e) => {
+                    eprintln!("{PROGRAM}: pgwarm: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
-        };
+        }
         for &memory_mb in &settings.memories {
             if let Err(e) = group.set_memory(memory_mb) {
                 eprintln!("{PROGRAM}: {e}");
@@ -106,11 +113,13 @@ pub fn main() -> ExitCode {
                         memory_mb,
                         rtt_ms,
                     };
-                    let target = match way.through_pgwarm() {
-                        true => pgwarm.target(),
-                        false => far.clone(),
+                    let through = pgwarms.iter().find(|(w, _, _)| *w == way);
+                    let target = match through {
+                        Some((_, pgwarm, _)) => pgwarm.target(),
+                        None => far.clone(),
                     };
-                    let cell = cell::run(place, &settings, &group, &target, &clock);
+                    let clock = through.map(|(_, _, clock)| clock);
+                    let cell = cell::run(place, &settings, &group, &target, clock);
                     say_cell(&cell);
                     out.save_run(&report::cell_file(&cell), &report::invocations_tsv(&cell));
                     if let Some(e) = &cell.first_error {
@@ -120,10 +129,15 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        if pgwarm_gone(&pgwarm) {
-            failed.push(format!("pgwarm exited during the cells at {rtt_ms} ms"));
+        for (way, pgwarm, _) in &pgwarms {
+            let way = way.name();
+            if pgwarm_gone(pgwarm) {
+                failed.push(format!(
+                    "pgwarm ({way}) exited during the cells at {rtt_ms} ms"
+                ));
+            }
+            out.save_log(&format!("pgwarm-{way}-{rtt_ms}ms.log"), &pgwarm.log());
         }
-        out.save_log(&format!("pgwarm-{rtt_ms}ms.log"), &pgwarm.log());
     }
     let warm_seconds = began.elapsed().as_secs();
 
@@ -276,8 +290,10 @@ fn header(
          \x20 the handler and pgwarm in the group, the database, the delay relay and this driver outside\n\
          database: PostgreSQL {server}, ssl = on (a throwaway CA's certificate), SCRAM; the round trip\n\
          \x20 made by a user-space delay relay in front of it (tests/src/harness/delay.rs)\n\
-         pgwarm: PGWARM_SSLMODE=require (one warm TLS server connection, through the relay), client TLS on\n\
-         \x20 (its own self-signed certificate), no client authentication; extra env: {}\n\
+         pgwarm: PGWARM_SSLMODE=require (one warm TLS server connection, through the relay), no client\n\
+         \x20 authentication; one pgwarm per way through it: pgwarm-plain with its defaults (client TLS off:\n\
+         \x20 psycopg's sslmode=prefer is answered N), pgwarm-tls with PGWARM_CLIENT_TLS=on (its own\n\
+         \x20 self-signed certificate) and the handler requiring TLS; extra env: {}\n\
          handlers: {}; per invocation connect + SELECT 1 (autocommit) + close, timed by the handler\n\
          per cell: a fresh handler, {} warm-up invocations, then {} measured, each {} ms after the\n\
          \x20 previous one ended; the cells took {warm_seconds} s\n\
@@ -307,7 +323,7 @@ fn cold_header(settings: &Settings) -> String {
         "cold starts, {} each: pgwarm exec'ed as an extension under lambda-simulator inside the group\n\
          (through a /bin/sh wrapper that enters the group and execs it), timed from the spawn to its\n\
          registration; then the first query: a handler already in the group, its driver imported,\n\
-         connects to the new pgwarm with its default TLS, SELECT 1, close (pgwarm's own TLS + SCRAM\n\
+         connects to the new pgwarm with both defaults (plain), SELECT 1, close (pgwarm's own TLS + SCRAM\n\
          login to the database happens in it)\n",
         settings.cold_starts
     )

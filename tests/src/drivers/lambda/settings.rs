@@ -13,10 +13,11 @@ pub enum Way {
     DirectTls,
     /// Straight to PostgreSQL without TLS: SCRAM alone.
     DirectPlain,
-    /// To pgwarm on loopback with TLS: psycopg's default (`sslmode=prefer`), node-postgres
-    /// only when asked (`ssl: {rejectUnauthorized: false}`).
+    /// To a pgwarm with `PGWARM_CLIENT_TLS=on` on loopback, the handler asking for TLS: a
+    /// `sslmode=require` URL kept unchanged.
     PgwarmTls,
-    /// To pgwarm on loopback, plain: node-postgres's default, psycopg with `sslmode=disable`.
+    /// To a pgwarm with its defaults on loopback, the handler with its driver's: plain, since
+    /// pgwarm answers psycopg's `sslmode=prefer` with 'N' and node-postgres does not ask.
     PgwarmPlain,
 }
 
@@ -41,20 +42,26 @@ impl Way {
         matches!(self, Way::PgwarmTls | Way::PgwarmPlain)
     }
 
-    /// What the handler of `driver` sets: the driver's default where it gives this way.
-    pub fn ssl(self, driver: Driver) -> Ssl {
-        match (self, driver.default_is_tls()) {
-            (Way::DirectTls, _) => Ssl::Require,
-            (Way::DirectPlain, _) => Ssl::Disable,
-            (Way::PgwarmTls, true) | (Way::PgwarmPlain, false) => Ssl::Default,
-            (Way::PgwarmTls, false) => Ssl::Require,
-            (Way::PgwarmPlain, true) => Ssl::Disable,
+    /// What the handler sets: TLS required where the way is TLS, else the driver's default.
+    pub fn ssl(self) -> Ssl {
+        match self {
+            Way::DirectTls | Way::PgwarmTls => Ssl::Require,
+            Way::DirectPlain => Ssl::Disable,
+            Way::PgwarmPlain => Ssl::Default,
+        }
+    }
+
+    /// The pgwarm settings the way needs beyond the benchmark's fixed ones.
+    pub fn pgwarm_env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Way::PgwarmTls => &[("PGWARM_CLIENT_TLS", "on")],
+            _ => &[],
         }
     }
 
     /// The handler's TLS setting as the report shows it.
     pub fn setting(self, driver: Driver) -> &'static str {
-        match (self.ssl(driver), driver) {
+        match (self.ssl(), driver) {
             (Ssl::Default, Driver::Psycopg) => "default (sslmode=prefer)",
             (Ssl::Default, Driver::NodePostgres) => "default (ssl: false)",
             (Ssl::Require, Driver::Psycopg) => "sslmode=require",
@@ -132,13 +139,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_drivers_default_is_one_of_the_pgwarm_ways() {
-        assert_eq!(Way::PgwarmTls.ssl(Driver::Psycopg), Ssl::Default);
-        assert_eq!(Way::PgwarmPlain.ssl(Driver::Psycopg), Ssl::Disable);
-        assert_eq!(Way::PgwarmTls.ssl(Driver::NodePostgres), Ssl::Require);
-        assert_eq!(Way::PgwarmPlain.ssl(Driver::NodePostgres), Ssl::Default);
-        for driver in Driver::ALL {
-            assert_eq!(Way::DirectTls.ssl(driver), Ssl::Require);
-        }
+    fn the_plain_way_is_every_drivers_default_against_pgwarms_default() {
+        assert_eq!(Way::PgwarmPlain.ssl(), Ssl::Default);
+        assert!(Way::PgwarmPlain.pgwarm_env().is_empty());
+        assert_eq!(Way::PgwarmTls.ssl(), Ssl::Require);
+        assert_eq!(Way::PgwarmTls.pgwarm_env(), [("PGWARM_CLIENT_TLS", "on")]);
+        assert_eq!(Way::DirectTls.ssl(), Ssl::Require);
     }
 }
