@@ -7,8 +7,12 @@
 #   scripts/fuzz.sh --seconds 60 relay one target for a minute
 #   scripts/fuzz.sh --runs 10000000    the long run: ten million executions per target
 #   --no-sanitizer                     build without AddressSanitizer: a panic is still a crash,
-#                                      and the build takes about a minute less (scripts/test.sh
-#                                      runs `--seconds 5 --no-sanitizer`; pgwarm has no unsafe code)
+#                                      and the build takes about a minute less (pgwarm has no
+#                                      unsafe code)
+#   --dev                              build without optimizations: the build takes under half
+#                                      as long, and the targets run 15 to 30 times slower
+#                                      (scripts/test.sh runs `--seconds 5 --dev --no-sanitizer`)
+#   --build-only                       build the targets and run none
 #
 # Targets: startup (the startup packet), relay (client and server bytes through the relay, with
 # links made, failed and replayed), scram (the SCRAM exchange pgwarm serves to clients), backend
@@ -26,13 +30,17 @@ source scripts/common.sh
 
 limit=(-max_total_time=10)
 sanitizer=()
+profile=(-O)
+build_only=false
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) limit=("-max_total_time=$2"); shift 2 ;;
         --runs) limit=("-runs=$2"); shift 2 ;;
         --no-sanitizer) sanitizer=(-s none); shift ;;
-        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+        --dev) profile=(--dev); shift ;;
+        --build-only) build_only=true; shift ;;
+        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
         *) targets+=("$1"); shift ;;
     esac
@@ -47,15 +55,16 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 cd extension/fuzz
-say "building the fuzz targets (release, with sanitizer coverage)"
-cargo +nightly fuzz build -O "${sanitizer[@]}"
+say "building the fuzz targets (${profile[*]}, with sanitizer coverage)"
+cargo +nightly fuzz build "${profile[@]}" "${sanitizer[@]}"
+$build_only && exit 0
 
 for target in "${targets[@]}"; do
     [ -d "seeds/$target" ] || die "no such fuzz target: $target (seeds/$target is missing)"
     mkdir -p "corpus/$target"
     log=$(mktemp)
     # -rss_limit_mb: pgwarm must not need more than this for any input; -timeout: a hang.
-    if ! cargo +nightly fuzz run -O "${sanitizer[@]}" "$target" "corpus/$target" "seeds/$target" -- \
+    if ! cargo +nightly fuzz run "${profile[@]}" "${sanitizer[@]}" "$target" "corpus/$target" "seeds/$target" -- \
         "${limit[@]}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         rm -f "$log"

@@ -21,12 +21,18 @@
 #   cargo:  cargo-fuzz (scripts/fuzz.sh, with the nightly toolchain this machine has)
 # When everything is already there it installs nothing and goes straight to the checks. A tool
 # that is missing and cannot be installed stops the run with a message saying what to install.
+# The builds only the later checks need (fuzz targets, layers, sam build) run in the background,
+# at the lowest CPU priority, while the tests run; their output is shown when test.sh waits
+# for them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=$(date +%s)
+background_pid=
 finish() {
     local rc=$?
+    # The background builds (below) end with test.sh, whole process group.
+    [ -z "$background_pid" ] || kill -- "-$background_pid" 2>/dev/null || true
     local elapsed=$(($(date +%s) - started))
     if [ "$rc" -eq 0 ]; then
         echo "test.sh: all checks passed in ${elapsed}s"
@@ -112,6 +118,47 @@ described_step "template.yaml passes SAM's validation and its lint" \
     sam validate --lint --template-file template.yaml
 # Also builds target/debug/pgwarm, the binary the end-to-end tests spawn.
 step cargo build --workspace --all-targets
+
+# ---- the other builds, in the background while the tests run ------------------------------------
+# The fuzz targets, the two layers and sam build's two functions compile the dependencies five
+# more times (nightly with coverage, two musl targets, two glibc ones): on a fresh machine, as
+# long as everything else together. They start now at the lowest CPU priority, so they take the
+# CPU the tests leave idle (the tests mostly wait on PostgreSQL, pgbench and timers) and the
+# tests keep theirs. None of them builds into target/debug, so cargo's lock on it never makes
+# the tests wait. Their output goes to a log that is shown where test.sh waits for them.
+background_log=target/test-background.log
+background_builds() {
+    local arch
+    described_step "the fuzz targets build (nightly, coverage, no optimizations)" \
+        scripts/fuzz.sh --build-only --dev --no-sanitizer
+    described_step "release build of the layer for x86_64 and arm64 (static musl, cargo lambda + zig)" \
+        scripts/build-layer.sh all
+    # sam build resolves template.yaml with its defaults (Architecture x86_64), then arm64: both
+    # layer resources each time (make -> build-layer.sh, warm by now) and the function for that
+    # architecture (rust-cargolambda). Output under target/sam, not .aws-sam.
+    for arch in "${LAYER_ARCHES[@]}"; do
+        described_step "sam build of template.yaml for $arch, without Docker" \
+            sam build --template-file template.yaml --build-dir "target/sam/build-$arch" \
+            --cache-dir target/sam/cache --parameter-overrides "Architecture=$arch"
+    done
+}
+# Job control for this one job: it gets a process group of its own, so an early exit of
+# test.sh stops all of it (cargo, rustc, sam; see finish).
+mkdir -p target
+set -m
+(
+    renice -n 19 -p "$BASHPID" >/dev/null
+    background_builds
+) >"$background_log" 2>&1 &
+background_pid=$!
+set +m
+# Waits for the background builds and shows what they printed; stops test.sh if one failed.
+wait_background() {
+    local rc=0
+    wait "$background_pid" || rc=$?
+    sed 's/^/    | /' "$background_log"
+    [ "$rc" -eq 0 ] || die "a background build failed (exit $rc): its output is above and in $background_log"
+}
 # --no-fail-fast: report every failing test binary, not only the first (still exits non-zero).
 # cargo prints one summary per test binary, the last often a doc-test run with 0 tests; the
 # closing line sums them all so the total is what a reader (or CI) sees last.
@@ -149,13 +196,13 @@ described_step "the demo runs end to end, scaled down (a smoke run of seconds; s
     env DEMO_INVOCATIONS=5 DEMO_DIRECT_INVOCATIONS=5 DEMO_STARTUP_RUNS=2 DEMO_FLEET_ENVIRONMENTS=8 \
     DEMO_FLEET_SLOTS=4 DEMO_FLEET_BURST=4 DEMO_FLEET_BURSTS=3 target/debug/demo --out target/demo-smoke
 
+described_step "the background builds: fuzz targets, layers, sam build" wait_background
+
 # ---- fuzzing: a few seconds per target from the committed seeds ----------------------------------
 described_step "the fuzz targets run from their seeds without a crash (scripts/fuzz.sh --runs 10000000 is the long run)" \
-    scripts/fuzz.sh --seconds 5 --no-sanitizer
+    scripts/fuzz.sh --seconds 5 --dev --no-sanitizer
 
 # ---- deployment: the layer and sam build --------------------------------------------------------
-described_step "release build of the layer for x86_64 and arm64 (static musl, cargo lambda + zig)" \
-    scripts/build-layer.sh all
 for arch in "${LAYER_ARCHES[@]}"; do
     described_step "the $arch layer zip: layout, mode 755, ELF for $arch, static; its pgwarm relays a query" \
         scripts/check-layer.sh --run "$arch" "target/layer/pgwarm-$arch.zip"
@@ -186,13 +233,8 @@ refuses_bad_layers() {
     rm -rf "$dir"
 }
 described_step "check-layer.sh refuses bad layers" refuses_bad_layers
-# sam build resolves template.yaml with its defaults (Architecture x86_64), then arm64: both layer
-# resources each time (make -> build-layer.sh, warm by now) and the function for that
-# architecture (rust-cargolambda). Output under target/sam, not .aws-sam.
+# What sam build made, in the background above.
 for arch in "${LAYER_ARCHES[@]}"; do
-    described_step "sam build of template.yaml for $arch, without Docker" \
-        sam build --template-file template.yaml --build-dir "target/sam/build-$arch" \
-        --cache-dir target/sam/cache --parameter-overrides "Architecture=$arch"
     described_step "sam build's $arch function: ELF for $arch, glibc <= 2.34" \
         scripts/check-layer.sh "$arch" "target/sam/build-$arch/HandlerFunction/bootstrap"
 done
