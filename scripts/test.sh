@@ -21,9 +21,9 @@
 #   cargo:  cargo-fuzz (scripts/fuzz.sh, with the nightly toolchain this machine has)
 # When everything is already there it installs nothing and goes straight to the checks. A tool
 # that is missing and cannot be installed stops the run with a message saying what to install.
-# The builds only the later checks need (fuzz targets, layers, sam build) run in the background,
-# at the lowest CPU priority, while the tests run; their output is shown when test.sh waits
-# for them.
+# The builds only the later checks need (fuzz targets, layers, sam build) run in the background
+# from the start, at the lowest CPU priority, on the CPU the other checks leave idle; their
+# output is shown when test.sh waits for them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -110,22 +110,14 @@ described_step() {
     "$@"
     echo "    ($(($(date +%s) - t0))s)"
 }
-step cargo fmt --all -- --check
-step cargo clippy --workspace --all-targets -- -D warnings
-described_step "every shell script passes shellcheck" shellcheck -x scripts/*.sh
-described_step "template.yaml passes cfn-lint" cfn-lint template.yaml
-described_step "template.yaml passes SAM's validation and its lint" \
-    sam validate --lint --template-file template.yaml
-# Also builds target/debug/pgwarm, the binary the end-to-end tests spawn.
-step cargo build --workspace --all-targets
-
-# ---- the other builds, in the background while the tests run ------------------------------------
+# ---- the other builds, in the background from the start ----------------------------------------
 # The fuzz targets, the two layers and sam build's two functions compile the dependencies five
 # more times (nightly with coverage, two musl targets, two glibc ones): on a fresh machine, as
-# long as everything else together. They start now at the lowest CPU priority, so they take the
-# CPU the tests leave idle (the tests mostly wait on PostgreSQL, pgbench and timers) and the
-# tests keep theirs. None of them builds into target/debug, so cargo's lock on it never makes
-# the tests wait. Their output goes to a log that is shown where test.sh waits for them.
+# long as everything else together. They start before the checks at the lowest CPU priority, so
+# they take only the CPU the rest leaves idle: a core while cargo waits on one crate or one
+# link, and much of both while the tests wait on PostgreSQL, pgbench and timers. None of them
+# builds into target/debug, so cargo's lock on it never makes clippy, the build or the tests
+# wait. Their output goes to a log that is shown where test.sh waits for them.
 background_log=target/test-background.log
 background_builds() {
     local arch
@@ -152,6 +144,15 @@ set -m
 ) >"$background_log" 2>&1 &
 background_pid=$!
 set +m
+step cargo fmt --all -- --check
+step cargo clippy --workspace --all-targets -- -D warnings
+described_step "every shell script passes shellcheck" shellcheck -x scripts/*.sh
+described_step "template.yaml passes cfn-lint" cfn-lint template.yaml
+described_step "template.yaml passes SAM's validation and its lint" \
+    sam validate --lint --template-file template.yaml
+# Also builds target/debug/pgwarm, the binary the end-to-end tests spawn.
+step cargo build --workspace --all-targets
+
 # Waits for the background builds and shows what they printed; stops test.sh if one failed.
 wait_background() {
     local rc=0
