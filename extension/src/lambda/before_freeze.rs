@@ -104,6 +104,12 @@ impl BeforeFreeze {
                 ),
                 false => warn!("no platform.runtimeDone before the invocation's deadline"),
             }
+            // The deadline is a margin away, and pgwarm asks for its next event now: the next
+            // INVOKE may reach the handler before pgwarm reads it, and its first login must not
+            // be bounded by this invocation's deadline (it would be refused at once).
+            for pool in shared.pools() {
+                pool.invocation_ended();
+            }
             return;
         }
         self.missed.store(0, Ordering::Relaxed);
