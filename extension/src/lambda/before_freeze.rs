@@ -93,6 +93,13 @@ impl BeforeFreeze {
         })
         .await
         .unwrap_or(false);
+        // Heard or not, pgwarm asks for its next event soon: the next INVOKE may reach the
+        // handler before pgwarm reads it, and that handler's waits must not be bounded by this
+        // invocation's deadline (a margin away when runtimeDone was missed: a login would be
+        // refused at once).
+        for pool in shared.pools() {
+            pool.invocation_ended();
+        }
         if !heard {
             lifecycle.runtime_done_missed.add(1);
             let missed = self.missed.fetch_add(1, Ordering::Relaxed) + 1;
@@ -104,20 +111,11 @@ impl BeforeFreeze {
                 ),
                 false => warn!("no platform.runtimeDone before the invocation's deadline"),
             }
-            // The deadline is a margin away, and pgwarm asks for its next event now: the next
-            // INVOKE may reach the handler before pgwarm reads it, and its first login must not
-            // be bounded by this invocation's deadline (it would be refused at once).
-            for pool in shared.pools() {
-                pool.invocation_ended();
-            }
             return;
         }
         self.missed.store(0, Ordering::Relaxed);
         let heard_at = Instant::now();
         shared.invocation_ends.ended(heard_at);
-        for pool in shared.pools() {
-            pool.invocation_ended();
-        }
         let reader_back = async {
             if let Some(reader) = &shared.reader {
                 reader.lent_back(ROLLBACK_WAIT).await;
