@@ -72,9 +72,10 @@ fn main() -> ExitCode {
             },
             None => db.clone(),
         };
-        let sslmode = match tls {
-            Some(_) => "require",
-            None => "disable",
+        // TLS on both of pgwarm's legs, or on neither.
+        let (sslmode, client_tls) = match tls {
+            Some(_) => ("require", "on"),
+            None => ("disable", "off"),
         };
         let pgwarm = Pgwarm::start(
             &far,
@@ -83,10 +84,7 @@ fn main() -> ExitCode {
                 ("PGWARM_LOG_LEVEL", "warn"),
                 ("PGWARM_METRICS", "off"),
                 ("PGWARM_SSLMODE", sslmode),
-                (
-                    "PGWARM_CLIENT_TLS",
-                    if tls.is_some() { "on" } else { "off" },
-                ),
+                ("PGWARM_CLIENT_TLS", client_tls),
             ],
         );
         let near = pgwarm.target();
