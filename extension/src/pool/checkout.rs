@@ -12,7 +12,7 @@ use tracing::debug;
 /// any other way closes the connection and frees its slot.
 pub(crate) struct Checkout {
     /// `None` only while a slot is being filled, or after `release`.
-    pub(super) conn: Option<ServerConn>,
+    pub(super) conn: Option<Box<ServerConn>>,
     pub(super) pool: Arc<Pool>,
     released: bool,
 }

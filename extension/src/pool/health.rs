@@ -19,7 +19,7 @@ impl Pool {
     pub(super) async fn validate(
         &self,
         mut slot: Checkout,
-        mut conn: ServerConn,
+        mut conn: Box<ServerConn>,
         wait: &Wait,
     ) -> Result<Checkout, PoolError> {
         if conn.age() >= self.settings.server_lifetime {
@@ -80,12 +80,12 @@ impl Pool {
     /// starts at the same moment, meets a live connection instead of paying for the check or the
     /// replacement itself. Returns how many were checked.
     pub(crate) async fn check_idle(self: &Arc<Pool>) -> usize {
-        let stale: Vec<ServerConn> = {
+        let stale: Vec<Box<ServerConn>> = {
             let mut state = self.lock();
             let delay = self.settings.server_check_delay;
             let (stale, fresh) = std::mem::take(&mut state.idle)
                 .into_iter()
-                .partition(|conn: &ServerConn| conn.idle_for() >= delay);
+                .partition(|conn| conn.idle_for() >= delay);
             state.idle = fresh;
             stale
         };

@@ -47,9 +47,8 @@ use headroom::Headroom;
 use hosts::Hosts;
 use outage::Outage;
 use queue::{Queue, Wants};
-use slots::{Grant, State};
+use slots::{Grant, LentMap, State};
 use stats::Lent;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -188,7 +187,7 @@ impl Pool {
                 waiters: Queue::default(),
                 closed: false,
                 paused: false,
-                lent: HashMap::new(),
+                lent: LentMap::default(),
                 logging_in: 0,
                 testing: 0,
                 invocation: None,

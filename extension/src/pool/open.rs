@@ -62,7 +62,7 @@ impl Pool {
             let error = match login {
                 Ok(conn) => {
                     self.outage.recovered();
-                    slot.conn = Some(conn);
+                    slot.conn = Some(Box::new(conn));
                     return Ok(slot);
                 }
                 Err(e) if outage::is_transient(&e) => e,
@@ -123,7 +123,7 @@ impl Pool {
     pub(super) async fn instead_of_login(
         &self,
         slot: Checkout,
-        conn: ServerConn,
+        conn: Box<ServerConn>,
         wait: &Wait,
     ) -> Result<Checkout, PoolError> {
         debug!(

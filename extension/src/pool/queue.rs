@@ -31,18 +31,30 @@ struct Queued {
 }
 
 #[derive(Default)]
-pub(super) struct Queue(VecDeque<Queued>);
+pub(super) struct Queue {
+    waiting: VecDeque<Queued>,
+    /// The length at which `push` next drops the clients that gave up.
+    sweep_at: usize,
+}
+
+/// The smallest queue `push` sweeps.
+const MIN_SWEEP: usize = 16;
 
 impl Queue {
     /// Queues a client that asked at `since`, behind every client that asked earlier; returns
     /// where its grant will come.
     pub(super) fn push(&mut self, wants: Wants, since: Instant) -> oneshot::Receiver<Grant> {
         // Clients that gave up are dropped here too, not only when something is handed out, so
-        // a pool held for long cannot pile them up.
-        self.0.retain(|q| !q.tx.is_closed());
+        // a pool held for long cannot pile them up. Only once the queue has doubled since the
+        // last sweep: with every client of a busy pool waiting, a sweep at each push would read
+        // them all at every transaction.
+        if self.waiting.len() >= self.sweep_at {
+            self.waiting.retain(|q| !q.tx.is_closed());
+            self.sweep_at = (self.waiting.len() * 2).max(MIN_SWEEP);
+        }
         let (tx, rx) = oneshot::channel();
-        let at = self.0.partition_point(|q| q.since <= since);
-        self.0.insert(at, Queued { tx, wants, since });
+        let at = self.waiting.partition_point(|q| q.since <= since);
+        self.waiting.insert(at, Queued { tx, wants, since });
         rx
     }
 
@@ -51,12 +63,16 @@ impl Queue {
         let mut from = 0;
         loop {
             let slot = matches!(grant, Grant::Slot);
-            let Some(at) = (from..self.0.len())
-                .find(|&i| !slot || self.0.get(i).is_some_and(|q| q.wants == Wants::Either))
-            else {
+            let Some(at) = (from..self.waiting.len()).find(|&i| {
+                !slot
+                    || self
+                        .waiting
+                        .get(i)
+                        .is_some_and(|q| q.wants == Wants::Either)
+            }) else {
                 return Some(grant);
             };
-            let Some(queued) = self.0.remove(at) else {
+            let Some(queued) = self.waiting.remove(at) else {
                 return Some(grant);
             };
             match queued.tx.send(grant) {
@@ -71,7 +87,7 @@ impl Queue {
     }
 
     /// [`Queue::hand`] for a connection: gives it back when nobody waits for one.
-    pub(super) fn hand_conn(&mut self, conn: ServerConn) -> Option<ServerConn> {
+    pub(super) fn hand_conn(&mut self, conn: Box<ServerConn>) -> Option<Box<ServerConn>> {
         match self.hand(Grant::Conn(conn))? {
             Grant::Conn(conn) => Some(conn),
             // `hand` gives back what it was given.
@@ -81,16 +97,22 @@ impl Queue {
 
     /// Whether no client waits (those that gave up are not counted).
     pub(super) fn is_empty(&self) -> bool {
-        self.0.iter().all(|q| q.tx.is_closed())
+        self.waiting.iter().all(|q| q.tx.is_closed())
+    }
+
+    /// Clients kept in the queue, those that gave up and are not swept yet included.
+    #[cfg(test)]
+    pub(super) fn held(&self) -> usize {
+        self.waiting.len()
     }
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.0.iter().filter(|q| !q.tx.is_closed()).count()
+        self.waiting.iter().filter(|q| !q.tx.is_closed()).count()
     }
 
     pub(super) fn clear(&mut self) {
-        self.0.clear();
+        self.waiting.clear();
     }
 }
 

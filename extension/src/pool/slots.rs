@@ -8,21 +8,24 @@ use super::wait::{InvocationDeadline, Wait};
 use super::{Pool, PoolError};
 use crate::server::ServerConn;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, MutexGuard};
 use tokio::sync::oneshot;
 use tracing::debug;
 
-/// What a waiter is given. Moved once through a oneshot, so its size does not matter more than
-/// a box per hand-off would.
-#[allow(clippy::large_enum_variant)]
+/// What a waiter is given, through a oneshot.
 pub(super) enum Grant {
-    Conn(ServerConn),
+    Conn(Box<ServerConn>),
     /// Permission to open a connection in a slot someone gave up.
     Slot,
 }
 
 pub(super) struct State {
-    pub(super) idle: Vec<ServerConn>,
+    /// Boxed, as everywhere in the pool: a connection changes hands at every transaction (idle
+    /// list, grant, checkout, client), and a pointer moves where its few hundred bytes would be
+    /// copied at each step.
+    #[allow(clippy::vec_box, reason = "connections move out of the list, not only in it")]
+    pub(super) idle: Vec<Box<ServerConn>>,
     /// Connections that exist or are being opened: idle + checked out + connecting.
     pub(super) open: usize,
     pub(super) waiters: Queue,
@@ -30,12 +33,38 @@ pub(super) struct State {
     /// `PAUSE`: new transactions wait, those under way finish.
     pub(super) paused: bool,
     /// Connections lent to clients, by id, for the admin console.
-    pub(super) lent: HashMap<u64, Lent>,
+    pub(super) lent: LentMap,
     /// Logins and health checks under way.
     pub(super) logging_in: usize,
     pub(super) testing: usize,
     /// The Lambda invocation under way, whose deadline bounds waits.
     pub(super) invocation: Option<InvocationDeadline>,
+}
+
+/// The lent connections by id: an entry goes in and out at every transaction.
+pub(super) type LentMap = HashMap<u64, Lent, BuildHasherDefault<IdHasher>>;
+
+/// Hashes pgwarm's own connection ids, numbered in order, which no client chooses: a multiply
+/// spreads them where SipHash's defence against chosen keys would cost more than the lookup.
+#[derive(Default)]
+pub(super) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: the golden ratio's multiple moves the id's bits up to the ones the
+        // table reads.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl Pool {
@@ -61,14 +90,15 @@ impl Pool {
         }
     }
     /// Takes every idle connection out of the pool, its slot freed, for the caller to close.
-    pub(super) fn take_idle(&self) -> Vec<ServerConn> {
+    #[allow(clippy::vec_box, reason = "each is closed or checked on its own")]
+    pub(super) fn take_idle(&self) -> Vec<Box<ServerConn>> {
         let mut state = self.lock();
         let idle = std::mem::take(&mut state.idle);
         state.open -= idle.len();
         idle
     }
     /// Puts a clean connection back, or hands it to the longest waiter.
-    pub(super) fn checkin(&self, mut conn: ServerConn) {
+    pub(super) fn checkin(&self, mut conn: Box<ServerConn>) {
         conn.touch();
         let retire = if conn.cancel_in_flight() {
             Some("a cancel is on its way to it")

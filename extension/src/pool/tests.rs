@@ -63,6 +63,8 @@ async fn waiters_that_timed_out_do_not_pile_up_while_the_pool_is_held() {
         assert!(matches!(err, PoolError::WaitTimeout { .. }), "{err}");
     }
     assert!(pool.stats().waiting <= 1, "{:?}", pool.stats());
+    let held = pool.lock().waiters.held();
+    assert!(held <= 16, "{held} waiters kept");
 }
 
 #[tokio::test]
