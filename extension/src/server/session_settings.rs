@@ -9,23 +9,27 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// What a client changed during a link is read with this query.
 pub(crate) const READ_SQL: &str =
     "select name, setting from pg_catalog.pg_settings where source = 'session' order by name";
 
 /// Settings by name. Names are kept in lower case: PostgreSQL matches them without case.
+///
+/// Shared, never changed in place: a client and every server connection it leaves its settings
+/// on hold the same map, so the check at each link is mostly a pointer comparison.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct SessionSettings(BTreeMap<String, String>);
+pub(crate) struct SessionSettings(Arc<BTreeMap<String, String>>);
 
 impl SessionSettings {
     pub(crate) fn new(settings: impl IntoIterator<Item = (String, String)>) -> SessionSettings {
-        SessionSettings(
+        SessionSettings(Arc::new(
             settings
                 .into_iter()
                 .map(|(name, value)| (name.to_ascii_lowercase(), value))
                 .collect(),
-        )
+        ))
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
@@ -40,17 +44,21 @@ impl SessionSettings {
     /// `self` over `defaults`: what a client has after `RESET`, which returns a setting to the
     /// client's startup value, not to the server connection's.
     pub(crate) fn over(&self, defaults: &SessionSettings) -> SessionSettings {
-        let mut merged = defaults.0.clone();
+        let mut merged = BTreeMap::clone(&defaults.0);
         merged.extend(self.0.iter().map(|(k, v)| (k.clone(), v.clone())));
-        SessionSettings(merged)
+        SessionSettings(Arc::new(merged))
     }
 
     /// SQL that turns a connection whose session settings are `current` into one with `self`,
     /// or None when they already match. The statements run as one implicit transaction, so a
     /// value the server refuses leaves the connection as it was.
     pub(crate) fn apply_sql(&self, current: &SessionSettings) -> Option<String> {
+        // The common case at every link: the same settings, often the same map.
+        if Arc::ptr_eq(&self.0, &current.0) || self.0 == current.0 {
+            return None;
+        }
         let mut sql = String::new();
-        for (name, value) in &self.0 {
+        for (name, value) in self.0.iter() {
             if current.0.get(name) != Some(value) {
                 let _ = write!(
                     sql,
