@@ -350,24 +350,49 @@ fn statement_text(tag: u8, body: &[u8]) -> Option<&[u8]> {
     frontend::cstr(text).map(|(sql, _)| sql)
 }
 
-/// Whether a statement's text names something that may outlive its transaction: one pass over
-/// it, the words tried only where a run of letters starts (`pg_advisory_lock`'s `advisory`
-/// after its underscore, not `temp` inside `attempt`), and only those with its first letter.
-fn may_make_session_state(text: &[u8]) -> bool {
-    let mut after_letter = false;
-    text.iter().enumerate().any(|(at, &byte)| {
-        let starts = !after_letter && byte.is_ascii_alphabetic();
-        after_letter = byte.is_ascii_alphabetic();
-        starts && {
-            let first = byte.to_ascii_lowercase();
-            SESSION_STATE_WORDS.iter().any(|word| {
-                word.first() == Some(&first)
-                    && text
-                        .get(at..at + word.len())
-                        .is_some_and(|head| head.eq_ignore_ascii_case(word))
-            })
+/// The first letters of [`SESSION_STATE_WORDS`], one bit per letter from `a`.
+const FIRST_LETTERS: u32 = {
+    let mut bits = 0;
+    let mut words: &[&[u8]] = &SESSION_STATE_WORDS;
+    while let [word, rest @ ..] = words {
+        if let [first, ..] = word {
+            bits |= 1 << (*first - b'a');
         }
-    })
+        words = rest;
+    }
+    bits
+};
+
+/// Whether a statement's text names something that may outlive its transaction. The words are
+/// tried only where a run of letters starts (`pg_advisory_lock`'s `advisory` after its
+/// underscore, not `temp` inside `attempt`), and only when that letter starts one of them: every
+/// query a client sends passes here, so runs are skipped in tight loops.
+fn may_make_session_state(text: &[u8]) -> bool {
+    let mut rest = text;
+    loop {
+        let Some(start) = rest.iter().position(u8::is_ascii_alphabetic) else {
+            return false;
+        };
+        let word = rest.get(start..).unwrap_or_default();
+        let Some(first) = word.first().map(u8::to_ascii_lowercase) else {
+            return false;
+        };
+        if FIRST_LETTERS & (1 << (first - b'a')) != 0
+            && SESSION_STATE_WORDS.iter().any(|candidate| {
+                candidate.first() == Some(&first)
+                    && word
+                        .get(..candidate.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(candidate))
+            })
+        {
+            return true;
+        }
+        let run = word
+            .iter()
+            .position(|b| !b.is_ascii_alphabetic())
+            .unwrap_or(word.len());
+        rest = word.get(run..).unwrap_or_default();
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +423,14 @@ mod tests {
         }
         let plain: &[u8] = b"SELECT 1; INSERT INTO t VALUES (2)";
         assert!(!may_make_session_state(plain));
+        assert!(
+            !may_make_session_state(b"update attempts set n = 1 where unheld"),
+            "inside a run of letters"
+        );
+        assert!(
+            may_make_session_state(b"select 1;temp"),
+            "after punctuation"
+        );
         assert!(
             !may_make_session_state(b"SELECT lis"),
             "a word cut by the end"
