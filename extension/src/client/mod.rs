@@ -1,7 +1,7 @@
 //! Client sessions: everything between a driver's socket and the pool — the login
 //! ([`handshake`], with [`tls`] when the client asks for it), the relay of bytes and transaction
-//! tracking ([`relay`]), the per-client event loop ([`session`]) and cancel-key mapping
-//! ([`cancel`]); and what they tell the admin console ([`clients`], [`traffic`]). What every
+//! tracking ([`relay`]), the per-client event loop ([`session`]) and what stops it from outside
+//! ([`stop`]), and cancel-key mapping ([`cancel`]); and what they tell the admin console ([`clients`], [`traffic`]). What every
 //! session shares is one [`SessionContext`].
 
 pub(crate) mod cancel;
@@ -14,6 +14,7 @@ pub(crate) mod relay;
 pub(crate) mod session;
 pub(crate) mod session_sql;
 pub(crate) mod statements;
+mod stop;
 pub(crate) mod tls;
 pub(crate) mod traffic;
 

@@ -9,6 +9,7 @@ use super::clients::ClientHandle;
 use super::invocation_end::{leaked_error, EndWatch};
 use super::relay::{Event, Relay, Rules};
 use super::statements::Resolution;
+use super::stop::Stop;
 use super::traffic::Traffic;
 use super::SessionContext;
 use crate::config::{PoolMode, Upstream};
@@ -111,10 +112,15 @@ impl<'a> Session<'a> {
     /// Runs the session to its end. `server`: the connection taken at login (session mode),
     /// linked for the client's whole life.
     pub(crate) async fn run(mut self, server: Option<Checkout>) {
-        // One token for both pgwarm's shutdown and a KILL: every token a select holds is
-        // polled (a mutex each) at every wake-up of the session.
-        let stop = self.listed.killed();
+        // One token for both pgwarm's shutdown and a KILL, polled only when it fired.
+        let stop = Stop::new(self.listed.killed());
         let end = tokio::select! {
+            biased;
+            () = stop => match self.shared.shutdown.is_cancelled() {
+                true => End::Shutdown,
+                false => End::Error(PgError::admin_shutdown("terminating connection due to administrator command (pgwarm admin console)",
+                )),
+            },
             end = async {
                 if let Some(server) = server {
                     if let Err(error) = self.link(server).await {
@@ -123,11 +129,6 @@ impl<'a> Session<'a> {
                 }
                 self.relay_loop().await
             } => end,
-            () = stop.cancelled() => match self.shared.shutdown.is_cancelled() {
-                true => End::Shutdown,
-                false => End::Error(PgError::admin_shutdown("terminating connection due to administrator command (pgwarm admin console)",
-                )),
-            },
         };
         self.finish(end).await;
     }
@@ -277,10 +278,13 @@ impl<'a> Session<'a> {
     /// value the database refuses (a startup parameter it does not know, a role since dropped)
     /// ends the client: it cannot have the session it expects. The error comes with whether the
     /// server connection is still fit to lend (a refusal rolls back and leaves it as it was).
-    async fn apply_settings(&self, server: &mut Checkout) -> Result<(), (PgError, bool)> {
+    async fn apply_settings(&mut self, server: &mut Checkout) -> Result<(), (PgError, bool)> {
         if self.shared.settings.upstream == Upstream::Pooler {
             // Behind another pooler a session setting would outlive the transaction on a backend
             // other clients share (or pin it, under RDS Proxy): pgwarm sets none.
+            return Ok(());
+        }
+        if self.settings.same_as(server.session_settings_mut()) {
             return Ok(());
         }
         let Some(sql) = self.settings.apply_sql(server.session_settings()) else {

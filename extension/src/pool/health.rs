@@ -22,7 +22,8 @@ impl Pool {
         mut conn: Box<ServerConn>,
         wait: &Wait,
     ) -> Result<Checkout, PoolError> {
-        if conn.age() >= self.settings.server_lifetime {
+        let now = std::time::Instant::now();
+        if conn.age(now) >= self.settings.server_lifetime {
             debug!(
                 server = conn.id(),
                 "server connection reached PGWARM_SERVER_LIFETIME"
@@ -38,7 +39,7 @@ impl Pool {
             self.counters.reconnects.add(1);
             return self.fill(slot, wait).await;
         }
-        if conn.idle_for() >= self.settings.server_check_delay {
+        if conn.idle_for(now) >= self.settings.server_check_delay {
             self.counters.health_checks.add(1);
             // Boxed: a cold path whose future would otherwise sit in every checkout's state.
             let check = tokio::time::timeout(
@@ -83,9 +84,10 @@ impl Pool {
         let stale: Vec<Box<ServerConn>> = {
             let mut state = self.lock();
             let delay = self.settings.server_check_delay;
+            let now = std::time::Instant::now();
             let (stale, fresh) = std::mem::take(&mut state.idle)
                 .into_iter()
-                .partition(|conn| conn.idle_for() >= delay);
+                .partition(|conn| conn.idle_for(now) >= delay);
             state.idle = fresh;
             stale
         };

@@ -24,7 +24,10 @@ pub(super) struct State {
     /// Boxed, as everywhere in the pool: a connection changes hands at every transaction (idle
     /// list, grant, checkout, client), and a pointer moves where its few hundred bytes would be
     /// copied at each step.
-    #[allow(clippy::vec_box, reason = "connections move out of the list, not only in it")]
+    #[allow(
+        clippy::vec_box,
+        reason = "connections move out of the list, not only in it"
+    )]
     pub(super) idle: Vec<Box<ServerConn>>,
     /// Connections that exist or are being opened: idle + checked out + connecting.
     pub(super) open: usize,
@@ -99,12 +102,13 @@ impl Pool {
     }
     /// Puts a clean connection back, or hands it to the longest waiter.
     pub(super) fn checkin(&self, mut conn: Box<ServerConn>) {
-        conn.touch();
+        let now = std::time::Instant::now();
+        conn.touch(now);
         let retire = if conn.cancel_in_flight() {
             Some("a cancel is on its way to it")
-        } else if conn.age() >= self.settings.server_lifetime {
+        } else if conn.age(now) >= self.settings.server_lifetime {
             Some("it is past PGWARM_SERVER_LIFETIME")
-        } else if conn.is_fallback() && conn.age() >= self.settings.server_check_delay {
+        } else if conn.is_fallback() && conn.age(now) >= self.settings.server_check_delay {
             Some("it went to the writer for the reader port, whose replicas are tried again")
         } else {
             None

@@ -138,8 +138,8 @@ impl Lent {
 }
 
 /// The row of an idle connection.
-fn idle_row(conn: &ServerConn, check_delay: Duration) -> ServerRow {
-    let idle_for = conn.idle_for();
+fn idle_row(conn: &ServerConn, check_delay: Duration, now: Instant) -> ServerRow {
+    let idle_for = conn.idle_for(now);
     let (peer, local) = conn.addrs();
     ServerRow {
         id: conn.id(),
@@ -153,7 +153,7 @@ fn idle_row(conn: &ServerConn, check_delay: Duration) -> ServerRow {
         } else {
             ServerState::Idle
         },
-        connected: wall_clock(conn.age()),
+        connected: wall_clock(conn.age(now)),
         since: wall_clock(idle_for),
         prepared: Arc::clone(conn.prepared_counters()),
         host: Arc::clone(conn.host()),
@@ -196,11 +196,12 @@ impl Pool {
     pub(crate) fn view(&self) -> PoolView {
         let state = self.lock();
         let delay = self.settings.server_check_delay;
+        let now = Instant::now();
         let mut servers: Vec<ServerRow> = state
             .lent
             .iter()
             .map(|(id, lent)| lent.row(*id))
-            .chain(state.idle.iter().map(|c| idle_row(c, delay)))
+            .chain(state.idle.iter().map(|c| idle_row(c, delay, now)))
             .collect();
         servers.sort_by_key(|s| s.id);
         PoolView {

@@ -167,12 +167,15 @@ impl ServerConn {
         &self.params
     }
 
-    pub(crate) fn age(&self) -> Duration {
-        self.created.elapsed()
+    /// How long it has been logged in, at `now`. The clock is read by the caller, once for
+    /// the several questions asked of a connection at each lend and return.
+    pub(crate) fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.created)
     }
 
-    pub(crate) fn idle_for(&self) -> Duration {
-        self.last_used.elapsed()
+    /// How long it has sat in the pool, at `now`.
+    pub(crate) fn idle_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last_used)
     }
 
     /// When it logged in, and when it was last given back to the pool.
@@ -180,8 +183,9 @@ impl ServerConn {
         (self.created, self.last_used)
     }
 
-    pub(crate) fn touch(&mut self) {
-        self.last_used = Instant::now();
+    /// It is given back to the pool at `now`.
+    pub(crate) fn touch(&mut self, now: Instant) {
+        self.last_used = now;
     }
 
     /// Whether the connection is encrypted.
@@ -220,6 +224,10 @@ impl ServerConn {
 
     pub(crate) fn session_settings(&self) -> &SessionSettings {
         &self.session
+    }
+
+    pub(crate) fn session_settings_mut(&mut self) -> &mut SessionSettings {
+        &mut self.session
     }
 
     pub(crate) fn set_session_settings(&mut self, settings: SessionSettings) {

@@ -17,8 +17,8 @@ pub(crate) const READ_SQL: &str =
 
 /// Settings by name. Names are kept in lower case: PostgreSQL matches them without case.
 ///
-/// Shared, never changed in place: a client and every server connection it leaves its settings
-/// on hold the same map, so the check at each link is mostly a pointer comparison.
+/// Shared, never changed in place: clients and server connections with the same settings come
+/// to hold one map (`same_as`), so the check at each link is mostly a pointer comparison.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SessionSettings(Arc<BTreeMap<String, String>>);
 
@@ -49,14 +49,28 @@ impl SessionSettings {
         SessionSettings(Arc::new(merged))
     }
 
+    /// Whether `self` and `other` are the same settings. Two equal maps are made one: both keep
+    /// the one at the lower address, so that however many clients and connections share the
+    /// same settings, they come to hold one map and the next comparison is a pointer's.
+    pub(crate) fn same_as(&mut self, other: &mut SessionSettings) -> bool {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return true;
+        }
+        if self.0 != other.0 {
+            return false;
+        }
+        if Arc::as_ptr(&self.0) < Arc::as_ptr(&other.0) {
+            other.0 = Arc::clone(&self.0);
+        } else {
+            self.0 = Arc::clone(&other.0);
+        }
+        true
+    }
+
     /// SQL that turns a connection whose session settings are `current` into one with `self`,
     /// or None when they already match. The statements run as one implicit transaction, so a
     /// value the server refuses leaves the connection as it was.
     pub(crate) fn apply_sql(&self, current: &SessionSettings) -> Option<String> {
-        // The common case at every link: the same settings, often the same map.
-        if Arc::ptr_eq(&self.0, &current.0) || self.0 == current.0 {
-            return None;
-        }
         let mut sql = String::new();
         for (name, value) in self.0.iter() {
             if current.0.get(name) != Some(value) {
@@ -115,6 +129,27 @@ mod tests {
         assert_eq!(
             SessionSettings::default().apply_sql(&SessionSettings::default()),
             None
+        );
+    }
+
+    #[test]
+    fn equal_settings_come_to_share_one_map() {
+        let mut a = settings(&[("timezone", "UTC")]);
+        let mut b = settings(&[("TimeZone", "UTC")]);
+        let mut c = settings(&[("timezone", "UTC")]);
+        let mut other = settings(&[("timezone", "Europe/Paris")]);
+        assert!(!a.same_as(&mut other));
+        assert!(
+            !Arc::ptr_eq(&a.0, &other.0),
+            "different settings keep their own"
+        );
+        assert!(a.same_as(&mut b));
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert!(c.same_as(&mut b));
+        assert!(a.same_as(&mut c));
+        assert!(
+            Arc::ptr_eq(&a.0, &c.0) && Arc::ptr_eq(&b.0, &c.0),
+            "all three hold the one at the lowest address"
         );
     }
 
