@@ -19,9 +19,11 @@ use crate::protocol::{sqlstate, PgError};
 use crate::server::{self, Cleanup, ServerError, SessionSettings};
 use crate::stream::Stream;
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::time::Sleep;
 use tracing::{debug, info, warn};
 
 /// A batch is replayed at most this many times: enough for a pool full of connections that a
@@ -75,6 +77,8 @@ pub(crate) struct Session<'a> {
     /// The client ran `LOAD`: the library stays in that backend until it ends, so the client
     /// keeps it until it leaves.
     loaded: bool,
+    /// The timer of its waits for a server connection, one for all of them (`checkout_with`).
+    wait_timer: Pin<Box<Sleep>>,
 }
 
 impl<'a> Session<'a> {
@@ -106,6 +110,7 @@ impl<'a> Session<'a> {
             invocation_end: shared.invocation_ends.watch(),
             pinned: None,
             loaded: false,
+            wait_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         }
     }
 
@@ -227,34 +232,40 @@ impl<'a> Session<'a> {
     /// client that leaves stops waiting. Ok(false): the client left.
     async fn checkout(&mut self) -> Result<bool, PgError> {
         let pool = Arc::clone(&self.pool);
-        let checkout = pool.checkout();
-        tokio::pin!(checkout);
         let began = std::time::Instant::now();
         self.listed.waiting(began);
         let traffic = Arc::clone(&self.shared.traffic);
         traffic.wait_begins();
         // Ends the wait however this future ends: a connection, an error, the client gone.
         let _waiting = WaitEnds(&traffic, began);
-        loop {
-            let Session { relay, client, .. } = self;
-            let pump = poll_fn(|cx| relay.poll_pump(cx, client, None, true));
-            tokio::select! {
-                biased;
-                result = &mut checkout => {
-                    let server = result.map_err(|e| {
-                        self.listed.idle();
-                        e.to_client()
-                    })?;
-                    self.link(server).await?;
-                    return Ok(true);
+        let result = {
+            let Session {
+                relay,
+                client,
+                wait_timer,
+                ..
+            } = &mut *self;
+            let checkout = pool.checkout_with(wait_timer.as_mut());
+            tokio::pin!(checkout);
+            loop {
+                let pump = poll_fn(|cx| relay.poll_pump(cx, client, None, true));
+                tokio::select! {
+                    biased;
+                    result = &mut checkout => break result,
+                    event = pump => match event {
+                        Event::ClientGone => return Ok(false),
+                        Event::CloseClient(error) => return Err(error),
+                        _ => continue,
+                    },
                 }
-                event = pump => match event {
-                    Event::ClientGone => return Ok(false),
-                    Event::CloseClient(error) => return Err(error),
-                    _ => continue,
-                },
             }
-        }
+        };
+        let server = result.map_err(|e| {
+            self.listed.idle();
+            e.to_client()
+        })?;
+        self.link(server).await?;
+        Ok(true)
     }
 
     /// Links a server connection to the client, with the client's session settings.

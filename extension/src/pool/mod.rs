@@ -49,11 +49,12 @@ use outage::Outage;
 use queue::{Queue, Wants};
 use slots::{Grant, LentMap, State};
 use stats::Lent;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tracing::info;
 use wait::Wait;
 
@@ -236,6 +237,17 @@ impl Pool {
     /// busy pool, for logins and their retries while the database is down or full, for health
     /// checks, all under the one deadline.
     pub(crate) async fn checkout(self: &Arc<Pool>) -> Result<Checkout, PoolError> {
+        let timer = std::pin::pin!(tokio::time::sleep_until(Instant::now()));
+        self.checkout_with(timer).await
+    }
+
+    /// [`Pool::checkout`], with the caller's timer for the wait. A session keeps one for all of
+    /// its waits: a timer moved to a later deadline costs an atomic store, where a new one is
+    /// added to the runtime's timer wheel and taken out of it again at every wait.
+    pub(crate) async fn checkout_with(
+        self: &Arc<Pool>,
+        timer: Pin<&mut Sleep>,
+    ) -> Result<Checkout, PoolError> {
         let since = Instant::now();
         let (now_or_later, wait) = {
             let mut state = self.lock();
@@ -257,7 +269,7 @@ impl Pool {
         };
         let grant = match now_or_later {
             Ok(grant) => grant,
-            Err(rx) => self.wait(rx, &wait).await?,
+            Err(rx) => self.wait(rx, &wait, timer).await?,
         };
         let slot = Checkout::empty(self);
         let lent = match grant {

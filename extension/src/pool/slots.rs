@@ -9,8 +9,10 @@ use super::{Pool, PoolError};
 use crate::server::ServerConn;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
 use std::sync::{Arc, MutexGuard};
 use tokio::sync::oneshot;
+use tokio::time::Sleep;
 use tracing::debug;
 
 /// What a waiter is given, through a oneshot.
@@ -71,18 +73,26 @@ impl Hasher for IdHasher {
 }
 
 impl Pool {
+    /// Waits in the queue until `wait` ends, on `timer`.
     pub(super) async fn wait(
         self: &Arc<Pool>,
         rx: oneshot::Receiver<Grant>,
         wait: &Wait,
+        mut timer: Pin<&mut Sleep>,
     ) -> Result<Grant, PoolError> {
         let mut waiter = Waiter::new(self, rx);
-        match tokio::time::timeout_at(wait.until, waiter.granted()).await {
-            Ok(Some(grant)) => Ok(grant),
+        timer.as_mut().reset(wait.until);
+        let granted = tokio::select! {
+            biased;
+            grant = waiter.granted() => Some(grant),
+            () = timer => None,
+        };
+        match granted {
+            Some(Some(grant)) => Ok(grant),
             // The sender was dropped: the pool closed.
-            Ok(None) => Err(PoolError::Closed),
+            Some(None) => Err(PoolError::Closed),
             // The slots were busy retrying logins, not serving clients: say so.
-            Err(_) => Err(match self.outage.current() {
+            None => Err(match self.outage.current() {
                 Some(outage) => self.unavailable(outage, wait),
                 None => PoolError::WaitTimeout {
                     waited: wait.waited(),

@@ -68,6 +68,26 @@ async fn waiters_that_timed_out_do_not_pile_up_while_the_pool_is_held() {
 }
 
 #[tokio::test]
+async fn one_timer_serves_wait_after_wait() {
+    let wait = Duration::from_millis(60);
+    let pool = pool(1, wait);
+    pool.lock().open = 1;
+    let mut timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = pool
+            .checkout_with(timer.as_mut())
+            .await
+            .err()
+            .expect("no connection to be had");
+        let waited = started.elapsed();
+        assert!(matches!(err, PoolError::WaitTimeout { .. }), "{err}");
+        assert!(waited >= wait, "ended early: {waited:?}");
+        assert!(waited < wait * 3, "ended late: {waited:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_slot_given_up_goes_to_the_longest_waiter() {
     let pool = pool(1, Duration::from_millis(400));
     pool.lock().open = 1;
