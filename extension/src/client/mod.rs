@@ -1,8 +1,8 @@
 //! Client sessions: everything between a driver's socket and the pool — the login
 //! ([`handshake`], with [`tls`] when the client asks for it), the relay of bytes and transaction
 //! tracking ([`relay`]), the per-client event loop ([`session`]) and what stops it from outside
-//! ([`stop`]), and cancel-key mapping ([`cancel`]); and what they tell the admin console ([`clients`], [`traffic`]). What every
-//! session shares is one [`SessionContext`].
+//! ([`stop`]), and cancel-key mapping ([`cancel`]); and what they tell the admin console
+//! ([`clients`], [`traffic`]). What every session shares is one [`SessionContext`].
 
 pub(crate) mod cancel;
 pub(crate) mod clients;

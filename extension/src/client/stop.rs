@@ -4,7 +4,7 @@
 //! A session's task wakes for every message in either direction, and a select polls all of its
 //! futures at each wake-up; a `CancellationToken`'s future takes a lock every time. [`Stop`]
 //! hands the token a waker of its own, which marks it woken before waking the task, so the
-//! session's other wake-ups cost it one atomic swap.
+//! session's other wake-ups cost it one atomic load.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -106,10 +106,7 @@ mod tests {
         let waker = Waker::from(Arc::clone(&count));
         let mut cx = Context::from_waker(&waker);
         assert!(stop.as_mut().poll(&mut cx).is_pending());
-        assert!(
-            stop.as_mut().poll(&mut cx).is_pending(),
-            "not woken: not polled"
-        );
+        assert!(stop.as_mut().poll(&mut cx).is_pending(), "nothing fired");
         token.cancel();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "the task was woken");
         assert!(stop.as_mut().poll(&mut cx).is_ready());

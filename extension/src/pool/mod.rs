@@ -242,7 +242,7 @@ impl Pool {
     }
 
     /// [`Pool::checkout`], with the caller's timer for the wait. A session keeps one for all of
-    /// its waits: a timer moved to a later deadline costs an atomic store, where a new one is
+    /// its waits: a timer moved to a later deadline costs one compare-and-swap, where a new one is
     /// added to the runtime's timer wheel and taken out of it again at every wait.
     pub(crate) async fn checkout_with(
         self: &Arc<Pool>,
