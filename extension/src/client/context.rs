@@ -99,6 +99,14 @@ impl SessionContext {
         std::iter::once(&self.pool).chain(&self.reader)
     }
 
+    /// The Lambda invocation's deadline bounds no pool's waits any more: its runtime is done, or
+    /// pgwarm is about to ask for the next event, which may reach the handler first.
+    pub(crate) fn invocation_deadline_over(&self) {
+        for pool in self.pools() {
+            pool.invocation_ended();
+        }
+    }
+
     /// Client connections open now, logged in or not.
     pub(crate) fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)

@@ -97,9 +97,7 @@ impl BeforeFreeze {
         // handler before pgwarm reads it, and that handler's waits must not be bounded by this
         // invocation's deadline (a margin away when runtimeDone was missed: a login would be
         // refused at once).
-        for pool in shared.pools() {
-            pool.invocation_ended();
-        }
+        shared.invocation_deadline_over();
         if !heard {
             lifecycle.runtime_done_missed.add(1);
             let missed = self.missed.fetch_add(1, Ordering::Relaxed) + 1;

@@ -223,9 +223,7 @@ fn watch_runtime_done(
             let id = runtime_done.borrow_and_update().clone();
             if id.is_some() && id == lifecycle.request_id() {
                 shared.invocation_ends.ended(tokio::time::Instant::now());
-                for pool in shared.pools() {
-                    pool.invocation_ended();
-                }
+                shared.invocation_deadline_over();
             }
         }
     });
